@@ -1,0 +1,109 @@
+// One error taxonomy for the whole daemon. Every error that can reach a user carries a
+// stable `code` (documented in docs/errors.md); messages may change, codes may not.
+
+/** sysexits.h EX_CONFIG: the exit code for any configuration error. */
+export const EXIT_CONFIG = 78;
+/** sysexits.h EX_SOFTWARE: internal error. */
+export const EXIT_SOFTWARE = 70;
+/** sysexits.h EX_TEMPFAIL: try again later (e.g. the state file is locked by another process). */
+export const EXIT_TEMPFAIL = 75;
+/** sysexits.h EX_DATAERR: input data was bad (e.g. convert could not map a record). */
+export const EXIT_DATAERR = 65;
+/** sysexits.h EX_NOINPUT: an input file did not exist or was not readable. */
+export const EXIT_NOINPUT = 66;
+
+export abstract class JobcompdError extends Error {
+  abstract readonly code: string;
+  /** Process exit code when this error ends a command. */
+  abstract readonly exitCode: number;
+}
+
+/** Where in a configuration source a problem was found. */
+export interface ConfigLocation {
+  file: string;
+  line?: number;
+  key?: string;
+}
+
+export function formatLocation(loc: ConfigLocation): string {
+  let s = loc.file;
+  if (loc.line !== undefined) s += `:${loc.line}`;
+  if (loc.key !== undefined) s += `: ${loc.key}`;
+  return s;
+}
+
+/** Any problem with configuration. The message always names file, line and key when known. */
+export class ConfigError extends JobcompdError {
+  readonly code: string;
+  readonly exitCode = EXIT_CONFIG;
+  readonly location: ConfigLocation;
+  readonly detail: string;
+
+  constructor(code: string, location: ConfigLocation, detail: string) {
+    super(`${formatLocation(location)}: ${detail}`);
+    this.name = 'ConfigError';
+    this.code = code;
+    this.location = location;
+    this.detail = detail;
+  }
+}
+
+export const ConfigCodes = {
+  unreadable: 'E_CONFIG_UNREADABLE',
+  syntax: 'E_CONFIG_SYNTAX',
+  unknownKey: 'E_CONFIG_UNKNOWN_KEY',
+  badValue: 'E_CONFIG_BAD_VALUE',
+  missing: 'E_CONFIG_MISSING',
+  rdkafka: 'E_CONFIG_RDKAFKA',
+} as const;
+
+/** An input record that cannot be mapped to a jobcomp/kafka record. */
+export class RecordError extends JobcompdError {
+  readonly code: string;
+  readonly exitCode = EXIT_DATAERR;
+  /** The input field at fault, if one is. */
+  readonly field: string | undefined;
+  /** The job id, when the input showed one, for the log line. */
+  jobId: number | undefined;
+
+  constructor(code: string, message: string, field?: string) {
+    super(message);
+    this.name = 'RecordError';
+    this.code = code;
+    this.field = field;
+  }
+}
+
+export const RecordCodes = {
+  notJson: 'E_RECORD_NOT_JSON',
+  notObject: 'E_RECORD_NOT_OBJECT',
+  missingField: 'E_RECORD_MISSING_FIELD',
+  badField: 'E_RECORD_BAD_FIELD',
+  tooLarge: 'E_RECORD_TOO_LARGE',
+} as const;
+
+/** The state file cannot be used (locked, corrupt, foreign, newer schema, full disk...). */
+export class StateError extends JobcompdError {
+  readonly code: string;
+  readonly exitCode: number;
+
+  constructor(code: string, message: string, exitCode: number = EXIT_SOFTWARE) {
+    super(message);
+    this.name = 'StateError';
+    this.code = code;
+    this.exitCode = exitCode;
+  }
+}
+
+export const StateCodes = {
+  locked: 'E_STATE_LOCKED',
+  foreign: 'E_STATE_FOREIGN',
+  newerSchema: 'E_STATE_NEWER_SCHEMA',
+  corrupt: 'E_STATE_CORRUPT',
+  io: 'E_STATE_IO',
+  full: 'E_STATE_DISK_FULL',
+} as const;
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,203 @@
+// Input mapper: the JSON body that Slurm's jobcomp/elasticsearch plugin POSTs -> JobRecord.
+//
+// Two generations of that body exist (docs/record-mapping.md has every rule):
+//   - 22.05 and older: its own encoder; NULL strings sent as "", failed user lookups as
+//     "nobody", invalid dates as "Unknown", raw (possibly negative) elapsed, no failed_node.
+//   - 23.02 and newer: the same record builder as jobcomp/kafka, so values already follow
+//     kafka's rules (recognised by the failed_node key, which 23.02+ always writes).
+// Both are mapped to the 25.05/25.11 record.
+
+import { RecordCodes, RecordError } from '../errors';
+import { parseJsonBytes } from './bytes';
+import { JobEvent, type JobRecord } from './job-record';
+import { isValidSlurmTime, parseUtc } from './slurm-time';
+import { deriveTresRaw } from './tres';
+
+export interface MapOptions {
+  /** JobCompParams send_script: keep the batch script. */
+  sendScript: boolean;
+}
+
+export type EsFlavor = 'slurm-22.05' | 'slurm-23.02+';
+
+/** The uid/gid of "nobody"/"nogroup": only then is a "nobody" name genuine. */
+const NOBODY_ID = 65534;
+
+export function parseElasticsearchBody(body: Buffer, opts: MapOptions): JobRecord {
+  let parsed: unknown;
+  try {
+    parsed = parseJsonBytes(body);
+  } catch (err) {
+    throw new RecordError(RecordCodes.notJson, `body is not valid JSON: ${(err as Error).message}`);
+  }
+  try {
+    return mapElasticsearchRecord(parsed, opts);
+  } catch (err) {
+    const jobid = (parsed as { jobid?: unknown } | null)?.jobid;
+    if (err instanceof RecordError && typeof jobid === 'number') err.jobId = jobid;
+    throw err;
+  }
+}
+
+export function mapElasticsearchRecord(input: unknown, opts: MapOptions): JobRecord {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new RecordError(RecordCodes.notObject, 'body is not a JSON object');
+  }
+  const f = new Fields(input as Record<string, unknown>);
+  const flavor: EsFlavor = f.has('failed_node') ? 'slurm-23.02+' : 'slurm-22.05';
+  const legacy = flavor === 'slurm-22.05';
+  // 22.05 writes "" for NULL strings; kafka writes null.
+  const nullable = (key: string): string | null => {
+    const v = f.nullableString(key);
+    return legacy && v === '' ? null : v;
+  };
+  const identity = (nameKey: string, idKey: string): [string | null, number] => {
+    const id = f.uint(idKey);
+    let name = f.nullableString(nameKey);
+    if (legacy && (name === '' || (name === 'nobody' && id !== NOBODY_ID))) name = null;
+    return [name, id];
+  };
+
+  const jobid = f.uint('jobid');
+  const [username, user_id] = identity('username', 'user_id');
+  const [groupname, group_id] = identity('groupname', 'group_id');
+  const start = f.time('@start');
+  const end = f.time('@end');
+  const record: JobRecord = {
+    event: JobEvent.finish,
+    jobid,
+    container: nullable('container'),
+    username,
+    user_id,
+    groupname,
+    group_id,
+    start,
+    end,
+    elapsed: start !== undefined && end !== undefined && start < end ? end - start : 0,
+    partition: nullable('partition'),
+    alloc_node: nullable('alloc_node'),
+    nodes: nullable('nodes'),
+    total_cpus: f.uint('total_cpus'),
+    total_nodes: f.uint('total_nodes'),
+    derived_ec: f.string('derived_ec'),
+    exit_code: f.string('exit_code'),
+    state: f.string('state'),
+    failed_node: legacy ? null : f.nullableString('failed_node'),
+    pack_job_id: f.optUint('pack_job_id') ?? 0,
+    pack_job_offset: f.optUint('pack_job_offset') ?? 0,
+    het_job_id: f.optUint('het_job_id') ?? 0,
+    het_job_offset: f.optUint('het_job_offset') ?? 0,
+  };
+  const arrayJob = f.optUint('array_job_id');
+  const arrayTask = f.optUint('array_task_id');
+  if (arrayJob !== undefined && arrayTask !== undefined) record.array = { job_id: arrayJob, task_id: arrayTask };
+  setIfDefined(record, 'priority', f.optUint('priority'));
+  setIfDefined(record, 'submit', f.time('@submit'));
+  setIfDefined(record, 'eligible', f.time('@eligible'));
+  const queueWait = f.optInt('@queue_wait');
+  if (queueWait !== undefined && queueWait >= 0) record.queue_wait = queueWait;
+  for (const key of ['work_dir', 'std_err', 'std_in', 'std_out'] as const) setIfDefined(record, key, f.optString(key));
+  for (const key of ['cluster', 'qos'] as const) {
+    const v = f.optString(key);
+    // 22.05 writes these whenever the association/QOS exists, "" when it has no name.
+    if (v !== undefined && !(legacy && v === '')) record[key] = v;
+  }
+  for (const key of ['ntasks', 'ntasks_per_node', 'ntasks_per_tres', 'cpus_per_task', 'time_limit'] as const) {
+    setIfDefined(record, key, f.optUint(key));
+  }
+  for (const key of ['orig_dependency', 'excluded_nodes', 'features', 'job_name', 'reservation_name', 'wc_key'] as const) {
+    setIfDefined(record, key, f.optString(key));
+  }
+  mapTres(f, record, 'tres_req');
+  mapTres(f, record, 'tres_alloc');
+  setIfDefined(record, 'account', f.optString('account'));
+  if (opts.sendScript) setIfDefined(record, 'script', f.optString('script'));
+  if (f.has('parent_accounts')) record.parent_accounts = f.nullableString('parent_accounts');
+  return record;
+}
+
+function mapTres(f: Fields, record: JobRecord, key: 'tres_req' | 'tres_alloc'): void {
+  const formatted = f.optString(key);
+  const raw = f.optString(`${key}_raw`) ?? (formatted === undefined ? undefined : deriveTresRaw(formatted));
+  setIfDefined(record, `${key}_raw`, raw);
+  setIfDefined(record, key, formatted);
+}
+
+function setIfDefined<K extends keyof JobRecord>(record: JobRecord, key: K, value: JobRecord[K] | undefined): void {
+  if (value !== undefined) record[key] = value;
+}
+
+/** Typed access to the body's keys; every failure names the key. */
+class Fields {
+  constructor(private readonly obj: Record<string, unknown>) {}
+
+  has(key: string): boolean {
+    return Object.prototype.hasOwnProperty.call(this.obj, key);
+  }
+
+  private get(key: string): unknown {
+    return this.has(key) ? this.obj[key] : undefined;
+  }
+
+  private required(key: string): unknown {
+    if (!this.has(key)) throw new RecordError(RecordCodes.missingField, `missing required field "${key}"`, key);
+    return this.obj[key];
+  }
+
+  private bad(key: string, expected: string, got: unknown): RecordError {
+    const shown = typeof got === 'string' ? JSON.stringify(got.slice(0, 40)) : JSON.stringify(got)?.slice(0, 40);
+    return new RecordError(RecordCodes.badField, `field "${key}" must be ${expected}, got ${shown}`, key);
+  }
+
+  private checkInt(key: string, v: unknown, min: number): number {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
+      throw this.bad(key, min >= 0 ? 'a non-negative integer' : 'an integer', v);
+    }
+    return v;
+  }
+
+  uint(key: string): number {
+    return this.checkInt(key, this.required(key), 0);
+  }
+
+  optUint(key: string): number | undefined {
+    const v = this.get(key);
+    return v === undefined ? undefined : this.checkInt(key, v, 0);
+  }
+
+  optInt(key: string): number | undefined {
+    const v = this.get(key);
+    return v === undefined ? undefined : this.checkInt(key, v, Number.MIN_SAFE_INTEGER);
+  }
+
+  string(key: string): string {
+    const v = this.required(key);
+    if (typeof v !== 'string') throw this.bad(key, 'a string', v);
+    return v;
+  }
+
+  /** A key that is always present; its value may be null (23.02+) or a string. */
+  nullableString(key: string): string | null {
+    const v = this.get(key);
+    if (v === undefined || v === null) return null;
+    if (typeof v !== 'string') throw this.bad(key, 'a string or null', v);
+    return v;
+  }
+
+  optString(key: string): string | undefined {
+    const v = this.get(key);
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'string') throw this.bad(key, 'a string', v);
+    return v;
+  }
+
+  /** A date field: kept only when it is a valid Slurm time ("Unknown", "None", NO_VAL... are left out). */
+  time(key: string): number | undefined {
+    const v = this.optString(key);
+    if (v === undefined) return undefined;
+    const t = parseUtc(v);
+    if (t !== undefined) return isValidSlurmTime(t) ? t : undefined;
+    if (/^(unknown|none|)$/i.test(v)) return undefined;
+    throw this.bad(key, 'a UTC time "YYYY-MM-DDTHH:MM:SS", "Unknown" or "None"', v);
+  }
+}

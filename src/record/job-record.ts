@@ -1,0 +1,89 @@
+// The canonical job record: one shape that every input format maps to and that the
+// serializer turns into jobcomp/kafka JSON. Field names follow the payload keys; the
+// emission order and presence rules live in serialize.ts (spec §7.3).
+//
+// Strings are *byte strings*: each UTF-16 code unit holds one byte (0-255), i.e. the
+// 'latin1' view of the bytes Slurm sent. Slurm and json-c pass bytes through without
+// UTF-8 validation, so this is the only representation that round-trips every input
+// byte for byte. Use bytes.ts to convert from and to ordinary text.
+
+export const JobEvent = {
+  finish: 1,
+  start: 2,
+} as const;
+export type JobEvent = (typeof JobEvent)[keyof typeof JobEvent];
+
+export function eventName(event: JobEvent): 'job finish' | 'job start' {
+  return event === JobEvent.finish ? 'job finish' : 'job start';
+}
+
+export function isJobEvent(n: number): n is JobEvent {
+  return n === JobEvent.finish || n === JobEvent.start;
+}
+
+/** Seconds since the epoch, UTC. Only valid times are stored: invalid ones are left out. */
+export type EpochSeconds = number;
+
+export interface JobRecord {
+  event: JobEvent;
+  jobid: number;
+  container: string | null;
+  username: string | null;
+  user_id: number;
+  groupname: string | null;
+  group_id: number;
+  start?: EpochSeconds;
+  /** finish only */
+  end?: EpochSeconds;
+  /** finish only; already clamped to 0 when start/end are invalid (kafka's rule) */
+  elapsed: number;
+  partition: string | null;
+  alloc_node: string | null;
+  nodes: string | null;
+  total_cpus: number;
+  total_nodes: number;
+  /** finish only, "exit:signal" */
+  derived_ec: string;
+  /** finish only, "exit:signal" */
+  exit_code: string;
+  /** finish records: the state name; start records: always null */
+  state: string | null;
+  /** finish only */
+  failed_node: string | null;
+  array?: { job_id: number; task_id: number };
+  /** finish only */
+  pack_job_id: number;
+  /** finish only */
+  pack_job_offset: number;
+  het_job_id: number;
+  het_job_offset: number;
+  priority?: number;
+  submit?: EpochSeconds;
+  eligible?: EpochSeconds;
+  queue_wait?: number;
+  work_dir?: string;
+  std_err?: string;
+  std_in?: string;
+  std_out?: string;
+  cluster?: string;
+  qos?: string;
+  ntasks?: number;
+  ntasks_per_node?: number;
+  ntasks_per_tres?: number;
+  cpus_per_task?: number;
+  orig_dependency?: string;
+  excluded_nodes?: string;
+  features?: string;
+  /** seconds */
+  time_limit?: number;
+  job_name?: string;
+  reservation_name?: string;
+  wc_key?: string;
+  tres_req_raw?: string;
+  tres_req?: string;
+  tres_alloc_raw?: string;
+  tres_alloc?: string;
+  account?: string;
+  script?: string;
+  parent_accounts?: string | null;
+}

@@ -1,0 +1,129 @@
+// Pure re-implementations of the two json-c output routines the jobcomp/kafka payload
+// depends on (json-c 0.13-0.16, JSON_C_TO_STRING_PLAIN, no NOSLASHESCAPE):
+//   - json_escape_str: string escaping
+//   - json_object_double_to_json_string: "%.17g" plus ".0" when there is no '.' or 'e'
+// Inputs and outputs are byte strings (one char per byte), see job-record.ts.
+
+const HEX = '0123456789abcdef';
+
+/** Escape a byte string the way json-c does; returns the quoted JSON string. */
+export function jsonCString(bytes: string): string {
+  let out = '"';
+  let runStart = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes.charCodeAt(i);
+    const esc = escapeFor(c);
+    if (esc === undefined) continue;
+    out += bytes.slice(runStart, i) + esc;
+    runStart = i + 1;
+  }
+  return out + bytes.slice(runStart) + '"';
+}
+
+function escapeFor(c: number): string | undefined {
+  switch (c) {
+    case 0x08: return '\\b';
+    case 0x09: return '\\t';
+    case 0x0a: return '\\n';
+    case 0x0c: return '\\f';
+    case 0x0d: return '\\r';
+    case 0x22: return '\\"';
+    case 0x2f: return '\\/';
+    case 0x5c: return '\\\\';
+    default:
+      // json-c escapes only bytes below 0x20; 0x7f and every byte >= 0x80 pass through raw.
+      return c < 0x20 ? `\\u00${HEX[c >> 4]}${HEX[c & 0xf]}` : undefined;
+  }
+}
+
+/** json-c's rendering of a double: C's "%.17g", then ".0" appended if it looks like an int. */
+export function jsonCDouble(x: number): string {
+  if (Number.isNaN(x)) return 'NaN';
+  if (x === Infinity) return 'Infinity';
+  if (x === -Infinity) return '-Infinity';
+  const s = formatG17(x);
+  return /[.e]/.test(s) ? s : `${s}.0`;
+}
+
+/**
+ * C printf("%.17g", x) for a finite double, exactly: the decimal expansion of a double
+ * is finite, so we compute it with BigInt and round half-to-even like glibc does.
+ * (Number#toPrecision rounds ties away from zero, which differs on exact ties.)
+ */
+export function formatG17(x: number): string {
+  const PRECISION = 17;
+  const negative = x < 0 || Object.is(x, -0);
+  const sign = negative ? '-' : '';
+  if (x === 0) return `${sign}0`;
+  const { digits, pointPos } = roundedDigits(Math.abs(x), PRECISION);
+  // digits: exactly PRECISION decimal digits; value = 0.digits * 10^pointPos
+  const exponent = pointPos - 1;
+  if (exponent < -4 || exponent >= PRECISION) {
+    const mantissa = stripFraction(`${digits[0]}.${digits.slice(1)}`);
+    const expSign = exponent < 0 ? '-' : '+';
+    const expAbs = String(Math.abs(exponent)).padStart(2, '0');
+    return `${sign}${mantissa}e${expSign}${expAbs}`;
+  }
+  let fixed: string;
+  if (pointPos <= 0) fixed = `0.${'0'.repeat(-pointPos)}${digits}`;
+  else fixed = `${digits.slice(0, pointPos)}.${digits.slice(pointPos)}`;
+  return sign + stripFraction(fixed);
+}
+
+function stripFraction(s: string): string {
+  if (!s.includes('.')) return s;
+  return s.replace(/0+$/, '').replace(/\.$/, '');
+}
+
+/** The first `precision` significant decimal digits of |x| rounded half-even, and where the point goes. */
+function roundedDigits(x: number, precision: number): { digits: string; pointPos: number } {
+  const { mantissa, exp2 } = decompose(x);
+  // x = mantissa * 2^exp2 = num / den exactly
+  let num = mantissa;
+  let den = 1n;
+  if (exp2 >= 0) num <<= BigInt(exp2);
+  else den <<= BigInt(-exp2);
+  // Find pointPos such that 10^(pointPos-1) <= x < 10^pointPos.
+  let pointPos = Math.floor(Math.log10(x)) + 1;
+  const fits = (p: number): boolean => {
+    const [n, d] = scaled(num, den, p);
+    return n < d && n * 10n >= d; // 0.1 <= x / 10^p < 1
+  };
+  while (!fits(pointPos)) pointPos += scaledBelow(num, den, pointPos) ? -1 : 1;
+  // digitsInt = x * 10^(precision - pointPos), rounded half-even
+  const [n, d] = scaled(num, den, pointPos - precision);
+  let q = n / d;
+  const r2 = (n % d) * 2n;
+  if (r2 > d || (r2 === d && q % 2n === 1n)) q += 1n;
+  let digits = q.toString();
+  if (digits.length > precision) {
+    // rounding carried into a new digit (e.g. 9.99... -> 10.0...)
+    digits = digits.slice(0, precision);
+    pointPos += 1;
+  }
+  return { digits, pointPos };
+}
+
+/** num/den divided by 10^p, as a new fraction. */
+function scaled(num: bigint, den: bigint, p: number): [bigint, bigint] {
+  return p >= 0 ? [num, den * 10n ** BigInt(p)] : [num * 10n ** BigInt(-p), den];
+}
+
+function scaledBelow(num: bigint, den: bigint, p: number): boolean {
+  const [n, d] = scaled(num, den, p);
+  return n * 10n < d;
+}
+
+/** x (finite, > 0) as an integer mantissa times a power of two. */
+function decompose(x: number): { mantissa: bigint; exp2: number } {
+  const view = new DataView(new ArrayBuffer(8));
+  view.setFloat64(0, x);
+  const hi = view.getUint32(0);
+  const lo = view.getUint32(4);
+  const biasedExp = (hi >>> 20) & 0x7ff;
+  const fracHi = hi & 0xfffff;
+  let mantissa = (BigInt(fracHi) << 32n) | BigInt(lo);
+  if (biasedExp === 0) return { mantissa, exp2: -1074 };
+  mantissa |= 1n << 52n;
+  return { mantissa, exp2: biasedExp - 1075 };
+}

@@ -1,0 +1,130 @@
+// JobRecord -> the exact bytes jobcomp/kafka 25.05/25.11 produces (spec §7): compact
+// json-c output, keys in the plugin's insertion order, finish-only keys left out of
+// start records. Pure: no I/O, no configuration beyond the record itself.
+
+import { JobEvent, type JobRecord } from './job-record';
+import { jsonCDouble, jsonCString } from './json-c';
+import { formatUtc } from './slurm-time';
+
+/** cpu_hours as the plugin computes it: int64 product -> float, / 3600.0f, widened to double. */
+export function cpuHours(elapsed: number, totalCpus: number): number {
+  return Math.fround(Math.fround(elapsed * totalCpus) / 3600);
+}
+
+class JsonCObject {
+  private out = '{';
+  private first = true;
+
+  private key(k: string): void {
+    this.out += (this.first ? '' : ',') + jsonCString(k) + ':';
+    this.first = false;
+  }
+
+  int(k: string, v: number): void {
+    this.key(k);
+    this.out += String(Math.trunc(v));
+  }
+
+  /** Present when v is not undefined. */
+  optInt(k: string, v: number | undefined): void {
+    if (v !== undefined) this.int(k, v);
+  }
+
+  double(k: string, v: number): void {
+    this.key(k);
+    this.out += jsonCDouble(v);
+  }
+
+  /** A key that is always written; null becomes JSON null. */
+  str(k: string, v: string | null): void {
+    this.key(k);
+    this.out += v === null ? 'null' : jsonCString(v);
+  }
+
+  optStr(k: string, v: string | null | undefined): void {
+    if (v !== undefined) this.str(k, v);
+  }
+
+  optTime(k: string, t: number | undefined): void {
+    if (t !== undefined) this.str(k, formatUtc(t));
+  }
+
+  close(): string {
+    return this.out + '}';
+  }
+}
+
+/** The payload as a byte string (one char per byte). */
+export function serializeToByteString(r: JobRecord): string {
+  const finish = r.event === JobEvent.finish;
+  const o = new JsonCObject();
+  o.int('jobid', r.jobid);
+  o.str('container', r.container);
+  o.str('username', r.username);
+  o.int('user_id', r.user_id);
+  o.str('groupname', r.groupname);
+  o.int('group_id', r.group_id);
+  o.optTime('@start', r.start);
+  if (finish) {
+    o.optTime('@end', r.end);
+    o.int('elapsed', r.elapsed);
+  }
+  o.str('partition', r.partition);
+  o.str('alloc_node', r.alloc_node);
+  o.str('nodes', r.nodes);
+  o.int('total_cpus', r.total_cpus);
+  o.int('total_nodes', r.total_nodes);
+  if (finish) {
+    o.str('derived_ec', r.derived_ec);
+    o.str('exit_code', r.exit_code);
+  }
+  o.str('state', finish ? r.state : null);
+  if (finish) {
+    o.str('failed_node', r.failed_node);
+    o.double('cpu_hours', cpuHours(r.elapsed, r.total_cpus));
+  }
+  if (r.array) {
+    o.int('array_job_id', r.array.job_id);
+    o.int('array_task_id', r.array.task_id);
+  }
+  if (finish) {
+    o.int('pack_job_id', r.pack_job_id);
+    o.int('pack_job_offset', r.pack_job_offset);
+  }
+  o.int('het_job_id', r.het_job_id);
+  o.int('het_job_offset', r.het_job_offset);
+  o.optInt('priority', r.priority);
+  o.optTime('@submit', r.submit);
+  o.optTime('@eligible', r.eligible);
+  o.optInt('@queue_wait', r.queue_wait);
+  o.optStr('work_dir', r.work_dir);
+  o.optStr('std_err', r.std_err);
+  o.optStr('std_in', r.std_in);
+  o.optStr('std_out', r.std_out);
+  o.optStr('cluster', r.cluster);
+  o.optStr('qos', r.qos);
+  o.optInt('ntasks', r.ntasks);
+  o.optInt('ntasks_per_node', r.ntasks_per_node);
+  o.optInt('ntasks_per_tres', r.ntasks_per_tres);
+  o.optInt('cpus_per_task', r.cpus_per_task);
+  o.optStr('orig_dependency', r.orig_dependency);
+  o.optStr('excluded_nodes', r.excluded_nodes);
+  o.optStr('features', r.features);
+  o.optInt('time_limit', r.time_limit);
+  o.optStr('job_name', r.job_name);
+  o.optStr('reservation_name', r.reservation_name);
+  o.optStr('wc_key', r.wc_key);
+  o.optStr('tres_req_raw', r.tres_req_raw);
+  o.optStr('tres_req', r.tres_req);
+  o.optStr('tres_alloc_raw', r.tres_alloc_raw);
+  o.optStr('tres_alloc', r.tres_alloc);
+  o.optStr('account', r.account);
+  o.optStr('script', r.script);
+  o.optStr('parent_accounts', r.parent_accounts);
+  return o.close();
+}
+
+/** The Kafka message value: compact JSON, no trailing NUL, no newline. */
+export function serialize(r: JobRecord): Buffer {
+  return Buffer.from(serializeToByteString(r), 'latin1');
+}

@@ -1,0 +1,40 @@
+// tres_req_raw / tres_alloc_raw from the formatted TRES strings that older Slurm sends.
+//
+// Slurm 22.05's jobcomp/elasticsearch only sends the formatted strings (e.g.
+// "cpu=1,mem=24105M,node=1,billing=1"); 23.11+ also sends the raw "id=count" lists. The
+// ids of the static TRES types are fixed in Slurm (slurmdb.h: TRES_CPU=1, TRES_MEM=2,
+// TRES_NODE=4, TRES_BILLING=5) and memory is printed in the largest unit that keeps it an
+// exact integer (convert_num_unit with CONVERT_NUM_UNIT_EXACT, base MiB), so for strings
+// made only of these types the raw list can be recovered exactly. Anything else (gres,
+// licenses, burst buffers, energy, ...) has site-specific ids or formats: no raw list then.
+
+const STATIC_IDS: Readonly<Record<string, number>> = { cpu: 1, mem: 2, node: 4, billing: 5 };
+const MEM_UNITS = ['M', 'G', 'T', 'P', 'E'];
+
+export function deriveTresRaw(formatted: string): string | undefined {
+  if (formatted === '') return undefined;
+  const raw: string[] = [];
+  for (const item of formatted.split(',')) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) return undefined;
+    const name = item.slice(0, eq);
+    const id = STATIC_IDS[name];
+    if (id === undefined) return undefined;
+    const count = name === 'mem' ? parseMemMiB(item.slice(eq + 1)) : parseCount(item.slice(eq + 1));
+    if (count === undefined) return undefined;
+    raw.push(`${id}=${count}`);
+  }
+  return raw.join(',');
+}
+
+function parseCount(s: string): bigint | undefined {
+  return /^\d+$/.test(s) ? BigInt(s) : undefined;
+}
+
+function parseMemMiB(s: string): bigint | undefined {
+  const m = /^(\d+)([MGTPE])?$/.exec(s);
+  if (!m) return undefined;
+  const n = BigInt(m[1] ?? '');
+  if (m[2] === undefined) return n === 0n ? 0n : undefined;
+  return n * 1024n ** BigInt(MEM_UNITS.indexOf(m[2]));
+}
