@@ -1,0 +1,190 @@
+// jobcompd.conf: the daemon's own settings, plus the three slurm.conf parameters it shares
+// with jobcomp/kafka (ClusterName, JobCompLoc, JobCompParams), which can also be taken
+// from an existing slurm.conf (SlurmConf= or --slurm-conf): ClusterName and JobCompParams
+// always, JobCompLoc only while JobCompType=jobcomp/kafka. A key in jobcompd.conf wins over
+// the same parameter in slurm.conf. Every key is documented in docs/configuration.md.
+
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { ConfigCodes, ConfigError, type ConfigLocation } from '../errors';
+import { MAIN_SECTION, readIniFile, type IniEntry } from './ini-file';
+import { readSlurmConf } from './slurm-conf';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export interface DaemonConfig {
+  /** The jobcompd.conf that was read, if any. */
+  configFile: string | undefined;
+  clusterName: string;
+  stateDir: string;
+  jobCompLoc: string;
+  jobCompLocFrom: ConfigLocation;
+  jobCompParams: string;
+  jobCompParamsFrom: ConfigLocation;
+  logLevel: LogLevel;
+  http: {
+    listen: ListenAddress | undefined;
+    maxBodyBytes: number;
+    requestTimeoutMs: number;
+    maxConnections: number;
+  };
+  producer: {
+    maxInFlight: number;
+    retryBackoffMinMs: number;
+    retryBackoffMaxMs: number;
+  };
+}
+
+export interface LoadOptions {
+  configFile?: string | undefined;
+  slurmConf?: string | undefined;
+}
+
+type Setter = (cfg: DaemonConfig, value: string, loc: ConfigLocation, baseDir: string) => void;
+
+const SCHEMA: Record<string, Record<string, Setter>> = {
+  [MAIN_SECTION]: {
+    clustername: (c, v, loc) => (c.clusterName = nonEmpty(v, loc)),
+    statedir: (c, v, loc, base) => (c.stateDir = resolvePath(nonEmpty(v, loc), base)),
+    jobcomploc: (c, v, loc, base) => {
+      c.jobCompLoc = resolvePath(nonEmpty(v, loc), base);
+      c.jobCompLocFrom = loc;
+    },
+    jobcompparams: (c, v, loc) => {
+      c.jobCompParams = v;
+      c.jobCompParamsFrom = loc;
+    },
+    slurmconf: () => undefined, // read before the other keys, see loadDaemonConfig
+    loglevel: (c, v, loc) => (c.logLevel = oneOf(v.toLowerCase(), LOG_LEVELS, loc)),
+  },
+  http: {
+    listen: (c, v, loc) => (c.http.listen = parseListen(v, loc)),
+    maxbodybytes: (c, v, loc) => (c.http.maxBodyBytes = positiveInt(v, loc)),
+    requesttimeout: (c, v, loc) => (c.http.requestTimeoutMs = seconds(v, loc)),
+    maxconnections: (c, v, loc) => (c.http.maxConnections = positiveInt(v, loc)),
+  },
+  producer: {
+    maxinflight: (c, v, loc) => (c.producer.maxInFlight = positiveInt(v, loc)),
+    retrybackoffmin: (c, v, loc) => (c.producer.retryBackoffMinMs = seconds(v, loc)),
+    retrybackoffmax: (c, v, loc) => (c.producer.retryBackoffMaxMs = seconds(v, loc)),
+  },
+};
+
+export function defaultDaemonConfig(): DaemonConfig {
+  const nowhere: ConfigLocation = { file: '(default)' };
+  return {
+    configFile: undefined,
+    clusterName: '',
+    stateDir: resolve('state'),
+    jobCompLoc: '',
+    jobCompLocFrom: nowhere,
+    jobCompParams: '',
+    jobCompParamsFrom: nowhere,
+    logLevel: 'info',
+    http: {
+      listen: { host: '127.0.0.1', port: 9200 },
+      maxBodyBytes: 16 * 1024 * 1024,
+      requestTimeoutMs: 30_000,
+      maxConnections: 256,
+    },
+    producer: { maxInFlight: 10_000, retryBackoffMinMs: 500, retryBackoffMaxMs: 60_000 },
+  };
+}
+
+export function loadDaemonConfig(opts: LoadOptions): DaemonConfig {
+  const cfg = defaultDaemonConfig();
+  const entries = opts.configFile === undefined ? [] : readIniFile(opts.configFile);
+  const baseDir = opts.configFile === undefined ? process.cwd() : dirname(resolve(opts.configFile));
+  cfg.configFile = opts.configFile === undefined ? undefined : resolve(opts.configFile);
+
+  const slurmConfEntry = entries.find((e) => e.section === MAIN_SECTION && e.key.toLowerCase() === 'slurmconf');
+  const slurmConf = opts.slurmConf ?? (slurmConfEntry ? resolvePath(slurmConfEntry.value, baseDir) : undefined);
+  if (slurmConf !== undefined) applySlurmConf(cfg, slurmConf);
+
+  for (const e of entries) applyEntry(cfg, e, baseDir);
+  checkRequired(cfg);
+  return cfg;
+}
+
+function applySlurmConf(cfg: DaemonConfig, file: string): void {
+  const values = readSlurmConf(file);
+  if (values.clustername) cfg.clusterName = values.clustername.value;
+  if (values.jobcompparams) {
+    // The same line can serve slurmctld's plugin (elasticsearch reads send_script) and jobcompd.
+    const v = values.jobcompparams;
+    cfg.jobCompParams = v.value;
+    cfg.jobCompParamsFrom = { file: v.file, line: v.line, key: 'JobCompParams' };
+  }
+  // JobCompLoc names the rdkafka.conf only for jobcomp/kafka (a URL for elasticsearch...).
+  if (values.jobcomploc && values.jobcomptype?.value.toLowerCase() === 'jobcomp/kafka') {
+    const v = values.jobcomploc;
+    cfg.jobCompLocFrom = { file: v.file, line: v.line, key: 'JobCompLoc' };
+    cfg.jobCompLoc = resolvePath(v.value, dirname(v.file));
+  }
+}
+
+function applyEntry(cfg: DaemonConfig, e: IniEntry, baseDir: string): void {
+  const section = SCHEMA[e.section];
+  if (section === undefined) {
+    const known = Object.keys(SCHEMA).map((s) => `[${s}]`).join(', ');
+    throw new ConfigError(ConfigCodes.unknownKey, e.location, `unknown section [${e.section}] (known: ${known})`);
+  }
+  const setter = section[e.key.toLowerCase()];
+  if (setter === undefined) {
+    throw new ConfigError(ConfigCodes.unknownKey, e.location, `unknown key in [${e.section}]`);
+  }
+  setter(cfg, e.value.trim(), e.location, baseDir);
+}
+
+function checkRequired(cfg: DaemonConfig): void {
+  const where: ConfigLocation = { file: cfg.configFile ?? '(command line)' };
+  if (cfg.clusterName === '') {
+    throw new ConfigError(ConfigCodes.missing, { ...where, key: 'ClusterName' }, 'is not set: set it in jobcompd.conf or point SlurmConf at slurm.conf');
+  }
+  if (cfg.jobCompLoc === '') {
+    throw new ConfigError(ConfigCodes.missing, { ...where, key: 'JobCompLoc' }, 'is not set: it must name the librdkafka properties file (as for jobcomp/kafka)');
+  }
+}
+
+function resolvePath(p: string, baseDir: string): string {
+  return isAbsolute(p) ? p : resolve(baseDir, p);
+}
+
+function nonEmpty(v: string, loc: ConfigLocation): string {
+  if (v === '') throw new ConfigError(ConfigCodes.badValue, loc, 'must not be empty');
+  return v;
+}
+
+function oneOf<T extends string>(v: string, allowed: readonly T[], loc: ConfigLocation): T {
+  if (!(allowed as readonly string[]).includes(v)) {
+    throw new ConfigError(ConfigCodes.badValue, loc, `must be one of ${allowed.join(', ')}, got "${v}"`);
+  }
+  return v as T;
+}
+
+function positiveInt(v: string, loc: ConfigLocation): number {
+  if (!/^\d+$/.test(v) || Number(v) < 1 || !Number.isSafeInteger(Number(v))) {
+    throw new ConfigError(ConfigCodes.badValue, loc, `must be a positive integer, got "${v}"`);
+  }
+  return Number(v);
+}
+
+/** A duration in (possibly fractional) seconds, returned in milliseconds. */
+function seconds(v: string, loc: ConfigLocation): number {
+  if (!/^\d+(\.\d+)?$/.test(v)) throw new ConfigError(ConfigCodes.badValue, loc, `must be a number of seconds, got "${v}"`);
+  return Math.round(Number(v) * 1000);
+}
+
+/** "host:port", "[v6]:port", or "off" to disable the listener. */
+export function parseListen(v: string, loc: ConfigLocation): ListenAddress | undefined {
+  if (/^(off|none|no)$/i.test(v)) return undefined;
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(v);
+  const port = Number(m?.[3]);
+  if (!m || port > 65535) throw new ConfigError(ConfigCodes.badValue, loc, `must be host:port (e.g. 127.0.0.1:9200) or "off", got "${v}"`);
+  return { host: m[1] ?? m[2] ?? '', port };
+}

@@ -1,0 +1,91 @@
+// The JobCompLoc file: librdkafka properties, one key=value per line, read with exactly
+// the rules of Slurm's jobcomp/kafka plugin (spec §2.1) so that a site's existing file
+// means the same thing here:
+//   - a line without '=' is skipped (blank lines, comments without '=')
+//   - the line splits at the first '='; later '=' stay in the value
+//   - a key containing '#' skips the whole line; in a value everything from '#' is cut
+//   - key and value are trimmed (C isspace); quotes are not interpreted
+//   - every pair is applied in file order, so the last duplicate wins
+
+import { readFileSync } from 'node:fs';
+import { ConfigCodes, ConfigError } from '../errors';
+
+export interface RdkafkaProperty {
+  key: string;
+  value: string;
+  /** 1-based line number in `file` */
+  line: number;
+}
+
+export interface RdkafkaConf {
+  file: string;
+  /** Every pair in file order, duplicates included. */
+  entries: RdkafkaProperty[];
+}
+
+// C isspace(): space, \t, \n, \v, \f, \r
+const C_SPACE = /^[ \t\n\v\f\r]+|[ \t\n\v\f\r]+$/g;
+
+function cTrim(s: string): string {
+  return s.replace(C_SPACE, '');
+}
+
+export function parseRdkafkaConf(text: string, file: string): RdkafkaConf {
+  const entries: RdkafkaProperty[] = [];
+  const lines = text.split('\n');
+  lines.forEach((raw, i) => {
+    const eq = raw.indexOf('=');
+    if (eq < 0) return;
+    const rawKey = raw.slice(0, eq);
+    if (rawKey.includes('#')) return;
+    let rawValue = raw.slice(eq + 1);
+    const hash = rawValue.indexOf('#');
+    if (hash >= 0) rawValue = rawValue.slice(0, hash);
+    entries.push({ key: cTrim(rawKey), value: cTrim(rawValue), line: i + 1 });
+  });
+  return { file, entries };
+}
+
+export function readRdkafkaConf(file: string): RdkafkaConf {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new ConfigError(ConfigCodes.unreadable, { file }, `cannot read the librdkafka properties file (JobCompLoc): ${reason}`);
+  }
+  return parseRdkafkaConf(text, file);
+}
+
+/**
+ * The effective properties, last duplicate winning. A repeated key moves to the position
+ * of its last occurrence, so applying the object in order gives the same result as the
+ * plugin's sequential rd_kafka_conf_set calls (this matters for aliases such as
+ * message.timeout.ms / delivery.timeout.ms).
+ */
+export function effectiveProperties(conf: RdkafkaConf): Map<string, RdkafkaProperty> {
+  const out = new Map<string, RdkafkaProperty>();
+  for (const entry of conf.entries) {
+    out.delete(entry.key);
+    out.set(entry.key, entry);
+  }
+  return out;
+}
+
+const SECRET_KEY = /(password|secret|\.pem$|^ssl_key$|sasl\.oauthbearer\.config|jaas)/i;
+
+/** Properties whose values must never be shown in logs, status or error messages. */
+export function isSecretProperty(key: string): boolean {
+  return SECRET_KEY.test(key);
+}
+
+export const REDACTED = '[REDACTED]';
+
+/** Replace every secret value of `conf` found in `text` (e.g. a librdkafka error string). */
+export function redactSecrets(text: string, props: Iterable<RdkafkaProperty>): string {
+  let out = text;
+  for (const p of props) {
+    if (isSecretProperty(p.key) && p.value !== '') out = out.split(p.value).join(REDACTED);
+  }
+  return out;
+}
