@@ -1,0 +1,337 @@
+// The durable outbox: every accepted record is a row in SQLite before its source is told
+// "yes", and the row is deleted only after Kafka's delivery report says delivered.
+//
+// Writes are group-committed: everything requested during one turn of the event loop
+// (new records, quarantined inputs, deletions after delivery, failure notes) goes into a
+// single transaction, so N concurrent records cost one fsync, not N. With
+// journal_mode=WAL and synchronous=FULL a committed transaction survives kill -9 and
+// power loss.
+//
+// The file is opened with locking_mode=EXCLUSIVE: one process (daemon or replay) owns it
+// until it exits, and the kernel drops the lock if that process dies.
+
+import { EventEmitter } from 'node:events';
+import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { EXIT_TEMPFAIL, StateCodes, StateError, errorMessage } from '../errors';
+import type { JobEvent } from '../record/job-record';
+import { migrate } from './schema';
+
+export const STATE_FILE_NAME = 'jobcompd.sqlite';
+
+export interface NewRecord {
+  event: JobEvent;
+  jobId: number;
+  payload: Buffer;
+  source: string;
+  receivedAt: number;
+}
+
+export interface OutboxRow {
+  id: number;
+  event: JobEvent;
+  jobId: number;
+  payload: Buffer;
+  receivedAt: number;
+  attempts: number;
+}
+
+export interface QuarantineEntry {
+  event: JobEvent | null;
+  jobId: number | null;
+  /** the record, when the input could be mapped */
+  payload: Buffer | null;
+  /** the input as received, when it could not */
+  raw: Buffer | null;
+  source: string;
+  receivedAt: number;
+  reasonCode: string;
+  reason: string;
+}
+
+export interface QuarantineRow extends QuarantineEntry {
+  id: number;
+  quarantinedAt: number;
+}
+
+export interface OutboxStats {
+  backlog: number;
+  oldestReceivedAt: number | undefined;
+  delivered: number;
+  quarantined: number;
+}
+
+export interface OpenOptions {
+  /** How long to wait for another process's lock before giving up. */
+  busyTimeoutMs?: number;
+  /** Do not create a state file (for inspection). */
+  mustExist?: boolean;
+}
+
+interface Waiter {
+  resolve: (id: number) => void;
+  reject: (err: Error) => void;
+}
+
+interface PendingWrites {
+  inserts: { rec: NewRecord; waiter: Waiter }[];
+  quarantines: { entry: QuarantineEntry; waiter: Waiter }[];
+  acks: number[];
+  failures: Map<number, string>;
+  moves: Map<number, { code: string; reason: string }>;
+}
+
+function emptyWrites(): PendingWrites {
+  return { inserts: [], quarantines: [], acks: [], failures: new Map(), moves: new Map() };
+}
+
+const RETRY_FLUSH_MS = 1000;
+
+export class Outbox extends EventEmitter {
+  readonly file: string;
+  private readonly db: Database.Database;
+  private pending = emptyWrites();
+  private flushScheduled = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private backlog: number;
+  private closed = false;
+  private readonly stmt: ReturnType<Outbox['prepare']>;
+
+  private constructor(file: string, db: Database.Database) {
+    super();
+    this.file = file;
+    this.db = db;
+    this.stmt = this.prepare();
+    this.backlog = (this.db.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n;
+  }
+
+  static open(stateDir: string, opts: OpenOptions = {}): Outbox {
+    const file = join(stateDir, STATE_FILE_NAME);
+    if (!opts.mustExist) createPrivate(stateDir, file);
+    let db: Database.Database;
+    try {
+      // Never read-only: a WAL database cannot be read without a writable -wal file.
+      db = new Database(file, { fileMustExist: opts.mustExist ?? false, timeout: opts.busyTimeoutMs ?? 0 });
+    } catch (err) {
+      throw new StateError(StateCodes.io, `cannot open state file ${file}: ${errorMessage(err)}`);
+    }
+    try {
+      db.pragma('locking_mode = EXCLUSIVE');
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      // Take the write lock now and keep it: a second process fails here, clearly.
+      db.exec('BEGIN EXCLUSIVE; COMMIT');
+      migrate(db, file);
+      return new Outbox(file, db);
+    } catch (err) {
+      db.close();
+      throw translateOpenError(err, file);
+    }
+  }
+
+  private prepare() {
+    const db = this.db;
+    return {
+      insert: db.prepare('INSERT INTO outbox (event, job_id, payload, source, received_at) VALUES (?, ?, ?, ?, ?)'),
+      insertQuarantine: db.prepare(
+        'INSERT INTO quarantine (event, job_id, payload, raw, source, received_at, quarantined_at, reason_code, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
+      moveToQuarantine: db.prepare(
+        'INSERT INTO quarantine (event, job_id, payload, raw, source, received_at, quarantined_at, reason_code, reason) ' +
+          'SELECT event, job_id, payload, NULL, source, received_at, ?, ?, ? FROM outbox WHERE id = ?',
+      ),
+      delete: db.prepare('DELETE FROM outbox WHERE id = ?'),
+      noteFailure: db.prepare('UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?'),
+      addCounter: db.prepare('INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value'),
+      pendingAfter: db.prepare(
+        'SELECT id, event, job_id AS jobId, payload, received_at AS receivedAt, attempts FROM outbox WHERE id > ? ORDER BY id LIMIT ?',
+      ),
+      byId: db.prepare('SELECT id, event, job_id AS jobId, payload, received_at AS receivedAt, attempts FROM outbox WHERE id = ?'),
+      oldest: db.prepare('SELECT received_at AS t FROM outbox ORDER BY id LIMIT 1'),
+      counter: db.prepare('SELECT value FROM counters WHERE name = ?'),
+      quarantineCount: db.prepare('SELECT count(*) AS n FROM quarantine'),
+    };
+  }
+
+  /** Resolves with the row id once the record is committed to disk. */
+  append(rec: NewRecord): Promise<number> {
+    return this.enqueue((waiter) => this.pending.inserts.push({ rec, waiter }));
+  }
+
+  /** Keep an input that cannot be published; resolves once committed. */
+  addToQuarantine(entry: QuarantineEntry): Promise<number> {
+    return this.enqueue((waiter) => this.pending.quarantines.push({ entry, waiter }));
+  }
+
+  /** Kafka confirmed delivery: the row goes at the next commit. */
+  ack(id: number): void {
+    this.pending.acks.push(id);
+    this.scheduleFlush();
+  }
+
+  /** A delivery attempt failed and will be retried: remember why. */
+  noteFailure(id: number, error: string): void {
+    this.pending.failures.set(id, error);
+    this.scheduleFlush();
+  }
+
+  /** Kafka refused the record for good: move it to the quarantine table. */
+  quarantineRow(id: number, code: string, reason: string): void {
+    this.pending.moves.set(id, { code, reason });
+    this.scheduleFlush();
+  }
+
+  pendingAfter(cursor: number, limit: number): OutboxRow[] {
+    return this.stmt.pendingAfter.all(cursor, limit) as OutboxRow[];
+  }
+
+  get(id: number): OutboxRow | undefined {
+    return this.stmt.byId.get(id) as OutboxRow | undefined;
+  }
+
+  get backlogSize(): number {
+    return this.backlog;
+  }
+
+  stats(): OutboxStats {
+    const oldest = this.stmt.oldest.get() as { t: number } | undefined;
+    const delivered = this.stmt.counter.get('delivered') as { value: number } | undefined;
+    const quarantined = this.stmt.quarantineCount.get() as { n: number };
+    return { backlog: this.backlog, oldestReceivedAt: oldest?.t, delivered: delivered?.value ?? 0, quarantined: quarantined.n };
+  }
+
+  quarantineRows(limit: number): QuarantineRow[] {
+    return this.db
+      .prepare(
+        'SELECT id, event, job_id AS jobId, payload, raw, source, received_at AS receivedAt, quarantined_at AS quarantinedAt, ' +
+          'reason_code AS reasonCode, reason FROM quarantine ORDER BY id LIMIT ?',
+      )
+      .all(limit) as QuarantineRow[];
+  }
+
+  /** Commit what is pending now and close the file. */
+  close(): void {
+    if (this.closed) return;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.flush();
+    this.closed = true;
+    this.db.close();
+  }
+
+  private enqueue(push: (w: Waiter) => void): Promise<number> {
+    if (this.closed) return Promise.reject(new StateError(StateCodes.io, 'the state file is closed'));
+    return new Promise((resolve, reject) => {
+      push({ resolve, reject });
+      this.scheduleFlush();
+    });
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.closed) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  /** One transaction for everything pending. */
+  flush(): void {
+    this.flushScheduled = false;
+    const w = this.pending;
+    this.pending = emptyWrites();
+    if (w.inserts.length + w.quarantines.length + w.acks.length + w.failures.size + w.moves.size === 0) return;
+    const now = Date.now();
+    let ids: number[];
+    let qids: number[];
+    try {
+      [ids, qids] = this.db.transaction(() => this.write(w, now))();
+    } catch (err) {
+      this.failFlush(w, err);
+      return;
+    }
+    this.backlog += ids.length - w.acks.length - w.moves.size;
+    w.inserts.forEach((x, i) => x.waiter.resolve(ids[i] ?? 0));
+    w.quarantines.forEach((x, i) => x.waiter.resolve(qids[i] ?? 0));
+    if (ids.length > 0) this.emit('committed', ids.length);
+    this.emit('flushed');
+  }
+
+  private write(w: PendingWrites, now: number): [number[], number[]] {
+    const s = this.stmt;
+    const ids = w.inserts.map(({ rec }) => Number(s.insert.run(rec.event, rec.jobId, rec.payload, rec.source, rec.receivedAt).lastInsertRowid));
+    const qids = w.quarantines.map(({ entry: q }) =>
+      Number(s.insertQuarantine.run(q.event, q.jobId, q.payload, q.raw, q.source, q.receivedAt, now, q.reasonCode, q.reason).lastInsertRowid),
+    );
+    for (const id of w.acks) s.delete.run(id);
+    if (w.acks.length > 0) s.addCounter.run('delivered', w.acks.length);
+    for (const [id, error] of w.failures) s.noteFailure.run(error, id);
+    for (const [id, m] of w.moves) {
+      s.moveToQuarantine.run(now, m.code, m.reason, id);
+      s.delete.run(id);
+    }
+    return [ids, qids];
+  }
+
+  /**
+   * New records are refused (their sources get an error and keep them); bookkeeping for
+   * rows already stored is kept and tried again, since losing it only means a duplicate.
+   */
+  private failFlush(w: PendingWrites, err: unknown): void {
+    const error = new StateError(
+      isDiskFull(err) ? StateCodes.full : StateCodes.io,
+      `cannot commit to the state file ${this.file}: ${errorMessage(err)}`,
+    );
+    for (const x of w.inserts) x.waiter.reject(error);
+    for (const x of w.quarantines) x.waiter.reject(error);
+    this.pending.acks.unshift(...w.acks);
+    for (const [id, e] of w.failures) if (!this.pending.failures.has(id)) this.pending.failures.set(id, e);
+    for (const [id, m] of w.moves) this.pending.moves.set(id, m);
+    this.emit('commit-error', error);
+    if (!this.retryTimer) {
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        this.scheduleFlush();
+      }, RETRY_FLUSH_MS);
+      this.retryTimer.unref();
+    }
+  }
+}
+
+function createPrivate(stateDir: string, file: string): void {
+  try {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    closeSync(openSync(file, 'a', 0o600));
+  } catch (err) {
+    throw new StateError(StateCodes.io, `cannot create state file ${file}: ${errorMessage(err)}`);
+  }
+  try {
+    chmodSync(file, 0o600);
+  } catch {
+    // not ours to change (e.g. a read-only bind mount): SQLite will say so if it matters
+  }
+}
+
+function sqliteCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+function isDiskFull(err: unknown): boolean {
+  return sqliteCode(err) === 'SQLITE_FULL';
+}
+
+function translateOpenError(err: unknown, file: string): Error {
+  if (err instanceof StateError) return err;
+  const code = sqliteCode(err) ?? '';
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
+    return new StateError(
+      StateCodes.locked,
+      `state file ${file} is in use by another jobcompd process (the daemon or a replay); ` +
+        'stop it first, or ask the running daemon with `jobcompd status`',
+      EXIT_TEMPFAIL,
+    );
+  }
+  if (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT')) {
+    return new StateError(StateCodes.corrupt, `state file ${file} is damaged or not a database (${code}); see docs/operations.md "Damaged state file"`);
+  }
+  return new StateError(StateCodes.io, `cannot open state file ${file}: ${errorMessage(err)}`);
+}

@@ -1,0 +1,78 @@
+// The state file's schema and its versioning. The file identifies itself with
+// PRAGMA application_id, so a foreign SQLite file is never mistaken for ours, and carries
+// its schema version in PRAGMA user_version. Migrations only ever move forward; a file
+// written by a newer jobcompd is refused rather than guessed at.
+
+import type Database from 'better-sqlite3';
+import { StateCodes, StateError, EXIT_SOFTWARE } from '../errors';
+
+/** "JCMP" */
+export const APPLICATION_ID = 0x4a434d50;
+export const SCHEMA_VERSION = 1;
+
+const MIGRATIONS: readonly string[] = [
+  // 0 -> 1
+  `
+  -- AUTOINCREMENT: ids are never reused, so "id > cursor" reads every new row exactly once
+  -- and a row id can serve as the Kafka message opaque.
+  CREATE TABLE outbox (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    event       INTEGER NOT NULL,            -- 1 job finish, 2 job start
+    job_id      INTEGER NOT NULL,
+    payload     BLOB    NOT NULL,            -- the exact Kafka message value
+    source      TEXT    NOT NULL,            -- which ingest path accepted it
+    received_at INTEGER NOT NULL,            -- ms since the epoch
+    attempts    INTEGER NOT NULL DEFAULT 0,  -- failed delivery attempts so far
+    last_error  TEXT
+  );
+  CREATE TABLE quarantine (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    event          INTEGER,                  -- NULL when the input could not be mapped
+    job_id         INTEGER,
+    payload        BLOB,                     -- the record, when there was one
+    raw            BLOB,                     -- the input as received, when it could not be mapped
+    source         TEXT    NOT NULL,
+    received_at    INTEGER NOT NULL,
+    quarantined_at INTEGER NOT NULL,
+    reason_code    TEXT    NOT NULL,
+    reason         TEXT    NOT NULL
+  );
+  CREATE TABLE counters (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
+];
+
+/** Bring a freshly opened database to SCHEMA_VERSION, or refuse it. */
+export function migrate(db: Database.Database, file: string): void {
+  const appId = db.pragma('application_id', { simple: true }) as number;
+  const version = db.pragma('user_version', { simple: true }) as number;
+  const tables = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number };
+
+  if (appId === 0 && version === 0 && tables.n === 0) {
+    db.pragma(`application_id = ${APPLICATION_ID}`);
+  } else if (appId !== APPLICATION_ID) {
+    throw new StateError(
+      StateCodes.foreign,
+      `${file} is not a jobcompd state file (SQLite application_id 0x${appId.toString(16)}); refusing to use it. ` +
+        'Point StateDir at an empty directory or at an existing jobcompd state.',
+      EXIT_SOFTWARE,
+    );
+  }
+  if (version > SCHEMA_VERSION) {
+    throw new StateError(
+      StateCodes.newerSchema,
+      `${file} has schema version ${version}, written by a newer jobcompd (this one knows up to ${SCHEMA_VERSION}); ` +
+        'run the newer jobcompd, or its `replay`, to drain it.',
+    );
+  }
+  for (let v = version; v < SCHEMA_VERSION; v++) {
+    const step = MIGRATIONS[v];
+    if (step === undefined) throw new Error(`missing migration ${v} -> ${v + 1}`);
+    db.transaction(() => {
+      db.exec(step);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}

@@ -1,0 +1,281 @@
+// Moves records from the outbox to Kafka: the worker of the data path.
+//
+// At-least-once, bullmq style: a row is read from SQLite ("claimed": held in memory, in
+// id order), produced with its row id as opaque, and deleted only when its delivery
+// report says delivered. Failed rows are retried with exponential backoff or, when Kafka
+// refuses them for good, moved to the quarantine table. Nothing is ever dropped.
+//
+// At most `maxClaimed` rows are held in memory (buffered + in flight + waiting to
+// retry), so a long outage with a million-row backlog costs disk, not memory. The rows
+// in flight when the process dies are produced again at the next start: that is the
+// whole duplicate window (docs/delivery-guarantees.md).
+
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { eventName, type JobEvent } from '../record/job-record';
+import type { Outbox, OutboxRow } from '../outbox/outbox';
+import { dispositionOf, errorCodeName, type Disposition } from './delivery-errors';
+import type { DeliveryOutcome, KafkaProducer, ProduceFailure } from './kafka-producer';
+
+export interface DispatcherOptions {
+  maxClaimed: number;
+  retryBackoffMinMs: number;
+  retryBackoffMaxMs: number;
+  /** The topic for an event, looked up at produce time (so a reload applies at once). */
+  topicFor: (event: JobEvent) => string;
+}
+
+export interface DispatcherCounters {
+  produced: number;
+  delivered: number;
+  retried: number;
+  quarantined: number;
+}
+
+interface RetryEntry {
+  row: OutboxRow;
+  dueAt: number;
+}
+
+const PAGE_SIZE = 500;
+const QUEUE_FULL_RECHECK_MS = 50;
+const RETRY_SUMMARY_INTERVAL_MS = 10_000;
+
+/** Events: 'drained' (nothing stored, nothing claimed), 'producer-fatal'. */
+export class Dispatcher extends EventEmitter {
+  private producer: KafkaProducer | undefined;
+  private cursor = 0;
+  private readonly buffer: OutboxRow[] = [];
+  private readonly inFlight = new Map<number, OutboxRow>();
+  private retries: RetryEntry[] = [];
+  private retryTimer: NodeJS.Timeout | undefined;
+  private queueFullTimer: NodeJS.Timeout | undefined;
+  private pumpScheduled = false;
+  private pumping = false;
+  private stopped = false;
+  private paused = false;
+  private readonly retrySummary = { count: 0, lastError: '', since: 0 };
+  readonly counters: DispatcherCounters = { produced: 0, delivered: 0, retried: 0, quarantined: 0 };
+  private readonly onDelivery = (d: DeliveryOutcome): void => this.handleDelivery(d);
+  private readonly onReady = (): void => this.schedulePump();
+  private readonly onFatal = (): void => {
+    this.emit('producer-fatal');
+  };
+
+  constructor(
+    private readonly outbox: Outbox,
+    private readonly opts: DispatcherOptions,
+    private readonly log: Logger,
+  ) {
+    super();
+    outbox.on('committed', () => this.schedulePump());
+    outbox.on('flushed', () => this.checkDrained());
+  }
+
+  /** Start (or, after replaceProducer, continue) with this producer. */
+  attach(producer: KafkaProducer): void {
+    this.producer = producer;
+    producer.on('delivery', this.onDelivery);
+    producer.on('ready', this.onReady);
+    producer.on('fatal', this.onFatal);
+    if (producer.state === 'ready') this.schedulePump();
+  }
+
+  get claimed(): number {
+    return this.buffer.length + this.inFlight.size + this.retries.length;
+  }
+
+  get inFlightCount(): number {
+    return this.inFlight.size;
+  }
+
+  get retryingCount(): number {
+    return this.retries.length;
+  }
+
+  /**
+   * Hand over to a new producer (reload of rdkafka.conf, or a fatal librdkafka error):
+   * the old one gets `flushMs` to finish what it has in flight, then whatever is still
+   * undelivered is produced again through the new one.
+   */
+  async replaceProducer(next: KafkaProducer, flushMs: number): Promise<void> {
+    const old = this.producer;
+    this.paused = true;
+    if (old) {
+      await old.flush(flushMs);
+      await settle();
+      this.detach(old);
+      await old.close();
+    }
+    this.requeueInFlight();
+    this.paused = false;
+    this.attach(next);
+    next.start();
+  }
+
+  /** Stop producing; give in-flight records `flushMs` to be confirmed; close the producer. */
+  async stop(flushMs: number): Promise<void> {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.queueFullTimer) clearTimeout(this.queueFullTimer);
+    const producer = this.producer;
+    if (!producer) return;
+    await producer.flush(flushMs);
+    await settle();
+    this.detach(producer);
+    await producer.close();
+  }
+
+  private detach(producer: KafkaProducer): void {
+    producer.off('delivery', this.onDelivery);
+    producer.off('ready', this.onReady);
+    producer.off('fatal', this.onFatal);
+    if (this.producer === producer) this.producer = undefined;
+  }
+
+  private requeueInFlight(): void {
+    const rows = [...this.inFlight.values()].sort((a, b) => a.id - b.id);
+    this.inFlight.clear();
+    this.buffer.unshift(...rows);
+  }
+
+  schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    const producer = this.producer;
+    if (this.pumping || this.stopped || this.paused || this.queueFullTimer || !producer || producer.state !== 'ready') return;
+    this.pumping = true;
+    try {
+      while (this.inFlight.size < this.opts.maxClaimed) {
+        const row = this.nextRow();
+        if (!row) break;
+        const failure = producer.produce(this.opts.topicFor(row.event), row.payload, row.id);
+        if (!failure) {
+          this.inFlight.set(row.id, row);
+          this.counters.produced += 1;
+          continue;
+        }
+        const disposition = dispositionOf(failure.code);
+        if (disposition === 'backpressure') {
+          this.buffer.unshift(row);
+          this.waitForRoom(producer);
+          break;
+        }
+        this.handleFailure(row, failure, disposition);
+      }
+    } finally {
+      this.pumping = false;
+    }
+    this.checkDrained();
+  }
+
+  private nextRow(): OutboxRow | undefined {
+    if (this.buffer.length === 0) {
+      const room = this.opts.maxClaimed - this.claimed;
+      if (room > 0) {
+        const rows = this.outbox.pendingAfter(this.cursor, Math.min(PAGE_SIZE, room));
+        const last = rows[rows.length - 1];
+        if (last) this.cursor = last.id;
+        this.buffer.push(...rows);
+      }
+    }
+    return this.buffer.shift();
+  }
+
+  /** librdkafka's queue is full: serve delivery reports, then try again. Never a drop. */
+  private waitForRoom(producer: KafkaProducer): void {
+    this.log.debug({ inFlight: this.inFlight.size }, 'librdkafka queue full; waiting for deliveries');
+    producer.poll();
+    this.queueFullTimer = setTimeout(() => {
+      this.queueFullTimer = undefined;
+      this.pump();
+    }, QUEUE_FULL_RECHECK_MS);
+  }
+
+  private handleDelivery({ id, error }: DeliveryOutcome): void {
+    const row = this.inFlight.get(id);
+    if (!row) {
+      this.log.warn({ rowId: id }, 'delivery report for a record that is not in flight; ignored');
+      return;
+    }
+    this.inFlight.delete(id);
+    if (!error) {
+      this.outbox.ack(id);
+      this.counters.delivered += 1;
+      this.log.debug(recordFields(row), 'delivered');
+    } else {
+      this.handleFailure(row, error, dispositionOf(error.code));
+    }
+    this.schedulePump();
+  }
+
+  private handleFailure(row: OutboxRow, failure: ProduceFailure, disposition: Disposition): void {
+    const reason = `${errorCodeName(failure.code)}: ${failure.message}`;
+    if (disposition === 'quarantine') {
+      this.outbox.quarantineRow(row.id, errorCodeName(failure.code), failure.message);
+      this.counters.quarantined += 1;
+      this.log.error({ ...recordFields(row), err: reason }, 'Kafka refused the record for good; moved to quarantine (jobcompd replay --quarantined resends it)');
+      return;
+    }
+    if (disposition === 'restart-producer') this.emit('producer-fatal');
+    this.outbox.noteFailure(row.id, reason);
+    row.attempts += 1;
+    this.counters.retried += 1;
+    const delay = Math.min(this.opts.retryBackoffMaxMs, this.opts.retryBackoffMinMs * 2 ** Math.min(row.attempts - 1, 20));
+    this.retries.push({ row, dueAt: Date.now() + delay });
+    this.log.debug({ ...recordFields(row), err: reason, retryInMs: delay }, 'delivery failed; will retry');
+    this.summarizeRetry(reason);
+    this.armRetryTimer();
+  }
+
+  /** One warning per interval instead of one per record during an outage. */
+  private summarizeRetry(reason: string): void {
+    const s = this.retrySummary;
+    const now = Date.now();
+    s.count += 1;
+    s.lastError = reason;
+    if (now - s.since < RETRY_SUMMARY_INTERVAL_MS) return;
+    this.log.warn({ failedAttempts: s.count, lastError: s.lastError, retrying: this.retries.length }, 'delivery attempts failed; records are kept and retried');
+    s.count = 0;
+    s.since = now;
+  }
+
+  private armRetryTimer(): void {
+    if (this.retryTimer || this.stopped) return;
+    const next = this.retries.reduce((min, r) => Math.min(min, r.dueAt), Infinity);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.releaseDueRetries();
+    }, Math.max(0, next - Date.now()));
+  }
+
+  private releaseDueRetries(): void {
+    const now = Date.now();
+    const due = this.retries.filter((r) => r.dueAt <= now);
+    this.retries = this.retries.filter((r) => r.dueAt > now);
+    this.buffer.unshift(...due.map((r) => r.row).sort((a, b) => a.id - b.id));
+    if (this.retries.length > 0) this.armRetryTimer();
+    this.schedulePump();
+  }
+
+  private checkDrained(): void {
+    if (this.claimed === 0 && this.outbox.backlogSize === 0) this.emit('drained');
+  }
+}
+
+/** The fields every log line about a record carries. */
+export function recordFields(row: { id: number; jobId: number; event: JobEvent }): { jobId: number; event: string; rowId: number } {
+  return { jobId: row.jobId, event: eventName(row.event), rowId: row.id };
+}
+
+/** Let callbacks already queued on the event loop (delivery reports) run. */
+function settle(): Promise<void> {
+  return new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
+}

@@ -1,0 +1,169 @@
+// jobcompd's one long-lived librdkafka producer (node-rdkafka). It produces exactly what
+// the plugin produces (topic, value; no key, no headers, no timestamp, partitioner's
+// choice), with the outbox row id as the numeric opaque, and serves delivery reports by
+// polling every poll_interval.
+//
+// node-rdkafka only lets a producer produce after a successful first metadata request,
+// so while the brokers are unreachable at start-up this keeps trying to connect; records
+// wait in SQLite meanwhile. After the first connection librdkafka reconnects by itself.
+
+import { EventEmitter } from 'node:events';
+import { CODES, Producer, type DeliveryReport, type LibrdKafkaError, type ProducerGlobalConfig } from 'node-rdkafka';
+import type { Logger } from 'pino';
+import { creationError, producerConfigs, type ProducerSettings } from './rdkafka-config';
+import { errorCodeName, librdkafkaCode } from './delivery-errors';
+
+export interface ProduceFailure {
+  code: number;
+  message: string;
+}
+
+export interface DeliveryOutcome {
+  id: number;
+  /** undefined when delivered */
+  error: ProduceFailure | undefined;
+}
+
+export type ProducerState = 'connecting' | 'ready' | 'closed';
+
+const CONNECT_METADATA_TIMEOUT_MS = 10_000;
+const CONNECT_RETRY_MIN_MS = 1000;
+const CONNECT_RETRY_MAX_MS = 30_000;
+
+// syslog severities librdkafka uses -> pino levels
+const LOG_LEVEL_BY_SEVERITY = ['fatal', 'fatal', 'fatal', 'error', 'warn', 'info', 'info', 'debug'] as const;
+
+/**
+ * Events: 'ready' (connected, can produce), 'delivery' (DeliveryOutcome),
+ * 'fatal' (the instance must be replaced), 'config-error' (ConfigError from rd_kafka_new).
+ */
+export class KafkaProducer extends EventEmitter {
+  private readonly producer: Producer;
+  private stateValue: ProducerState = 'connecting';
+  private connectAttempts = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  lastError: string | undefined;
+
+  constructor(
+    private readonly settings: ProducerSettings,
+    private readonly log: Logger,
+    private pollIntervalMs: number,
+  ) {
+    super();
+    const { global, topic } = producerConfigs(settings);
+    this.producer = new Producer({ ...global, event_cb: true } as ProducerGlobalConfig, topic);
+    this.producer.on('delivery-report', (err: LibrdKafkaError | null, report: DeliveryReport) => this.onDeliveryReport(err, report));
+    this.producer.on('event.log', (e: { severity: number; fac: string; message: string }) => this.onLibrdkafkaLog(e));
+    this.producer.on('event.error', (err: LibrdKafkaError) => this.onClientError(err));
+  }
+
+  get state(): ProducerState {
+    return this.stateValue;
+  }
+
+  start(): void {
+    this.connect();
+  }
+
+  private connect(): void {
+    if (this.stateValue !== 'connecting') return;
+    this.connectAttempts += 1;
+    this.producer.connect({ timeout: CONNECT_METADATA_TIMEOUT_MS }, (err) => {
+      if (this.stateValue !== 'connecting') return;
+      if (!err) {
+        this.stateValue = 'ready';
+        this.log.info({ attempts: this.connectAttempts }, 'connected to Kafka');
+        this.startPolling();
+        this.emit('ready');
+        return;
+      }
+      if (err.code === CODES.ERRORS.ERR__STATE) {
+        // rd_kafka_new refused the configuration: retrying cannot help.
+        this.emit('config-error', creationError(this.settings, err.message));
+        return;
+      }
+      this.lastError = `${errorCodeName(err.code)}: ${err.message}`;
+      const delay = Math.min(CONNECT_RETRY_MAX_MS, CONNECT_RETRY_MIN_MS * 2 ** Math.min(this.connectAttempts - 1, 10));
+      this.log.warn({ err: this.lastError, retryInMs: delay }, 'cannot reach Kafka yet; records are kept in the state file');
+      this.retryTimer = setTimeout(() => this.connect(), delay);
+    });
+  }
+
+  /** Produce one record. Returns undefined when librdkafka took it. */
+  produce(topic: string, payload: Buffer, id: number): ProduceFailure | undefined {
+    try {
+      // partition null: the configured partitioner decides; no key, no timestamp, no headers.
+      this.producer.produce(topic, null, payload, undefined, null, id);
+      return undefined;
+    } catch (err) {
+      const e = err as Partial<LibrdKafkaError> & Error;
+      return { code: typeof e.code === 'number' ? e.code : CODES.ERRORS.ERR__FAIL, message: e.message };
+    }
+  }
+
+  /** Serve delivery reports now (they are also served every poll interval). */
+  poll(): void {
+    if (this.stateValue !== 'ready') return;
+    try {
+      this.producer.poll();
+    } catch {
+      // not connected any more: nothing to serve
+    }
+  }
+
+  setPollInterval(ms: number): void {
+    this.pollIntervalMs = ms;
+    if (this.pollTimer) this.startPolling();
+  }
+
+  private startPolling(): void {
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    // poll_interval=0 means "as often as possible" (the plugin's loop without a wait).
+    this.pollTimer = setInterval(() => this.poll(), Math.max(1, this.pollIntervalMs));
+    this.pollTimer.unref();
+  }
+
+  /** rd_kafka_flush: wait up to timeoutMs (-1: forever) for outstanding deliveries. */
+  flush(timeoutMs: number): Promise<void> {
+    if (this.stateValue !== 'ready') return Promise.resolve();
+    return new Promise((resolve) => {
+      this.producer.flush(timeoutMs, (err) => {
+        if (err) this.log.info({ err: err.message, timeoutMs }, 'flush ended with records still outstanding; they stay in the state file');
+        resolve();
+      });
+    });
+  }
+
+  /** Destroy the librdkafka handle without waiting: undelivered records stay in SQLite. */
+  close(): Promise<void> {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    const wasConnected = this.stateValue === 'ready';
+    this.stateValue = 'closed';
+    if (!wasConnected) return Promise.resolve();
+    return new Promise((resolve) => this.producer.disconnect(0, () => resolve()));
+  }
+
+  private onDeliveryReport(err: LibrdKafkaError | null, report: DeliveryReport): void {
+    const id = report.opaque as number;
+    const error = err ? { code: librdkafkaCode(err), message: err.message } : undefined;
+    this.emit('delivery', { id, error } satisfies DeliveryOutcome);
+  }
+
+  private onLibrdkafkaLog(e: { severity: number; fac: string; message: string }): void {
+    const level = LOG_LEVEL_BY_SEVERITY[e.severity] ?? 'debug';
+    this.log[level]({ fac: e.fac, librdkafka: true }, e.message);
+  }
+
+  private onClientError(err: LibrdKafkaError): void {
+    const code = librdkafkaCode(err);
+    this.lastError = code === CODES.ERRORS.ERR_UNKNOWN ? err.message : `${errorCodeName(code)}: ${err.message}`;
+    if (err.isFatal || code === CODES.ERRORS.ERR__FATAL) {
+      this.log.error({ err: this.lastError }, 'librdkafka reported a fatal error; the producer will be replaced');
+      this.emit('fatal', err);
+      return;
+    }
+    this.log.warn({ err: this.lastError }, 'Kafka client error (librdkafka retries by itself)');
+  }
+}

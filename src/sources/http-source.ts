@@ -1,0 +1,182 @@
+// An HTTP endpoint that Slurm's jobcomp/elasticsearch plugin can POST to unchanged
+// (JobCompLoc=http://127.0.0.1:9200/slurm/_doc, or any other path: the plugin uses the
+// URL as given). The plugin counts only 200/201 as success and retries anything else
+// every 30 s, forever; it has no timeout, so a request left hanging stalls slurmctld's
+// sender thread. Hence:
+//   - 201 only after the record is committed to SQLite;
+//   - input that cannot be mapped is committed to quarantine and also answered 201
+//     (with "result":"quarantined"): answering an error would make Slurm resend the same
+//     bytes every 30 s forever, and the record is already safe;
+//   - 503 when nothing could be committed (disk full...): Slurm keeps the record, retries;
+//   - every request is answered or cut off within RequestTimeout.
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { ListenAddress } from '../config/daemon-conf';
+import { StateError, errorMessage } from '../errors';
+import type { AcceptResult, Ingest } from '../ingest';
+
+export interface HttpSourceOptions {
+  listen: ListenAddress;
+  maxBodyBytes: number;
+  requestTimeoutMs: number;
+  maxConnections: number;
+}
+
+/** GET handlers for the admin paths, e.g. /_jobcompd/status. */
+export type AdminHandler = () => unknown;
+
+const ADMIN_PREFIX = '/_jobcompd/';
+
+export class HttpSource {
+  private readonly server: Server;
+  private accepting = true;
+
+  private constructor(
+    private readonly ingest: Ingest,
+    private readonly opts: HttpSourceOptions,
+    private readonly admin: Record<string, AdminHandler>,
+    private readonly log: Logger,
+  ) {
+    this.server = createServer((req, res) => this.handle(req, res));
+    this.server.requestTimeout = opts.requestTimeoutMs;
+    this.server.headersTimeout = Math.min(opts.requestTimeoutMs, 60_000);
+    this.server.maxConnections = opts.maxConnections;
+    // Answer "Expect: 100-continue" (curl sends it for bodies over 1 MiB) ourselves, so an
+    // oversized body is refused before it is sent.
+    this.server.on('checkContinue', (req, res) => {
+      if (this.tooLarge(req)) this.refuseTooLarge(res);
+      else {
+        res.writeContinue();
+        this.handle(req, res);
+      }
+    });
+  }
+
+  static async listen(ingest: Ingest, opts: HttpSourceOptions, admin: Record<string, AdminHandler>, log: Logger): Promise<HttpSource> {
+    const source = new HttpSource(ingest, opts, admin, log);
+    await new Promise<void>((resolve, reject) => {
+      source.server.once('error', reject);
+      source.server.listen(opts.listen.port, opts.listen.host, () => {
+        source.server.off('error', reject);
+        resolve();
+      });
+    });
+    return source;
+  }
+
+  get address(): ListenAddress {
+    const a = this.server.address() as AddressInfo;
+    return { host: a.address, port: a.port };
+  }
+
+  /** Stop accepting connections; requests already being committed are answered first. */
+  async close(): Promise<void> {
+    this.accepting = false;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    await closed;
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (req.method === 'GET' && path.startsWith(ADMIN_PREFIX)) {
+      this.answerAdmin(path.slice(ADMIN_PREFIX.length), res);
+      return;
+    }
+    if (req.method === 'GET' && path === '/') {
+      send(res, 200, { name: 'jobcompd', tagline: 'jobcomp/elasticsearch-compatible endpoint publishing to Kafka' });
+      return;
+    }
+    if (req.method !== 'POST' && req.method !== 'PUT') {
+      res.setHeader('Allow', 'POST, PUT');
+      send(res, 405, esError('method_not_allowed', `${req.method ?? ''} is not supported; POST job records`, 405));
+      return;
+    }
+    if (!this.accepting) {
+      send(res, 503, esError('shutting_down', 'jobcompd is shutting down; retry later', 503), { 'Retry-After': '30', Connection: 'close' });
+      return;
+    }
+    if (this.tooLarge(req)) {
+      this.refuseTooLarge(res);
+      return;
+    }
+    this.readBody(req, res, (body) => this.accept(body, path, res));
+  }
+
+  private tooLarge(req: IncomingMessage): boolean {
+    const length = Number(req.headers['content-length'] ?? 0);
+    return length > this.opts.maxBodyBytes;
+  }
+
+  private refuseTooLarge(res: ServerResponse): void {
+    this.log.error({ maxBodyBytes: this.opts.maxBodyBytes }, 'request body larger than [http] MaxBodyBytes refused; raise the limit to accept it');
+    send(res, 413, esError('content_too_long', `body larger than MaxBodyBytes=${this.opts.maxBodyBytes}`, 413), { Connection: 'close' });
+  }
+
+  private readBody(req: IncomingMessage, res: ServerResponse, done: (body: Buffer) => void): void {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let refused = false;
+    req.on('data', (chunk: Buffer) => {
+      if (refused) return;
+      size += chunk.length;
+      if (size > this.opts.maxBodyBytes) {
+        refused = true;
+        this.refuseTooLarge(res);
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (!refused) done(Buffer.concat(chunks, size));
+    });
+    req.on('error', () => undefined); // the client went away; nothing was acknowledged
+  }
+
+  private accept(body: Buffer, path: string, res: ServerResponse): void {
+    this.ingest.acceptElasticsearch(body, 'http').then(
+      (result) => send(res, 201, esCreated(result, path)),
+      (err: unknown) => {
+        const status = err instanceof StateError ? 503 : 500;
+        this.log.error({ err: errorMessage(err), status }, 'record not accepted; the sender keeps it and retries');
+        send(res, status, esError('not_committed', errorMessage(err), status), { 'Retry-After': '30' });
+      },
+    );
+  }
+
+  private answerAdmin(name: string, res: ServerResponse): void {
+    const handler = this.admin[name];
+    if (!handler) {
+      send(res, 404, { error: `no such admin resource: ${name}` });
+      return;
+    }
+    try {
+      send(res, 200, handler());
+    } catch (err) {
+      send(res, 500, { error: errorMessage(err) });
+    }
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent || res.destroyed) return;
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+/** The shape of an Elasticsearch index response, which is what the sender expects. */
+function esCreated(result: AcceptResult, path: string): Record<string, unknown> {
+  const index = path.split('/').filter(Boolean)[0] ?? 'jobcompd';
+  const base = { _index: index, _id: `${result.kind === 'stored' ? 'r' : 'q'}${result.id}`, _version: 1 };
+  const shards = { total: 1, successful: 1, failed: 0 };
+  if (result.kind === 'stored') return { ...base, result: 'created', _shards: shards, _seq_no: result.id, _primary_term: 1 };
+  return { ...base, result: 'quarantined', _shards: shards, reason: { type: result.code, reason: result.reason } };
+}
+
+function esError(type: string, reason: string, status: number): Record<string, unknown> {
+  return { error: { type, reason }, status };
+}

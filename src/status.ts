@@ -1,0 +1,58 @@
+// What `jobcompd status` shows, built the same way whether the numbers come from the
+// running daemon or straight from the state file.
+
+import type { OutboxStats } from './outbox/outbox';
+
+export interface ProducerStatus {
+  state: string;
+  lastError: string | null;
+  inFlight: number;
+  retrying: number;
+  topics: { finish: string; start: string };
+}
+
+export interface StatusReport {
+  daemon: 'running' | 'not running';
+  stateFile: string;
+  backlog: number;
+  oldestPendingAgeSeconds: number | null;
+  delivered: number;
+  quarantined: number;
+  producer: ProducerStatus | null;
+}
+
+export function buildStatus(
+  stateFile: string,
+  stats: OutboxStats,
+  producer: ProducerStatus | null,
+  now: number = Date.now(),
+): StatusReport {
+  return {
+    daemon: producer ? 'running' : 'not running',
+    stateFile,
+    backlog: stats.backlog,
+    oldestPendingAgeSeconds: stats.oldestReceivedAt === undefined ? null : Math.max(0, Math.round((now - stats.oldestReceivedAt) / 1000)),
+    delivered: stats.delivered,
+    quarantined: stats.quarantined,
+    producer,
+  };
+}
+
+export function formatStatus(r: StatusReport): string {
+  const lines = [
+    `daemon:              ${r.daemon}`,
+    `state file:          ${r.stateFile}`,
+    `backlog:             ${r.backlog} record(s) waiting for Kafka`,
+    `oldest pending:      ${r.oldestPendingAgeSeconds === null ? '-' : `${r.oldestPendingAgeSeconds} s ago`}`,
+    `delivered (total):   ${r.delivered}`,
+    `quarantined:         ${r.quarantined}${r.quarantined > 0 ? '  (see docs/operations.md; `jobcompd replay --quarantined` resends)' : ''}`,
+  ];
+  if (r.producer) {
+    lines.push(
+      `producer:            ${r.producer.state}, ${r.producer.inFlight} in flight, ${r.producer.retrying} waiting to retry`,
+      `topics:              finish -> ${r.producer.topics.finish}, start -> ${r.producer.topics.start}`,
+      `last Kafka error:    ${r.producer.lastError ?? '-'}`,
+    );
+  }
+  return lines.join('\n');
+}

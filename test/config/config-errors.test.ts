@@ -1,0 +1,137 @@
+// Bad configuration, through the real executable: exit code 78 (EX_CONFIG) and a message
+// that names the file, the line and the key. librdkafka's own validation is used.
+
+import { join } from 'node:path';
+import { runCli, tempDir, writeFiles } from '../helpers/cli';
+
+const GOOD_RDKAFKA = 'bootstrap.servers=127.0.0.1:9092\n';
+
+interface Case {
+  name: string;
+  /** jobcompd.conf; "@rdkafka" is replaced by the rdkafka.conf path */
+  conf: string | undefined;
+  rdkafka?: string;
+  slurmConf?: string;
+  args?: string[];
+  /** the message, "@dir" standing for the test's directory */
+  message: string;
+}
+
+const cases: Case[] = [
+  { name: 'missing jobcompd.conf', conf: undefined, args: ['-c', '@dir/nope.conf'], message: '@dir/nope.conf: cannot read the configuration file: ENOENT' },
+  {
+    name: 'unknown key',
+    conf: '[jobcompd]\nClusterName=hpc1\nJobCompLoc=@rdkafka\nClustrName=x\n',
+    message: '@dir/jobcompd.conf:4: ClustrName: unknown key in [jobcompd]',
+  },
+  {
+    name: 'unknown section',
+    conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\n[kafka]\nlinger=5\n',
+    message: '@dir/jobcompd.conf:4: linger: unknown section [kafka] (known: [jobcompd], [http], [producer])',
+  },
+  { name: 'no ClusterName', conf: 'JobCompLoc=@rdkafka\n', message: '@dir/jobcompd.conf: ClusterName: is not set' },
+  { name: 'no JobCompLoc', conf: 'ClusterName=hpc1\n', message: '@dir/jobcompd.conf: JobCompLoc: is not set' },
+  {
+    name: 'ClusterName that is no topic name',
+    conf: 'ClusterName=my cluster\nJobCompLoc=@rdkafka\n',
+    message: '@dir/jobcompd.conf: ClusterName: "my cluster" is not a valid Kafka topic name',
+  },
+  {
+    name: 'bad LogLevel',
+    conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\nLogLevel=loud\n',
+    message: '@dir/jobcompd.conf:3: LogLevel: must be one of fatal, error, warn, info, debug, trace, silent, got "loud"',
+  },
+  {
+    name: 'bad Listen',
+    conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\n[http]\nListen=9200\n',
+    message: '@dir/jobcompd.conf:4: Listen: must be host:port (e.g. 127.0.0.1:9200) or "off", got "9200"',
+  },
+  {
+    name: 'malformed JobCompParams',
+    conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\nJobCompParams=flush_timeout=soon\n',
+    message: '@dir/jobcompd.conf:3: JobCompParams flush_timeout: must be an integer number of milliseconds',
+  },
+  {
+    name: 'unreadable JobCompLoc',
+    conf: 'ClusterName=hpc1\nJobCompLoc=@dir/missing-rdkafka.conf\n',
+    message: '@dir/missing-rdkafka.conf: cannot read the librdkafka properties file (JobCompLoc): ENOENT',
+  },
+  {
+    name: 'unknown librdkafka property',
+    conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\n',
+    rdkafka: '# brokers\nbootstrap.servers=127.0.0.1:9092\nfoo.bar=1\n',
+    message: '@dir/rdkafka.conf:3: foo.bar: librdkafka refused the value "1": No such configuration property: "foo.bar"',
+  },
+  {
+    name: 'bad librdkafka value',
+    conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\n',
+    rdkafka: 'bootstrap.servers=127.0.0.1:9092\nlinger.ms=abc\n',
+    message: '@dir/rdkafka.conf:2: linger.ms: librdkafka refused the value "abc": Invalid value for configuration property "queue.buffering.max.ms"',
+  },
+  {
+    name: 'no bootstrap.servers',
+    conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\n',
+    rdkafka: 'linger.ms=5\n',
+    message: '@dir/rdkafka.conf: bootstrap.servers: is not set',
+  },
+  {
+    name: 'delivery reports switched off',
+    conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\n',
+    rdkafka: 'bootstrap.servers=127.0.0.1:9092\ndelivery.report.only.error=true\n',
+    message: '@dir/rdkafka.conf:2: delivery.report.only.error: jobcompd deletes a record only when Kafka confirms it',
+  },
+  {
+    name: 'properties librdkafka refuses together',
+    conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\n',
+    rdkafka: 'bootstrap.servers=127.0.0.1:9092\nenable.idempotence=true\nmax.in.flight=10\n',
+    message: '@dir/rdkafka.conf:3: max.in.flight: librdkafka cannot create a producer with these properties: `max.in.flight` must be set <= 5 when `enable.idempotence` is true',
+  },
+  {
+    name: 'JobCompParams from slurm.conf, located there',
+    conf: undefined,
+    slurmConf: 'ClusterName=hpc1\nJobCompType=jobcomp/kafka\nJobCompLoc=@rdkafka\nJobCompParams=enable_job_start,poll_interval=often\n',
+    args: ['--slurm-conf', '@dir/slurm.conf'],
+    message: '@dir/slurm.conf:4: JobCompParams poll_interval: must be a number of seconds',
+  },
+];
+
+describe('check-config refuses broken configuration with exit 78 and file:line: key', () => {
+  it.each(cases.map((c) => [c.name, c] as const))('%s', (_name, c) => {
+    const dir = tempDir();
+    const sub = (s: string): string => s.replace(/@rdkafka/g, join(dir, 'rdkafka.conf')).replace(/@dir/g, dir);
+    writeFiles(dir, { 'rdkafka.conf': c.rdkafka ?? GOOD_RDKAFKA });
+    if (c.conf !== undefined) writeFiles(dir, { 'jobcompd.conf': sub(c.conf) });
+    if (c.slurmConf !== undefined) writeFiles(dir, { 'slurm.conf': sub(c.slurmConf) });
+    const args = c.args ? c.args.map(sub) : ['-c', join(dir, 'jobcompd.conf')];
+    const r = runCli(['check-config', ...args]);
+    expect(r.stderr).toContain(`jobcompd: ${sub(c.message)}`);
+    expect(r.code).toBe(78);
+  });
+});
+
+describe('check-config on a good configuration', () => {
+  it('exits 0, shows the effective settings and never the secrets', () => {
+    const dir = tempDir();
+    const files = writeFiles(dir, {
+      'rdkafka.conf': 'bootstrap.servers=127.0.0.1:9092\nsecurity.protocol=sasl_plaintext\nsasl.mechanism=SCRAM-SHA-256\nsasl.username=slurm\nsasl.password=hunter2\n',
+    });
+    writeFiles(dir, { 'jobcompd.conf': `ClusterName=hpc1\nJobCompLoc=${files['rdkafka.conf'] ?? ''}\nJobCompParams=enable_job_start,colour=blue\n` });
+    const r = runCli(['check-config', '-c', join(dir, 'jobcompd.conf')]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('configuration OK');
+    expect(r.stdout).toContain('finish -> hpc1, start -> hpc1-job-start');
+    expect(r.stdout).toContain('sasl.password=[REDACTED]');
+    expect(r.stderr).toContain('JobCompParams colour: unknown option, ignored');
+    expect(`${r.stdout}${r.stderr}`).not.toContain('hunter2');
+  });
+
+  it('redacts a secret even when librdkafka refuses the configuration', () => {
+    const dir = tempDir();
+    writeFiles(dir, { 'rdkafka.conf': 'bootstrap.servers=127.0.0.1:9092\nsecurity.protocol=sasl_plaintext\nsasl.mechanism=BOGUS\nsasl.password=hunter2\n' });
+    writeFiles(dir, { 'jobcompd.conf': `ClusterName=hpc1\nJobCompLoc=${join(dir, 'rdkafka.conf')}\n` });
+    const r = runCli(['check-config', '-c', join(dir, 'jobcompd.conf')]);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toContain('rdkafka.conf:3: sasl.mechanism: librdkafka cannot create a producer with these properties: Unsupported SASL mechanism: BOGUS');
+    expect(r.stderr).not.toContain('hunter2');
+  });
+});

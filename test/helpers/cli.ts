@@ -1,0 +1,51 @@
+// Running the real jobcompd executable (built into dist/ by `npm run build`).
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const PROJECT_ROOT = resolve(__dirname, '../..');
+export const JOBCOMPD = join(PROJECT_ROOT, 'bin/jobcompd');
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): CliResult {
+  const r = spawnSync(JOBCOMPD, args, {
+    input: opts.input,
+    env: { ...process.env, JOBCOMPD_CONFIG: '', ...opts.env },
+    timeout: opts.timeoutMs ?? 30_000,
+    encoding: 'utf8',
+  });
+  if (r.error) throw r.error;
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The raw stdout bytes of a command (for payload comparisons). */
+export function runCliBytes(args: string[], input: Buffer): { code: number | null; stdout: Buffer; stderr: string } {
+  const r = spawnSync(JOBCOMPD, args, { input, env: { ...process.env, JOBCOMPD_CONFIG: '' }, timeout: 30_000 });
+  if (r.error) throw r.error;
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr.toString('utf8') };
+}
+
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  return spawn(JOBCOMPD, args, { env: { ...process.env, JOBCOMPD_CONFIG: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+export function tempDir(prefix = 'jobcompd-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Write files (name -> content) into dir; returns name -> absolute path. */
+export function writeFiles(dir: string, files: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, text] of Object.entries(files)) {
+    out[name] = join(dir, name);
+    writeFileSync(out[name] as string, text);
+  }
+  return out;
+}

@@ -1,0 +1,162 @@
+// A real jobcompd daemon process for integration tests: its own config, state dir and
+// port, readiness taken from its "jobcompd ready" log line (no sleeps).
+
+import type { ChildProcess } from 'node:child_process';
+import { request, Agent } from 'node:http';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { spawnCli, tempDir, writeFiles } from './cli';
+
+export interface DaemonOptions {
+  bootstrapServers: string;
+  clusterName?: string;
+  params?: string;
+  /** extra rdkafka.conf lines */
+  rdkafka?: string;
+  /** reuse a directory (state, config) from an earlier daemon */
+  dir?: string;
+  port?: number;
+  extraConf?: string;
+}
+
+export interface LogLine {
+  level: string;
+  msg: string;
+  [key: string]: unknown;
+}
+
+export class DaemonProcess {
+  readonly logs: LogLine[] = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
+  stderr = '';
+
+  constructor(
+    readonly proc: ChildProcess,
+    readonly dir: string,
+    readonly port: number,
+  ) {
+    let pending = '';
+    proc.stdout?.on('data', (chunk: Buffer) => {
+      pending += chunk.toString('utf8');
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) this.onLine(line);
+    });
+    proc.stderr?.on('data', (chunk: Buffer) => (this.stderr += chunk.toString('utf8')));
+    this.exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  get configFile(): string {
+    return join(this.dir, 'jobcompd.conf');
+  }
+
+  get stateDir(): string {
+    return join(this.dir, 'state');
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  private onLine(line: string): void {
+    if (line.trim() === '') return;
+    let parsed: LogLine;
+    try {
+      parsed = JSON.parse(line) as LogLine;
+    } catch {
+      parsed = { level: 'raw', msg: line };
+    }
+    this.logs.push(parsed);
+    this.waiters = this.waiters.filter((w) => {
+      if (!w.pred(parsed)) return true;
+      w.resolve(parsed);
+      return false;
+    });
+  }
+
+  /** Resolves with the first (past or future) log line matching; rejects if the process exits first. */
+  waitForLog(pred: (l: LogLine) => boolean, what = 'log line'): Promise<LogLine> {
+    const seen = this.logs.find(pred);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ pred, resolve });
+      void this.exited.then(({ code, signal }) =>
+        reject(new Error(`jobcompd exited (code ${code}, signal ${signal}) before ${what}; stderr: ${this.stderr}; logs: ${this.logs.slice(-5).map((l) => l.msg).join(' | ')}`)),
+      );
+    });
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    this.proc.kill(signal);
+    return this.exited;
+  }
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Write a config for this daemon (unless `dir` already has one) and start it; resolves when it is ready. */
+export async function startDaemon(opts: DaemonOptions): Promise<DaemonProcess> {
+  const dir = opts.dir ?? tempDir('jobcompd-daemon-');
+  const port = opts.port ?? (await freePort());
+  writeFiles(dir, {
+    'rdkafka.conf': `bootstrap.servers=${opts.bootstrapServers}\n${opts.rdkafka ?? ''}`,
+    'jobcompd.conf': [
+      `ClusterName=${opts.clusterName ?? 'testcluster'}`,
+      'StateDir=state',
+      'JobCompLoc=rdkafka.conf',
+      `JobCompParams=${opts.params ?? 'poll_interval=0.05'}`,
+      'LogLevel=debug',
+      opts.extraConf ?? '',
+      '[http]',
+      `Listen=127.0.0.1:${port}`,
+      '',
+    ].join('\n'),
+  });
+  const proc = spawnCli(['run', '-c', join(dir, 'jobcompd.conf')]);
+  const daemon = new DaemonProcess(proc, dir, port);
+  await daemon.waitForLog((l) => l.msg === 'jobcompd ready', 'ready');
+  return daemon;
+}
+
+const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+
+export interface PostResult {
+  status: number;
+  body: string;
+}
+
+/** POST a body the way jobcomp/elasticsearch does. */
+export function post(url: string, body: Buffer, path = '/slurm/_doc'): Promise<PostResult> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}${path}`, { method: 'POST', agent, headers: { 'Content-Type': 'application/json', 'Content-Length': body.length } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** POST all bodies, at most `concurrency` at a time; rejects unless every answer is 201. */
+export async function postAll(url: string, bodies: Buffer[], concurrency = 64): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < bodies.length) {
+      const body = bodies[next++] as Buffer;
+      const r = await post(url, body);
+      if (r.status !== 201) throw new Error(`POST answered ${r.status}: ${r.body}`);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+}

@@ -1,0 +1,68 @@
+// What jobcompd does when Kafka says no, against a real broker with topic auto-creation
+// off: unknown topics are quarantined, timeouts are retried, a full librdkafka queue is
+// backpressure. Nothing is dropped.
+
+import type { KafkaBroker } from '../../tools/kafka/broker';
+import { useBroker } from '../helpers/broker-suite';
+import { consumeAll } from '../../tools/kafka/consume';
+import { runCli } from '../helpers/cli';
+import { postAll, type DaemonProcess } from '../helpers/daemon';
+import { jobIdOf, numberedBodies } from '../helpers/records';
+
+jest.setTimeout(240_000);
+
+const suite = useBroker({ autoCreateTopics: false });
+const daemon = suite.daemon;
+let broker: KafkaBroker;
+beforeAll(() => {
+  broker = suite.broker();
+});
+
+interface Status {
+  backlog: number;
+  quarantined: number;
+  delivered: number;
+}
+
+function status(d: DaemonProcess): Status {
+  return JSON.parse(runCli(['status', '--json', '-c', d.configFile]).stdout) as Status;
+}
+
+it('records for a topic that does not exist (auto-create off) go to quarantine, none vanish', async () => {
+  const d = await daemon({ clusterName: 'nosuchtopic', rdkafka: 'topic.metadata.propagation.max.ms=1000\n' });
+  await postAll(d.url, numberedBodies(20, 700_000), 4);
+  await d.waitForLog(() => d.logs.filter((l) => l.msg.startsWith('Kafka refused the record for good')).length === 20, '20 quarantined');
+  const refused = d.logs.filter((l) => l.msg.startsWith('Kafka refused the record for good'));
+  expect(new Set(refused.map((l) => l.jobId)).size).toBe(20);
+  expect(String(refused[0]?.err)).toMatch(/UNKNOWN_TOPIC/);
+  await d.stop();
+  expect(status(d)).toMatchObject({ backlog: 0, quarantined: 20, delivered: 0 });
+});
+
+it('message timeouts are retried with backoff until delivery succeeds (topic properties of rdkafka.conf apply)', async () => {
+  // The topic does not exist yet and librdkafka waits for it (propagation 10 min), so each
+  // attempt ends with a message timeout after message.timeout.ms=1000 (a topic property).
+  const d = await daemon({
+    clusterName: 'latetopic',
+    rdkafka: 'message.timeout.ms=1000\ntopic.metadata.propagation.max.ms=600000\n',
+    extraConf: '[producer]\nRetryBackoffMin=0.2\nRetryBackoffMax=1',
+  });
+  await postAll(d.url, numberedBodies(100, 800_000), 8);
+  const summary = await d.waitForLog((l) => l.msg === 'delivery attempts failed; records are kept and retried', 'retry summary');
+  expect(String(summary.lastError)).toContain('ERR__MSG_TIMED_OUT');
+  await d.waitForLog((l) => l.msg === 'delivery failed; will retry' && Number(l.retryInMs) >= 400, 'a second attempt');
+  expect((JSON.parse(runCli(['status', '--json', '-c', d.configFile]).stdout) as Status).backlog).toBe(100);
+
+  await broker.createTopic('latetopic');
+  const messages = await consumeAll(broker.bootstrapServers, 'latetopic', { count: 100, timeoutMs: 120_000 });
+  expect(new Set(messages.map((m) => jobIdOf(m.value as Buffer))).size).toBe(100);
+});
+
+it('a full librdkafka queue is backpressure: every record still goes out', async () => {
+  await broker.createTopic('tinyqueue');
+  const d = await daemon({ clusterName: 'tinyqueue', rdkafka: 'queue.buffering.max.messages=5\n' });
+  await postAll(d.url, numberedBodies(500, 900_000), 32);
+  const messages = await consumeAll(broker.bootstrapServers, 'tinyqueue', { count: 500, timeoutMs: 120_000 });
+  expect(new Set(messages.map((m) => jobIdOf(m.value as Buffer))).size).toBe(500);
+  expect(d.logs.some((l) => l.msg === 'librdkafka queue full; waiting for deliveries')).toBe(true);
+});

@@ -1,0 +1,680 @@
+// A real single-node Apache Kafka broker (KRaft, combined broker+controller)
+// for tests and demos. The jars come from tools/kafka/fetch.sh; the JVM is a
+// child of this process and is killed when this process exits.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import * as vm from 'node:vm';
+import { type LibrdKafkaError } from 'node-rdkafka';
+import {
+  delay,
+  describeKafkaError,
+  findTopic,
+  topicHasLeaders,
+  waitForMetadata,
+  withAdminClient,
+  withMetadataClient,
+} from './clients';
+
+export interface BrokerOptions {
+  /** auto.create.topics.enable; default true. */
+  autoCreateTopics?: boolean;
+  /** Default: a fresh directory under os.tmpdir(), removed by destroy(). */
+  dataDir?: string;
+  /** Extra or overriding server.properties entries. */
+  serverProperties?: Record<string, string>;
+  /** JVM heap ceiling (-Xmx) in MiB; default 512. */
+  heapMb?: number;
+  /** Receives every line the broker JVM and the storage formatter print. */
+  log?: (line: string) => void;
+}
+
+export class KafkaHarnessError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** The broker jars could not be found or fetched. */
+export class KafkaJarsError extends KafkaHarnessError {}
+
+/** The broker (or the storage formatter) died or did not become ready in time. */
+export class BrokerStartError extends KafkaHarnessError {
+  constructor(
+    message: string,
+    readonly logTail: string,
+  ) {
+    super(`${message}\n--- last broker log lines ---\n${logTail}`);
+  }
+}
+
+/** A topic could not be created, deleted, or did not reach the expected state. */
+export class TopicAdminError extends KafkaHarnessError {}
+
+const READY_TIMEOUT_MS = 90_000;
+const FORMAT_TIMEOUT_MS = 60_000;
+const STOP_GRACE_MS = 30_000;
+const TOPIC_TIMEOUT_MS = 30_000;
+const METADATA_PROBE_TIMEOUT_MS = 5_000;
+const DEFAULT_HEAP_MB = 512;
+const NODE_ID = 1;
+const LOG_TAIL_LINES = 60;
+const STARTED_LINE = /\bKafka Server started\b/;
+
+// ---------------------------------------------------------------------------
+// Locating the project, the Kafka version and the jars
+
+export function findProjectRoot(from: string = __dirname): string {
+  let dir = path.resolve(from);
+  for (;;) {
+    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new KafkaJarsError(`no package.json found above ${from}`);
+    dir = parent;
+  }
+}
+
+/** The version pinned in tools/kafka/pom.xml, the single place that names it. */
+export function kafkaVersion(root: string = findProjectRoot()): string {
+  const pom = path.join(root, 'tools', 'kafka', 'pom.xml');
+  const match = /<kafka\.version>([^<]+)<\/kafka\.version>/.exec(fs.readFileSync(pom, 'utf8'));
+  if (match?.[1] === undefined) throw new KafkaJarsError(`no <kafka.version> in ${pom}`);
+  return match[1].trim();
+}
+
+let jarsDirPromise: Promise<string> | undefined;
+
+/** Runs fetch.sh (instant when the jars are already there) once per process. */
+export function ensureKafkaJars(root: string = findProjectRoot()): Promise<string> {
+  jarsDirPromise ??= runFetchScript(root).catch((err: unknown) => {
+    jarsDirPromise = undefined;
+    throw err;
+  });
+  return jarsDirPromise;
+}
+
+function runFetchScript(root: string): Promise<string> {
+  const script = path.join(root, 'tools', 'kafka', 'fetch.sh');
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', [script], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', (err) => reject(new KafkaJarsError(`cannot run ${script}: ${err.message}`, { cause: err })));
+    child.on('close', (code) => {
+      const libs = stdout.trim().split('\n').pop() ?? '';
+      if (code === 0 && libs !== '' && fs.existsSync(libs)) resolve(libs);
+      else reject(new KafkaJarsError(`${script} failed (exit ${String(code)}):\n${stderr.trim()}`));
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Making sure no broker JVM outlives this process
+
+const liveChildren = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function killLiveChildrenNow(): void {
+  for (const child of liveChildren) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+  liveChildren.clear();
+}
+
+/**
+ * Jest hands each test file a copy of `process` whose 'exit' listeners never
+ * fire. Code run by vm.runInThisContext is evaluated in Node's main context,
+ * where `process` is the real one (outside jest this is the same object).
+ */
+function realProcess(): NodeJS.Process {
+  const candidate: unknown = vm.runInThisContext('process');
+  return candidate instanceof EventEmitter ? (candidate as NodeJS.Process) : process;
+}
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  realProcess().on('exit', killLiveChildrenNow);
+}
+
+// setpriv's parent-death signal also covers a Node process that is itself
+// SIGKILLed (no 'exit' event then). Without setpriv we rely on the exit hook.
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => fs.existsSync(p));
+
+function javaBinary(): string {
+  const home = process.env['JAVA_HOME'];
+  return home !== undefined && home !== '' ? path.join(home, 'bin', 'java') : 'java';
+}
+
+// ---------------------------------------------------------------------------
+// Broker log: every output line goes to <dataDir>/broker.log, the optional
+// callback, line watchers, and a small in-memory tail for error messages.
+
+class BrokerLog {
+  private readonly recent: string[] = [];
+  private readonly watchers = new Set<(line: string) => void>();
+
+  constructor(
+    readonly file: string,
+    private readonly callback: ((line: string) => void) | undefined,
+  ) {}
+
+  write(line: string): void {
+    fs.appendFileSync(this.file, `${line}\n`);
+    this.recent.push(line);
+    if (this.recent.length > LOG_TAIL_LINES) this.recent.shift();
+    this.callback?.(line);
+    for (const watch of this.watchers) watch(line);
+  }
+
+  note(message: string): void {
+    this.write(`[jobcompd harness ${new Date().toISOString()}] ${message}`);
+  }
+
+  follow(stream: NodeJS.ReadableStream): void {
+    readline.createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => this.write(line));
+  }
+
+  /** Resolves at the first line matching `pattern`; stays pending otherwise. */
+  waitForLine(pattern: RegExp): { promise: Promise<void>; cancel: () => void } {
+    let watcher: ((line: string) => void) | undefined;
+    const promise = new Promise<void>((resolve) => {
+      watcher = (line) => {
+        if (!pattern.test(line)) return;
+        cancel();
+        resolve();
+      };
+      this.watchers.add(watcher);
+    });
+    const cancel = (): void => {
+      if (watcher !== undefined) this.watchers.delete(watcher);
+    };
+    return { promise, cancel };
+  }
+
+  tail(): string {
+    return this.recent.join('\n');
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Child processes
+
+interface ExitStatus {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+function describeExit(status: ExitStatus): string {
+  return status.signal !== null ? `was killed by ${status.signal}` : `exited with code ${String(status.code)}`;
+}
+
+class JvmProcess {
+  readonly exited: Promise<ExitStatus>;
+  private status: ExitStatus | undefined;
+
+  private constructor(
+    private readonly child: ChildProcess,
+    mainClass: string,
+    log: BrokerLog,
+  ) {
+    liveChildren.add(child);
+    if (child.stdout) log.follow(child.stdout);
+    if (child.stderr) log.follow(child.stderr);
+    // 'close' (not 'exit') so that the last log lines have been read.
+    this.exited = new Promise((resolve) => {
+      child.on('error', (err) => {
+        log.note(`cannot start java: ${err.message}`);
+        this.settle({ code: null, signal: null }, resolve);
+      });
+      child.on('close', (code, signal) => {
+        log.note(`${mainClass} ${describeExit({ code, signal })}`);
+        this.settle({ code, signal }, resolve);
+      });
+    });
+  }
+
+  static spawn(mainClass: string, args: string[], jvmArgs: string[], libs: string, log: BrokerLog): JvmProcess {
+    installExitHook();
+    const java = [javaBinary(), ...jvmArgs, '-cp', path.join(libs, '*'), mainClass, ...args];
+    const [command, ...rest] = SETPRIV !== undefined ? [SETPRIV, '--pdeathsig', 'SIGKILL', '--', ...java] : java;
+    log.note(`exec ${java.join(' ')}`);
+    const child = spawn(command as string, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
+    return new JvmProcess(child, mainClass, log);
+  }
+
+  get pid(): number | undefined {
+    return this.running ? this.child.pid : undefined;
+  }
+
+  get running(): boolean {
+    return this.status === undefined;
+  }
+
+  /**
+   * A running broker must not keep Node alive by itself: a test that forgets
+   * destroy() should still let jest exit (the exit hook then kills the JVM).
+   */
+  detachFromEventLoop(): void {
+    this.child.unref();
+    for (const stream of [this.child.stdout, this.child.stderr]) {
+      if (stream instanceof net.Socket) stream.unref();
+    }
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    if (this.running) this.child.kill(sig);
+  }
+
+  /** SIGTERM (or SIGKILL), escalating to SIGKILL after `graceMs`. */
+  async terminate(sig: NodeJS.Signals, graceMs: number): Promise<ExitStatus> {
+    if (this.status !== undefined) return this.status;
+    this.signal(sig);
+    const timer = setTimeout(() => this.signal('SIGKILL'), graceMs);
+    try {
+      return await this.exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private settle(status: ExitStatus, resolve: (s: ExitStatus) => void): void {
+    if (this.status !== undefined) return;
+    this.status = status;
+    liveChildren.delete(this.child);
+    resolve(status);
+  }
+}
+
+/** Resolves with `work`, or rejects if the process exits first or time runs out. */
+async function raceAgainstDeath<T>(
+  work: Promise<T>,
+  jvm: JvmProcess,
+  timeoutMs: number,
+  fail: (reason: string) => Error,
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(fail(`not ready after ${timeoutMs} ms`)), timeoutMs);
+  });
+  const death = jvm.exited.then((status): never => {
+    throw fail(`the JVM ${describeExit(status)}`);
+  });
+  // Whichever loses the race must not surface later as an unhandled rejection.
+  death.catch(() => undefined);
+  work.catch(() => undefined);
+  try {
+    return await Promise.race([work, timeout, death]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Configuration
+
+interface BrokerPorts {
+  client: number;
+  controller: number;
+}
+
+/** Asks the kernel for free loopback ports (held together so they differ). */
+async function reserveLoopbackPorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: count }, () => {
+      return new Promise<net.Server>((resolve, reject) => {
+        const server = net.createServer();
+        server.once('error', reject);
+        server.listen(0, '127.0.0.1', () => resolve(server));
+      });
+    }),
+  );
+  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  return ports;
+}
+
+/**
+ * 22 characters of base64url, the format Kafka expects. Like Kafka's own
+ * Uuid.randomUuid(), reject ids starting with '-': the storage tool's argument
+ * parser would take such an id for an option.
+ */
+function newClusterId(): string {
+  for (;;) {
+    const id = Buffer.from(randomUUID().replace(/-/g, ''), 'hex').toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
+}
+
+function brokerProperties(ports: BrokerPorts, logDir: string, opts: BrokerOptions): Record<string, string> {
+  const oneNode = '1';
+  return {
+    'process.roles': 'broker,controller',
+    'node.id': String(NODE_ID),
+    // A static voter set: nothing about the controller's address is stored in
+    // the metadata log, so a data dir can be reopened on other ports.
+    'controller.quorum.voters': `${NODE_ID}@127.0.0.1:${ports.controller}`,
+    listeners: `PLAINTEXT://127.0.0.1:${ports.client},CONTROLLER://127.0.0.1:${ports.controller}`,
+    'advertised.listeners': `PLAINTEXT://127.0.0.1:${ports.client}`,
+    'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    'controller.listener.names': 'CONTROLLER',
+    'inter.broker.listener.name': 'PLAINTEXT',
+    'log.dirs': logDir,
+    'auto.create.topics.enable': String(opts.autoCreateTopics ?? true),
+    'num.partitions': '1',
+    'default.replication.factor': oneNode,
+    'min.insync.replicas': oneNode,
+    // Internal topics default to replication 3 and 50 partitions; one node
+    // cannot host the former and the latter costs seconds on first use.
+    'offsets.topic.replication.factor': oneNode,
+    'offsets.topic.num.partitions': '1',
+    'transaction.state.log.replication.factor': oneNode,
+    'transaction.state.log.min.isr': oneNode,
+    'transaction.state.log.num.partitions': '1',
+    'share.coordinator.state.topic.replication.factor': oneNode,
+    'share.coordinator.state.topic.min.isr': oneNode,
+    'share.coordinator.state.topic.num.partitions': '1',
+    'group.initial.rebalance.delay.ms': '0',
+    // After a SIGKILL the restarted controller still holds the dead broker's
+    // registration and refuses the new one until this session expires
+    // (default 9 s, heartbeats every 2 s).
+    'broker.session.timeout.ms': '3000',
+    'broker.heartbeat.interval.ms': '500',
+    // Fewer threads and a small log-cleaner buffer (default 128 MiB of heap)
+    // suit a 2-core test machine.
+    'num.network.threads': '2',
+    'num.io.threads': '2',
+    'background.threads': '2',
+    'num.recovery.threads.per.data.dir': '1',
+    'log.cleaner.dedupe.buffer.size': String(8 * 1024 * 1024),
+    ...opts.serverProperties,
+  };
+}
+
+function renderProperties(props: Record<string, string>): string {
+  const escape = (s: string): string => s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+  const lines = Object.entries(props).map(([k, v]) => `${escape(k)}=${escape(v)}`);
+  return `# Written by tools/kafka/broker.ts; rewritten on every start.\n${lines.join('\n')}\n`;
+}
+
+function jvmArgs(heapMb: number, root: string, dataDir: string): string[] {
+  return [
+    `-Xms${Math.min(heapMb, 128)}m`,
+    `-Xmx${heapMb}m`,
+    // Serial GC and C1-only JIT: fewer threads and a faster start on 2 cores.
+    '-XX:+UseSerialGC',
+    '-XX:TieredStopAtLevel=1',
+    '-XX:+ExitOnOutOfMemoryError',
+    '-XX:-UsePerfData',
+    '-Djava.awt.headless=true',
+    `-Dlog4j2.configurationFile=${path.join(root, 'tools', 'kafka', 'log4j2.properties')}`,
+    `-Dkafka.logs.dir=${dataDir}`,
+  ];
+}
+
+// ---------------------------------------------------------------------------
+// Class-data sharing: the first broker JVM that shuts down cleanly dumps the
+// classes it loaded into an archive next to the jars; later JVMs map it and
+// start about a second faster. A stale archive (other JDK, other jars) is
+// only a warning to the JVM; we then delete it so that it gets rebuilt.
+
+const CDS_REJECTED = /Unable to use shared archive/;
+let cdsDumpInProgress = false;
+
+interface ClassDataSharing {
+  args: string[];
+  /** Call once the JVM has exited. */
+  finish: (status: ExitStatus) => void;
+}
+
+function classDataSharing(libs: string, log: BrokerLog, mayDump: boolean): ClassDataSharing {
+  const archive = path.join(path.dirname(libs), 'broker-classes.jsa');
+  if (fs.existsSync(archive)) {
+    const rejected = log.waitForLine(CDS_REJECTED);
+    void rejected.promise.then(() => fs.rm(archive, { force: true }, () => undefined));
+    return { args: [`-XX:SharedArchiveFile=${archive}`], finish: rejected.cancel };
+  }
+  if (!mayDump || cdsDumpInProgress) return { args: [], finish: () => undefined };
+  cdsDumpInProgress = true;
+  const pending = `${archive}.${process.pid}.tmp`;
+  const finish = (status: ExitStatus): void => {
+    cdsDumpInProgress = false;
+    // The JVM writes the archive as it exits; a JVM killed by a signal may have
+    // left half a file. The rename makes a complete archive appear atomically.
+    try {
+      if (status.signal === null && fs.statSync(pending).size > 0) fs.renameSync(pending, archive);
+    } catch {
+      // No archive this time; a later broker will try again.
+    } finally {
+      fs.rmSync(pending, { force: true });
+    }
+  };
+  return { args: [`-XX:ArchiveClassesAtExit=${pending}`], finish };
+}
+
+// ---------------------------------------------------------------------------
+// The broker
+
+export class KafkaBroker {
+  readonly bootstrapServers: string;
+  private jvm: JvmProcess | undefined;
+  private destroyed = false;
+
+  private constructor(
+    readonly dataDir: string,
+    private readonly ownsDataDir: boolean,
+    private readonly ports: BrokerPorts,
+    private readonly root: string,
+    private readonly libs: string,
+    private readonly heapMb: number,
+    private readonly log: BrokerLog,
+  ) {
+    this.bootstrapServers = `127.0.0.1:${ports.client}`;
+  }
+
+  static async start(opts: BrokerOptions = {}): Promise<KafkaBroker> {
+    const root = findProjectRoot();
+    const libs = await ensureKafkaJars(root);
+    const ownsDataDir = opts.dataDir === undefined;
+    const dataDir = path.resolve(opts.dataDir ?? (await fsp.mkdtemp(path.join(os.tmpdir(), 'jobcompd-kafka-'))));
+    await fsp.mkdir(dataDir, { recursive: true });
+    const [client, controller] = await reserveLoopbackPorts(2);
+    if (client === undefined || controller === undefined) throw new KafkaHarnessError('could not reserve two ports');
+    const ports = { client, controller };
+    const log = new BrokerLog(path.join(dataDir, 'broker.log'), opts.log);
+    const broker = new KafkaBroker(dataDir, ownsDataDir, ports, root, libs, opts.heapMb ?? DEFAULT_HEAP_MB, log);
+    await fsp.writeFile(broker.propertiesFile, renderProperties(brokerProperties(ports, broker.logDir, opts)));
+    try {
+      await broker.formatStorageIfNeeded();
+      await broker.launch();
+    } catch (err) {
+      await broker.destroy();
+      throw err;
+    }
+    return broker;
+  }
+
+  get pid(): number | undefined {
+    return this.jvm?.pid;
+  }
+
+  /** SIGTERM (controlled shutdown), SIGKILL after 30 s. Keeps data and ports. */
+  async stop(): Promise<void> {
+    await this.jvm?.terminate('SIGTERM', STOP_GRACE_MS);
+  }
+
+  /** SIGKILL: an unclean crash. Keeps data and ports. */
+  async kill(): Promise<void> {
+    await this.jvm?.terminate('SIGKILL', STOP_GRACE_MS);
+  }
+
+  /** Starts the JVM again (stopping it first if needed) on the same ports and data. */
+  async restart(): Promise<void> {
+    if (this.destroyed) throw new KafkaHarnessError('restart() after destroy()');
+    await this.stop();
+    await this.launch();
+  }
+
+  /** Stops the broker and removes the data dir if start() created it. Idempotent. */
+  async destroy(): Promise<void> {
+    this.destroyed = true;
+    await this.stop();
+    if (this.ownsDataDir) await fsp.rm(this.dataDir, { recursive: true, force: true });
+  }
+
+  /** Creates a topic (replication 1) and waits until all its partitions have a leader. */
+  /** `config`: topic-level settings, e.g. { 'min.insync.replicas': '2' }. */
+  async createTopic(name: string, partitions = 1, config: Record<string, string> = {}): Promise<void> {
+    await withAdminClient(this.bootstrapServers, (admin) => {
+      return new Promise<void>((resolve, reject) => {
+        const topic = { topic: name, num_partitions: partitions, replication_factor: 1, config };
+        admin.createTopic(topic, TOPIC_TIMEOUT_MS, (err: LibrdKafkaError | undefined) => {
+          if (err) reject(new TopicAdminError(`cannot create topic ${name}: ${describeKafkaError(err)}`));
+          else resolve();
+        });
+      });
+    });
+    await this.waitForMetadataOrThrow(`topic ${name} has ${partitions} partition(s) with leaders`, (md) =>
+      topicHasLeaders(findTopic(md, name), partitions),
+    );
+  }
+
+  /** Deletes a topic and resolves once the broker no longer reports it. */
+  async deleteTopic(name: string): Promise<void> {
+    await withAdminClient(this.bootstrapServers, (admin) => {
+      return new Promise<void>((resolve, reject) => {
+        admin.deleteTopic(name, TOPIC_TIMEOUT_MS, (err: LibrdKafkaError | undefined) => {
+          if (err) reject(new TopicAdminError(`cannot delete topic ${name}: ${describeKafkaError(err)}`));
+          else resolve();
+        });
+      });
+    });
+    await this.waitForTopicAbsent(name);
+  }
+
+  async waitForTopicAbsent(name: string, timeoutMs = TOPIC_TIMEOUT_MS): Promise<void> {
+    await this.waitForMetadataOrThrow(`topic ${name} is gone`, (md) => findTopic(md, name) === undefined, timeoutMs);
+  }
+
+  private get propertiesFile(): string {
+    return path.join(this.dataDir, 'server.properties');
+  }
+
+  private get logDir(): string {
+    return path.join(this.dataDir, 'kafka-logs');
+  }
+
+  private async waitForMetadataOrThrow(
+    what: string,
+    done: Parameters<typeof waitForMetadata>[3],
+    timeoutMs = TOPIC_TIMEOUT_MS,
+  ): Promise<void> {
+    try {
+      await waitForMetadata(this.bootstrapServers, timeoutMs, what, done);
+    } catch (err) {
+      throw new TopicAdminError(`${this.bootstrapServers}: ${describeKafkaError(err)}`, { cause: err });
+    }
+  }
+
+  private async formatStorageIfNeeded(): Promise<void> {
+    if (fs.existsSync(path.join(this.logDir, 'meta.properties'))) return;
+    const clusterId = newClusterId();
+    this.log.note(`formatting ${this.logDir} (cluster id ${clusterId})`);
+    const args = ['format', '--cluster-id', clusterId, '--config', this.propertiesFile];
+    const formatter = this.spawnJvm('kafka.tools.StorageTool', args, false);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      formatter.signal('SIGKILL');
+    }, FORMAT_TIMEOUT_MS);
+    const status = await formatter.exited.finally(() => clearTimeout(timer));
+    if (status.code === 0) return;
+    const reason = timedOut ? `it did not finish within ${FORMAT_TIMEOUT_MS} ms` : `the storage tool ${describeExit(status)}`;
+    throw new BrokerStartError(`formatting Kafka storage in ${this.logDir} failed: ${reason}`, this.log.tail());
+  }
+
+  /** Only broker JVMs may dump the class-data archive: they load the most classes. */
+  private spawnJvm(mainClass: string, args: string[], mayDumpClasses: boolean): JvmProcess {
+    const cds = classDataSharing(this.libs, this.log, mayDumpClasses);
+    const flags = [...jvmArgs(this.heapMb, this.root, this.dataDir), ...cds.args];
+    const jvm = JvmProcess.spawn(mainClass, args, flags, this.libs, this.log);
+    void jvm.exited.then(cds.finish);
+    return jvm;
+  }
+
+  private async launch(): Promise<void> {
+    const startedAt = Date.now();
+    this.log.note(`starting broker on ${this.bootstrapServers} (controller 127.0.0.1:${this.ports.controller})`);
+    const started = this.log.waitForLine(STARTED_LINE);
+    const jvm = this.spawnJvm('kafka.Kafka', [this.propertiesFile], true);
+    this.jvm = jvm;
+    const fail = (reason: string): Error =>
+      new BrokerStartError(`Kafka broker on ${this.bootstrapServers} failed to start: ${reason}`, this.log.tail());
+    try {
+      await raceAgainstDeath(this.becomeReady(jvm, started.promise), jvm, READY_TIMEOUT_MS, fail);
+    } catch (err) {
+      started.cancel();
+      await jvm.terminate('SIGKILL', STOP_GRACE_MS);
+      throw err;
+    }
+    jvm.detachFromEventLoop();
+    this.log.note(`broker ready (pid ${String(jvm.pid)}) after ${Date.now() - startedAt} ms`);
+  }
+
+  /** The "started" log line, then a metadata response that lists this broker. */
+  private async becomeReady(jvm: JvmProcess, startedLine: Promise<void>): Promise<void> {
+    await startedLine;
+    let lastError: unknown;
+    // Bounded by raceAgainstDeath's timeout, which also kills the JVM and so ends this loop.
+    while (jvm.running) {
+      try {
+        await withMetadataClient(this.bootstrapServers, METADATA_PROBE_TIMEOUT_MS, async (_client, metadata) => {
+          if (!metadata.brokers.some((b) => b.port === this.ports.client)) {
+            throw new KafkaHarnessError('the metadata response does not list the broker yet');
+          }
+        });
+        return;
+      } catch (err) {
+        lastError = err;
+        await delay(200);
+      }
+    }
+    throw new KafkaHarnessError(`metadata request failed: ${describeKafkaError(lastError)}`);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// By hand: `node dist/tools/kafka/broker.js [--no-auto-create]` runs a broker
+// until Ctrl-C, then removes its data dir.
+
+async function main(argv: string[]): Promise<void> {
+  const broker = await KafkaBroker.start({ autoCreateTopics: !argv.includes('--no-auto-create') });
+  process.stdout.write(
+    `Kafka ${kafkaVersion()} ready at ${broker.bootstrapServers} (pid ${String(broker.pid)}, ` +
+      `log ${path.join(broker.dataDir, 'broker.log')}). Ctrl-C stops it.\n`,
+  );
+  // The broker does not keep Node alive by itself (see detachFromEventLoop).
+  const keepAlive = setInterval(() => undefined, 1 << 30);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  clearInterval(keepAlive);
+  await broker.destroy();
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).catch((err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  });
+}
