@@ -19,7 +19,9 @@ TS_SOURCES := $(shell find src tools -name '*.ts' 2>/dev/null)
 node_modules/.installed: package.json package-lock.json scripts/system-deps.sh
 	scripts/system-deps.sh build
 	@test -f "$(NODE_DIR)/include/node/node_api.h" || { echo "Node.js headers not found in $(NODE_DIR)/include/node" >&2; exit 1; }
-	npm ci --no-audit --no-fund --loglevel=error
+	@# npm install (with the committed lockfile), not npm ci: npm 11 wrongly reports the lockfile
+	@# out of sync because it omits other platforms' optional builds of unrs-resolver (a jest dependency).
+	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
 dist/.built: node_modules/.installed $(TS_SOURCES) tsconfig.json tsconfig.build.json
