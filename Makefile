@@ -14,7 +14,7 @@ export npm_config_build_from_source := true
 
 TS_SOURCES := $(shell find src tools -name '*.ts' 2>/dev/null)
 
-.PHONY: build demo test deps test-deps kafka-jars clean
+.PHONY: build demo test deps test-deps kafka-jars clean native
 
 node_modules/.installed: package.json package-lock.json scripts/system-deps.sh
 	scripts/system-deps.sh build
@@ -28,7 +28,12 @@ dist/.built: node_modules/.installed $(TS_SOURCES) tsconfig.json tsconfig.build.
 	npm run --silent build
 	touch $@
 
-build: dist/.built
+native/build/jobcompd-hook: native/jobcompd-hook.c native/Makefile
+	$(MAKE) -s -C native
+
+native: native/build/jobcompd-hook
+
+build: dist/.built native
 
 deps: node_modules/.installed
 
@@ -46,4 +51,4 @@ demo: build kafka-jars
 	node dist/tools/demo.js
 
 clean:
-	rm -rf dist node_modules/.installed
+	rm -rf dist node_modules/.installed native/build

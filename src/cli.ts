@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { runCheckConfig } from './commands/check-config';
-import { runConvert } from './commands/convert';
+import { INPUT_FORMATS, runConvert, type InputFormat } from './commands/convert';
 import { runDaemon } from './commands/run';
 import { runReplay } from './commands/replay';
 import { runStatus } from './commands/status';
@@ -66,10 +66,10 @@ export function buildProgram(): Command {
   program
     .command('convert')
     .description('read one input record on stdin, print the jobcomp/kafka payload on stdout (exact bytes)')
-    .addOption(new Option('--from <format>', 'input format').choices(['elasticsearch']).makeOptionMandatory())
+    .addOption(new Option('--from <format>', 'input format: an elasticsearch body, or a script/prolog environment (KEY=VALUE lines)').choices([...INPUT_FORMATS]).makeOptionMandatory())
     .option('--params <JobCompParams>', 'JobCompParams to apply (e.g. send_script)', '')
     .option('--newline', 'end the output with a newline (not part of the payload)')
-    .action(action((flags: { from: 'elasticsearch'; params: string; newline?: boolean }) => runConvert(flags.from, flags.params, flags.newline === true)));
+    .action(action((flags: { from: InputFormat; params: string; newline?: boolean }) => runConvert(flags.from, flags.params, flags.newline === true)));
 
   withConfigOptions(program.command('replay').description('resend the saved state (undelivered records) and exit when it is drained'))
     .option('--timeout <seconds>', 'give up after this many seconds (records stay saved); exit 75', parseFloat)

@@ -9,6 +9,8 @@ import { errorMessage, type ConfigError } from './errors';
 import { Ingest } from './ingest';
 import { Publisher } from './publisher';
 import { HttpSource } from './sources/http-source';
+import { SocketSource } from './sources/socket-source';
+import { SpoolSource } from './sources/spool-source';
 
 /** Events: 'fatal' (error with exitCode): the daemon cannot go on and has shut down. */
 export class Daemon extends EventEmitter {
@@ -17,7 +19,7 @@ export class Daemon extends EventEmitter {
   private constructor(
     private cfg: LoadedConfig,
     private readonly publisher: Publisher,
-    private readonly http: HttpSource | undefined,
+    private readonly sources: Sources,
     private readonly log: Logger,
   ) {
     super();
@@ -31,23 +33,24 @@ export class Daemon extends EventEmitter {
     // Wait a little for a `jobcompd status` that may hold the file for a moment.
     const publisher = new Publisher(cfg, log, 5000);
     const ingest = new Ingest(publisher.outbox, () => publisher.currentParams, log);
-    let http: HttpSource | undefined;
+    let sources: Sources;
     try {
-      if (cfg.daemon.http.listen) {
-        http = await HttpSource.listen(ingest, { ...cfg.daemon.http, listen: cfg.daemon.http.listen }, { status: () => publisher.status() }, log);
-      }
+      sources = await startSources(cfg, ingest, publisher, log);
     } catch (err) {
       publisher.outbox.close();
       throw err;
     }
-    const daemon = new Daemon(cfg, publisher, http, log);
+    const daemon = new Daemon(cfg, publisher, sources, log);
     publisher.start();
-    log.info({ http: http?.address ?? null, stateDir: cfg.daemon.stateDir, clusterName: cfg.daemon.clusterName }, 'jobcompd ready');
+    log.info(
+      { http: sources.http?.address ?? null, hookSocket: cfg.daemon.hook.socket ?? null, spool: cfg.daemon.hook.spool ?? null, stateDir: cfg.daemon.stateDir, clusterName: cfg.daemon.clusterName },
+      'jobcompd ready',
+    );
     return daemon;
   }
 
   get httpAddress(): { host: string; port: number } | undefined {
-    return this.http?.address;
+    return this.sources.http?.address;
   }
 
   status(): ReturnType<Publisher['status']> {
@@ -80,8 +83,37 @@ export class Daemon extends EventEmitter {
   private async doShutdown(): Promise<void> {
     const backlogBefore = this.publisher.outbox.backlogSize;
     this.log.info({ backlog: backlogBefore, flushTimeoutMs: this.publisher.currentParams.flushTimeoutMs }, 'shutting down');
-    await this.http?.close();
+    await closeSources(this.sources);
     await this.publisher.stop();
     this.log.info({ undelivered: this.publisher.outbox.backlogSize }, 'stopped; undelivered records stay in the state file and go out at the next start');
   }
+}
+
+interface Sources {
+  http: HttpSource | undefined;
+  socket: SocketSource | undefined;
+  spool: SpoolSource | undefined;
+}
+
+async function startSources(cfg: LoadedConfig, ingest: Ingest, publisher: Publisher, log: Logger): Promise<Sources> {
+  const sources: Sources = { http: undefined, socket: undefined, spool: undefined };
+  const { http, hook } = cfg.daemon;
+  try {
+    if (http.listen) sources.http = await HttpSource.listen(ingest, { ...http, listen: http.listen }, { status: () => publisher.status() }, log);
+    if (hook.socket) {
+      sources.socket = await SocketSource.listen(ingest, { path: hook.socket, mode: hook.socketMode, timeoutMs: hook.timeoutMs, maxMessageBytes: hook.maxMessageBytes }, log);
+    }
+    if (hook.spool) {
+      sources.spool = await SpoolSource.start(ingest, { dir: hook.spool, scanIntervalMs: hook.spoolScanIntervalMs, maxMessageBytes: hook.maxMessageBytes }, log);
+    }
+  } catch (err) {
+    await closeSources(sources);
+    throw err;
+  }
+  return sources;
+}
+
+/** Stop accepting input; what was received is committed and answered first. */
+async function closeSources(s: Sources): Promise<void> {
+  await Promise.all([s.http?.close(), s.socket?.close(), s.spool?.close()]);
 }

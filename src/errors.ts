@@ -102,6 +102,8 @@ export const StateCodes = {
   corrupt: 'E_STATE_CORRUPT',
   io: 'E_STATE_IO',
   full: 'E_STATE_DISK_FULL',
+  socketPath: 'E_SOCKET_PATH',
+  socketInUse: 'E_SOCKET_IN_USE',
 } as const;
 
 export function errorMessage(err: unknown): string {

@@ -3,60 +3,120 @@
 // input that cannot be mapped, the raw input in quarantine) is on disk; rejects with a
 // StateError when nothing could be committed, and then the source must answer "retry".
 
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { JobCompParams } from './config/jobcomp-params';
 import { RecordError } from './errors';
 import type { Outbox } from './outbox/outbox';
 import { recordFields } from './producer/dispatcher';
 import { parseElasticsearchBody } from './record/from-elasticsearch';
-import { serialize } from './record/serialize';
+import { mapHookEnv } from './record/from-hook';
 import { eventName, JobEvent, type JobRecord } from './record/job-record';
+import { parseEnvBlock } from './record/slurm-env';
+import { serialize } from './record/serialize';
 
 export type SourceName = 'http' | 'socket' | 'spool' | 'replay';
 
 export type AcceptResult =
-  | { kind: 'stored'; id: number; jobId: number; event: JobRecord['event'] }
-  | { kind: 'quarantined'; id: number; code: string; reason: string };
+  | { kind: 'stored'; id: number; jobId: number; event: JobEvent }
+  | { kind: 'duplicate'; id: number; jobId: number; event: JobEvent }
+  | { kind: 'quarantined'; id: number; code: string; reason: string }
+  | { kind: 'ignored'; jobId: number | undefined; reason: string };
+
+export interface IngestCounters {
+  received: Record<SourceName, number>;
+  ignored: number;
+}
 
 export class Ingest {
+  readonly counters: IngestCounters = { received: { http: 0, socket: 0, spool: 0, replay: 0 }, ignored: 0 };
+
   constructor(
     private readonly outbox: Outbox,
     private readonly params: () => JobCompParams,
     private readonly log: Logger,
   ) {}
 
-  /** A body POSTed by jobcomp/elasticsearch. */
+  /** A body POSTed by jobcomp/elasticsearch: always a job end record. */
   acceptElasticsearch(body: Buffer, source: SourceName): Promise<AcceptResult> {
     const receivedAt = Date.now();
+    this.counters.received[source] += 1;
     let record: JobRecord;
     try {
       record = parseElasticsearchBody(body, { sendScript: this.params().sendScript });
     } catch (err) {
       if (!(err instanceof RecordError)) throw err;
-      return this.quarantineInput(body, source, receivedAt, err);
+      return this.quarantineInput(body, source, receivedAt, { code: err.code, reason: err.message, jobId: err.jobId, event: JobEvent.finish });
+    }
+    return this.store(record, source, receivedAt);
+  }
+
+  /** The environment the native hook forwards (jobcomp/script, PrologSlurmctld, EpilogSlurmctld). */
+  acceptHookEnvironment(environment: Buffer, source: SourceName): Promise<AcceptResult> {
+    const receivedAt = Date.now();
+    this.counters.received[source] += 1;
+    let mapped: ReturnType<typeof mapHookEnv>;
+    try {
+      mapped = mapHookEnv(parseEnvBlock(environment));
+    } catch (err) {
+      if (!(err instanceof RecordError)) throw err;
+      return this.quarantineInput(environment, source, receivedAt, { code: err.code, reason: err.message, jobId: err.jobId, event: undefined });
+    }
+    if (mapped.kind === 'not-published') {
+      return Promise.resolve(this.ignore(mapped.jobId, undefined, 'EpilogSlurmctld environments carry no job state or times; end records come from jobcomp'));
+    }
+    const { record } = mapped;
+    if (record.event === JobEvent.start && !this.params().enableJobStart) {
+      return Promise.resolve(this.ignore(record.jobid, record.event, 'start records are disabled (JobCompParams enable_job_start)'));
     }
     return this.store(record, source, receivedAt);
   }
 
   private async store(record: JobRecord, source: SourceName, receivedAt: number): Promise<AcceptResult> {
     const payload = serialize(record);
-    const id = await this.outbox.append({ event: record.event, jobId: record.jobid, payload, source, receivedAt });
-    this.log.debug({ ...recordFields({ id, jobId: record.jobid, event: record.event }), source, bytes: payload.length }, 'record committed');
+    const dedupKey = createHash('sha256').update(Buffer.from([record.event])).update(payload).digest();
+    const { id, duplicate } = await this.outbox.append({ event: record.event, jobId: record.jobid, payload, source, receivedAt, dedupKey });
+    const fields = { ...recordFields({ id, jobId: record.jobid, event: record.event }), source, bytes: payload.length };
+    if (duplicate) {
+      this.log.info(fields, 'duplicate of a record already accepted; not published again');
+      return { kind: 'duplicate', id, jobId: record.jobid, event: record.event };
+    }
+    this.log.debug(fields, 'record committed');
     return { kind: 'stored', id, jobId: record.jobid, event: record.event };
   }
 
-  private async quarantineInput(raw: Buffer, source: SourceName, receivedAt: number, err: RecordError): Promise<AcceptResult> {
+  private ignore(jobId: number | undefined, event: JobEvent | undefined, reason: string): AcceptResult {
+    this.counters.ignored += 1;
+    this.log.debug({ jobId, event: event === undefined ? 'job end (epilog)' : eventName(event), reason }, 'record not published');
+    return { kind: 'ignored', jobId, reason };
+  }
+
+  /** Input that is not even a message (malformed hook frame, unreadable spool file). */
+  quarantineRaw(raw: Buffer, source: SourceName, code: string, reason: string): Promise<AcceptResult> {
+    this.counters.received[source] += 1;
+    return this.quarantineInput(raw, source, Date.now(), { code, reason, jobId: undefined, event: undefined });
+  }
+
+  private async quarantineInput(
+    raw: Buffer,
+    source: SourceName,
+    receivedAt: number,
+    why: { code: string; reason: string; jobId: number | undefined; event: JobEvent | undefined },
+  ): Promise<AcceptResult> {
     const id = await this.outbox.addToQuarantine({
-      event: null,
-      jobId: null,
+      event: why.event ?? null,
+      jobId: why.jobId ?? null,
       payload: null,
       raw,
       source,
       receivedAt,
-      reasonCode: err.code,
-      reason: err.message,
+      reasonCode: why.code,
+      reason: why.reason,
     });
-    this.log.error({ jobId: err.jobId, event: eventName(JobEvent.finish), quarantineId: id, source, code: err.code, err: err.message, bytes: raw.length }, 'input cannot be mapped to a job record; kept raw in quarantine');
-    return { kind: 'quarantined', id, code: err.code, reason: err.message };
+    this.log.error(
+      { jobId: why.jobId, event: why.event === undefined ? 'unknown' : eventName(why.event), quarantineId: id, source, code: why.code, err: why.reason, bytes: raw.length },
+      'input cannot be mapped to a job record; kept raw in quarantine',
+    );
+    return { kind: 'quarantined', id, code: why.code, reason: why.reason };
   }
 }

@@ -29,7 +29,7 @@ export class Publisher extends EventEmitter {
   ) {
     super();
     this.params = cfg.params;
-    this.outbox = Outbox.open(cfg.daemon.stateDir, { busyTimeoutMs });
+    this.outbox = Outbox.open(cfg.daemon.stateDir, { busyTimeoutMs, dedupWindowMs: cfg.daemon.dedupWindowMs });
     this.dispatcher = new Dispatcher(
       this.outbox,
       {

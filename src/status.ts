@@ -18,6 +18,7 @@ export interface StatusReport {
   oldestPendingAgeSeconds: number | null;
   delivered: number;
   quarantined: number;
+  deduplicated: number;
   producer: ProducerStatus | null;
 }
 
@@ -34,6 +35,7 @@ export function buildStatus(
     oldestPendingAgeSeconds: stats.oldestReceivedAt === undefined ? null : Math.max(0, Math.round((now - stats.oldestReceivedAt) / 1000)),
     delivered: stats.delivered,
     quarantined: stats.quarantined,
+    deduplicated: stats.deduplicated,
     producer,
   };
 }
@@ -45,7 +47,8 @@ export function formatStatus(r: StatusReport): string {
     `backlog:             ${r.backlog} record(s) waiting for Kafka`,
     `oldest pending:      ${r.oldestPendingAgeSeconds === null ? '-' : `${r.oldestPendingAgeSeconds} s ago`}`,
     `delivered (total):   ${r.delivered}`,
-    `quarantined:         ${r.quarantined}${r.quarantined > 0 ? '  (see docs/operations.md; `jobcompd replay --quarantined` resends)' : ''}`,
+    `quarantined:         ${r.quarantined}${r.quarantined > 0 ? '  (see docs/operations.md, "Quarantine")' : ''}`,
+    `duplicates dropped:  ${r.deduplicated}`,
   ];
   if (r.producer) {
     lines.push(

@@ -1,19 +1,38 @@
-// `jobcompd convert --from elasticsearch`: stdin (one input record) -> stdout (the exact
+// `jobcompd convert --from FORMAT`: stdin (one input record) -> stdout (the exact
 // jobcomp/kafka payload bytes). For admins checking a mapping, and for tests.
+//   elasticsearch  the JSON body jobcomp/elasticsearch POSTs
+//   script         a jobcomp/script environment, KEY=VALUE lines (as `env` prints them)
+//   prolog         a PrologSlurmctld environment, KEY=VALUE lines; @start comes from
+//                  JOBCOMPD_HOOK_TIME (the hook stamps it), left out if absent
 
 import { parseJobCompParams } from '../config/jobcomp-params';
 import { parseElasticsearchBody } from '../record/from-elasticsearch';
+import { mapJobcompScriptEnv, mapPrologEnv } from '../record/from-hook';
+import type { JobRecord } from '../record/job-record';
+import { parseEnvDump } from '../record/slurm-env';
 import { serialize } from '../record/serialize';
 
-export async function runConvert(from: 'elasticsearch', paramsText: string, newline: boolean): Promise<number> {
+export const INPUT_FORMATS = ['elasticsearch', 'script', 'prolog'] as const;
+export type InputFormat = (typeof INPUT_FORMATS)[number];
+
+export async function runConvert(from: InputFormat, paramsText: string, newline: boolean): Promise<number> {
   const { params, warnings } = parseJobCompParams(paramsText, { file: '--params' });
   for (const w of warnings) process.stderr.write(`jobcompd: warning: ${w}\n`);
   const input = await readAll(process.stdin);
-  const record = from === 'elasticsearch' ? parseElasticsearchBody(input, { sendScript: params.sendScript }) : undefined;
-  if (!record) throw new Error(`unsupported input format ${from as string}`);
-  const payload = serialize(record);
+  const payload = serialize(mapInput(from, input, params.sendScript));
   await write(newline ? Buffer.concat([payload, Buffer.from('\n')]) : payload);
   return 0;
+}
+
+function mapInput(from: InputFormat, input: Buffer, sendScript: boolean): JobRecord {
+  switch (from) {
+    case 'elasticsearch':
+      return parseElasticsearchBody(input, { sendScript });
+    case 'script':
+      return mapJobcompScriptEnv(parseEnvDump(input));
+    case 'prolog':
+      return mapPrologEnv(parseEnvDump(input));
+  }
 }
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {

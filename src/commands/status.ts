@@ -17,7 +17,7 @@ export async function runStatus(opts: LoadOptions, json: boolean): Promise<numbe
 export async function readStatus(cfg: DaemonConfig): Promise<StatusReport> {
   const file = join(cfg.stateDir, STATE_FILE_NAME);
   if (!existsSync(file)) {
-    return buildStatus(file, { backlog: 0, oldestReceivedAt: undefined, delivered: 0, quarantined: 0 }, null);
+    return buildStatus(file, { backlog: 0, oldestReceivedAt: undefined, delivered: 0, quarantined: 0, deduplicated: 0 }, null);
   }
   try {
     const outbox = Outbox.open(cfg.stateDir, { mustExist: true });

@@ -38,6 +38,18 @@ export interface DaemonConfig {
     retryBackoffMinMs: number;
     retryBackoffMaxMs: number;
   };
+  /** identical records within this window are published once; 0 disables */
+  dedupWindowMs: number;
+  hook: {
+    /** Unix socket the native hook connects to; undefined: off */
+    socket: string | undefined;
+    socketMode: number;
+    /** spool directory the hook writes to when the daemon does not answer; undefined: off */
+    spool: string | undefined;
+    spoolScanIntervalMs: number;
+    timeoutMs: number;
+    maxMessageBytes: number;
+  };
 }
 
 export interface LoadOptions {
@@ -61,6 +73,15 @@ const SCHEMA: Record<string, Record<string, Setter>> = {
     },
     slurmconf: () => undefined, // read before the other keys, see loadDaemonConfig
     loglevel: (c, v, loc) => (c.logLevel = oneOf(v.toLowerCase(), LOG_LEVELS, loc)),
+    dedupwindow: (c, v, loc) => (c.dedupWindowMs = seconds(v, loc)),
+  },
+  hook: {
+    socket: (c, v, loc, base) => (c.hook.socket = offOrPath(v, loc, base)),
+    socketmode: (c, v, loc) => (c.hook.socketMode = fileMode(v, loc)),
+    spool: (c, v, loc, base) => (c.hook.spool = offOrPath(v, loc, base)),
+    spoolscaninterval: (c, v, loc) => (c.hook.spoolScanIntervalMs = Math.max(10, seconds(v, loc))),
+    timeout: (c, v, loc) => (c.hook.timeoutMs = seconds(v, loc)),
+    maxmessagebytes: (c, v, loc) => (c.hook.maxMessageBytes = positiveInt(v, loc)),
   },
   http: {
     listen: (c, v, loc) => (c.http.listen = parseListen(v, loc)),
@@ -93,6 +114,16 @@ export function defaultDaemonConfig(): DaemonConfig {
       maxConnections: 256,
     },
     producer: { maxInFlight: 10_000, retryBackoffMinMs: 500, retryBackoffMaxMs: 60_000 },
+    dedupWindowMs: 86_400_000,
+    // the native hook's compiled-in defaults
+    hook: {
+      socket: '/run/jobcompd/hook.sock',
+      socketMode: 0o660,
+      spool: '/var/spool/jobcompd',
+      spoolScanIntervalMs: 5000,
+      timeoutMs: 10_000,
+      maxMessageBytes: 1024 * 1024,
+    },
   };
 }
 
@@ -178,6 +209,16 @@ function positiveInt(v: string, loc: ConfigLocation): number {
 function seconds(v: string, loc: ConfigLocation): number {
   if (!/^\d+(\.\d+)?$/.test(v)) throw new ConfigError(ConfigCodes.badValue, loc, `must be a number of seconds, got "${v}"`);
   return Math.round(Number(v) * 1000);
+}
+
+function offOrPath(v: string, loc: ConfigLocation, baseDir: string): string | undefined {
+  return /^(off|none|no)$/i.test(v) ? undefined : resolvePath(nonEmpty(v, loc), baseDir);
+}
+
+/** An octal file mode such as 0660. */
+function fileMode(v: string, loc: ConfigLocation): number {
+  if (!/^0?[0-7]{3}$/.test(v)) throw new ConfigError(ConfigCodes.badValue, loc, `must be an octal file mode such as 0660, got "${v}"`);
+  return parseInt(v, 8);
 }
 
 /** "host:port", "[v6]:port", or "off" to disable the listener. */

@@ -26,6 +26,14 @@ export interface NewRecord {
   payload: Buffer;
   source: string;
   receivedAt: number;
+  /** Identical records (same key) within the dedup window are stored once. */
+  dedupKey?: Buffer;
+}
+
+export interface AppendResult {
+  id: number;
+  /** true when the same record was committed before, within the window: `id` is that copy's row */
+  duplicate: boolean;
 }
 
 export interface OutboxRow {
@@ -60,6 +68,7 @@ export interface OutboxStats {
   oldestReceivedAt: number | undefined;
   delivered: number;
   quarantined: number;
+  deduplicated: number;
 }
 
 export interface OpenOptions {
@@ -67,16 +76,18 @@ export interface OpenOptions {
   busyTimeoutMs?: number;
   /** Do not create a state file (for inspection). */
   mustExist?: boolean;
+  /** Window of the duplicate check for records with a dedupKey; 0 disables it. */
+  dedupWindowMs?: number;
 }
 
-interface Waiter {
-  resolve: (id: number) => void;
+interface Waiter<T> {
+  resolve: (value: T) => void;
   reject: (err: Error) => void;
 }
 
 interface PendingWrites {
-  inserts: { rec: NewRecord; waiter: Waiter }[];
-  quarantines: { entry: QuarantineEntry; waiter: Waiter }[];
+  inserts: { rec: NewRecord; waiter: Waiter<AppendResult> }[];
+  quarantines: { entry: QuarantineEntry; waiter: Waiter<number> }[];
   acks: number[];
   failures: Map<number, string>;
   moves: Map<number, { code: string; reason: string }>;
@@ -87,6 +98,7 @@ function emptyWrites(): PendingWrites {
 }
 
 const RETRY_FLUSH_MS = 1000;
+const DEDUP_PRUNE_INTERVAL_MS = 60_000;
 
 export class Outbox extends EventEmitter {
   readonly file: string;
@@ -96,9 +108,14 @@ export class Outbox extends EventEmitter {
   private retryTimer: NodeJS.Timeout | undefined;
   private backlog: number;
   private closed = false;
+  private lastDedupPrune = 0;
   private readonly stmt: ReturnType<Outbox['prepare']>;
 
-  private constructor(file: string, db: Database.Database) {
+  private constructor(
+    file: string,
+    db: Database.Database,
+    private readonly dedupWindowMs: number,
+  ) {
     super();
     this.file = file;
     this.db = db;
@@ -123,7 +140,7 @@ export class Outbox extends EventEmitter {
       // Take the write lock now and keep it: a second process fails here, clearly.
       db.exec('BEGIN EXCLUSIVE; COMMIT');
       migrate(db, file);
-      return new Outbox(file, db);
+      return new Outbox(file, db, opts.dedupWindowMs ?? 0);
     } catch (err) {
       db.close();
       throw translateOpenError(err, file);
@@ -151,17 +168,20 @@ export class Outbox extends EventEmitter {
       oldest: db.prepare('SELECT received_at AS t FROM outbox ORDER BY id LIMIT 1'),
       counter: db.prepare('SELECT value FROM counters WHERE name = ?'),
       quarantineCount: db.prepare('SELECT count(*) AS n FROM quarantine'),
+      dedupGet: db.prepare('SELECT row_id AS rowId, first_seen AS firstSeen FROM dedup WHERE hash = ?'),
+      dedupPut: db.prepare('INSERT OR REPLACE INTO dedup (hash, row_id, first_seen) VALUES (?, ?, ?)'),
+      dedupPrune: db.prepare('DELETE FROM dedup WHERE first_seen < ?'),
     };
   }
 
-  /** Resolves with the row id once the record is committed to disk. */
-  append(rec: NewRecord): Promise<number> {
-    return this.enqueue((waiter) => this.pending.inserts.push({ rec, waiter }));
+  /** Resolves once the record is committed to disk (or found to be a duplicate). */
+  append(rec: NewRecord): Promise<AppendResult> {
+    return this.enqueue((waiter: Waiter<AppendResult>) => this.pending.inserts.push({ rec, waiter }));
   }
 
   /** Keep an input that cannot be published; resolves once committed. */
   addToQuarantine(entry: QuarantineEntry): Promise<number> {
-    return this.enqueue((waiter) => this.pending.quarantines.push({ entry, waiter }));
+    return this.enqueue((waiter: Waiter<number>) => this.pending.quarantines.push({ entry, waiter }));
   }
 
   /** Kafka confirmed delivery: the row goes at the next commit. */
@@ -196,9 +216,15 @@ export class Outbox extends EventEmitter {
 
   stats(): OutboxStats {
     const oldest = this.stmt.oldest.get() as { t: number } | undefined;
-    const delivered = this.stmt.counter.get('delivered') as { value: number } | undefined;
+    const counter = (name: string): number => (this.stmt.counter.get(name) as { value: number } | undefined)?.value ?? 0;
     const quarantined = this.stmt.quarantineCount.get() as { n: number };
-    return { backlog: this.backlog, oldestReceivedAt: oldest?.t, delivered: delivered?.value ?? 0, quarantined: quarantined.n };
+    return {
+      backlog: this.backlog,
+      oldestReceivedAt: oldest?.t,
+      delivered: counter('delivered'),
+      quarantined: quarantined.n,
+      deduplicated: counter('deduplicated'),
+    };
   }
 
   quarantineRows(limit: number): QuarantineRow[] {
@@ -219,9 +245,9 @@ export class Outbox extends EventEmitter {
     this.db.close();
   }
 
-  private enqueue(push: (w: Waiter) => void): Promise<number> {
+  private enqueue<T>(push: (w: Waiter<T>) => void): Promise<T> {
     if (this.closed) return Promise.reject(new StateError(StateCodes.io, 'the state file is closed'));
-    return new Promise((resolve, reject) => {
+    return new Promise<T>((resolve, reject) => {
       push({ resolve, reject });
       this.scheduleFlush();
     });
@@ -240,24 +266,31 @@ export class Outbox extends EventEmitter {
     this.pending = emptyWrites();
     if (w.inserts.length + w.quarantines.length + w.acks.length + w.failures.size + w.moves.size === 0) return;
     const now = Date.now();
-    let ids: number[];
+    let results: AppendResult[];
     let qids: number[];
     try {
-      [ids, qids] = this.db.transaction(() => this.write(w, now))();
+      [results, qids] = this.db.transaction(() => this.write(w, now))();
     } catch (err) {
       this.failFlush(w, err);
       return;
     }
-    this.backlog += ids.length - w.acks.length - w.moves.size;
-    w.inserts.forEach((x, i) => x.waiter.resolve(ids[i] ?? 0));
+    const inserted = results.filter((r) => !r.duplicate).length;
+    this.backlog += inserted - w.acks.length - w.moves.size;
+    w.inserts.forEach((x, i) => x.waiter.resolve(results[i] ?? { id: 0, duplicate: false }));
     w.quarantines.forEach((x, i) => x.waiter.resolve(qids[i] ?? 0));
-    if (ids.length > 0) this.emit('committed', ids.length);
+    if (inserted > 0) this.emit('committed', inserted);
     this.emit('flushed');
   }
 
-  private write(w: PendingWrites, now: number): [number[], number[]] {
+  private write(w: PendingWrites, now: number): [AppendResult[], number[]] {
     const s = this.stmt;
-    const ids = w.inserts.map(({ rec }) => Number(s.insert.run(rec.event, rec.jobId, rec.payload, rec.source, rec.receivedAt).lastInsertRowid));
+    const results = w.inserts.map(({ rec }) => this.insert(rec, now));
+    const duplicates = results.filter((r) => r.duplicate).length;
+    if (duplicates > 0) s.addCounter.run('deduplicated', duplicates);
+    if (this.dedupWindowMs > 0 && now - this.lastDedupPrune > DEDUP_PRUNE_INTERVAL_MS) {
+      s.dedupPrune.run(now - this.dedupWindowMs);
+      this.lastDedupPrune = now;
+    }
     const qids = w.quarantines.map(({ entry: q }) =>
       Number(s.insertQuarantine.run(q.event, q.jobId, q.payload, q.raw, q.source, q.receivedAt, now, q.reasonCode, q.reason).lastInsertRowid),
     );
@@ -268,7 +301,20 @@ export class Outbox extends EventEmitter {
       s.moveToQuarantine.run(now, m.code, m.reason, id);
       s.delete.run(id);
     }
-    return [ids, qids];
+    return [results, qids];
+  }
+
+  /** One record, unless an identical one was committed within the window. */
+  private insert(rec: NewRecord, now: number): AppendResult {
+    const s = this.stmt;
+    const key = this.dedupWindowMs > 0 ? rec.dedupKey : undefined;
+    if (key) {
+      const seen = s.dedupGet.get(key) as { rowId: number; firstSeen: number } | undefined;
+      if (seen && now - seen.firstSeen < this.dedupWindowMs) return { id: seen.rowId, duplicate: true };
+    }
+    const id = Number(s.insert.run(rec.event, rec.jobId, rec.payload, rec.source, rec.receivedAt).lastInsertRowid);
+    if (key) s.dedupPut.run(key, id, now);
+    return { id, duplicate: false };
   }
 
   /**

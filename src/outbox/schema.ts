@@ -8,7 +8,7 @@ import { StateCodes, StateError, EXIT_SOFTWARE } from '../errors';
 
 /** "JCMP" */
 export const APPLICATION_ID = 0x4a434d50;
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 const MIGRATIONS: readonly string[] = [
   // 0 -> 1
@@ -41,6 +41,17 @@ const MIGRATIONS: readonly string[] = [
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
   ) WITHOUT ROWID;
+  `,
+  // 1 -> 2
+  `
+  -- Records seen recently (hash of event + payload), to publish a record Slurm sends twice
+  -- only once. Pruned to the configured window.
+  CREATE TABLE dedup (
+    hash       BLOB    PRIMARY KEY,
+    row_id     INTEGER NOT NULL,             -- the outbox row of the first copy
+    first_seen INTEGER NOT NULL              -- ms since the epoch
+  ) WITHOUT ROWID;
+  CREATE INDEX dedup_first_seen ON dedup (first_seen);
   `,
 ];
 

@@ -9,8 +9,9 @@
 
 import { RecordCodes, RecordError } from '../errors';
 import { parseJsonBytes } from './bytes';
-import { JobEvent, type JobRecord } from './job-record';
+import { JobEvent, setField, type JobRecord } from './job-record';
 import { isValidSlurmTime, parseUtc } from './slurm-time';
+import { identityName } from './slurm-values';
 import { deriveTresRaw } from './tres';
 
 export interface MapOptions {
@@ -19,9 +20,6 @@ export interface MapOptions {
 }
 
 export type EsFlavor = 'slurm-22.05' | 'slurm-23.02+';
-
-/** The uid/gid of "nobody"/"nogroup": only then is a "nobody" name genuine. */
-const NOBODY_ID = 65534;
 
 export function parseElasticsearchBody(body: Buffer, opts: MapOptions): JobRecord {
   let parsed: unknown;
@@ -53,9 +51,8 @@ export function mapElasticsearchRecord(input: unknown, opts: MapOptions): JobRec
   };
   const identity = (nameKey: string, idKey: string): [string | null, number] => {
     const id = f.uint(idKey);
-    let name = f.nullableString(nameKey);
-    if (legacy && (name === '' || (name === 'nobody' && id !== NOBODY_ID))) name = null;
-    return [name, id];
+    const name = f.nullableString(nameKey);
+    return [legacy ? identityName(name, id) : name, id];
   };
 
   const jobid = f.uint('jobid');
@@ -91,27 +88,27 @@ export function mapElasticsearchRecord(input: unknown, opts: MapOptions): JobRec
   const arrayJob = f.optUint('array_job_id');
   const arrayTask = f.optUint('array_task_id');
   if (arrayJob !== undefined && arrayTask !== undefined) record.array = { job_id: arrayJob, task_id: arrayTask };
-  setIfDefined(record, 'priority', f.optUint('priority'));
-  setIfDefined(record, 'submit', f.time('@submit'));
-  setIfDefined(record, 'eligible', f.time('@eligible'));
+  setField(record, 'priority', f.optUint('priority'));
+  setField(record, 'submit', f.time('@submit'));
+  setField(record, 'eligible', f.time('@eligible'));
   const queueWait = f.optInt('@queue_wait');
   if (queueWait !== undefined && queueWait >= 0) record.queue_wait = queueWait;
-  for (const key of ['work_dir', 'std_err', 'std_in', 'std_out'] as const) setIfDefined(record, key, f.optString(key));
+  for (const key of ['work_dir', 'std_err', 'std_in', 'std_out'] as const) setField(record, key, f.optString(key));
   for (const key of ['cluster', 'qos'] as const) {
     const v = f.optString(key);
     // 22.05 writes these whenever the association/QOS exists, "" when it has no name.
     if (v !== undefined && !(legacy && v === '')) record[key] = v;
   }
   for (const key of ['ntasks', 'ntasks_per_node', 'ntasks_per_tres', 'cpus_per_task', 'time_limit'] as const) {
-    setIfDefined(record, key, f.optUint(key));
+    setField(record, key, f.optUint(key));
   }
   for (const key of ['orig_dependency', 'excluded_nodes', 'features', 'job_name', 'reservation_name', 'wc_key'] as const) {
-    setIfDefined(record, key, f.optString(key));
+    setField(record, key, f.optString(key));
   }
   mapTres(f, record, 'tres_req');
   mapTres(f, record, 'tres_alloc');
-  setIfDefined(record, 'account', f.optString('account'));
-  if (opts.sendScript) setIfDefined(record, 'script', f.optString('script'));
+  setField(record, 'account', f.optString('account'));
+  if (opts.sendScript) setField(record, 'script', f.optString('script'));
   if (f.has('parent_accounts')) record.parent_accounts = f.nullableString('parent_accounts');
   return record;
 }
@@ -119,12 +116,8 @@ export function mapElasticsearchRecord(input: unknown, opts: MapOptions): JobRec
 function mapTres(f: Fields, record: JobRecord, key: 'tres_req' | 'tres_alloc'): void {
   const formatted = f.optString(key);
   const raw = f.optString(`${key}_raw`) ?? (formatted === undefined ? undefined : deriveTresRaw(formatted));
-  setIfDefined(record, `${key}_raw`, raw);
-  setIfDefined(record, key, formatted);
-}
-
-function setIfDefined<K extends keyof JobRecord>(record: JobRecord, key: K, value: JobRecord[K] | undefined): void {
-  if (value !== undefined) record[key] = value;
+  setField(record, `${key}_raw`, raw);
+  setField(record, key, formatted);
 }
 
 /** Typed access to the body's keys; every failure names the key. */

@@ -87,3 +87,8 @@ export interface JobRecord {
   script?: string;
   parent_accounts?: string | null;
 }
+
+/** Set an optional field only when there is a value (undefined means "left out"). */
+export function setField<K extends keyof JobRecord>(record: JobRecord, key: K, value: JobRecord[K] | undefined): void {
+  if (value !== undefined) record[key] = value;
+}

@@ -170,11 +170,18 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
 
 /** The shape of an Elasticsearch index response, which is what the sender expects. */
 function esCreated(result: AcceptResult, path: string): Record<string, unknown> {
-  const index = path.split('/').filter(Boolean)[0] ?? 'jobcompd';
-  const base = { _index: index, _id: `${result.kind === 'stored' ? 'r' : 'q'}${result.id}`, _version: 1 };
-  const shards = { total: 1, successful: 1, failed: 0 };
-  if (result.kind === 'stored') return { ...base, result: 'created', _shards: shards, _seq_no: result.id, _primary_term: 1 };
-  return { ...base, result: 'quarantined', _shards: shards, reason: { type: result.code, reason: result.reason } };
+  const _index = path.split('/').filter(Boolean)[0] ?? 'jobcompd';
+  const _shards = { total: 1, successful: 1, failed: 0 };
+  switch (result.kind) {
+    case 'stored':
+      return { _index, _id: `r${result.id}`, _version: 1, result: 'created', _shards, _seq_no: result.id, _primary_term: 1 };
+    case 'duplicate':
+      return { _index, _id: `r${result.id}`, _version: 1, result: 'duplicate', _shards };
+    case 'quarantined':
+      return { _index, _id: `q${result.id}`, _version: 1, result: 'quarantined', _shards, reason: { type: result.code, reason: result.reason } };
+    case 'ignored':
+      return { _index, result: 'ignored', _shards, reason: { type: 'ignored', reason: result.reason } };
+  }
 }
 
 function esError(type: string, reason: string, status: number): Record<string, unknown> {

@@ -16,7 +16,10 @@ export interface DaemonOptions {
   /** reuse a directory (state, config) from an earlier daemon */
   dir?: string;
   port?: number;
+  /** lines for [jobcompd] */
   extraConf?: string;
+  /** lines for [hook] */
+  hookConf?: string;
 }
 
 export interface LogLine {
@@ -53,6 +56,14 @@ export class DaemonProcess {
 
   get stateDir(): string {
     return join(this.dir, 'state');
+  }
+
+  get hookSocket(): string {
+    return join(this.dir, 'hook.sock');
+  }
+
+  get spoolDir(): string {
+    return join(this.dir, 'spool');
   }
 
   get url(): string {
@@ -119,6 +130,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<DaemonProcess> {
       opts.extraConf ?? '',
       '[http]',
       `Listen=127.0.0.1:${port}`,
+      '[hook]',
+      'Socket=hook.sock',
+      'Spool=spool',
+      opts.hookConf ?? '',
       '',
     ].join('\n'),
   });

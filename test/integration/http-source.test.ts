@@ -4,7 +4,7 @@
 import { request } from 'node:http';
 import { runCli } from '../helpers/cli';
 import { post, startDaemon, type DaemonProcess } from '../helpers/daemon';
-import { capturedBodies } from '../helpers/records';
+import { numberedBodies } from '../helpers/records';
 
 let d: DaemonProcess;
 
@@ -30,12 +30,22 @@ function send(method: string, path: string, body?: Buffer, headers: Record<strin
 }
 
 it('answers 201 with an Elasticsearch-like body once the record is committed, at any path', async () => {
-  const [body] = capturedBodies();
-  for (const path of ['/slurm/_doc', '/', '/slurm/_doc?pipeline=x']) {
-    const r = await post(d.url, body as Buffer, path);
-    expect(r.status).toBe(201);
-    expect(JSON.parse(r.body)).toMatchObject({ result: 'created', _shards: { successful: 1 } });
-  }
+  const [first, second] = numberedBodies(2, 70_000);
+  const created = await post(d.url, first as Buffer, '/slurm/_doc');
+  expect(created.status).toBe(201);
+  expect(JSON.parse(created.body)).toMatchObject({ result: 'created', _index: 'slurm', _shards: { successful: 1 } });
+  const other = await post(d.url, second as Buffer, '/slurm/_doc?pipeline=x');
+  expect(JSON.parse(other.body)).toMatchObject({ result: 'created' });
+  const root = await post(d.url, numberedBodies(1, 70_002)[0] as Buffer, '/');
+  expect(JSON.parse(root.body)).toMatchObject({ result: 'created', _index: 'jobcompd' });
+});
+
+it('a record Slurm sends again (e.g. its stale state file after a crash) is answered 201 and stored once', async () => {
+  const [body] = numberedBodies(1, 71_000);
+  const first = JSON.parse((await post(d.url, body as Buffer)).body) as { _id: string };
+  const again = await post(d.url, body as Buffer);
+  expect(again.status).toBe(201);
+  expect(JSON.parse(again.body)).toMatchObject({ result: 'duplicate', _id: first._id });
 });
 
 it('keeps input it cannot map in quarantine and answers 201, so Slurm does not resend it forever', async () => {

@@ -1,0 +1,153 @@
+// The Unix socket the native hook (native/jobcompd-hook.c) talks to. One message per
+// connection: the hook sends its environment, jobcompd answers once the record is
+// committed. A hook that gets no answer in time spools the record instead, so an answer
+// is never required for safety; it is what lets the hook exit in milliseconds.
+
+import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+import { StateCodes, StateError, errorMessage } from '../errors';
+import type { AcceptResult, Ingest } from '../ingest';
+import { Answer, checkHeader, encodeAnswer, HEADER_BYTES, type AnswerStatus } from './hook-protocol';
+
+export interface SocketSourceOptions {
+  path: string;
+  mode: number;
+  timeoutMs: number;
+  maxMessageBytes: number;
+}
+
+/** How much of a malformed message is kept in quarantine as evidence. */
+const MAX_KEPT_BYTES = 64 * 1024;
+
+export class SocketSource {
+  private readonly connections = new Set<Socket>();
+
+  private constructor(
+    private readonly server: Server,
+    private readonly ingest: Ingest,
+    private readonly opts: SocketSourceOptions,
+    private readonly log: Logger,
+  ) {}
+
+  static async listen(ingest: Ingest, opts: SocketSourceOptions, log: Logger): Promise<SocketSource> {
+    await removeStaleSocket(opts.path);
+    mkdirSync(dirname(opts.path), { recursive: true, mode: 0o755 });
+    const server = createServer({ allowHalfOpen: true });
+    const source = new SocketSource(server, ingest, opts, log);
+    server.on('connection', (socket) => source.serve(socket));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.path, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    chmodSync(opts.path, opts.mode);
+    return source;
+  }
+
+  /** Stop accepting; messages already received are answered first. */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const socket of this.connections) if (socket.bytesRead === 0) socket.destroy();
+    await closed;
+  }
+
+  private serve(socket: Socket): void {
+    this.connections.add(socket);
+    socket.on('close', () => this.connections.delete(socket));
+    socket.on('error', () => undefined); // the hook went away; it spools the record itself
+    socket.setTimeout(this.opts.timeoutMs, () => socket.destroy());
+    const chunks: Buffer[] = [];
+    let received = 0;
+    let expected: number | undefined;
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      received += chunk.length;
+      if (expected === undefined && received >= HEADER_BYTES) {
+        const head = checkHeader(Buffer.concat(chunks).subarray(0, HEADER_BYTES), this.opts.maxMessageBytes);
+        if (!head.ok) {
+          socket.off('data', onData);
+          this.reject(socket, Buffer.concat(chunks).subarray(0, MAX_KEPT_BYTES), head.reason);
+          return;
+        }
+        expected = HEADER_BYTES + head.length;
+      }
+      if (expected !== undefined && received >= expected) {
+        socket.off('data', onData);
+        const message = Buffer.concat(chunks);
+        if (received > expected) this.reject(socket, message.subarray(0, MAX_KEPT_BYTES), `${received - expected} bytes after the message`);
+        else this.accept(socket, message.subarray(HEADER_BYTES));
+      }
+    };
+    socket.on('data', onData);
+    socket.on('end', () => {
+      if (expected === undefined || received < expected) {
+        if (received > 0) this.reject(socket, Buffer.concat(chunks), `truncated message (${received} bytes)`);
+        else socket.end();
+      }
+    });
+  }
+
+  private accept(socket: Socket, environment: Buffer): void {
+    this.ingest.acceptHookEnvironment(environment, 'socket').then(
+      (result) => answer(socket, ...answerFor(result)),
+      (err: unknown) => {
+        this.log.error({ err: errorMessage(err) }, 'hook record not committed; the hook spools it');
+        answer(socket, Answer.error, err instanceof StateError ? err.message : `internal error: ${errorMessage(err)}`);
+      },
+    );
+  }
+
+  /** A malformed message: kept in quarantine as evidence, answered so the hook does not spool garbage. */
+  private reject(socket: Socket, raw: Buffer, reason: string): void {
+    this.log.error({ bytes: raw.length, reason }, 'malformed message on the hook socket');
+    this.ingest.quarantineRaw(raw, 'socket', 'E_HOOK_BAD_MESSAGE', reason).then(
+      () => answer(socket, Answer.quarantined, reason),
+      () => answer(socket, Answer.error, reason),
+    );
+  }
+}
+
+function answerFor(result: AcceptResult): [AnswerStatus, string] {
+  switch (result.kind) {
+    case 'stored':
+      return [Answer.stored, `committed as row ${result.id}`];
+    case 'duplicate':
+      return [Answer.duplicate, `duplicate of row ${result.id}`];
+    case 'quarantined':
+      return [Answer.quarantined, result.reason];
+    case 'ignored':
+      return [Answer.ignored, result.reason];
+  }
+}
+
+function answer(socket: Socket, status: AnswerStatus, message: string): void {
+  if (!socket.destroyed) socket.end(encodeAnswer(status, message));
+}
+
+/**
+ * A socket file left by a daemon that died is removed; one a live daemon listens on is
+ * not: that is a second daemon, and starting would steal its socket.
+ */
+async function removeStaleSocket(path: string): Promise<void> {
+  let isSocket: boolean;
+  try {
+    isSocket = lstatSync(path).isSocket();
+  } catch {
+    return;
+  }
+  if (!isSocket) throw new StateError(StateCodes.socketPath, `${path} exists and is not a socket; refusing to replace it`);
+  const live = await new Promise<boolean>((resolve) => {
+    const probe = connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (live) throw new StateError(StateCodes.socketInUse, `another process is listening on ${path} (a second jobcompd?)`);
+  unlinkSync(path);
+}

@@ -1,0 +1,41 @@
+// Running the real native hook the way Slurm does: argv[0] is the installed path, the
+// environment holds only the job's variables, and "<argv0>.conf" configures it.
+
+import { spawn } from 'node:child_process';
+import { symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from './cli';
+
+export const HOOK_BINARY = join(PROJECT_ROOT, 'native/build/jobcompd-hook');
+
+export interface HookConfig {
+  socket: string;
+  spool: string;
+  timeoutMs?: number;
+}
+
+/** Install the hook as `<dir>/<name>` (a symlink, as a package would) with its config beside it. */
+export function installHook(dir: string, name: string, cfg: HookConfig): string {
+  const path = join(dir, name);
+  symlinkSync(HOOK_BINARY, path);
+  writeFileSync(`${path}.conf`, `# written by the test\nsocket = ${cfg.socket}\nspool = ${cfg.spool}\ntimeout_ms = ${cfg.timeoutMs ?? 1000}\n`);
+  return path;
+}
+
+export interface HookRun {
+  code: number | null;
+  stderr: string;
+  ms: number;
+}
+
+/** Run the hook with exactly `env` as its environment, like slurmctld does. */
+export function runHook(path: string, env: ReadonlyMap<string, string>): Promise<HookRun> {
+  const started = process.hrtime.bigint();
+  return new Promise((resolve, reject) => {
+    const child = spawn(path, [], { env: Object.fromEntries(env), cwd: '/tmp', stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stderr, ms: Number(process.hrtime.bigint() - started) / 1e6 }));
+  });
+}

@@ -1,0 +1,169 @@
+// The jobcomp/script and PrologSlurmctld environments a real Slurm 22.05 slurmctld gave
+// its scripts (captured), mapped to jobcomp/kafka records; and every mapping rule.
+
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { RecordCodes, RecordError } from '../../src/errors';
+import { mapHookEnv, mapJobcompScriptEnv, mapPrologEnv } from '../../src/record/from-hook';
+import { hookContext, parseEnvBlock, parseEnvDump } from '../../src/record/slurm-env';
+import { serialize } from '../../src/record/serialize';
+import { timeLimitSeconds, totalCpus } from '../../src/record/slurm-values';
+import { decodeMessage, encodeRequest } from '../../src/sources/hook-protocol';
+
+const DIR = join(__dirname, '../fixtures/script-22.05');
+
+function dumps(prefix: string): [string, string][] {
+  return ['run1', 'run2'].flatMap((run) =>
+    readdirSync(join(DIR, run))
+      .filter((f) => f.startsWith(prefix) && f.endsWith('.env'))
+      .map((f): [string, string] => [`${run}/${f}`, join(DIR, run, f)]),
+  );
+}
+
+function expected(path: string): string {
+  const dir = join(path, '..', 'expected');
+  return readFileSync(join(dir, path.split('/').pop()?.replace(/\.env$/, '.kafka.json') ?? ''), 'latin1');
+}
+
+const envOf = (vars: Record<string, string>): Map<string, string> => new Map(Object.entries(vars));
+
+/** The captured environment of a finished batch job (job 1 of run 2). */
+const okJob = (): Map<string, string> => parseEnvDump(readFileSync(dumps('jobcomp.1.').find(([n]) => n.startsWith('run2'))?.[1] ?? ''));
+
+describe('captured jobcomp/script environments (golden)', () => {
+  it.each(dumps('jobcomp.'))('%s', (_name, path) => {
+    const env = parseEnvDump(readFileSync(path));
+    expect(hookContext(env)).toBe('jobcomp');
+    expect(serialize(mapJobcompScriptEnv(env)).toString('latin1')).toBe(expected(path));
+  });
+});
+
+describe('captured PrologSlurmctld environments (golden)', () => {
+  it.each(dumps('prolog_ctld.'))('%s', (_name, path) => {
+    const env = parseEnvDump(readFileSync(path));
+    expect(hookContext(env)).toBe('prolog');
+    expect(serialize(mapPrologEnv(env)).toString('latin1')).toBe(expected(path));
+  });
+});
+
+describe('jobcomp/script rules', () => {
+  it('maps times, exit codes, array tasks and the time limit', () => {
+    const env = okJob();
+    env.set('ARRAYJOBID', '7');
+    env.set('ARRAYTASKID', '2');
+    env.set('LIMIT', '1-02:03:00');
+    env.set('EXITCODE', '3:0');
+    const out = serialize(mapJobcompScriptEnv(env)).toString('latin1');
+    expect(out).toContain('"@start":"2026-11-22T03:50:10","@end":"2026-11-22T03:50:11","elapsed":1');
+    expect(out).toContain('"exit_code":"3:0","state":"COMPLETED"');
+    expect(out).toContain('"array_job_id":7,"array_task_id":2,"pack_job_id":0');
+    expect(out).toContain(`"time_limit":${(26 * 60 + 3) * 60}`);
+  });
+
+  it('leaves out START=0 (cancelled while pending) and UNLIMITED limits; elapsed is then 0', () => {
+    const env = okJob();
+    env.set('START', '0');
+    env.set('LIMIT', 'UNLIMITED');
+    const out = serialize(mapJobcompScriptEnv(env)).toString('latin1');
+    expect(out).not.toContain('@start');
+    expect(out).not.toContain('time_limit');
+    expect(out).toContain('"elapsed":0,');
+  });
+
+  it('uses ELIGIBLE (Slurm 24.05+) for @eligible and @queue_wait', () => {
+    const env = okJob();
+    env.set('ELIGIBLE', '1795319409');
+    expect(serialize(mapJobcompScriptEnv(env)).toString('latin1')).toContain('"@submit":"2026-11-22T03:50:09","@eligible":"2026-11-22T03:50:09","@queue_wait":1');
+  });
+
+  it('treats empty variables as unset and WORK_DIR=unknown as no directory; nobody for another uid is null', () => {
+    const env = okJob();
+    env.set('WORK_DIR', 'unknown');
+    env.set('USERNAME', 'nobody');
+    env.set('UID', '4242');
+    const out = serialize(mapJobcompScriptEnv(env)).toString('latin1');
+    expect(out).not.toContain('work_dir');
+    expect(out).not.toContain('"account"');
+    expect(out).toContain('"username":null,"user_id":4242');
+  });
+});
+
+describe('PrologSlurmctld rules', () => {
+  const prolog = (extra: Record<string, string> = {}): Map<string, string> =>
+    envOf({
+      SLURM_SCRIPT_CONTEXT: 'prolog_slurmctld',
+      SLURM_JOB_ID: '77',
+      SLURM_JOB_UID: '1001',
+      SLURM_JOB_USER: 'alice',
+      SLURM_JOB_GID: '2001',
+      SLURM_JOB_GROUP: 'physics',
+      SLURM_JOB_PARTITION: 'compute',
+      SLURM_JOB_NODELIST: 'node[001-002]',
+      SLURM_JOB_NUM_NODES: '2',
+      SLURM_JOB_CPUS_PER_NODE: '32(x2)',
+      SLURM_JOB_ACCOUNT: '(null)',
+      SLURM_JOB_NAME: 'lammps_run',
+      JOBCOMPD_HOOK_TIME: '1748858400.123456789',
+      ...extra,
+    });
+
+  it('builds a start record: @start from the hook time, CPUs summed, state null, no account "(null)"', () => {
+    expect(serialize(mapPrologEnv(prolog())).toString('latin1')).toBe(
+      '{"jobid":77,"container":null,"username":"alice","user_id":1001,"groupname":"physics","group_id":2001,"@start":"2025-06-02T10:00:00",' +
+        '"partition":"compute","alloc_node":null,"nodes":"node[001-002]","total_cpus":64,"total_nodes":2,"state":null,' +
+        '"het_job_id":0,"het_job_offset":0,"job_name":"lammps_run"}',
+    );
+  });
+
+  it('sums SLURM_JOB_CPUS_PER_NODE forms', () => {
+    expect(totalCpus('4(x2),2')).toBe(10);
+    expect(totalCpus('1')).toBe(1);
+    expect(totalCpus('x')).toBeUndefined();
+  });
+});
+
+describe('hook contexts and errors', () => {
+  it('recognises the three contexts; epilog environments are not published', () => {
+    expect(mapHookEnv(okJob()).kind).toBe('record');
+    expect(mapHookEnv(envOf({ SLURM_SCRIPT_CONTEXT: 'epilog_slurmctld', SLURM_JOB_ID: '5' }))).toEqual({ kind: 'not-published', context: 'epilog', jobId: 5 });
+  });
+
+  it.each([
+    ['no context', {}, RecordCodes.missingField, undefined],
+    ['JOBID not a number', { JOBID: 'x' }, RecordCodes.badField, 'JOBID'],
+    ['missing JOBSTATE', { JOBID: '5', UID: '0', GID: '0', PROCS: '1', NODECNT: '1', EXITCODE: '0:0', DERIVED_EC: '0:0' }, RecordCodes.missingField, 'JOBSTATE'],
+    ['EXITCODE malformed', { JOBID: '5', UID: '0', GID: '0', PROCS: '1', NODECNT: '1', EXITCODE: 'bad', DERIVED_EC: '0:0', JOBSTATE: 'FAILED' }, RecordCodes.badField, 'EXITCODE'],
+  ] as [string, Record<string, string>, string, string | undefined][])('%s', (_name, vars, code, field) => {
+    let caught: unknown;
+    try {
+      mapHookEnv(envOf(vars));
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(RecordError);
+    expect((caught as RecordError).code).toBe(code);
+    expect((caught as RecordError).field).toBe(field);
+    if ((vars as Record<string, string>).JOBID === '5') expect((caught as RecordError).jobId).toBe(5);
+  });
+
+  it('parses time limits as jobcomp/script prints them', () => {
+    expect(timeLimitSeconds('00:01:00')).toBe(60);
+    expect(timeLimitSeconds('365-00:00:00')).toBe(31_536_000);
+    expect(timeLimitSeconds('UNLIMITED')).toBeUndefined();
+  });
+});
+
+describe('the hook wire format', () => {
+  it('round-trips an environment with every byte value except NUL', () => {
+    const value = Buffer.from(Array.from({ length: 255 }, (_, i) => i + 1)).toString('latin1').replace(/=/g, '');
+    const block = Buffer.from(`JOBID=1\0WEIRD=${value}\0`, 'latin1');
+    const decoded = decodeMessage(encodeRequest(block), 1 << 20);
+    expect(decoded.ok && parseEnvBlock(decoded.environment).get('WEIRD')).toBe(value);
+  });
+
+  it('rejects bad magic, lengths that lie, and oversized messages', () => {
+    expect(decodeMessage(Buffer.from('XXXX\0\0\0\0'), 100)).toEqual({ ok: false, reason: 'not a jobcompd-hook message (bad magic)' });
+    expect(decodeMessage(Buffer.concat([encodeRequest(Buffer.from('A=1\0')), Buffer.from('x')]), 100)).toEqual({ ok: false, reason: 'length says 4 bytes, 5 present' });
+    expect(decodeMessage(encodeRequest(Buffer.alloc(200)), 100)).toEqual({ ok: false, reason: 'message of 200 bytes exceeds the limit of 100' });
+  });
+});
