@@ -14,7 +14,7 @@ export npm_config_build_from_source := true
 
 TS_SOURCES := $(shell find src tools -name '*.ts' 2>/dev/null)
 
-.PHONY: build demo test deps test-deps kafka-jars clean native
+.PHONY: build demo test deps test-deps kafka-jars slurm clean native
 
 node_modules/.installed: package.json package-lock.json scripts/system-deps.sh
 	scripts/system-deps.sh build
@@ -40,7 +40,10 @@ deps: node_modules/.installed
 kafka-jars:
 	@tools/kafka/fetch.sh >/dev/null
 
-test-deps: deps kafka-jars
+slurm:
+	@tools/slurm/install.sh
+
+test-deps: deps kafka-jars slurm
 	scripts/system-deps.sh test
 	@test/oracle/build.sh >/dev/null
 

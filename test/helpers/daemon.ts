@@ -3,7 +3,7 @@
 
 import type { ChildProcess } from 'node:child_process';
 import { request, Agent } from 'node:http';
-import { createServer } from 'node:net';
+import { reserveLoopbackPorts } from '../../tools/harness-common';
 import { join } from 'node:path';
 import { spawnCli, tempDir, writeFiles } from './cli';
 
@@ -105,14 +105,8 @@ export class DaemonProcess {
 }
 
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
+  const [port] = await reserveLoopbackPorts(1);
+  return port as number;
 }
 
 /** Write a config for this daemon (unless `dir` already has one) and start it; resolves when it is ready. */

@@ -2,15 +2,14 @@
 // for tests and demos. The jars come from tools/kafka/fetch.sh; the JVM is a
 // child of this process and is killed when this process exits.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { dieWithParent, findProjectRoot, onRealProcessExit, reserveLoopbackPorts } from '../harness-common';
 import { randomUUID } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import * as vm from 'node:vm';
 import { type LibrdKafkaError } from 'node-rdkafka';
 import {
   delay,
@@ -71,15 +70,7 @@ const STARTED_LINE = /\bKafka Server started\b/;
 // ---------------------------------------------------------------------------
 // Locating the project, the Kafka version and the jars
 
-export function findProjectRoot(from: string = __dirname): string {
-  let dir = path.resolve(from);
-  for (;;) {
-    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new KafkaJarsError(`no package.json found above ${from}`);
-    dir = parent;
-  }
-}
+export { findProjectRoot };
 
 /** The version pinned in tools/kafka/pom.xml, the single place that names it. */
 export function kafkaVersion(root: string = findProjectRoot()): string {
@@ -130,25 +121,12 @@ function killLiveChildrenNow(): void {
   liveChildren.clear();
 }
 
-/**
- * Jest hands each test file a copy of `process` whose 'exit' listeners never
- * fire. Code run by vm.runInThisContext is evaluated in Node's main context,
- * where `process` is the real one (outside jest this is the same object).
- */
-function realProcess(): NodeJS.Process {
-  const candidate: unknown = vm.runInThisContext('process');
-  return candidate instanceof EventEmitter ? (candidate as NodeJS.Process) : process;
-}
-
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  realProcess().on('exit', killLiveChildrenNow);
+  onRealProcessExit(killLiveChildrenNow);
 }
 
-// setpriv's parent-death signal also covers a Node process that is itself
-// SIGKILLed (no 'exit' event then). Without setpriv we rely on the exit hook.
-const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => fs.existsSync(p));
 
 function javaBinary(): string {
   const home = process.env['JAVA_HOME'];
@@ -246,7 +224,7 @@ class JvmProcess {
   static spawn(mainClass: string, args: string[], jvmArgs: string[], libs: string, log: BrokerLog): JvmProcess {
     installExitHook();
     const java = [javaBinary(), ...jvmArgs, '-cp', path.join(libs, '*'), mainClass, ...args];
-    const [command, ...rest] = SETPRIV !== undefined ? [SETPRIV, '--pdeathsig', 'SIGKILL', '--', ...java] : java;
+    const [command, ...rest] = dieWithParent(java);
     log.note(`exec ${java.join(' ')}`);
     const child = spawn(command as string, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
     return new JvmProcess(child, mainClass, log);
@@ -325,22 +303,6 @@ async function raceAgainstDeath<T>(
 interface BrokerPorts {
   client: number;
   controller: number;
-}
-
-/** Asks the kernel for free loopback ports (held together so they differ). */
-async function reserveLoopbackPorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, () => {
-      return new Promise<net.Server>((resolve, reject) => {
-        const server = net.createServer();
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => resolve(server));
-      });
-    }),
-  );
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-  return ports;
 }
 
 /**
