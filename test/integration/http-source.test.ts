@@ -48,6 +48,14 @@ it('a record Slurm sends again (e.g. its stale state file after a crash) is answ
   expect(JSON.parse(again.body)).toMatchObject({ result: 'duplicate', _id: first._id });
 });
 
+it('a requeued job\'s second, different record is not a duplicate', async () => {
+  const [body] = numberedBodies(1, 72_000);
+  const requeued = Buffer.from((body as Buffer).toString('latin1').replace('"state":"FAILED"', '"state":"NODE_FAIL"').replace(/"@end":"[^"]*"/, '"@end":"2026-11-22T04:00:00"'), 'latin1');
+  expect(requeued.equals(body as Buffer)).toBe(false);
+  expect(JSON.parse((await post(d.url, body as Buffer)).body)).toMatchObject({ result: 'created' });
+  expect(JSON.parse((await post(d.url, requeued)).body)).toMatchObject({ result: 'created' });
+});
+
 it('keeps input it cannot map in quarantine and answers 201, so Slurm does not resend it forever', async () => {
   const r = await post(d.url, Buffer.from('{"jobid":42,"state":"COMPLETED"}'));
   expect(r.status).toBe(201);
