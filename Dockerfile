@@ -1,0 +1,76 @@
+# jobcompd in a container (docs/install.md, "With Docker").
+#
+# Layout, the same as a host installation:
+#   /usr/lib/jobcompd/{bin,dist,node_modules,package.json}   the daemon (/usr/bin/jobcompd links to it)
+#   /usr/libexec/jobcompd/jobcompd-hook                      the native hook, to copy to the slurmctld host
+#   /etc/jobcompd/{jobcompd.conf,rdkafka.conf,hook.conf}     the examples from config/: mount your own
+#   /var/lib/jobcompd   state file          (volume)
+#   /var/spool/jobcompd hook spool          (volume: bind-mount the host's, shared with the hook)
+#   /run/jobcompd       hook socket         (volume: bind-mount the host's, shared with the hook)
+
+# ---- build: exactly what `make build` does in CI, then drop the dev dependencies ----------
+FROM node:20-bookworm-slim AS build
+WORKDIR /src
+# g++ make python3 libssl-dev zlib1g-dev libsystemd-dev (make itself is among them, so the
+# script runs before make).
+COPY scripts/ scripts/
+RUN scripts/system-deps.sh build && rm -rf /var/lib/apt/lists/*
+# The npm CI uses (the image has npm 10): npm 11 honours package.json's allowScripts, so only
+# the listed packages run install scripts, as in CI.
+ARG NPM_VERSION=11.19.1
+RUN npm install -g "npm@${NPM_VERSION}" --no-audit --no-fund
+# npm packages, native modules built from source against this Node's headers: the Makefile
+# sets npm_config_nodedir to /usr/local (from process.execPath), whose include/node the
+# official images ship. Its own layer, rebuilt only when the package files change.
+COPY Makefile package.json package-lock.json ./
+RUN make deps
+COPY . .
+# TypeScript -> dist/, the native hook -> native/build/jobcompd-hook. Then the runtime
+# node_modules: no dev dependencies, and not librdkafka's source tree and objects (about
+# 470 MB; the library node-rdkafka loads is node_modules/node-rdkafka/build/deps/librdkafka.so.1).
+RUN make build \
+ && npm prune --omit=dev --no-audit --no-fund \
+ && rm -rf node_modules/node-rdkafka/deps
+
+# ---- runtime ---------------------------------------------------------------------------
+FROM node:20-bookworm-slim
+# Runtime libraries of the native modules: libssl3 (librdkafka's TLS/SASL; the Node image
+# links its own OpenSSL statically and does not have it), ca-certificates (to verify brokers'
+# certificates), zlib1g and libsystemd0 (sd-notify; both already in the base image).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libssl3 zlib1g libsystemd0 ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+
+# The daemon runs as slurm. When the hook socket and the spool are shared with the host
+# (bind mounts of /run/jobcompd and /var/spool/jobcompd), these ids MUST be those of the
+# host's SlurmUser: the hook, run by slurmctld as SlurmUser, connects to the socket (0660)
+# and writes into the spool (0700). 64030 is what Debian's slurm-wlm packages give the slurm
+# user (unless one existed before): check with `id slurm` on the host. The image's unused
+# node user and group (1000) are removed so that any id can be chosen.
+ARG SLURM_UID=64030
+ARG SLURM_GID=64030
+RUN userdel node \
+ && groupadd --system --gid "${SLURM_GID}" slurm \
+ && useradd --system --uid "${SLURM_UID}" --gid slurm --no-create-home \
+      --home-dir /nonexistent --shell /usr/sbin/nologin slurm \
+ && install -d -o slurm -g slurm -m 0700 /var/lib/jobcompd /var/spool/jobcompd \
+ && install -d -o slurm -g slurm -m 0755 /run/jobcompd
+
+COPY --from=build /src/package.json /usr/lib/jobcompd/package.json
+COPY --from=build /src/node_modules /usr/lib/jobcompd/node_modules
+COPY --from=build /src/dist /usr/lib/jobcompd/dist
+COPY --from=build /src/bin /usr/lib/jobcompd/bin
+COPY --from=build /src/native/build/jobcompd-hook /usr/libexec/jobcompd/jobcompd-hook
+COPY config/jobcompd.conf config/rdkafka.conf config/hook.conf /etc/jobcompd/
+RUN ln -s /usr/lib/jobcompd/bin/jobcompd /usr/bin/jobcompd
+
+VOLUME ["/var/lib/jobcompd", "/var/spool/jobcompd", "/run/jobcompd"]
+# 9200: the jobcomp/elasticsearch endpoint ([http] Listen); 9201: status, metrics, health
+# ([admin] Listen). Both listen on 127.0.0.1 by default: use --network host, or set
+# 0.0.0.0:PORT in your jobcompd.conf to publish them.
+EXPOSE 9200 9201
+USER slurm
+# SIGTERM stops gracefully (flush for flush_timeout): give it `docker stop -t 45`.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/lib/jobcompd/bin/jobcompd"]
+CMD ["run", "-c", "/etc/jobcompd/jobcompd.conf"]
