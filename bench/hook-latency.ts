@@ -48,7 +48,7 @@ async function main(): Promise<void> {
     writeFileSync(join(work, 'rdkafka.conf'), `bootstrap.servers=${broker.bootstrapServers}\n`);
     writeFileSync(
       join(work, 'jobcompd.conf'),
-      `ClusterName=bench\nStateDir=${join(work, 'state')}\nJobCompLoc=${join(work, 'rdkafka.conf')}\nLogLevel=info\n[http]\nListen=off\n[hook]\nSocket=${join(work, 'hook.sock')}\nSpool=${join(work, 'spool')}\n`,
+      `ClusterName=bench\nStateDir=${join(work, 'state')}\nJobCompLoc=${join(work, 'rdkafka.conf')}\nLogLevel=info\n[admin]\nListen=off\n[http]\nListen=off\n[hook]\nSocket=${join(work, 'hook.sock')}\nSpool=${join(work, 'spool')}\n`,
     );
     await ready(daemon);
     const hook = join(work, 'jobcomp-hook');

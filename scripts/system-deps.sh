@@ -1,11 +1,12 @@
 #!/bin/sh
 # Installs the Debian packages jobcompd's build and tests need, only those missing.
-#   build:  g++ make python3 (node-gyp), libssl-dev zlib1g-dev (librdkafka with TLS/SASL)
+#   build:  g++ make python3 (node-gyp), libssl-dev zlib1g-dev (librdkafka with TLS/SASL),
+#           libsystemd-dev (sd-notify: Type=notify)
 #   tests:  maven + a JRE 17 (the Kafka broker), libjson-c-dev pkg-config (the json-c oracle)
 # Usage: scripts/system-deps.sh [build|test]   (test includes build)
 set -eu
 here=$(dirname "$0")
-want="g++ make python3 libssl-dev zlib1g-dev"
+want="g++ make python3 libssl-dev zlib1g-dev libsystemd-dev"
 if [ "${1:-build}" = test ]; then
   want="$want libjson-c-dev pkg-config"
   # any java >= 17 and mvn already on PATH will do

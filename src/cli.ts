@@ -1,7 +1,7 @@
 // Command line: `jobcompd [run]`, check-config, convert, replay, status.
 
 import { existsSync } from 'node:fs';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { runCheckConfig } from './commands/check-config';
 import { INPUT_FORMATS, runConvert, type InputFormat } from './commands/convert';
 import { runDaemon } from './commands/run';
@@ -9,6 +9,7 @@ import { runReplay } from './commands/replay';
 import { runStatus } from './commands/status';
 import { EXIT_SOFTWARE, JobcompdError } from './errors';
 import type { LoadOptions } from './config/daemon-conf';
+import { JobEvent } from './record/job-record';
 
 export const DEFAULT_CONFIG_FILE = '/etc/jobcompd/jobcompd.conf';
 
@@ -27,6 +28,32 @@ function withConfigOptions(cmd: Command): Command {
   return cmd
     .option('-c, --config <file>', `jobcompd.conf (default: $JOBCOMPD_CONFIG, else ${DEFAULT_CONFIG_FILE} if it exists)`)
     .option('--slurm-conf <file>', 'take ClusterName, JobCompLoc and JobCompParams from this slurm.conf (jobcompd.conf keys win)');
+}
+
+interface ReplayFlags {
+  job?: number[];
+  event?: 'finish' | 'start';
+  since?: number;
+  until?: number;
+  quarantined?: boolean;
+  fromSlurmState?: string;
+  dryRun?: boolean;
+  json?: boolean;
+  timeout?: number;
+}
+
+function parseJobIds(v: string): number[] {
+  const ids = v.split(',').map((x) => x.trim());
+  if (ids.some((x) => !/^\d+$/.test(x))) throw new InvalidArgumentError('job ids are comma-separated numbers, e.g. 4242,4243');
+  return ids.map(Number);
+}
+
+/** ISO 8601 (a date without zone is UTC, as in the records) or epoch seconds -> ms. */
+function parseTime(v: string): number {
+  if (/^\d+(\.\d+)?$/.test(v)) return Math.round(Number(v) * 1000);
+  const ms = Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(v) || !v.includes('T') ? v : `${v}Z`);
+  if (Number.isNaN(ms)) throw new InvalidArgumentError('expected ISO 8601 (2026-11-22T03:50:00) or epoch seconds');
+  return ms;
 }
 
 /** Run a command's action; a JobcompdError ends the process with its exit code and message. */
@@ -61,7 +88,8 @@ export function buildProgram(): Command {
 
   withConfigOptions(program.command('check-config').description('validate the configuration, including through librdkafka, without starting'))
     .option('--json', 'print the effective configuration as JSON')
-    .action(action((flags: ConfigFlags & { json?: boolean }) => runCheckConfig(loadOptions(flags), flags.json === true)));
+    .option('--connect', 'also ask the brokers: reachable, authenticated, topics exist (exit 69 if unreachable)')
+    .action(action((flags: ConfigFlags & { json?: boolean; connect?: boolean }) => runCheckConfig(loadOptions(flags), flags.json === true, flags.connect === true)));
 
   program
     .command('convert')
@@ -72,8 +100,27 @@ export function buildProgram(): Command {
     .action(action((flags: { from: InputFormat; params: string; newline?: boolean }) => runConvert(flags.from, flags.params, flags.newline === true)));
 
   withConfigOptions(program.command('replay').description('resend the saved state (undelivered records) and exit when it is drained'))
+    .option('--job <ids>', 'only these job ids (comma-separated)', parseJobIds)
+    .addOption(new Option('--event <event>', 'only job finish or job start records').choices(['finish', 'start']))
+    .option('--since <time>', 'only records received at or after this time (ISO 8601 or epoch seconds)', parseTime)
+    .option('--until <time>', 'only records received before this time', parseTime)
+    .option('--quarantined', 'first move quarantined records back to be sent (after the cause was fixed)')
+    .option('--from-slurm-state <file>', "first import Slurm's jobcomp_kafka_state or elasticsearch_state (migration)")
+    .option('--dry-run', 'print what would be sent (one payload per line); change nothing, contact nothing')
+    .option('--json', 'with --dry-run: one JSON object per record (row, job id, event, topic, payload)')
     .option('--timeout <seconds>', 'give up after this many seconds (records stay saved); exit 75', parseFloat)
-    .action(action((flags: ConfigFlags & { timeout?: number }) => runReplay(loadOptions(flags), flags.timeout)));
+    .action(
+      action((flags: ConfigFlags & ReplayFlags) =>
+        runReplay(loadOptions(flags), {
+          filter: { jobIds: flags.job, event: flags.event === undefined ? undefined : flags.event === 'start' ? JobEvent.start : JobEvent.finish, since: flags.since, until: flags.until },
+          quarantined: flags.quarantined === true,
+          fromSlurmState: flags.fromSlurmState,
+          dryRun: flags.dryRun === true,
+          json: flags.json === true,
+          timeoutSeconds: flags.timeout,
+        }),
+      ),
+    );
 
   withConfigOptions(program.command('status').description('backlog, oldest pending record, delivered and quarantined counts'))
     .option('--json', 'machine-readable output')

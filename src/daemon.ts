@@ -1,25 +1,33 @@
-// The daemon: sources -> ingest -> outbox -> dispatcher -> producer, plus its lifecycle.
+// The daemon: sources -> ingest -> outbox -> dispatcher -> producer, plus its lifecycle:
+// start, reload (SIGHUP), graceful stop, and what it tells systemd and operators.
 
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import type { LoadedConfig } from './config/load';
-import { parseJobCompParams } from './config/jobcomp-params';
-import { loadDaemonConfig } from './config/daemon-conf';
+import { loadConfig, type LoadedConfig } from './config/load';
 import { errorMessage, type ConfigError } from './errors';
 import { Ingest } from './ingest';
+import { verifyProducerCreation, type ProducerSettings } from './producer/rdkafka-config';
 import { Publisher } from './publisher';
+import { AdminServer, type Health } from './service/admin-server';
+import { createMetrics } from './service/metrics';
+import { ServiceNotifier } from './service/systemd';
 import { HttpSource } from './sources/http-source';
 import { SocketSource } from './sources/socket-source';
 import { SpoolSource } from './sources/spool-source';
 
+/** Records waiting longer than this make /healthz say "degraded". */
+const DEGRADED_AFTER_MS = 5 * 60_000;
+
 /** Events: 'fatal' (error with exitCode): the daemon cannot go on and has shut down. */
 export class Daemon extends EventEmitter {
   private stopping: Promise<void> | undefined;
+  private reloading: Promise<void> = Promise.resolve();
 
   private constructor(
     private cfg: LoadedConfig,
     private readonly publisher: Publisher,
     private readonly sources: Sources,
+    private readonly notifier: ServiceNotifier,
     private readonly log: Logger,
   ) {
     super();
@@ -31,19 +39,36 @@ export class Daemon extends EventEmitter {
 
   static async start(cfg: LoadedConfig, log: Logger): Promise<Daemon> {
     // Wait a little for a `jobcompd status` that may hold the file for a moment.
-    const publisher = new Publisher(cfg, log, 5000);
+    const publisher = new Publisher(cfg, log, { busyTimeoutMs: 5000 });
     const ingest = new Ingest(publisher.outbox, () => publisher.currentParams, log);
-    let sources: Sources;
+    const notifier = new ServiceNotifier();
+    let daemon: Daemon | undefined;
+    let sources: Sources | undefined;
     try {
-      sources = await startSources(cfg, ingest, publisher, log);
+      sources = await startSources(cfg, ingest, log);
+      if (cfg.daemon.adminListen) {
+        sources.admin = await AdminServer.listen(cfg.daemon.adminListen, {
+          status: () => publisher.status(),
+          health: () => daemon?.health() ?? { status: 'failing', reason: 'starting' },
+          metrics: createMetrics(publisher, ingest),
+        });
+      }
     } catch (err) {
       publisher.outbox.close();
       throw err;
     }
-    const daemon = new Daemon(cfg, publisher, sources, log);
+    daemon = new Daemon(cfg, publisher, sources, notifier, log);
     publisher.start();
+    notifier.ready(daemon.statusLine());
     log.info(
-      { http: sources.http?.address ?? null, hookSocket: cfg.daemon.hook.socket ?? null, spool: cfg.daemon.hook.spool ?? null, stateDir: cfg.daemon.stateDir, clusterName: cfg.daemon.clusterName },
+      {
+        http: sources.http?.address ?? null,
+        admin: sources.admin?.address ?? null,
+        hookSocket: cfg.daemon.hook.socket ?? null,
+        spool: cfg.daemon.hook.spool ?? null,
+        stateDir: cfg.daemon.stateDir,
+        clusterName: cfg.daemon.clusterName,
+      },
       'jobcompd ready',
     );
     return daemon;
@@ -57,20 +82,48 @@ export class Daemon extends EventEmitter {
     return this.publisher.status();
   }
 
+  health(): Health {
+    if (this.stopping) return { status: 'failing', reason: 'stopping' };
+    if (this.publisher.outbox.lastCommitFailed) return { status: 'failing', reason: 'the state file cannot be written; sources are told to retry' };
+    const oldest = this.publisher.outbox.stats().oldestReceivedAt;
+    if (this.publisher.producerState !== 'ready') return { status: 'degraded', reason: 'not connected to Kafka; records are kept' };
+    if (oldest !== undefined && Date.now() - oldest > DEGRADED_AFTER_MS) return { status: 'degraded', reason: 'records have waited for Kafka for more than 5 minutes' };
+    return { status: 'ok' };
+  }
+
+  private statusLine(): string {
+    const s = this.publisher.status();
+    return `backlog ${s.backlog}, delivered ${s.delivered}, quarantined ${s.quarantined}`;
+  }
+
   /**
-   * SIGHUP: re-read JobCompParams. An invalid new value is logged and the running
-   * configuration stays.
+   * SIGHUP: re-read the configuration. JobCompParams apply to every record produced from now
+   * on; a changed rdkafka.conf replaces the producer (records in flight are flushed or
+   * produced again: none is lost). An invalid new configuration is logged and the running
+   * one stays. Reloads run one after the other.
    */
-  reload(): void {
+  reload(): Promise<void> {
+    this.reloading = this.reloading.then(() => this.doReload());
+    return this.reloading;
+  }
+
+  private async doReload(): Promise<void> {
+    if (this.stopping) return;
+    this.notifier.reloading();
     try {
-      const daemon = loadDaemonConfig(this.cfg.options);
-      const { params, warnings } = parseJobCompParams(daemon.jobCompParams, daemon.jobCompParamsFrom);
-      for (const w of warnings) this.log.warn(w);
-      this.publisher.setParams(params);
-      this.cfg = { ...this.cfg, params };
-      this.log.info({ topics: this.publisher.topics() }, 'configuration reloaded');
+      const next = loadConfig(this.cfg.options);
+      for (const w of next.warnings) this.log.warn(w);
+      warnAboutRestartOnlyChanges(this.cfg, next, this.log);
+      const rdkafkaChanged = !sameProperties(this.cfg.producer, next.producer);
+      if (rdkafkaChanged) await verifyProducerCreation(next.producer);
+      this.publisher.setParams(next.params);
+      if (rdkafkaChanged) await this.publisher.replaceSettings(next.producer);
+      this.cfg = { ...this.cfg, params: next.params, producer: next.producer };
+      this.log.info({ topics: this.publisher.topics(), rdkafkaConfReloaded: rdkafkaChanged }, 'configuration reloaded');
     } catch (err) {
       this.log.error({ err: errorMessage(err) }, 'reload failed; the previous configuration stays in effect');
+    } finally {
+      this.notifier.ready(this.statusLine());
     }
   }
 
@@ -81,25 +134,52 @@ export class Daemon extends EventEmitter {
   }
 
   private async doShutdown(): Promise<void> {
+    this.notifier.stopping();
     const backlogBefore = this.publisher.outbox.backlogSize;
     this.log.info({ backlog: backlogBefore, flushTimeoutMs: this.publisher.currentParams.flushTimeoutMs }, 'shutting down');
+    await this.reloading;
     await closeSources(this.sources);
-    await this.publisher.stop();
-    this.log.info({ undelivered: this.publisher.outbox.backlogSize }, 'stopped; undelivered records stay in the state file and go out at the next start');
+    const { remaining } = await this.publisher.stop();
+    await this.sources.admin?.close();
+    this.log.info({ undelivered: remaining }, 'stopped; undelivered records stay in the state file and go out at the next start');
   }
+}
+
+function sameProperties(a: ProducerSettings, b: ProducerSettings): boolean {
+  const flat = (s: ProducerSettings): string => JSON.stringify([...s.properties.values()].map((p) => [p.key, p.value]));
+  return flat(a) === flat(b);
+}
+
+/** Settings that only a restart applies: say so instead of silently ignoring them. */
+function warnAboutRestartOnlyChanges(current: LoadedConfig, next: LoadedConfig, log: Logger): void {
+  const pick = (c: LoadedConfig): Record<string, unknown> => ({
+    ClusterName: c.daemon.clusterName,
+    StateDir: c.daemon.stateDir,
+    DedupWindow: c.daemon.dedupWindowMs,
+    LogLevel: c.daemon.logLevel,
+    '[admin]': c.daemon.adminListen,
+    '[http]': c.daemon.http,
+    '[hook]': c.daemon.hook,
+    '[producer]': c.daemon.producer,
+  });
+  const before = pick(current);
+  const after = pick(next);
+  const changed = Object.keys(before).filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]));
+  if (changed.length > 0) log.warn({ settings: changed }, 'these settings changed but apply only after a restart');
 }
 
 interface Sources {
   http: HttpSource | undefined;
   socket: SocketSource | undefined;
   spool: SpoolSource | undefined;
+  admin: AdminServer | undefined;
 }
 
-async function startSources(cfg: LoadedConfig, ingest: Ingest, publisher: Publisher, log: Logger): Promise<Sources> {
-  const sources: Sources = { http: undefined, socket: undefined, spool: undefined };
+async function startSources(cfg: LoadedConfig, ingest: Ingest, log: Logger): Promise<Sources> {
+  const sources: Sources = { http: undefined, socket: undefined, spool: undefined, admin: undefined };
   const { http, hook } = cfg.daemon;
   try {
-    if (http.listen) sources.http = await HttpSource.listen(ingest, { ...http, listen: http.listen }, { status: () => publisher.status() }, log);
+    if (http.listen) sources.http = await HttpSource.listen(ingest, { ...http, listen: http.listen }, log);
     if (hook.socket) {
       sources.socket = await SocketSource.listen(ingest, { path: hook.socket, mode: hook.socketMode, timeoutMs: hook.timeoutMs, maxMessageBytes: hook.maxMessageBytes }, log);
     }

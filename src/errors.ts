@@ -11,6 +11,8 @@ export const EXIT_TEMPFAIL = 75;
 export const EXIT_DATAERR = 65;
 /** sysexits.h EX_NOINPUT: an input file did not exist or was not readable. */
 export const EXIT_NOINPUT = 66;
+/** sysexits.h EX_UNAVAILABLE: a service needed is not available (check-config --connect). */
+export const EXIT_UNAVAILABLE = 69;
 
 export abstract class JobcompdError extends Error {
   abstract readonly code: string;

@@ -4,6 +4,7 @@
 // StateError when nothing could be committed, and then the source must answer "retry".
 
 import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { JobCompParams } from './config/jobcomp-params';
 import { RecordError } from './errors';
@@ -28,14 +29,22 @@ export interface IngestCounters {
   ignored: number;
 }
 
-export class Ingest {
+/** Events: 'accepted' (AcceptResult, SourceName, seconds from receipt to commit). */
+export class Ingest extends EventEmitter {
   readonly counters: IngestCounters = { received: { http: 0, socket: 0, spool: 0, replay: 0 }, ignored: 0 };
 
   constructor(
     private readonly outbox: Outbox,
     private readonly params: () => JobCompParams,
     private readonly log: Logger,
-  ) {}
+  ) {
+    super();
+  }
+
+  private accepted(result: AcceptResult, source: SourceName, receivedAt: number): AcceptResult {
+    this.emit('accepted', result, source, (Date.now() - receivedAt) / 1000);
+    return result;
+  }
 
   /** A body POSTed by jobcomp/elasticsearch: always a job end record. */
   acceptElasticsearch(body: Buffer, source: SourceName): Promise<AcceptResult> {
@@ -63,32 +72,41 @@ export class Ingest {
       return this.quarantineInput(environment, source, receivedAt, { code: err.code, reason: err.message, jobId: err.jobId, event: undefined });
     }
     if (mapped.kind === 'not-published') {
-      return Promise.resolve(this.ignore(mapped.jobId, undefined, 'EpilogSlurmctld environments carry no job state or times; end records come from jobcomp'));
+      return Promise.resolve(this.ignore(mapped.jobId, undefined, 'EpilogSlurmctld environments carry no job state or times; end records come from jobcomp', source, receivedAt));
     }
     const { record } = mapped;
     if (record.event === JobEvent.start && !this.params().enableJobStart) {
-      return Promise.resolve(this.ignore(record.jobid, record.event, 'start records are disabled (JobCompParams enable_job_start)'));
+      return Promise.resolve(this.ignore(record.jobid, record.event, 'start records are disabled (JobCompParams enable_job_start)', source, receivedAt));
     }
     return this.store(record, source, receivedAt);
   }
 
-  private async store(record: JobRecord, source: SourceName, receivedAt: number): Promise<AcceptResult> {
-    const payload = serialize(record);
-    const dedupKey = createHash('sha256').update(Buffer.from([record.event])).update(payload).digest();
-    const { id, duplicate } = await this.outbox.append({ event: record.event, jobId: record.jobid, payload, source, receivedAt, dedupKey });
-    const fields = { ...recordFields({ id, jobId: record.jobid, event: record.event }), source, bytes: payload.length };
-    if (duplicate) {
-      this.log.info(fields, 'duplicate of a record already accepted; not published again');
-      return { kind: 'duplicate', id, jobId: record.jobid, event: record.event };
-    }
-    this.log.debug(fields, 'record committed');
-    return { kind: 'stored', id, jobId: record.jobid, event: record.event };
+  /** A record that is already a jobcomp/kafka payload (migrated from Slurm's own state file). */
+  acceptSerialized(record: { event: JobEvent; jobId: number; payload: Buffer }, source: SourceName): Promise<AcceptResult> {
+    this.counters.received[source] += 1;
+    return this.storePayload(record.event, record.jobId, record.payload, source, Date.now());
   }
 
-  private ignore(jobId: number | undefined, event: JobEvent | undefined, reason: string): AcceptResult {
+  private store(record: JobRecord, source: SourceName, receivedAt: number): Promise<AcceptResult> {
+    return this.storePayload(record.event, record.jobid, serialize(record), source, receivedAt);
+  }
+
+  private async storePayload(event: JobEvent, jobId: number, payload: Buffer, source: SourceName, receivedAt: number): Promise<AcceptResult> {
+    const dedupKey = createHash('sha256').update(Buffer.from([event])).update(payload).digest();
+    const { id, duplicate } = await this.outbox.append({ event, jobId, payload, source, receivedAt, dedupKey });
+    const fields = { ...recordFields({ id, jobId, event }), source, bytes: payload.length };
+    if (duplicate) {
+      this.log.info(fields, 'duplicate of a record already accepted; not published again');
+      return this.accepted({ kind: 'duplicate', id, jobId, event }, source, receivedAt);
+    }
+    this.log.debug(fields, 'record committed');
+    return this.accepted({ kind: 'stored', id, jobId, event }, source, receivedAt);
+  }
+
+  private ignore(jobId: number | undefined, event: JobEvent | undefined, reason: string, source: SourceName, receivedAt: number): AcceptResult {
     this.counters.ignored += 1;
     this.log.debug({ jobId, event: event === undefined ? 'job end (epilog)' : eventName(event), reason }, 'record not published');
-    return { kind: 'ignored', jobId, reason };
+    return this.accepted({ kind: 'ignored', jobId, reason }, source, receivedAt);
   }
 
   /** Input that is not even a message (malformed hook frame, unreadable spool file). */
@@ -117,6 +135,6 @@ export class Ingest {
       { jobId: why.jobId, event: why.event === undefined ? 'unknown' : eventName(why.event), quarantineId: id, source, code: why.code, err: why.reason, bytes: raw.length },
       'input cannot be mapped to a job record; kept raw in quarantine',
     );
-    return { kind: 'quarantined', id, code: why.code, reason: why.reason };
+    return this.accepted({ kind: 'quarantined', id, code: why.code, reason: why.reason }, source, receivedAt);
   }
 }

@@ -6,12 +6,19 @@ import type { Logger } from 'pino';
 import { topicsOf, type LoadedConfig } from './config/load';
 import type { JobCompParams } from './config/jobcomp-params';
 import type { ConfigError } from './errors';
-import { Outbox } from './outbox/outbox';
+import { Outbox, type RowFilter } from './outbox/outbox';
 import { Dispatcher } from './producer/dispatcher';
-import { KafkaProducer } from './producer/kafka-producer';
+import { KafkaProducer, type ProducerStats } from './producer/kafka-producer';
 import type { ProducerSettings } from './producer/rdkafka-config';
 import { JobEvent } from './record/job-record';
 import { buildStatus, type StatusReport } from './status';
+
+export interface PublisherOptions {
+  /** how long to wait for another process that holds the state file */
+  busyTimeoutMs?: number;
+  /** only rows that match (a filtered replay) */
+  filter?: RowFilter;
+}
 
 /** Events: 'config-error' (ConfigError): librdkafka cannot create a producer from the settings. */
 export class Publisher extends EventEmitter {
@@ -19,16 +26,19 @@ export class Publisher extends EventEmitter {
   readonly dispatcher: Dispatcher;
   private producer: KafkaProducer;
   private params: JobCompParams;
-  private replacing = false;
+  private settings: ProducerSettings;
+  private replacing: Promise<void> = Promise.resolve();
+  private fatalReplacementPending = false;
 
-  /** busyTimeoutMs: how long to wait for another process that holds the state file. */
   constructor(
     private readonly cfg: LoadedConfig,
     private readonly log: Logger,
-    busyTimeoutMs = 0,
+    private readonly opts: PublisherOptions = {},
   ) {
     super();
+    const busyTimeoutMs = opts.busyTimeoutMs ?? 0;
     this.params = cfg.params;
+    this.settings = cfg.producer;
     this.outbox = Outbox.open(cfg.daemon.stateDir, { busyTimeoutMs, dedupWindowMs: cfg.daemon.dedupWindowMs });
     this.dispatcher = new Dispatcher(
       this.outbox,
@@ -36,6 +46,7 @@ export class Publisher extends EventEmitter {
         maxClaimed: cfg.daemon.producer.maxInFlight,
         retryBackoffMinMs: cfg.daemon.producer.retryBackoffMinMs,
         retryBackoffMaxMs: cfg.daemon.producer.retryBackoffMaxMs,
+        filter: opts.filter,
         topicFor: (event) => {
           const topics = topicsOf(this.params, this.cfg.daemon.clusterName);
           return event === JobEvent.start ? topics.start : topics.finish;
@@ -43,13 +54,21 @@ export class Publisher extends EventEmitter {
       },
       log,
     );
-    this.dispatcher.on('producer-fatal', () => void this.replaceProducer(this.cfg.producer));
+    this.dispatcher.on('producer-fatal', () => this.replaceAfterFatal());
     this.outbox.on('commit-error', (err: Error) => this.log.error({ err: err.message }, 'state file commit failed'));
     this.producer = this.newProducer(cfg.producer);
   }
 
   get currentParams(): JobCompParams {
     return this.params;
+  }
+
+  get producerState(): KafkaProducer['state'] {
+    return this.producer.state;
+  }
+
+  get producerStats(): ProducerStats | undefined {
+    return this.producer.stats;
   }
 
   start(): void {
@@ -75,21 +94,29 @@ export class Publisher extends EventEmitter {
       inFlight: this.dispatcher.inFlightCount,
       retrying: this.dispatcher.retryingCount,
       topics: this.topics(),
+      brokers: this.producer.stats?.brokers ?? null,
     });
   }
 
   /** Resolves when nothing is stored and nothing is claimed. */
   drained(): Promise<void> {
     return new Promise((resolve) => {
-      if (this.outbox.backlogSize === 0 && this.dispatcher.claimed === 0) resolve();
+      const nothingLeft = this.dispatcher.claimed === 0 && this.outbox.count(this.opts.filter) === 0;
+      if (nothingLeft || this.dispatcher.isDrained) resolve();
       else this.dispatcher.once('drained', () => resolve());
     });
   }
 
-  /** Flush for flush_timeout, close the producer, commit what is pending, close the file. */
-  async stop(): Promise<void> {
+  /**
+   * Flush for flush_timeout, close the producer, commit what is pending, close the file.
+   * Resolves with the number of (matching) records still saved.
+   */
+  async stop(): Promise<{ remaining: number }> {
     await this.dispatcher.stop(this.params.flushTimeoutMs);
+    this.outbox.flush();
+    const remaining = this.outbox.count(this.opts.filter);
     this.outbox.close();
+    return { remaining };
   }
 
   private newProducer(settings: ProducerSettings): KafkaProducer {
@@ -98,16 +125,29 @@ export class Publisher extends EventEmitter {
     return producer;
   }
 
-  private async replaceProducer(settings: ProducerSettings): Promise<void> {
-    if (this.replacing) return;
-    this.replacing = true;
-    try {
+  /**
+   * A new librdkafka producer (changed rdkafka.conf, or after a fatal error): the old one
+   * gets flush_timeout to finish, and what it did not confirm is produced again.
+   * Replacements run one after the other.
+   */
+  replaceSettings(settings: ProducerSettings): Promise<void> {
+    const run = this.replacing.then(async () => {
       const next = this.newProducer(settings);
       await this.dispatcher.replaceProducer(next, this.params.flushTimeoutMs);
       this.producer = next;
+      this.settings = settings;
       this.log.info('producer replaced');
-    } finally {
-      this.replacing = false;
-    }
+    });
+    this.replacing = run.catch(() => undefined);
+    return run;
+  }
+
+  /** A fatal librdkafka error: one replacement, however many reports say so. */
+  private replaceAfterFatal(): void {
+    if (this.fatalReplacementPending) return;
+    this.fatalReplacementPending = true;
+    void this.replaceSettings(this.settings).finally(() => {
+      this.fatalReplacementPending = false;
+    });
   }
 }

@@ -2,6 +2,7 @@
 // running daemon or straight from the state file.
 
 import type { OutboxStats } from './outbox/outbox';
+import type { BrokerState } from './producer/kafka-producer';
 
 export interface ProducerStatus {
   state: string;
@@ -9,6 +10,8 @@ export interface ProducerStatus {
   inFlight: number;
   retrying: number;
   topics: { finish: string; start: string };
+  /** from librdkafka's latest statistics; null before the first */
+  brokers: BrokerState[] | null;
 }
 
 export interface StatusReport {
@@ -54,6 +57,7 @@ export function formatStatus(r: StatusReport): string {
     lines.push(
       `producer:            ${r.producer.state}, ${r.producer.inFlight} in flight, ${r.producer.retrying} waiting to retry`,
       `topics:              finish -> ${r.producer.topics.finish}, start -> ${r.producer.topics.start}`,
+      `brokers:             ${r.producer.brokers === null ? '(no statistics yet)' : r.producer.brokers.map((b) => `${b.name} ${b.state}`).join(', ') || '-'}`,
       `last Kafka error:    ${r.producer.lastError ?? '-'}`,
     );
   }

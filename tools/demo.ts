@@ -28,7 +28,7 @@ async function main(): Promise<void> {
     writeFileSync(join(work, 'rdkafka.conf'), `bootstrap.servers=${broker.bootstrapServers}\n`);
     writeFileSync(
       join(work, 'jobcompd.conf'),
-      `ClusterName=${CLUSTER}\nStateDir=${join(work, 'state')}\nJobCompLoc=${join(work, 'rdkafka.conf')}\nJobCompParams=poll_interval=0.1\n[http]\nListen=127.0.0.1:0\n[hook]\nSocket=${join(work, 'hook.sock')}\nSpool=${join(work, 'spool')}\n`,
+      `ClusterName=${CLUSTER}\nStateDir=${join(work, 'state')}\nJobCompLoc=${join(work, 'rdkafka.conf')}\nJobCompParams=poll_interval=0.1\n[admin]\nListen=off\n[http]\nListen=127.0.0.1:0\n[hook]\nSocket=${join(work, 'hook.sock')}\nSpool=${join(work, 'spool')}\n`,
     );
     say(`» starting jobcompd (config ${join(work, 'jobcompd.conf')})...`);
     daemon = spawn(join(root, 'bin/jobcompd'), ['run', '-c', join(work, 'jobcompd.conf')], { stdio: ['ignore', 'pipe', 'inherit'] });

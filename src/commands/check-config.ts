@@ -4,10 +4,25 @@ import type { LoadOptions } from '../config/daemon-conf';
 import { loadConfig, topicsOf } from '../config/load';
 import { isSecretProperty, REDACTED } from '../config/rdkafka-conf';
 import { verifyProducerCreation } from '../producer/rdkafka-config';
+import { probeKafka, ProbeError, type ProbeResult } from '../producer/kafka-probe';
+import { EXIT_UNAVAILABLE } from '../errors';
 
-export async function runCheckConfig(opts: LoadOptions, json: boolean): Promise<number> {
+const CONNECT_TIMEOUT_MS = 15_000;
+
+export async function runCheckConfig(opts: LoadOptions, json: boolean, connect: boolean): Promise<number> {
   const cfg = loadConfig(opts);
   await verifyProducerCreation(cfg.producer);
+  const topics = topicsOf(cfg.params, cfg.daemon.clusterName);
+  const wanted = cfg.params.enableJobStart ? [topics.finish, topics.start] : [topics.finish];
+  let kafka: ProbeResult | { error: string } | undefined;
+  if (connect) {
+    try {
+      kafka = await probeKafka(cfg.producer, wanted, CONNECT_TIMEOUT_MS);
+    } catch (err) {
+      if (!(err instanceof ProbeError)) throw err;
+      kafka = { error: err.message };
+    }
+  }
   const properties = Object.fromEntries(
     [...cfg.producer.properties.values()].map((p) => [p.key, isSecretProperty(p.key) ? REDACTED : p.value]),
   );
@@ -16,11 +31,12 @@ export async function runCheckConfig(opts: LoadOptions, json: boolean): Promise<
     clusterName: cfg.daemon.clusterName,
     stateDir: cfg.daemon.stateDir,
     jobCompLoc: cfg.daemon.jobCompLoc,
-    topics: topicsOf(cfg.params, cfg.daemon.clusterName),
+    topics,
     params: cfg.params,
     http: cfg.daemon.http,
     librdkafka: properties,
     warnings: cfg.warnings,
+    kafka: kafka ?? null,
   };
   if (json) {
     process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
@@ -35,7 +51,21 @@ export async function runCheckConfig(opts: LoadOptions, json: boolean): Promise<
       `  HTTP listener: ${summary.http.listen ? `${summary.http.listen.host}:${summary.http.listen.port}` : 'off'}`,
       `  librdkafka:    ${Object.entries(properties).map(([k, v]) => `${k}=${v}`).join(' ')}`,
     ];
+    if (kafka) lines.push(...connectLines(kafka));
     process.stdout.write(`${lines.join('\n')}\n`);
   }
-  return 0;
+  return kafka && 'error' in kafka ? EXIT_UNAVAILABLE : 0;
+}
+
+function connectLines(kafka: ProbeResult | { error: string }): string[] {
+  if ('error' in kafka) return [`  Kafka:         UNREACHABLE: ${kafka.error}`];
+  return [
+    `  Kafka:         reachable; brokers ${kafka.brokers.join(', ')}`,
+    ...kafka.topics.map((t) =>
+      t.exists
+        ? `  topic ${t.name}: exists, ${t.partitions} partition(s)`
+        : `  topic ${t.name}: MISSING (or not visible to this principal): records will be quarantined unless the broker auto-creates topics`,
+    ),
+    '  write permission: not testable without writing a record; a denied write quarantines the record (TOPIC_AUTHORIZATION_FAILED)',
+  ];
 }

@@ -1,7 +1,8 @@
 // `jobcompd run`: the daemon, with its signal handling.
 //   SIGTERM / SIGINT: graceful stop (stop accepting, flush for flush_timeout, exit 0);
-//                     a second one exits at once: every record is safe in SQLite anyway.
-//   SIGHUP:           reload JobCompParams.
+//                     a second one kills the process at once (by that signal): every
+//                     record is safe in SQLite anyway.
+//   SIGHUP:           reload JobCompParams and the rdkafka.conf (a new producer, nothing lost).
 
 import type { LoadOptions } from '../config/daemon-conf';
 import { loadConfig } from '../config/load';
@@ -20,7 +21,11 @@ export async function runDaemon(opts: LoadOptions): Promise<number> {
     const onStop = (signal: NodeJS.Signals): void => {
       if (signalled) {
         log.warn({ signal }, 'second signal: exiting now; undelivered records stay in the state file');
-        process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+        // Die by the signal itself: process.exit() would wait for librdkafka work running on
+        // libuv's thread pool (a flush with flush_timeout=-1 never ends).
+        process.removeAllListeners(signal);
+        process.kill(process.pid, signal);
+        return;
       }
       signalled = true;
       log.info({ signal }, 'stop requested');
@@ -28,7 +33,7 @@ export async function runDaemon(opts: LoadOptions): Promise<number> {
     };
     process.on('SIGTERM', onStop);
     process.on('SIGINT', onStop);
-    process.on('SIGHUP', () => daemon.reload());
+    process.on('SIGHUP', () => void daemon.reload());
     daemon.once('fatal', (err: JobcompdError) => resolve(err.exitCode));
   });
   return stopped;

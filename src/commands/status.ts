@@ -33,10 +33,10 @@ export async function readStatus(cfg: DaemonConfig): Promise<StatusReport> {
 }
 
 async function askDaemon(cfg: DaemonConfig, lockError: StateError): Promise<StatusReport> {
-  const listen = cfg.http.listen;
-  if (!listen) throw new StateError(StateCodes.locked, `${lockError.message}; the daemon has no HTTP listener to ask ([http] Listen=off)`, lockError.exitCode);
+  const listen = cfg.adminListen;
+  if (!listen) throw new StateError(StateCodes.locked, `${lockError.message}; the daemon has no admin listener to ask ([admin] Listen=off)`, lockError.exitCode);
   const host = listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host === '::' ? '::1' : listen.host;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${listen.port}/_jobcompd/status`;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${listen.port}/status`;
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
     if (!res.ok) throw new Error(`HTTP ${res.status}`);

@@ -27,6 +27,8 @@ export interface DaemonConfig {
   jobCompParams: string;
   jobCompParamsFrom: ConfigLocation;
   logLevel: LogLevel;
+  /** status, metrics and health endpoint */
+  adminListen: ListenAddress | undefined;
   http: {
     listen: ListenAddress | undefined;
     maxBodyBytes: number;
@@ -83,6 +85,9 @@ const SCHEMA: Record<string, Record<string, Setter>> = {
     timeout: (c, v, loc) => (c.hook.timeoutMs = seconds(v, loc)),
     maxmessagebytes: (c, v, loc) => (c.hook.maxMessageBytes = positiveInt(v, loc)),
   },
+  admin: {
+    listen: (c, v, loc) => (c.adminListen = parseListen(v, loc)),
+  },
   http: {
     listen: (c, v, loc) => (c.http.listen = parseListen(v, loc)),
     maxbodybytes: (c, v, loc) => (c.http.maxBodyBytes = positiveInt(v, loc)),
@@ -107,6 +112,7 @@ export function defaultDaemonConfig(): DaemonConfig {
     jobCompParams: '',
     jobCompParamsFrom: nowhere,
     logLevel: 'info',
+    adminListen: { host: '127.0.0.1', port: 9201 },
     http: {
       listen: { host: '127.0.0.1', port: 9200 },
       maxBodyBytes: 16 * 1024 * 1024,

@@ -9,6 +9,9 @@
 //
 // The file is opened with locking_mode=EXCLUSIVE: one process (daemon or replay) owns it
 // until it exits, and the kernel drops the lock if that process dies.
+//
+// Events: 'committed' (rows inserted), 'flushed' (seconds the transaction took),
+// 'commit-error' (StateError).
 
 import { EventEmitter } from 'node:events';
 import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
@@ -61,6 +64,39 @@ export interface QuarantineEntry {
 export interface QuarantineRow extends QuarantineEntry {
   id: number;
   quarantinedAt: number;
+}
+
+/** Which rows a replay touches; every condition given must hold. */
+export interface RowFilter {
+  jobIds?: number[];
+  event?: JobEvent;
+  /** received at or after (ms since the epoch) */
+  since?: number;
+  /** received before (ms since the epoch) */
+  until?: number;
+}
+
+/** SQL conditions and parameters for a filter (columns job_id, event, received_at). */
+function whereClause(f: RowFilter | undefined): { sql: string; params: number[] } {
+  const parts: string[] = [];
+  const params: number[] = [];
+  if (f?.jobIds && f.jobIds.length > 0) {
+    parts.push(`job_id IN (${f.jobIds.map(() => '?').join(', ')})`);
+    params.push(...f.jobIds);
+  }
+  if (f?.event !== undefined) {
+    parts.push('event = ?');
+    params.push(f.event);
+  }
+  if (f?.since !== undefined) {
+    parts.push('received_at >= ?');
+    params.push(f.since);
+  }
+  if (f?.until !== undefined) {
+    parts.push('received_at < ?');
+    params.push(f.until);
+  }
+  return { sql: parts.map((p) => ` AND ${p}`).join(''), params };
 }
 
 export interface OutboxStats {
@@ -202,8 +238,18 @@ export class Outbox extends EventEmitter {
     this.scheduleFlush();
   }
 
-  pendingAfter(cursor: number, limit: number): OutboxRow[] {
-    return this.stmt.pendingAfter.all(cursor, limit) as OutboxRow[];
+  pendingAfter(cursor: number, limit: number, filter?: RowFilter): OutboxRow[] {
+    if (!filter) return this.stmt.pendingAfter.all(cursor, limit) as OutboxRow[];
+    const where = whereClause(filter);
+    return this.db
+      .prepare(`SELECT id, event, job_id AS jobId, payload, received_at AS receivedAt, attempts FROM outbox WHERE id > ?${where.sql} ORDER BY id LIMIT ?`)
+      .all(cursor, ...where.params, limit) as OutboxRow[];
+  }
+
+  /** Rows waiting for Kafka that match the filter. */
+  count(filter?: RowFilter): number {
+    const where = whereClause(filter);
+    return (this.db.prepare(`SELECT count(*) AS n FROM outbox WHERE 1${where.sql}`).get(...where.params) as { n: number }).n;
   }
 
   get(id: number): OutboxRow | undefined {
@@ -227,13 +273,32 @@ export class Outbox extends EventEmitter {
     };
   }
 
-  quarantineRows(limit: number): QuarantineRow[] {
+  quarantineRows(filter?: RowFilter): QuarantineRow[] {
+    const where = whereClause(filter);
     return this.db
       .prepare(
         'SELECT id, event, job_id AS jobId, payload, raw, source, received_at AS receivedAt, quarantined_at AS quarantinedAt, ' +
-          'reason_code AS reasonCode, reason FROM quarantine ORDER BY id LIMIT ?',
+          `reason_code AS reasonCode, reason FROM quarantine WHERE 1${where.sql} ORDER BY id`,
       )
-      .all(limit) as QuarantineRow[];
+      .all(...where.params) as QuarantineRow[];
+  }
+
+  /**
+   * Move a quarantined record back to the outbox, to be produced again (the cause was
+   * fixed). `record` is the record to publish: the one stored, or one mapped again from the
+   * raw input. Synchronous and atomic: it is in one table or the other, never both or none.
+   */
+  requeueQuarantined(id: number, record: { event: JobEvent; jobId: number; payload: Buffer }, receivedAt: number): number {
+    return this.db.transaction(() => {
+      const rowId = Number(this.stmt.insert.run(record.event, record.jobId, record.payload, 'replay', receivedAt).lastInsertRowid);
+      this.db.prepare('DELETE FROM quarantine WHERE id = ?').run(id);
+      this.backlog += 1;
+      return rowId;
+    })();
+  }
+
+  get lastCommitFailed(): boolean {
+    return this.retryTimer !== undefined;
   }
 
   /** Commit what is pending now and close the file. */
@@ -266,6 +331,7 @@ export class Outbox extends EventEmitter {
     this.pending = emptyWrites();
     if (w.inserts.length + w.quarantines.length + w.acks.length + w.failures.size + w.moves.size === 0) return;
     const now = Date.now();
+    const started = process.hrtime.bigint();
     let results: AppendResult[];
     let qids: number[];
     try {
@@ -279,7 +345,7 @@ export class Outbox extends EventEmitter {
     w.inserts.forEach((x, i) => x.waiter.resolve(results[i] ?? { id: 0, duplicate: false }));
     w.quarantines.forEach((x, i) => x.waiter.resolve(qids[i] ?? 0));
     if (inserted > 0) this.emit('committed', inserted);
-    this.emit('flushed');
+    this.emit('flushed', Number(process.hrtime.bigint() - started) / 1e9);
   }
 
   private write(w: PendingWrites, now: number): [AppendResult[], number[]] {

@@ -13,7 +13,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { eventName, type JobEvent } from '../record/job-record';
-import type { Outbox, OutboxRow } from '../outbox/outbox';
+import type { Outbox, OutboxRow, RowFilter } from '../outbox/outbox';
 import { dispositionOf, errorCodeName, type Disposition } from './delivery-errors';
 import type { DeliveryOutcome, KafkaProducer, ProduceFailure } from './kafka-producer';
 
@@ -23,6 +23,8 @@ export interface DispatcherOptions {
   retryBackoffMaxMs: number;
   /** The topic for an event, looked up at produce time (so a reload applies at once). */
   topicFor: (event: JobEvent) => string;
+  /** Only rows that match (a filtered replay); the daemon takes every row. */
+  filter?: RowFilter;
 }
 
 export interface DispatcherCounters {
@@ -41,7 +43,10 @@ const PAGE_SIZE = 500;
 const QUEUE_FULL_RECHECK_MS = 50;
 const RETRY_SUMMARY_INTERVAL_MS = 10_000;
 
-/** Events: 'drained' (nothing stored, nothing claimed), 'producer-fatal'. */
+/**
+ * Events: 'drained' (nothing stored, nothing claimed), 'producer-fatal', 'delivered'
+ * (row, seconds from receipt to the delivery report).
+ */
 export class Dispatcher extends EventEmitter {
   private producer: KafkaProducer | undefined;
   private cursor = 0;
@@ -51,6 +56,8 @@ export class Dispatcher extends EventEmitter {
   private retryTimer: NodeJS.Timeout | undefined;
   private queueFullTimer: NodeJS.Timeout | undefined;
   private pumpScheduled = false;
+  /** the last read found no row after the cursor (reset when new rows are committed) */
+  private exhausted = false;
   private pumping = false;
   private stopped = false;
   private paused = false;
@@ -68,8 +75,10 @@ export class Dispatcher extends EventEmitter {
     private readonly log: Logger,
   ) {
     super();
-    outbox.on('committed', () => this.schedulePump());
-    outbox.on('flushed', () => this.checkDrained());
+    outbox.on('committed', () => {
+      this.exhausted = false;
+      this.schedulePump();
+    });
   }
 
   /** Start (or, after replaceProducer, continue) with this producer. */
@@ -180,7 +189,8 @@ export class Dispatcher extends EventEmitter {
     if (this.buffer.length === 0) {
       const room = this.opts.maxClaimed - this.claimed;
       if (room > 0) {
-        const rows = this.outbox.pendingAfter(this.cursor, Math.min(PAGE_SIZE, room));
+        const rows = this.outbox.pendingAfter(this.cursor, Math.min(PAGE_SIZE, room), this.opts.filter);
+        this.exhausted = rows.length === 0;
         const last = rows[rows.length - 1];
         if (last) this.cursor = last.id;
         this.buffer.push(...rows);
@@ -209,6 +219,7 @@ export class Dispatcher extends EventEmitter {
     if (!error) {
       this.outbox.ack(id);
       this.counters.delivered += 1;
+      this.emit('delivered', row, (Date.now() - row.receivedAt) / 1000);
       this.log.debug(recordFields(row), 'delivered');
     } else {
       this.handleFailure(row, error, dispositionOf(error.code));
@@ -265,8 +276,13 @@ export class Dispatcher extends EventEmitter {
     this.schedulePump();
   }
 
+  /** Nothing (matching) is left to send: every row read was delivered or quarantined. */
   private checkDrained(): void {
-    if (this.claimed === 0 && this.outbox.backlogSize === 0) this.emit('drained');
+    if (this.claimed === 0 && this.exhausted) this.emit('drained');
+  }
+
+  get isDrained(): boolean {
+    return this.claimed === 0 && this.exhausted;
   }
 }
 

@@ -26,7 +26,27 @@ export interface DeliveryOutcome {
 
 export type ProducerState = 'connecting' | 'ready' | 'closed';
 
-const CONNECT_METADATA_TIMEOUT_MS = 10_000;
+export interface BrokerState {
+  name: string;
+  /** librdkafka's connection state: UP, DOWN, CONNECT, AUTH... */
+  state: string;
+  rttMs: number | undefined;
+}
+
+/** From librdkafka's statistics (statistics.interval.ms). */
+export interface ProducerStats {
+  at: number;
+  brokers: BrokerState[];
+  /** messages in librdkafka's queues, not yet delivered */
+  queuedMessages: number;
+}
+
+/** Set when rdkafka.conf does not set it: status and metrics show broker state from it. */
+const DEFAULT_STATISTICS_INTERVAL_MS = '10000';
+
+// Also bounds how long an exit waits for a connection attempt in progress (node-rdkafka
+// cannot abort one).
+const CONNECT_METADATA_TIMEOUT_MS = 5000;
 const CONNECT_RETRY_MIN_MS = 1000;
 const CONNECT_RETRY_MAX_MS = 30_000;
 
@@ -44,6 +64,7 @@ export class KafkaProducer extends EventEmitter {
   private retryTimer: NodeJS.Timeout | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   lastError: string | undefined;
+  stats: ProducerStats | undefined;
 
   constructor(
     private readonly settings: ProducerSettings,
@@ -52,10 +73,12 @@ export class KafkaProducer extends EventEmitter {
   ) {
     super();
     const { global, topic } = producerConfigs(settings);
-    this.producer = new Producer({ ...global, event_cb: true } as ProducerGlobalConfig, topic);
+    const statistics = settings.properties.has('statistics.interval.ms') ? {} : { 'statistics.interval.ms': DEFAULT_STATISTICS_INTERVAL_MS };
+    this.producer = new Producer({ ...global, ...statistics, event_cb: true } as ProducerGlobalConfig, topic);
     this.producer.on('delivery-report', (err: LibrdKafkaError | null, report: DeliveryReport) => this.onDeliveryReport(err, report));
     this.producer.on('event.log', (e: { severity: number; fac: string; message: string }) => this.onLibrdkafkaLog(e));
     this.producer.on('event.error', (err: LibrdKafkaError) => this.onClientError(err));
+    this.producer.on('event.stats', (e: { message: string }) => this.onStats(e.message));
   }
 
   get state(): ProducerState {
@@ -151,6 +174,19 @@ export class KafkaProducer extends EventEmitter {
     this.emit('delivery', { id, error } satisfies DeliveryOutcome);
   }
 
+  private onStats(json: string): void {
+    try {
+      const raw = JSON.parse(json) as LibrdkafkaStatistics;
+      const brokers = Object.values(raw.brokers ?? {})
+        .filter((b) => (b.nodeid ?? -1) >= 0)
+        .map((b) => ({ name: b.name, state: b.state, rttMs: b.rtt?.avg === undefined || b.rtt.avg === 0 ? undefined : b.rtt.avg / 1000 }));
+      this.stats = { at: Date.now(), brokers, queuedMessages: raw.msg_cnt ?? 0 };
+      this.emit('stats', this.stats);
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'unreadable librdkafka statistics');
+    }
+  }
+
   private onLibrdkafkaLog(e: { severity: number; fac: string; message: string }): void {
     const level = LOG_LEVEL_BY_SEVERITY[e.severity] ?? 'debug';
     this.log[level]({ fac: e.fac, librdkafka: true }, e.message);
@@ -166,4 +202,10 @@ export class KafkaProducer extends EventEmitter {
     }
     this.log.warn({ err: this.lastError }, 'Kafka client error (librdkafka retries by itself)');
   }
+}
+
+/** The parts of librdkafka's STATISTICS.md JSON that jobcompd reads. */
+interface LibrdkafkaStatistics {
+  msg_cnt?: number;
+  brokers?: Record<string, { name: string; nodeid?: number; state: string; rtt?: { avg?: number } }>;
 }

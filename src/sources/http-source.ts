@@ -24,11 +24,6 @@ export interface HttpSourceOptions {
   maxConnections: number;
 }
 
-/** GET handlers for the admin paths, e.g. /_jobcompd/status. */
-export type AdminHandler = () => unknown;
-
-const ADMIN_PREFIX = '/_jobcompd/';
-
 export class HttpSource {
   private readonly server: Server;
   private accepting = true;
@@ -36,7 +31,6 @@ export class HttpSource {
   private constructor(
     private readonly ingest: Ingest,
     private readonly opts: HttpSourceOptions,
-    private readonly admin: Record<string, AdminHandler>,
     private readonly log: Logger,
   ) {
     this.server = createServer((req, res) => this.handle(req, res));
@@ -54,8 +48,8 @@ export class HttpSource {
     });
   }
 
-  static async listen(ingest: Ingest, opts: HttpSourceOptions, admin: Record<string, AdminHandler>, log: Logger): Promise<HttpSource> {
-    const source = new HttpSource(ingest, opts, admin, log);
+  static async listen(ingest: Ingest, opts: HttpSourceOptions, log: Logger): Promise<HttpSource> {
+    const source = new HttpSource(ingest, opts, log);
     await new Promise<void>((resolve, reject) => {
       source.server.once('error', reject);
       source.server.listen(opts.listen.port, opts.listen.host, () => {
@@ -81,10 +75,6 @@ export class HttpSource {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
-    if (req.method === 'GET' && path.startsWith(ADMIN_PREFIX)) {
-      this.answerAdmin(path.slice(ADMIN_PREFIX.length), res);
-      return;
-    }
     if (req.method === 'GET' && path === '/') {
       send(res, 200, { name: 'jobcompd', tagline: 'jobcomp/elasticsearch-compatible endpoint publishing to Kafka' });
       return;
@@ -145,19 +135,6 @@ export class HttpSource {
         send(res, status, esError('not_committed', errorMessage(err), status), { 'Retry-After': '30' });
       },
     );
-  }
-
-  private answerAdmin(name: string, res: ServerResponse): void {
-    const handler = this.admin[name];
-    if (!handler) {
-      send(res, 404, { error: `no such admin resource: ${name}` });
-      return;
-    }
-    try {
-      send(res, 200, handler());
-    } catch (err) {
-      send(res, 500, { error: errorMessage(err) });
-    }
   }
 }
 

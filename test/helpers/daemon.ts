@@ -16,10 +16,13 @@ export interface DaemonOptions {
   /** reuse a directory (state, config) from an earlier daemon */
   dir?: string;
   port?: number;
+  adminPort?: number;
   /** lines for [jobcompd] */
   extraConf?: string;
   /** lines for [hook] */
   hookConf?: string;
+  /** extra environment (e.g. NOTIFY_SOCKET) */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface LogLine {
@@ -38,6 +41,7 @@ export class DaemonProcess {
     readonly proc: ChildProcess,
     readonly dir: string,
     readonly port: number,
+    readonly adminPort: number,
   ) {
     let pending = '';
     proc.stdout?.on('data', (chunk: Buffer) => {
@@ -70,6 +74,10 @@ export class DaemonProcess {
     return `http://127.0.0.1:${this.port}`;
   }
 
+  get adminUrl(): string {
+    return `http://127.0.0.1:${this.adminPort}`;
+  }
+
   private onLine(line: string): void {
     if (line.trim() === '') return;
     let parsed: LogLine;
@@ -98,6 +106,11 @@ export class DaemonProcess {
     });
   }
 
+  /** Write a new configuration for this daemon (same directory and ports); SIGHUP applies it. */
+  rewriteConfig(opts: DaemonOptions): void {
+    writeDaemonConfig(this.dir, this.port, this.adminPort, opts);
+  }
+
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     this.proc.kill(signal);
     return this.exited;
@@ -109,10 +122,20 @@ export async function freePort(): Promise<number> {
   return port as number;
 }
 
-/** Write a config for this daemon (unless `dir` already has one) and start it; resolves when it is ready. */
+/** Write a config for this daemon and start it; resolves when it is ready. */
 export async function startDaemon(opts: DaemonOptions): Promise<DaemonProcess> {
   const dir = opts.dir ?? tempDir('jobcompd-daemon-');
   const port = opts.port ?? (await freePort());
+  const adminPort = opts.adminPort ?? (await freePort());
+  writeDaemonConfig(dir, port, adminPort, opts);
+  const proc = spawnCli(['run', '-c', join(dir, 'jobcompd.conf')], opts.env);
+  const daemon = new DaemonProcess(proc, dir, port, adminPort);
+  await daemon.waitForLog((l) => l.msg === 'jobcompd ready', 'ready');
+  return daemon;
+}
+
+/** jobcompd.conf and rdkafka.conf in `dir` (rewritten by reload tests). */
+export function writeDaemonConfig(dir: string, port: number, adminPort: number, opts: DaemonOptions): void {
   writeFiles(dir, {
     'rdkafka.conf': `bootstrap.servers=${opts.bootstrapServers}\n${opts.rdkafka ?? ''}`,
     'jobcompd.conf': [
@@ -122,6 +145,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<DaemonProcess> {
       `JobCompParams=${opts.params ?? 'poll_interval=0.05'}`,
       'LogLevel=debug',
       opts.extraConf ?? '',
+      '[admin]',
+      `Listen=127.0.0.1:${adminPort}`,
       '[http]',
       `Listen=127.0.0.1:${port}`,
       '[hook]',
@@ -131,10 +156,6 @@ export async function startDaemon(opts: DaemonOptions): Promise<DaemonProcess> {
       '',
     ].join('\n'),
   });
-  const proc = spawnCli(['run', '-c', join(dir, 'jobcompd.conf')]);
-  const daemon = new DaemonProcess(proc, dir, port);
-  await daemon.waitForLog((l) => l.msg === 'jobcompd ready', 'ready');
-  return daemon;
 }
 
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });

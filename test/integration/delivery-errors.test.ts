@@ -28,7 +28,7 @@ function status(d: DaemonProcess): Status {
   return JSON.parse(runCli(['status', '--json', '-c', d.configFile]).stdout) as Status;
 }
 
-it('records for a topic that does not exist (auto-create off) go to quarantine, none vanish', async () => {
+it('records for a topic that does not exist (auto-create off) go to quarantine, none vanish; replay --quarantined sends them once it exists', async () => {
   const d = await daemon({ clusterName: 'nosuchtopic', rdkafka: 'topic.metadata.propagation.max.ms=1000\n' });
   await postAll(d.url, numberedBodies(20, 700_000), 4);
   await d.waitForLog(() => d.logs.filter((l) => l.msg.startsWith('Kafka refused the record for good')).length === 20, '20 quarantined');
@@ -37,6 +37,18 @@ it('records for a topic that does not exist (auto-create off) go to quarantine, 
   expect(String(refused[0]?.err)).toMatch(/UNKNOWN_TOPIC/);
   await d.stop();
   expect(status(d)).toMatchObject({ backlog: 0, quarantined: 20, delivered: 0 });
+
+  // the cause fixed (the topic created), `replay --quarantined` sends them
+  await broker.createTopic('nosuchtopic');
+  const dry = runCli(['replay', '--quarantined', '--dry-run', '--json', '-c', d.configFile]);
+  expect(dry.stdout.trim().split('\n')).toHaveLength(20);
+  const r = runCli(['replay', '--quarantined', '--timeout', '60', '-c', d.configFile], { timeoutMs: 90_000 });
+  expect(r.code).toBe(0);
+  expect(r.stdout).toContain('moved 20 quarantined record(s) back to be sent; 0 kept in quarantine');
+  expect(r.stdout).toContain('delivered 20, quarantined 0, still saved 0');
+  const messages = await consumeAll(broker.bootstrapServers, 'nosuchtopic', { count: 20, timeoutMs: 30_000 });
+  expect(new Set(messages.map((m) => jobIdOf(m.value as Buffer))).size).toBe(20);
+  expect(status(d)).toMatchObject({ backlog: 0, quarantined: 0 });
 });
 
 it('message timeouts are retried with backoff until delivery succeeds (topic properties of rdkafka.conf apply)', async () => {

@@ -104,7 +104,7 @@ describe('stopping and replaying', () => {
     const status = JSON.parse(runCli(['status', '--json', '-c', first.configFile]).stdout) as { backlog: number; daemon: string };
     expect(status).toMatchObject({ backlog: 200, daemon: 'not running' });
 
-    await daemon({ clusterName: 'sigterm', dir: first.dir, port: first.port });
+    await daemon({ clusterName: 'sigterm', dir: first.dir, port: first.port, adminPort: first.adminPort });
     const messages = await consumeAll(broker.bootstrapServers, 'sigterm', { count: 200, timeoutMs: 120_000 });
     expect(new Set(messages.map((m) => jobIdOf(m.value as Buffer))).size).toBe(200);
   });

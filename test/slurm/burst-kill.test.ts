@@ -45,7 +45,7 @@ describe.each(['elasticsearch', 'script'] as const)('through %s', (path) => {
     const killedAt = committed();
     await first.stop('SIGKILL');
 
-    const second = await suite.daemon({ clusterName: name, dir: first.dir, port: first.port });
+    const second = await suite.daemon({ clusterName: name, dir: first.dir, port: first.port, adminPort: first.adminPort });
     const { messages, distinct } = await consumeDistinct(name, ids, 200_000);
     expect(distinct).toBe(BURST);
     expect(killedAt).toBeLessThan(BURST); // the kill really happened mid-burst

@@ -1,0 +1,90 @@
+// Where `jobcompd replay` finds records beyond the outbox itself: the quarantine table (after
+// the cause was fixed) and the state files Slurm's own plugins leave behind (migration).
+
+import type { JobCompParams } from '../config/jobcomp-params';
+import type { Ingest } from '../ingest';
+import { parseSlurmState } from '../migrate/slurm-state';
+import type { Outbox, QuarantineRow, RowFilter } from '../outbox/outbox';
+import { parseElasticsearchBody } from '../record/from-elasticsearch';
+import { mapHookEnv } from '../record/from-hook';
+import { isJobEvent, type JobEvent } from '../record/job-record';
+import { parseEnvBlock } from '../record/slurm-env';
+import { serialize } from '../record/serialize';
+
+export interface Requeued {
+  requeued: number;
+  /** quarantined inputs that still cannot be mapped: they stay */
+  kept: { id: number; reason: string }[];
+}
+
+interface Publishable {
+  event: JobEvent;
+  jobId: number;
+  payload: Buffer;
+}
+
+/**
+ * The record to publish for a quarantine row: the stored record when Kafka refused it,
+ * or the raw input mapped again (it may map now, after an upgrade of jobcompd).
+ */
+export function publishableFrom(row: QuarantineRow, params: JobCompParams): Publishable | string {
+  if (row.payload && row.event !== null && isJobEvent(row.event) && row.jobId !== null) {
+    return { event: row.event, jobId: row.jobId, payload: row.payload };
+  }
+  if (!row.raw) return 'no record and no raw input';
+  try {
+    if (row.source === 'socket' || row.source === 'spool') {
+      const mapped = mapHookEnv(parseEnvBlock(row.raw));
+      if (mapped.kind !== 'record') return 'an EpilogSlurmctld environment: never published';
+      return { event: mapped.record.event, jobId: mapped.record.jobid, payload: serialize(mapped.record) };
+    }
+    const record = parseElasticsearchBody(row.raw, { sendScript: params.sendScript });
+    return { event: record.event, jobId: record.jobid, payload: serialize(record) };
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+/** Move the matching quarantine rows that can be published back into the outbox. */
+export function requeueQuarantined(outbox: Outbox, filter: RowFilter, params: JobCompParams): Requeued {
+  const result: Requeued = { requeued: 0, kept: [] };
+  for (const row of outbox.quarantineRows(filter)) {
+    const p = publishableFrom(row, params);
+    if (typeof p === 'string') result.kept.push({ id: row.id, reason: p });
+    else {
+      outbox.requeueQuarantined(row.id, p, row.receivedAt);
+      result.requeued += 1;
+    }
+  }
+  return result;
+}
+
+export interface Imported {
+  kind: string;
+  slurmVersion: string | undefined;
+  stored: number;
+  duplicates: number;
+  quarantined: number;
+}
+
+/**
+ * Import what Slurm's jobcomp/kafka (jobcomp_kafka_state) or jobcomp/elasticsearch
+ * (elasticsearch_state) saved at its last clean shutdown. jobcomp/kafka payloads are
+ * published as saved, as the plugin itself would at its next start; elasticsearch bodies
+ * are mapped like any body it POSTs. Importing the same file twice stores nothing twice
+ * (within DedupWindow).
+ */
+export async function importSlurmState(ingest: Ingest, file: Buffer, fileName: string): Promise<Imported> {
+  const state = parseSlurmState(file, fileName);
+  const out: Imported = { kind: state.kind, slurmVersion: state.slurmVersion, stored: 0, duplicates: 0, quarantined: 0 };
+  for (const r of state.records) {
+    const result =
+      state.kind === 'elasticsearch_state'
+        ? await ingest.acceptElasticsearch(r.payload, 'replay')
+        : await ingest.acceptSerialized({ event: r.event, jobId: r.jobId ?? 0, payload: r.payload }, 'replay');
+    if (result.kind === 'stored') out.stored += 1;
+    else if (result.kind === 'duplicate') out.duplicates += 1;
+    else if (result.kind === 'quarantined') out.quarantined += 1;
+  }
+  return out;
+}

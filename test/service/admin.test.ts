@@ -1,0 +1,106 @@
+// What an operator sees: /metrics, /healthz, /status and `jobcompd status` on a running
+// daemon and a real broker, and secrets that never show anywhere.
+
+import { request } from 'node:http';
+import { consumeAll } from '../../tools/kafka/consume';
+import { runCli, tempDir, writeFiles } from '../helpers/cli';
+import { useBroker } from '../helpers/broker-suite';
+import { postAll, startDaemon, type DaemonProcess } from '../helpers/daemon';
+import { numberedBodies } from '../helpers/records';
+
+jest.setTimeout(120_000);
+
+const suite = useBroker({ autoCreateTopics: true });
+const SECRET = 'hunter2-do-not-print';
+
+function get(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    request(url, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
+/** The value of one sample line of the Prometheus text format. */
+function sample(metrics: string, line: string): number | undefined {
+  const m = metrics.split('\n').find((l) => l.startsWith(`${line} `));
+  return m === undefined ? undefined : Number(m.slice(line.length + 1));
+}
+
+let d: DaemonProcess;
+
+beforeAll(async () => {
+  // one daemon for the whole file (suite.daemon() ones are killed after each test)
+  d = await startDaemon({
+    bootstrapServers: suite.broker().bootstrapServers,
+    clusterName: 'ops',
+    // statistics every 200 ms for broker state; debug=all makes librdkafka log everything it can
+    rdkafka: `statistics.interval.ms=200\ndebug=all\nsasl.username=slurm\nsasl.password=${SECRET}\n`,
+  });
+  await postAll(d.url, numberedBodies(20, 20_000), 4);
+  await consumeAll(suite.broker().bootstrapServers, 'ops', { count: 20, timeoutMs: 30_000 });
+  await d.waitForLog(() => d.logs.filter((l) => l.msg === 'delivered').length === 20, '20 delivery reports');
+});
+
+afterAll(async () => {
+  await d.stop('SIGKILL');
+});
+
+it('/metrics counts what came in and went out, with latency histograms and broker state', async () => {
+  const res = await get(`${d.adminUrl}/metrics`);
+  expect(res.status).toBe(200);
+  const m = res.body;
+  expect(sample(m, 'jobcompd_records_received_total{source="http"}')).toBe(20);
+  expect(sample(m, 'jobcompd_records_accepted_total{source="http",outcome="stored"}')).toBe(20);
+  expect(sample(m, 'jobcompd_records_delivered_total')).toBe(20);
+  expect(sample(m, 'jobcompd_backlog_records')).toBe(0);
+  expect(sample(m, 'jobcompd_records_quarantined_total')).toBe(0);
+  expect(sample(m, 'jobcompd_commit_latency_seconds_count')).toBe(20);
+  expect(sample(m, 'jobcompd_delivery_latency_seconds_count')).toBe(20);
+  expect(sample(m, 'jobcompd_producer_ready')).toBe(1);
+  expect(m).toMatch(/^jobcompd_kafka_broker_up\{broker="127\.0\.0\.1:\d+\/1"\} 1$/m);
+  expect(m).toContain('jobcompd_process_resident_memory_bytes');
+});
+
+it('/healthz is ok while records flow, and `jobcompd status` asks the running daemon', async () => {
+  expect(JSON.parse((await get(`${d.adminUrl}/healthz`)).body)).toEqual({ status: 'ok' });
+  const status = JSON.parse(runCli(['status', '--json', '-c', d.configFile]).stdout) as Record<string, unknown>;
+  expect(status).toMatchObject({ daemon: 'running', backlog: 0, delivered: 20, quarantined: 0, producer: { state: 'ready', topics: { finish: 'ops' } } });
+  expect((status.producer as { brokers: { state: string }[] }).brokers[0]?.state).toBe('UP');
+  const text = runCli(['status', '-c', d.configFile]).stdout;
+  expect(text).toMatch(/brokers:\s+127\.0\.0\.1:\d+\/1 UP/);
+});
+
+it('never shows a secret: logs (librdkafka debug=all included), status, metrics, check-config', async () => {
+  const outputs = [
+    JSON.stringify(d.logs),
+    d.stderr,
+    runCli(['status', '--json', '-c', d.configFile]).stdout,
+    (await get(`${d.adminUrl}/metrics`)).body,
+    (await get(`${d.adminUrl}/status`)).body,
+    runCli(['check-config', '-c', d.configFile]).stdout,
+    runCli(['check-config', '--json', '-c', d.configFile]).stdout,
+  ];
+  expect(d.logs.filter((l) => l.librdkafka === true).length).toBeGreaterThan(50); // debug=all was really on
+  for (const out of outputs) expect(out).not.toContain(SECRET);
+  expect(runCli(['check-config', '-c', d.configFile]).stdout).toContain('sasl.password=[REDACTED]');
+});
+
+it('check-config --connect reaches the brokers and looks for the topics', () => {
+  const r = runCli(['check-config', '--connect', '-c', d.configFile]);
+  expect(r.code).toBe(0);
+  expect(r.stdout).toMatch(/Kafka:\s+reachable; brokers 127\.0\.0\.1:\d+ \(id 1\)/);
+  expect(r.stdout).toContain('topic ops: exists, 1 partition(s)');
+});
+
+it('check-config --connect says so, with exit 69, when no broker answers', () => {
+  const dir = tempDir();
+  writeFiles(dir, { 'rdkafka.conf': 'bootstrap.servers=127.0.0.1:1\n', 'jobcompd.conf': 'ClusterName=nowhere\nJobCompLoc=rdkafka.conf\n' });
+  const r = runCli(['check-config', '--connect', '-c', `${dir}/jobcompd.conf`]);
+  expect(r.code).toBe(69);
+  expect(r.stdout).toMatch(/Kafka:\s+UNREACHABLE: cannot read metadata from 127\.0\.0\.1:1/);
+});
