@@ -33,7 +33,7 @@ export async function runCheckConfig(opts: LoadOptions, json: boolean, connect: 
     jobCompLoc: cfg.daemon.jobCompLoc,
     topics,
     params: cfg.params,
-    http: cfg.daemon.http,
+    http: { ...cfg.daemon.http, basicAuth: cfg.daemon.http.basicAuth ? { user: cfg.daemon.http.basicAuth.user, password: REDACTED } : null },
     librdkafka: properties,
     warnings: cfg.warnings,
     kafka: kafka ?? null,

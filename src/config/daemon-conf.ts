@@ -8,6 +8,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { ConfigCodes, ConfigError, type ConfigLocation } from '../errors';
 import { MAIN_SECTION, readIniFile, type IniEntry } from './ini-file';
 import { readSlurmConf } from './slurm-conf';
+import { groupId, userId } from './accounts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -34,6 +35,10 @@ export interface DaemonConfig {
     maxBodyBytes: number;
     requestTimeoutMs: number;
     maxConnections: number;
+    /** HTTP basic auth every POST must carry (Slurm: JobCompLoc=http://user:password@host/...) */
+    basicAuth: { user: string; password: string } | undefined;
+    /** explicitly allow a non-loopback Listen without basic auth */
+    allowUnauthenticated: boolean;
   };
   producer: {
     maxInFlight: number;
@@ -46,11 +51,16 @@ export interface DaemonConfig {
     /** Unix socket the native hook connects to; undefined: off */
     socket: string | undefined;
     socketMode: number;
+    /** group the socket is given (chown); undefined: the daemon's own */
+    socketGroup: number | undefined;
+    /** uids allowed to talk to the socket (SO_PEERCRED); undefined: root and the daemon's own user */
+    allowedUids: number[] | undefined;
     /** spool directory the hook writes to when the daemon does not answer; undefined: off */
     spool: string | undefined;
     spoolScanIntervalMs: number;
     timeoutMs: number;
     maxMessageBytes: number;
+    maxConnections: number;
   };
 }
 
@@ -80,10 +90,13 @@ const SCHEMA: Record<string, Record<string, Setter>> = {
   hook: {
     socket: (c, v, loc, base) => (c.hook.socket = offOrPath(v, loc, base)),
     socketmode: (c, v, loc) => (c.hook.socketMode = fileMode(v, loc)),
+    socketgroup: (c, v, loc) => (c.hook.socketGroup = resolveId(groupId, 'group', nonEmpty(v, loc), loc)),
+    allowedusers: (c, v, loc) => (c.hook.allowedUids = v.split(/[\s,]+/).filter(Boolean).map((u) => resolveId(userId, 'user', u, loc))),
     spool: (c, v, loc, base) => (c.hook.spool = offOrPath(v, loc, base)),
     spoolscaninterval: (c, v, loc) => (c.hook.spoolScanIntervalMs = Math.max(10, seconds(v, loc))),
     timeout: (c, v, loc) => (c.hook.timeoutMs = seconds(v, loc)),
     maxmessagebytes: (c, v, loc) => (c.hook.maxMessageBytes = positiveInt(v, loc)),
+    maxconnections: (c, v, loc) => (c.hook.maxConnections = positiveInt(v, loc)),
   },
   admin: {
     listen: (c, v, loc) => (c.adminListen = parseListen(v, loc)),
@@ -93,6 +106,9 @@ const SCHEMA: Record<string, Record<string, Setter>> = {
     maxbodybytes: (c, v, loc) => (c.http.maxBodyBytes = positiveInt(v, loc)),
     requesttimeout: (c, v, loc) => (c.http.requestTimeoutMs = seconds(v, loc)),
     maxconnections: (c, v, loc) => (c.http.maxConnections = positiveInt(v, loc)),
+    basicauthuser: (c, v, loc) => (c.http.basicAuth = { user: nonEmpty(v, loc), password: c.http.basicAuth?.password ?? '' }),
+    basicauthpassword: (c, v, loc) => (c.http.basicAuth = { user: c.http.basicAuth?.user ?? '', password: nonEmpty(v, loc) }),
+    allowunauthenticated: (c, v, loc) => (c.http.allowUnauthenticated = yesNo(v, loc)),
   },
   producer: {
     maxinflight: (c, v, loc) => (c.producer.maxInFlight = positiveInt(v, loc)),
@@ -118,6 +134,8 @@ export function defaultDaemonConfig(): DaemonConfig {
       maxBodyBytes: 16 * 1024 * 1024,
       requestTimeoutMs: 30_000,
       maxConnections: 256,
+      basicAuth: undefined,
+      allowUnauthenticated: false,
     },
     producer: { maxInFlight: 10_000, retryBackoffMinMs: 500, retryBackoffMaxMs: 60_000 },
     dedupWindowMs: 86_400_000,
@@ -125,10 +143,13 @@ export function defaultDaemonConfig(): DaemonConfig {
     hook: {
       socket: '/run/jobcompd/hook.sock',
       socketMode: 0o660,
+      socketGroup: undefined,
+      allowedUids: undefined,
       spool: '/var/spool/jobcompd',
       spoolScanIntervalMs: 5000,
       timeoutMs: 10_000,
       maxMessageBytes: 1024 * 1024,
+      maxConnections: 256,
     },
   };
 }
@@ -186,6 +207,28 @@ function checkRequired(cfg: DaemonConfig): void {
   if (cfg.jobCompLoc === '') {
     throw new ConfigError(ConfigCodes.missing, { ...where, key: 'JobCompLoc' }, 'is not set: it must name the librdkafka properties file (as for jobcomp/kafka)');
   }
+  const auth = cfg.http.basicAuth;
+  if (auth && (auth.user === '' || auth.password === '')) {
+    throw new ConfigError(ConfigCodes.missing, { ...where, key: '[http] BasicAuthUser/BasicAuthPassword' }, 'set both, or neither');
+  }
+  const listen = cfg.http.listen;
+  if (listen && !isLoopback(listen.host) && !auth && !cfg.http.allowUnauthenticated) {
+    throw new ConfigError(
+      ConfigCodes.badValue,
+      { ...where, key: '[http] Listen' },
+      `${listen.host} is not a loopback address: set BasicAuthUser and BasicAuthPassword (Slurm sends them from JobCompLoc=http://user:password@host:port/...), or AllowUnauthenticated=yes to accept records from anyone who can reach it`,
+    );
+  }
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+function yesNo(v: string, loc: ConfigLocation): boolean {
+  if (/^(yes|true|on|1)$/i.test(v)) return true;
+  if (/^(no|false|off|0)$/i.test(v)) return false;
+  throw new ConfigError(ConfigCodes.badValue, loc, `must be yes or no, got "${v}"`);
 }
 
 function resolvePath(p: string, baseDir: string): string {
@@ -215,6 +258,12 @@ function positiveInt(v: string, loc: ConfigLocation): number {
 function seconds(v: string, loc: ConfigLocation): number {
   if (!/^\d+(\.\d+)?$/.test(v)) throw new ConfigError(ConfigCodes.badValue, loc, `must be a number of seconds, got "${v}"`);
   return Math.round(Number(v) * 1000);
+}
+
+function resolveId(resolve: (name: string) => number | undefined, what: string, name: string, loc: ConfigLocation): number {
+  const id = resolve(name);
+  if (id === undefined) throw new ConfigError(ConfigCodes.badValue, loc, `no such ${what}: "${name}"`);
+  return id;
 }
 
 function offOrPath(v: string, loc: ConfigLocation, baseDir: string): string | undefined {

@@ -8,8 +8,11 @@
 //     (with "result":"quarantined"): answering an error would make Slurm resend the same
 //     bytes every 30 s forever, and the record is already safe;
 //   - 503 when nothing could be committed (disk full...): Slurm keeps the record, retries;
-//   - every request is answered or cut off within RequestTimeout.
+//   - every request is answered or cut off within RequestTimeout;
+//   - with [http] BasicAuthUser/BasicAuthPassword, a POST without them gets 401 (the plugin
+//     sends them when JobCompLoc is http://user:password@host:port/...).
 
+import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -22,6 +25,7 @@ export interface HttpSourceOptions {
   maxBodyBytes: number;
   requestTimeoutMs: number;
   maxConnections: number;
+  basicAuth: { user: string; password: string } | undefined;
 }
 
 export class HttpSource {
@@ -33,7 +37,8 @@ export class HttpSource {
     private readonly opts: HttpSourceOptions,
     private readonly log: Logger,
   ) {
-    this.server = createServer((req, res) => this.handle(req, res));
+    // Node checks request timeouts every connectionsCheckingInterval (30 s by default).
+    this.server = createServer({ connectionsCheckingInterval: Math.min(1000, opts.requestTimeoutMs) }, (req, res) => this.handle(req, res));
     this.server.requestTimeout = opts.requestTimeoutMs;
     this.server.headersTimeout = Math.min(opts.requestTimeoutMs, 60_000);
     this.server.maxConnections = opts.maxConnections;
@@ -79,6 +84,11 @@ export class HttpSource {
       send(res, 200, { name: 'jobcompd', tagline: 'jobcomp/elasticsearch-compatible endpoint publishing to Kafka' });
       return;
     }
+    if (!this.authorized(req)) {
+      this.log.error({ remote: req.socket.remoteAddress }, 'POST without valid basic auth refused ([http] BasicAuthUser); the sender keeps its record and retries');
+      send(res, 401, esError('security_exception', 'missing or wrong credentials', 401), { 'WWW-Authenticate': 'Basic realm="jobcompd"' });
+      return;
+    }
     if (req.method !== 'POST' && req.method !== 'PUT') {
       res.setHeader('Allow', 'POST, PUT');
       send(res, 405, esError('method_not_allowed', `${req.method ?? ''} is not supported; POST job records`, 405));
@@ -93,6 +103,16 @@ export class HttpSource {
       return;
     }
     this.readBody(req, res, (body) => this.accept(body, path, res));
+  }
+
+  private authorized(req: IncomingMessage): boolean {
+    const auth = this.opts.basicAuth;
+    if (!auth) return true;
+    const m = /^Basic\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+    if (!m) return false;
+    const expected = Buffer.from(`${auth.user}:${auth.password}`, 'utf8');
+    const given = Buffer.from(m[1] ?? '', 'base64');
+    return given.length === expected.length && timingSafeEqual(given, expected);
   }
 
   private tooLarge(req: IncomingMessage): boolean {

@@ -2,8 +2,11 @@
 // connection: the hook sends its environment, jobcompd answers once the record is
 // committed. A hook that gets no answer in time spools the record instead, so an answer
 // is never required for safety; it is what lets the hook exit in milliseconds.
+// Access: the socket's mode and group, and the peer's uid (SO_PEERCRED, from the kernel)
+// checked against an allow list (root and SlurmUser by default).
 
-import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { peerCredentials } from 'jobcompd-peercred';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
@@ -14,8 +17,13 @@ import { Answer, checkHeader, encodeAnswer, HEADER_BYTES, type AnswerStatus } fr
 export interface SocketSourceOptions {
   path: string;
   mode: number;
+  /** chown the socket to this group (the hook runs as SlurmUser) */
+  group: number | undefined;
+  /** peers (SO_PEERCRED uid) allowed to send records */
+  allowedUids: ReadonlySet<number>;
   timeoutMs: number;
   maxMessageBytes: number;
+  maxConnections: number;
 }
 
 /** How much of a malformed message is kept in quarantine as evidence. */
@@ -35,6 +43,7 @@ export class SocketSource {
     await removeStaleSocket(opts.path);
     mkdirSync(dirname(opts.path), { recursive: true, mode: 0o755 });
     const server = createServer({ allowHalfOpen: true });
+    server.maxConnections = opts.maxConnections;
     const source = new SocketSource(server, ingest, opts, log);
     server.on('connection', (socket) => source.serve(socket));
     await new Promise<void>((resolve, reject) => {
@@ -44,6 +53,7 @@ export class SocketSource {
         resolve();
       });
     });
+    if (opts.group !== undefined) chownSync(opts.path, -1, opts.group);
     chmodSync(opts.path, opts.mode);
     return source;
   }
@@ -59,10 +69,20 @@ export class SocketSource {
     this.connections.add(socket);
     socket.on('close', () => this.connections.delete(socket));
     socket.on('error', () => undefined); // the hook went away; it spools the record itself
-    socket.setTimeout(this.opts.timeoutMs, () => socket.destroy());
+    const refusal = this.checkPeer(socket);
+    if (refusal !== undefined) {
+      answer(socket, Answer.error, refusal);
+      return;
+    }
+    // A deadline for the whole message, not an idle timeout: a client that trickles a
+    // byte now and then must not hold a connection slot for ever.
+    const deadline = setTimeout(() => socket.destroy(), this.opts.timeoutMs);
+    socket.on('close', () => clearTimeout(deadline));
     const chunks: Buffer[] = [];
     let received = 0;
     let expected: number | undefined;
+    /** the message was answered or rejected: the client's end of stream changes nothing */
+    let settled = false;
     const onData = (chunk: Buffer): void => {
       chunks.push(chunk);
       received += chunk.length;
@@ -70,6 +90,8 @@ export class SocketSource {
         const head = checkHeader(Buffer.concat(chunks).subarray(0, HEADER_BYTES), this.opts.maxMessageBytes);
         if (!head.ok) {
           socket.off('data', onData);
+          clearTimeout(deadline);
+          settled = true;
           this.reject(socket, Buffer.concat(chunks).subarray(0, MAX_KEPT_BYTES), head.reason);
           return;
         }
@@ -77,6 +99,8 @@ export class SocketSource {
       }
       if (expected !== undefined && received >= expected) {
         socket.off('data', onData);
+        clearTimeout(deadline);
+        settled = true;
         const message = Buffer.concat(chunks);
         if (received > expected) this.reject(socket, message.subarray(0, MAX_KEPT_BYTES), `${received - expected} bytes after the message`);
         else this.accept(socket, message.subarray(HEADER_BYTES));
@@ -84,11 +108,28 @@ export class SocketSource {
     };
     socket.on('data', onData);
     socket.on('end', () => {
-      if (expected === undefined || received < expected) {
+      if (!settled) {
+        settled = true;
         if (received > 0) this.reject(socket, Buffer.concat(chunks), `truncated message (${received} bytes)`);
         else socket.end();
       }
     });
+  }
+
+  /** The kernel's word on who connected (SO_PEERCRED): only allowed users may send records. */
+  private checkPeer(socket: Socket): string | undefined {
+    const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    let peer: { pid: number; uid: number; gid: number };
+    try {
+      if (fd === undefined || fd < 0) throw new Error('no file descriptor');
+      peer = peerCredentials(fd);
+    } catch (err) {
+      this.log.error({ err: errorMessage(err) }, 'cannot read the credentials of a hook connection; refused');
+      return 'jobcompd cannot identify the peer';
+    }
+    if (this.opts.allowedUids.has(peer.uid)) return undefined;
+    this.log.warn({ uid: peer.uid, gid: peer.gid, pid: peer.pid }, 'hook connection from a user not in [hook] AllowedUsers refused');
+    return `uid ${peer.uid} may not send records to jobcompd ([hook] AllowedUsers)`;
   }
 
   private accept(socket: Socket, environment: Buffer): void {

@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "peercred",
+      "sources": ["peercred.c"],
+      "cflags": ["-Wall", "-Wextra", "-Werror"]
+    }
+  ]
+}

@@ -1,0 +1,112 @@
+// Who may hand records to jobcompd: the hook socket checks its peer's uid (SO_PEERCRED,
+// from the kernel) and can be given to a group; an HTTP listener off loopback needs basic
+// auth (which Slurm's elasticsearch plugin sends from its URL) or an explicit opt-out.
+
+import { execFileSync } from 'node:child_process';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { consumeAll } from '../../tools/kafka/consume';
+import { SlurmCluster } from '../../tools/slurm/cluster';
+import { runCli, tempDir, writeFiles } from '../helpers/cli';
+import { useBroker } from '../helpers/broker-suite';
+import { post } from '../helpers/daemon';
+import { HOOK_BINARY } from '../helpers/hook';
+import { numberedBodies } from '../helpers/records';
+import { records } from '../helpers/slurm-suite';
+import { NOBODY_ID } from '../../src/record/slurm-values';
+
+jest.setTimeout(120_000);
+
+const suite = useBroker({ autoCreateTopics: true });
+
+/** Run the native hook as another user, the way slurmctld would run it as SlurmUser. */
+function hookAs(uid: number, hookConf: string, env: Record<string, string>): { code: number; stderr: string } {
+  const dir = tempDir();
+  const { hook } = writeFiles(dir, { hook: '', 'hook.conf': hookConf });
+  execFileSync('cp', [HOOK_BINARY, hook as string]);
+  execFileSync('chmod', ['755', dir, hook as string]);
+  try {
+    execFileSync('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', hook as string], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    return { code: 0, stderr: '' };
+  } catch (err) {
+    const e = err as { status: number; stderr: Buffer };
+    return { code: e.status, stderr: e.stderr.toString() };
+  }
+}
+
+const JOB_ENV = { JOBID: '', UID: '0', GID: '0', PROCS: '1', NODECNT: '1', EXITCODE: '0:0', DERIVED_EC: '0:0', JOBSTATE: 'COMPLETED', START: '1795319410', END: '1795319411' };
+
+describe('the hook socket', () => {
+  it('refuses a peer whose uid is not allowed (SO_PEERCRED) and says so in the log', async () => {
+    // a world-writable socket, so that only the uid check stands in the way
+    const d = await suite.daemon({ clusterName: 'peers', hookConf: 'SocketMode=0666' });
+    execFileSync('chmod', ['0711', d.dir]); // let nobody reach the socket's directory
+    const conf = `socket = ${d.hookSocket}\nspool = ${join(d.dir, 'nobody-spool')}\ntimeout_ms = 2000\n`;
+    const run = hookAs(NOBODY_ID, conf, { ...JOB_ENV, JOBID: '60001' });
+    expect(run.code).not.toBe(0); // refused, and it cannot write a spool it does not own either
+    const refused = await d.waitForLog((l) => l.msg === 'hook connection from a user not in [hook] AllowedUsers refused');
+    expect(refused).toMatchObject({ uid: NOBODY_ID });
+    expect(JSON.parse(runCli(['status', '--json', '-c', d.configFile]).stdout)).toMatchObject({ backlog: 0, quarantined: 0 });
+  });
+
+  it('accepts that peer once it is in AllowedUsers, reaching the socket through its group', async () => {
+    const d = await suite.daemon({ clusterName: 'peers2', hookConf: 'SocketMode=0660\nSocketGroup=nogroup\nAllowedUsers=root, nobody' });
+    execFileSync('chmod', ['0711', d.dir]);
+    const nogroup = Number(execFileSync('getent', ['group', 'nogroup'], { encoding: 'utf8' }).split(':')[2]);
+    const st = statSync(d.hookSocket);
+    expect(st.mode & 0o777).toBe(0o660);
+    expect(st.gid).toBe(nogroup);
+    // the hook runs as nobody:nogroup: the group lets it connect, AllowedUsers lets it send
+    const conf = `socket = ${d.hookSocket}\nspool = ${join(d.dir, 'nobody-spool')}\n`;
+    expect(hookAs(NOBODY_ID, conf, { ...JOB_ENV, JOBID: '60002' })).toEqual({ code: 0, stderr: '' });
+    const [m] = records(await consumeAll(suite.broker().bootstrapServers, 'peers2', { count: 1, timeoutMs: 30_000 }));
+    expect(m?.jobid).toBe(60002);
+  });
+
+  it('an unknown user in AllowedUsers is a configuration error', () => {
+    const dir = tempDir();
+    writeFiles(dir, { 'rdkafka.conf': 'bootstrap.servers=127.0.0.1:1\n', 'jobcompd.conf': 'ClusterName=x\nJobCompLoc=rdkafka.conf\n[hook]\nAllowedUsers=root, no-such-user-here\n' });
+    const r = runCli(['check-config', '-c', join(dir, 'jobcompd.conf')]);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toContain('jobcompd.conf:4: AllowedUsers: no such user: "no-such-user-here"');
+  });
+});
+
+describe('the HTTP listener off loopback', () => {
+  it('will not listen on a non-loopback address without basic auth or an explicit opt-out', () => {
+    const dir = tempDir();
+    writeFiles(dir, { 'rdkafka.conf': 'bootstrap.servers=127.0.0.1:1\n', 'jobcompd.conf': 'ClusterName=x\nJobCompLoc=rdkafka.conf\n[http]\nListen=0.0.0.0:9200\n' });
+    const r = runCli(['check-config', '-c', join(dir, 'jobcompd.conf')]);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toContain('[http] Listen: 0.0.0.0 is not a loopback address: set BasicAuthUser and BasicAuthPassword');
+    writeFiles(dir, { 'jobcompd.conf': 'ClusterName=x\nJobCompLoc=rdkafka.conf\n[http]\nListen=0.0.0.0:9200\nAllowUnauthenticated=yes\n' });
+    expect(runCli(['check-config', '-c', join(dir, 'jobcompd.conf')]).code).toBe(0);
+  });
+
+  it('with basic auth: 401 without or with wrong credentials, 201 with them; the password is never shown', async () => {
+    const secret = 'p4ss-not-in-logs';
+    const d = await suite.daemon({ clusterName: 'basic', httpConf: `BasicAuthUser=slurm\nBasicAuthPassword=${secret}` });
+    const [a, b] = numberedBodies(2, 61_000);
+    expect((await post(d.url, a as Buffer)).status).toBe(401);
+    const wrong = await fetch(`${d.url}/slurm/_doc`, { method: 'POST', body: a as Buffer, headers: { Authorization: `Basic ${Buffer.from('slurm:nope').toString('base64')}` } });
+    expect(wrong.status).toBe(401);
+    expect(wrong.headers.get('www-authenticate')).toBe('Basic realm="jobcompd"');
+    const right = await fetch(`${d.url}/slurm/_doc`, { method: 'POST', body: b as Buffer, headers: { Authorization: `Basic ${Buffer.from(`slurm:${secret}`).toString('base64')}` } });
+    expect(right.status).toBe(201);
+    await d.waitForLog((l) => l.msg.startsWith('POST without valid basic auth refused'));
+    const shown = [JSON.stringify(d.logs), runCli(['check-config', '--json', '-c', d.configFile]).stdout, runCli(['status', '--json', '-c', d.configFile]).stdout];
+    for (const out of shown) expect(out).not.toContain(secret);
+  });
+
+  it('Slurm 22.05 jobcomp/elasticsearch sends the credentials of its URL: records arrive', async () => {
+    const d = await suite.daemon({ clusterName: 'basicslurm', httpConf: 'BasicAuthUser=slurm\nBasicAuthPassword=from-the-url' });
+    const slurm = await SlurmCluster.start({ clusterName: 'basicslurm', jobCompType: 'jobcomp/elasticsearch', jobCompLoc: `http://slurm:from-the-url@127.0.0.1:${d.port}/slurm/_doc` });
+    try {
+      const id = await slurm.sbatch(['-J', 'auth', '-o', '/dev/null', '--wrap', 'true']);
+      const [rec] = records(await consumeAll(suite.broker().bootstrapServers, 'basicslurm', { count: 1, timeoutMs: 60_000 }));
+      expect(rec).toMatchObject({ jobid: id, job_name: 'auth', state: 'COMPLETED' });
+    } finally {
+      await slurm.destroy();
+    }
+  });
+});
