@@ -5,6 +5,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { runCheckConfig } from './commands/check-config';
 import { INPUT_FORMATS, runConvert, type InputFormat } from './commands/convert';
 import { runDaemon } from './commands/run';
+import { runRepairState } from './commands/repair-state';
 import { runReplay } from './commands/replay';
 import { runStatus } from './commands/status';
 import { EXIT_SOFTWARE, JobcompdError } from './errors';
@@ -56,6 +57,11 @@ function parseTime(v: string): number {
   return ms;
 }
 
+/** Resolves once everything written to the stream before has been handed to the OS. */
+function drained(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => stream.write('', () => resolve()));
+}
+
 /** Run a command's action; a JobcompdError ends the process with its exit code and message. */
 function action<A extends unknown[]>(fn: (...args: A) => Promise<number>): (...args: A) => Promise<void> {
   return async (...args: A) => {
@@ -72,7 +78,10 @@ function action<A extends unknown[]>(fn: (...args: A) => Promise<number>): (...a
       }
     }
     // Exit explicitly: a librdkafka handle that is still being torn down must not keep
-    // the process alive (node-rdkafka's exit-hang pitfalls). Logs and stdout are synchronous.
+    // the process alive (node-rdkafka's exit-hang pitfalls). But first let stdout and
+    // stderr drain: on a non-blocking pipe (a parent's spawnSync, some supervisors) Node
+    // queues writes, and process.exit would cut `replay --dry-run` output short.
+    await Promise.all([drained(process.stdout), drained(process.stderr)]);
     process.exit(code);
   };
 }
@@ -121,6 +130,10 @@ export function buildProgram(): Command {
         }),
       ),
     );
+
+  withConfigOptions(program.command('repair-state').description('rebuild a damaged state file from the rows SQLite can still read (the damaged file is kept)')).action(
+    action((flags: ConfigFlags) => runRepairState(loadOptions(flags))),
+  );
 
   withConfigOptions(program.command('status').description('backlog, oldest pending record, delivered and quarantined counts'))
     .option('--json', 'machine-readable output')

@@ -181,7 +181,19 @@ async function startSources(cfg: LoadedConfig, ingest: Ingest, log: Logger): Pro
   try {
     if (http.listen) sources.http = await HttpSource.listen(ingest, { ...http, listen: http.listen }, log);
     if (hook.socket) {
-      sources.socket = await SocketSource.listen(ingest, { path: hook.socket, mode: hook.socketMode, timeoutMs: hook.timeoutMs, maxMessageBytes: hook.maxMessageBytes }, log);
+      sources.socket = await SocketSource.listen(
+        ingest,
+        {
+          path: hook.socket,
+          mode: hook.socketMode,
+          group: hook.socketGroup,
+          allowedUids: new Set(hook.allowedUids ?? [0, process.getuid?.() ?? 0]),
+          timeoutMs: hook.timeoutMs,
+          maxMessageBytes: hook.maxMessageBytes,
+          maxConnections: hook.maxConnections,
+        },
+        log,
+      );
     }
     if (hook.spool) {
       sources.spool = await SpoolSource.start(ingest, { dir: hook.spool, scanIntervalMs: hook.spoolScanIntervalMs, maxMessageBytes: hook.maxMessageBytes }, log);

@@ -1,0 +1,162 @@
+// Storage faults, for real: a state directory on a small tmpfs that fills up, damaged and
+// foreign state files, two daemons on one state file.
+
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { consumeAll } from '../../tools/kafka/consume';
+import { runCli, spawnCli, tempDir } from '../helpers/cli';
+import { useBroker } from '../helpers/broker-suite';
+import { installHook, runHook } from '../helpers/hook';
+import { post, postAll, startDaemon } from '../helpers/daemon';
+import { jobIdOf, numberedBodies } from '../helpers/records';
+import { parseEnvDump } from '../../src/record/slurm-env';
+
+jest.setTimeout(180_000);
+
+const suite = useBroker({ autoCreateTopics: true });
+const mounts: string[] = [];
+
+afterAll(() => {
+  for (const m of mounts) execFileSync('umount', ['-l', m]);
+});
+
+function smallFilesystem(dir: string, size: string): void {
+  mkdirSync(dir, { recursive: true });
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir]);
+  mounts.push(dir);
+}
+
+describe('a state directory that fills up', () => {
+  it('answers 503 (Slurm retries), the hook spools elsewhere, nothing committed is lost, all recovers', async () => {
+    const dir = tempDir('jobcompd-full-');
+    const stateDir = join(dir, 'state');
+    smallFilesystem(stateDir, '8m');
+    const d = await startDaemon({ bootstrapServers: suite.broker().bootstrapServers, clusterName: 'full', dir });
+    const filler = join(stateDir, 'filler');
+    try {
+      // Kafka down, so nothing is deleted; something else takes the disk, 1 MB stays free
+      await suite.broker().stop();
+      writeFileSync(filler, Buffer.alloc(7 * 1024 * 1024));
+      const accepted: Buffer[] = [];
+      let refused: { status: number; body: string } | undefined;
+      for (const body of numberedBodies(5000, 40_000)) {
+        const r = await post(d.url, body);
+        if (r.status !== 201) {
+          refused = r;
+          break;
+        }
+        accepted.push(body);
+      }
+      expect(refused?.status).toBe(503);
+      expect(JSON.parse(refused?.body ?? '{}')).toMatchObject({ error: { type: 'not_committed', reason: expect.stringContaining('SQLITE_FULL') } });
+      await d.waitForLog((l) => l.msg === 'state file commit failed', 'commit failure logged');
+      expect(await (await fetch(`${d.adminUrl}/healthz`)).json()).toMatchObject({ status: 'failing' });
+
+      // the hook cannot commit either: it spools (the spool is on another filesystem)
+      const hook = installHook(d.dir, 'jobcomp-hook', { socket: d.hookSocket, spool: d.spoolDir });
+      const env = parseEnvDump(Buffer.from('JOBID=49999\nUID=0\nGID=0\nPROCS=1\nNODECNT=1\nEXITCODE=0:0\nDERIVED_EC=0:0\nJOBSTATE=COMPLETED\nSTART=1795319410\nEND=1795319411\n'));
+      expect((await runHook(hook, env)).code).toBe(0);
+      expect(readdirSync(d.spoolDir).filter((f) => f.endsWith('.jch'))).toHaveLength(1);
+
+      // space returns (the other file goes), Kafka is back: everything recovers
+      rmSync(filler);
+      await suite.broker().restart();
+      const delivered = await consumeAll(suite.broker().bootstrapServers, 'full', { count: accepted.length + 1, timeoutMs: 120_000 });
+      const ids = new Set(delivered.map((m) => jobIdOf(m.value as Buffer)));
+      for (const b of accepted) expect(ids.has(jobIdOf(b))).toBe(true); // every acknowledged record
+      expect(ids.has(49999)).toBe(true); // the spooled one, imported once there was room
+      expect((await post(d.url, numberedBodies(1, 48_000)[0] as Buffer)).status).toBe(201);
+      await consumeAll(suite.broker().bootstrapServers, 'full', { count: accepted.length + 2, timeoutMs: 60_000 });
+    } finally {
+      if (d.proc.exitCode === null) await d.stop('SIGKILL');
+    }
+  });
+});
+
+describe('a state file jobcompd cannot use', () => {
+  /** A daemon on `dir` that must refuse to start; returns its exit code and stderr. */
+  async function refusedStart(dir: string): Promise<{ code: number | null; stderr: string }> {
+    writeFileSync(join(dir, 'rdkafka.conf'), `bootstrap.servers=${suite.broker().bootstrapServers}\n`);
+    writeFileSync(join(dir, 'jobcompd.conf'), 'ClusterName=bad\nStateDir=state\nJobCompLoc=rdkafka.conf\n[admin]\nListen=off\n[http]\nListen=off\n[hook]\nSocket=off\nSpool=off\n');
+    const proc = spawnCli(['run', '-c', join(dir, 'jobcompd.conf')]);
+    let stderr = '';
+    proc.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+    const code = await new Promise<number | null>((resolve) => proc.once('exit', resolve));
+    return { code, stderr };
+  }
+
+  it('a foreign SQLite file: refused, untouched', async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'state'));
+    const foreign = new Database(join(dir, 'state/jobcompd.sqlite'));
+    foreign.exec('CREATE TABLE t (x); INSERT INTO t VALUES (1)');
+    foreign.close();
+    const r = await refusedStart(dir);
+    expect(r.code).toBe(70);
+    expect(r.stderr).toContain('is not a jobcompd state file (SQLite application_id 0x0); refusing to use it');
+    expect((new Database(join(dir, 'state/jobcompd.sqlite'), { readonly: true }).prepare('SELECT x FROM t').get() as { x: number }).x).toBe(1);
+  });
+
+  it('not a database at all: refused with the way out', async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'state'));
+    writeFileSync(join(dir, 'state/jobcompd.sqlite'), Buffer.alloc(8192, 0x41));
+    const r = await refusedStart(dir);
+    expect(r.code).toBe(70);
+    expect(r.stderr).toMatch(/is damaged or not a database \(SQLITE_NOTADB\); jobcompd will not start on it\. Run `jobcompd repair-state`/);
+  });
+
+  it('a truncated state file: refused, and the documented recovery keeps every record it can read', async () => {
+    const d = await suite.daemon({ clusterName: 'truncated' });
+    await suite.broker().stop();
+    try {
+      await postAll(d.url, numberedBodies(400, 41_000), 8);
+      expect((await d.stop('SIGTERM')).code).toBe(0);
+    } finally {
+      await suite.broker().restart();
+    }
+    const file = join(d.stateDir, 'jobcompd.sqlite');
+    expect(existsSync(`${file}-wal`)).toBe(false); // a clean stop checkpoints the WAL into the file
+    truncateSync(file, Math.floor(statSync(file).size * 0.6));
+
+    const r = await refusedStart(d.dir);
+    expect(r.code).toBe(70);
+    expect(r.stderr).toContain('is damaged');
+    expect(r.stderr).toContain('jobcompd will not start on it');
+
+    // the way out the message names
+    const repair = runCli(['repair-state', '-c', d.configFile]);
+    expect(repair.code).toBe(0);
+    expect(repair.stdout).toMatch(/records waiting for Kafka: \d+ recovered/);
+    expect(repair.stdout).toContain('the damaged file is kept as');
+    const again = await suite.daemon({ clusterName: 'truncated', dir: d.dir, port: d.port, adminPort: d.adminPort });
+    const recovered = Number((await again.waitForLog((l) => l.msg === 'publisher starting')).backlog);
+    expect(recovered).toBeGreaterThan(100);
+    expect(recovered).toBeLessThan(400);
+    const messages = await consumeAll(suite.broker().bootstrapServers, 'truncated', { count: recovered, timeoutMs: 60_000 });
+    expect(new Set(messages.map((m) => jobIdOf(m.value as Buffer))).size).toBe(recovered);
+  });
+
+  it('a second daemon on the same state file refuses clearly (exit 75)', async () => {
+    const first = await suite.daemon({ clusterName: 'twodaemons' });
+    const dir = tempDir();
+    writeFileSync(join(dir, 'rdkafka.conf'), `bootstrap.servers=${suite.broker().bootstrapServers}\n`);
+    writeFileSync(join(dir, 'jobcompd.conf'), `ClusterName=twodaemons\nStateDir=${first.stateDir}\nJobCompLoc=rdkafka.conf\n[admin]\nListen=off\n[http]\nListen=off\n[hook]\nSocket=off\nSpool=off\n`);
+    const second = runCli(['run', '-c', join(dir, 'jobcompd.conf')], { timeoutMs: 30_000 });
+    expect(second.code).toBe(75);
+    expect(second.stderr).toContain('is in use by another jobcompd process (the daemon or a replay)');
+    expect(first.proc.exitCode).toBeNull();
+  });
+});
+
+describe('file modes', () => {
+  it('creates the state directory 0700, the state file 0600, the spool 0700', async () => {
+    const d = await suite.daemon({ clusterName: 'modes' });
+    const mode = (p: string): number => statSync(p).mode & 0o777;
+    expect(mode(d.stateDir)).toBe(0o700);
+    expect(mode(join(d.stateDir, 'jobcompd.sqlite'))).toBe(0o600);
+    expect(mode(d.spoolDir)).toBe(0o700);
+  });
+});
