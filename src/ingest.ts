@@ -16,6 +16,16 @@ import { eventName, JobEvent, type JobRecord } from './record/job-record';
 import { parseEnvBlock } from './record/slurm-env';
 import { serialize } from './record/serialize';
 
+/** serialize(), with the record's job id on a RecordError (for the quarantine log line). */
+function serializeFor(record: JobRecord): Buffer {
+  try {
+    return serialize(record);
+  } catch (err) {
+    if (err instanceof RecordError) err.jobId = record.jobid;
+    throw err;
+  }
+}
+
 export type SourceName = 'http' | 'socket' | 'spool' | 'replay';
 
 export type AcceptResult =
@@ -51,13 +61,15 @@ export class Ingest extends EventEmitter {
     const receivedAt = Date.now();
     this.counters.received[source] += 1;
     let record: JobRecord;
+    let payload: Buffer;
     try {
       record = parseElasticsearchBody(body, { sendScript: this.params().sendScript });
+      payload = serializeFor(record);
     } catch (err) {
       if (!(err instanceof RecordError)) throw err;
       return this.quarantineInput(body, source, receivedAt, { code: err.code, reason: err.message, jobId: err.jobId, event: JobEvent.finish });
     }
-    return this.store(record, source, receivedAt);
+    return this.storePayload(record.event, record.jobid, payload, source, receivedAt);
   }
 
   /** The environment the native hook forwards (jobcomp/script, PrologSlurmctld, EpilogSlurmctld). */
@@ -65,8 +77,10 @@ export class Ingest extends EventEmitter {
     const receivedAt = Date.now();
     this.counters.received[source] += 1;
     let mapped: ReturnType<typeof mapHookEnv>;
+    let payload: Buffer | undefined;
     try {
       mapped = mapHookEnv(parseEnvBlock(environment));
+      if (mapped.kind === 'record') payload = serializeFor(mapped.record);
     } catch (err) {
       if (!(err instanceof RecordError)) throw err;
       return this.quarantineInput(environment, source, receivedAt, { code: err.code, reason: err.message, jobId: err.jobId, event: undefined });
@@ -78,17 +92,13 @@ export class Ingest extends EventEmitter {
     if (record.event === JobEvent.start && !this.params().enableJobStart) {
       return Promise.resolve(this.ignore(record.jobid, record.event, 'start records are disabled (JobCompParams enable_job_start)', source, receivedAt));
     }
-    return this.store(record, source, receivedAt);
+    return this.storePayload(record.event, record.jobid, payload as Buffer, source, receivedAt);
   }
 
   /** A record that is already a jobcomp/kafka payload (migrated from Slurm's own state file). */
   acceptSerialized(record: { event: JobEvent; jobId: number; payload: Buffer }, source: SourceName): Promise<AcceptResult> {
     this.counters.received[source] += 1;
     return this.storePayload(record.event, record.jobId, record.payload, source, Date.now());
-  }
-
-  private store(record: JobRecord, source: SourceName, receivedAt: number): Promise<AcceptResult> {
-    return this.storePayload(record.event, record.jobid, serialize(record), source, receivedAt);
   }
 
   private async storePayload(event: JobEvent, jobId: number, payload: Buffer, source: SourceName, receivedAt: number): Promise<AcceptResult> {

@@ -138,7 +138,7 @@ class Fields {
   }
 
   private bad(key: string, expected: string, got: unknown): RecordError {
-    const shown = typeof got === 'string' ? JSON.stringify(got.slice(0, 40)) : JSON.stringify(got)?.slice(0, 40);
+    const shown = describeValue(got);
     return new RecordError(RecordCodes.badField, `field "${key}" must be ${expected}, got ${shown}`, key);
   }
 
@@ -193,4 +193,13 @@ class Fields {
     if (/^(unknown|none|)$/i.test(v)) return undefined;
     throw this.bad(key, 'a UTC time "YYYY-MM-DDTHH:MM:SS", "Unknown" or "None"', v);
   }
+}
+
+/** A short description of a JSON value for an error message; never recurses (values may nest 10,000 deep). */
+function describeValue(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.slice(0, 40));
+  if (Array.isArray(v)) return `an array of ${v.length}`;
+  if (v === null) return 'null';
+  if (typeof v === 'object') return 'an object';
+  return String(v);
 }

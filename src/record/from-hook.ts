@@ -5,6 +5,7 @@
 import { RecordCodes, RecordError } from '../errors';
 import { JobEvent, setField, type JobRecord } from './job-record';
 import { EnvFields, hookContext, type Env } from './slurm-env';
+import { isValidSlurmTime } from './slurm-time';
 import { identityName, timeLimitSeconds, totalCpus } from './slurm-values';
 
 /** jobcomp/script prints "no array task" as NO_VAL. */
@@ -150,5 +151,7 @@ function hookTime(f: EnvFields): number | undefined {
   const v = f.optString('JOBCOMPD_HOOK_TIME');
   if (v === undefined) return undefined;
   if (!/^\d+(\.\d+)?$/.test(v)) throw new RecordError(RecordCodes.badField, `variable JOBCOMPD_HOOK_TIME must be epoch seconds, got ${JSON.stringify(v)}`, 'JOBCOMPD_HOOK_TIME');
-  return Math.floor(Number(v));
+  const t = Math.floor(Number(v));
+  if (!isValidSlurmTime(t)) throw new RecordError(RecordCodes.badField, `variable JOBCOMPD_HOOK_TIME is not a time Slurm can print, got ${JSON.stringify(v.slice(0, 40))}`, 'JOBCOMPD_HOOK_TIME');
+  return t;
 }

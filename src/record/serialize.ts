@@ -2,9 +2,10 @@
 // json-c output, keys in the plugin's insertion order, finish-only keys left out of
 // start records. Pure: no I/O, no configuration beyond the record itself.
 
+import { RecordCodes, RecordError } from '../errors';
 import { JobEvent, type JobRecord } from './job-record';
 import { jsonCDouble, jsonCString } from './json-c';
-import { formatUtc } from './slurm-time';
+import { formatUtc, isValidSlurmTime } from './slurm-time';
 
 /** cpu_hours as the plugin computes it: int64 product -> float, / 3600.0f, widened to double. */
 export function cpuHours(elapsed: number, totalCpus: number): number {
@@ -20,7 +21,11 @@ class JsonCObject {
     this.first = false;
   }
 
+  // The mappers check their inputs; these checks keep a value no mapper foresaw (an
+  // overflowing product, a far-future time) from reaching Kafka as "Infinity" or from
+  // throwing a RangeError: it becomes a record quarantined with the field named.
   int(k: string, v: number): void {
+    if (!Number.isSafeInteger(v)) throw new RecordError(RecordCodes.badField, `field "${k}" is out of range: ${String(v)}`, k);
     this.key(k);
     this.out += String(Math.trunc(v));
   }
@@ -46,7 +51,9 @@ class JsonCObject {
   }
 
   optTime(k: string, t: number | undefined): void {
-    if (t !== undefined) this.str(k, formatUtc(t));
+    if (t === undefined) return;
+    if (!isValidSlurmTime(t)) throw new RecordError(RecordCodes.badField, `field "${k}" is not a time Slurm can print: ${String(t)}`, k);
+    this.str(k, formatUtc(t));
   }
 
   close(): string {

@@ -18,7 +18,8 @@ export function timeLimitSeconds(s: string): number | undefined {
   const m = /^(?:(\d+)-)?(\d+):(\d{2}):(\d{2})$/.exec(s);
   if (!m) return undefined;
   const [days, hours, mins, secs] = [m[1] ?? '0', m[2], m[3], m[4]].map(Number) as [number, number, number, number];
-  return ((days * 24 + hours) * 60 + mins) * 60 + secs;
+  const seconds = ((days * 24 + hours) * 60 + mins) * 60 + secs;
+  return Number.isSafeInteger(seconds) ? seconds : undefined;
 }
 
 /** Total CPUs from SLURM_JOB_CPUS_PER_NODE, e.g. "4(x2),2" -> 10; undefined if malformed. */
@@ -29,5 +30,5 @@ export function totalCpus(cpusPerNode: string): number | undefined {
     if (!m) return undefined;
     total += Number(m[1]) * Number(m[2] ?? 1);
   }
-  return total;
+  return Number.isSafeInteger(total) ? total : undefined;
 }

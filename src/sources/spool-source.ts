@@ -4,12 +4,19 @@
 // missed), and removes a file only once its record is committed.
 
 import { watch, type FSWatcher } from 'node:fs';
-import { mkdir, open, readdir, readFile, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { StateError, errorMessage } from '../errors';
 import type { Ingest } from '../ingest';
-import { decodeMessage } from './hook-protocol';
+import { decodeMessage, HEADER_BYTES } from './hook-protocol';
+
+interface SpoolFile {
+  /** the first bytes, at most a header plus MaxMessageBytes */
+  buf: Buffer;
+  /** the file's size */
+  size: number;
+}
 
 export interface SpoolSourceOptions {
   dir: string;
@@ -91,15 +98,19 @@ export class SpoolSource {
 
   /** true when the file's record is committed (or kept in quarantine) and the file removed. */
   private async importFile(path: string): Promise<boolean> {
-    let buf: Buffer;
+    let file: SpoolFile;
     try {
-      buf = await readFile(path);
+      file = await this.readBounded(path);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.error({ err: errorMessage(err), file: path }, 'cannot read a spool file');
       return false;
     }
     try {
-      const message = decodeMessage(buf, this.opts.maxMessageBytes);
+      const { buf, size } = file;
+      const message: ReturnType<typeof decodeMessage> =
+        size > buf.length
+          ? { ok: false, reason: `the file is ${size} bytes, more than a message of MaxMessageBytes (${this.opts.maxMessageBytes}) can be; its first ${buf.length} bytes are kept` }
+          : decodeMessage(buf, this.opts.maxMessageBytes);
       if (message.ok) await this.ingest.acceptHookEnvironment(message.environment, 'spool');
       else await this.ingest.quarantineRaw(buf.subarray(0, this.opts.maxMessageBytes), 'spool', 'E_HOOK_BAD_MESSAGE', `${path}: ${message.reason}`);
     } catch (err) {
@@ -111,6 +122,27 @@ export class SpoolSource {
     await unlink(path).catch(() => undefined);
     this.imported += 1;
     return true;
+  }
+
+  /**
+   * At most one message's worth of the file (header + MaxMessageBytes): a file that is
+   * larger (a stray or sparse multi-GiB file) must not be read into memory whole.
+   */
+  private async readBounded(path: string): Promise<SpoolFile> {
+    const handle = await open(path, 'r');
+    try {
+      const { size } = await handle.stat();
+      const buf = Buffer.alloc(Math.min(size, HEADER_BYTES + this.opts.maxMessageBytes));
+      let filled = 0;
+      while (filled < buf.length) {
+        const { bytesRead } = await handle.read(buf, filled, buf.length - filled, filled);
+        if (bytesRead === 0) break;
+        filled += bytesRead;
+      }
+      return { buf: buf.subarray(0, filled), size };
+    } finally {
+      await handle.close();
+    }
   }
 
   /** Make the removals durable; losing one would only re-import a record (deduplicated). */

@@ -142,6 +142,9 @@ describe('bodies that cannot be mapped', () => {
     ['state missing', captured({ state: undefined }), RecordCodes.missingField, 'state'],
     ['a date that is no date', captured({ '@end': 'yesterday' }), RecordCodes.badField, '@end'],
     ['job_name a number', captured({ job_name: 7 }), RecordCodes.badField, 'job_name'],
+    // Found by test/hostile/fuzz-http: describing such a value once overflowed the stack.
+    ['jobid nested 10,000 arrays deep', captured({ jobid: undefined }).replace('{', `{"jobid":${'['.repeat(10_000)}${']'.repeat(10_000)},`), RecordCodes.badField, 'jobid'],
+    ['a date after year 9999', captured({ '@end': '10000-01-01T00:00:00' }), RecordCodes.badField, '@end'],
   ])('%s', (_what, body, code, field) => {
     const err = fails(body);
     expect(err.code).toBe(code);

@@ -119,6 +119,15 @@ describe('PrologSlurmctld rules', () => {
     expect(totalCpus('4(x2),2')).toBe(10);
     expect(totalCpus('1')).toBe(1);
     expect(totalCpus('x')).toBeUndefined();
+    expect(totalCpus('9'.repeat(400))).toBeUndefined(); // not Infinity
+  });
+
+  // Found by test/hostile/fuzz-socket: such values reached Kafka as "Infinity" or killed the daemon.
+  it('refuses a hook time Slurm could not print; leaves out a time limit too large to be one', () => {
+    expect(() => mapPrologEnv(prolog({ JOBCOMPD_HOOK_TIME: '9'.repeat(36) }))).toThrow(
+      expect.objectContaining({ code: RecordCodes.badField, field: 'JOBCOMPD_HOOK_TIME' }) as Error,
+    );
+    expect(timeLimitSeconds(`${'9'.repeat(400)}:00:00`)).toBeUndefined();
   });
 });
 

@@ -11,6 +11,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { formatG17, jsonCDouble, jsonCString } from '../../src/record/json-c';
+import { mulberry32 } from '../helpers/random';
 import { cpuHours } from '../../src/record/serialize';
 
 const SEED = 0x6a736f6e; // "json"; fixed so every run compares the same inputs
@@ -25,16 +26,6 @@ interface Request {
 // ---------------------------------------------------------------------------------------
 // Deterministic randomness
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Rng {
   private readonly next: () => number;

@@ -1,0 +1,13 @@
+// Seeded randomness for the fuzzers and fault schedules: runs repeat from a printed seed.
+
+/** mulberry32: small, fast, good enough for test inputs (not for anything secret). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -1,0 +1,227 @@
+// Resource limits against slow and greedy clients: a sender that stops (or trickles) must be
+// cut off within its timeout, and more connections than allowed must not stop the daemon
+// from serving once they are gone. Slurm's elasticsearch plugin has no timeout of its own,
+// so a request jobcompd leaves hanging stalls slurmctld's sender thread; the hook waits
+// for its answer only timeout_ms, but a hung connection still holds a slot.
+//
+// No broker is needed: these are about the sources; records stay in SQLite.
+
+import { request } from 'node:http';
+import { connect as tcpConnect, type Socket } from 'node:net';
+import { post, startDaemon, type DaemonOptions, type DaemonProcess } from '../helpers/daemon';
+import { numberedBodies } from '../helpers/records';
+import { envBlock, frame, isAlive, Rng, sleep } from './fuzz-kit';
+import { jobcompEnv } from './hook-inputs';
+
+jest.setTimeout(60_000);
+
+const running: DaemonProcess[] = [];
+
+async function daemon(opts: Partial<DaemonOptions>): Promise<DaemonProcess> {
+  const d = await startDaemon({ bootstrapServers: '127.0.0.1:1', clusterName: 'limits', ...opts });
+  running.push(d);
+  return d;
+}
+
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((d) => d.stop('SIGKILL')));
+});
+
+interface Watched {
+  socket: Socket;
+  received: Buffer;
+  /** ms after `since` at which the server closed it (undefined: still open) */
+  closedAfterMs: number | undefined;
+  since: number;
+}
+
+/** A connection whose close (by the server) and received bytes we watch. */
+function watch(socket: Socket): Watched {
+  const w: Watched = { socket, received: Buffer.alloc(0), closedAfterMs: undefined, since: Date.now() };
+  socket.on('data', (c: Buffer) => (w.received = Buffer.concat([w.received, c])));
+  socket.on('error', () => undefined);
+  socket.on('close', () => (w.closedAfterMs ??= Date.now() - w.since));
+  return w;
+}
+
+function openTcp(port: number): Promise<Watched> {
+  return new Promise((resolve, reject) => {
+    const s = tcpConnect(port, '127.0.0.1');
+    s.once('connect', () => resolve(watch(s)));
+    s.once('error', reject);
+  });
+}
+
+function openUnix(path: string): Promise<Watched> {
+  return new Promise((resolve, reject) => {
+    const s = tcpConnect(path);
+    s.once('connect', () => resolve(watch(s)));
+    s.once('error', reject);
+  });
+}
+
+/** Wait until the server closed the connection or `maxMs` passed. */
+async function closedWithin(w: Watched, maxMs: number): Promise<number | undefined> {
+  const deadline = w.since + maxMs;
+  while (w.closedAfterMs === undefined && Date.now() < deadline) await sleep(25);
+  return w.closedAfterMs;
+}
+
+/** Send `bytes` one at a time, every `everyMs`, until the socket closes or they run out. */
+function trickle(w: Watched, bytes: Buffer, everyMs: number): void {
+  let i = 0;
+  const timer = setInterval(() => {
+    if (w.closedAfterMs !== undefined || w.socket.destroyed || i >= bytes.length) {
+      clearInterval(timer);
+      return;
+    }
+    w.socket.write(bytes.subarray(i, i + 1));
+    i += 1;
+  }, everyMs);
+  w.socket.once('close', () => clearInterval(timer));
+}
+
+const HTTP_HEAD = 'POST /slurm/_doc HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 800\r\n\r\n';
+
+describe('[http] RequestTimeout=1', () => {
+  // "Seconds a client has to send its whole request" (docs/configuration.md). Node checks
+  // request and header timeouts only every server.connectionsCheckingInterval (30 s by
+  // default), so without a shorter interval a stalled client is cut off up to 30 s late.
+  const conf = { extraConf: '[http]\nRequestTimeout=1' };
+  const LIMIT_MS = 3500;
+
+  it('a client that sends the headers and then nothing is answered 408 or closed within a few seconds', async () => {
+    const d = await daemon(conf);
+    const w = await openTcp(d.port);
+    w.socket.write(HTTP_HEAD);
+    const closed = await closedWithin(w, LIMIT_MS);
+    const answer = w.received.toString('latin1').split('\r\n')[0] ?? '';
+    expect({ closedAfterMs: closed === undefined ? `still open after ${LIMIT_MS} ms` : 'closed', answer: answer === '' || /^HTTP\/1\.1 408/.test(answer) ? 'none or 408' : answer }).toEqual({ closedAfterMs: 'closed', answer: 'none or 408' });
+    expect(isAlive(d)).toBe(true);
+  });
+
+  it('a client that sends half the headers and then nothing is cut off within a few seconds', async () => {
+    const d = await daemon(conf);
+    const w = await openTcp(d.port);
+    w.socket.write('POST /slurm/_doc HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le');
+    const closed = await closedWithin(w, LIMIT_MS);
+    expect(closed === undefined ? `still open after ${LIMIT_MS} ms` : 'closed').toBe('closed');
+  });
+
+  it('a client that trickles its body (one byte every 200 ms) is cut off within a few seconds', async () => {
+    const d = await daemon(conf);
+    const w = await openTcp(d.port);
+    w.socket.write(HTTP_HEAD);
+    trickle(w, Buffer.alloc(800, 0x20), 200);
+    const closed = await closedWithin(w, LIMIT_MS);
+    expect(closed === undefined ? `still open after ${LIMIT_MS} ms` : 'closed').toBe('closed');
+  });
+
+  it('meanwhile, other clients are served', async () => {
+    const d = await daemon(conf);
+    const stalled = await openTcp(d.port);
+    stalled.socket.write(HTTP_HEAD);
+    const [body] = numberedBodies(1, 80_001);
+    const r = await post(d.url, body as Buffer);
+    expect(r.status).toBe(201);
+    stalled.socket.destroy();
+  });
+});
+
+describe('[hook] Timeout=1', () => {
+  // "Seconds a hook connection may take to send its message" (docs/configuration.md).
+  const conf = { hookConf: 'Timeout=1' };
+
+  it('a hook client that sends half a message and waits is closed after about Timeout, without an answer', async () => {
+    const d = await daemon(conf);
+    const msg = frame(envBlock(jobcompEnv(new Rng(1), 81_001)));
+    const w = await openUnix(d.hookSocket);
+    w.socket.write(msg.subarray(0, Math.floor(msg.length / 2)));
+    const closed = await closedWithin(w, 5000);
+    expect(closed).toBeDefined();
+    expect(closed as number).toBeGreaterThanOrEqual(900);
+    expect(closed as number).toBeLessThan(2500);
+    expect(w.received.length).toBe(0);
+    expect(isAlive(d)).toBe(true);
+  });
+
+  it('a hook client that sends only part of the header is closed after about Timeout', async () => {
+    const d = await daemon(conf);
+    const w = await openUnix(d.hookSocket);
+    w.socket.write('JCH');
+    const closed = await closedWithin(w, 5000);
+    expect(closed).toBeDefined();
+    expect(closed as number).toBeLessThan(2500);
+  });
+
+  it('a hook client that trickles its message (one byte every 300 ms) is cut off after about Timeout, not kept for the whole message', async () => {
+    const d = await daemon(conf);
+    const msg = frame(envBlock(jobcompEnv(new Rng(2), 81_002)));
+    const w = await openUnix(d.hookSocket);
+    trickle(w, msg, 300);
+    const closed = await closedWithin(w, 4000);
+    expect(closed === undefined ? 'still open after 4 s (the timeout is an idle timeout)' : 'closed').toBe('closed');
+  });
+
+  it('a complete message is still answered', async () => {
+    const d = await daemon(conf);
+    const w = await openUnix(d.hookSocket);
+    w.socket.write(frame(envBlock(jobcompEnv(new Rng(3), 81_003))));
+    await closedWithin(w, 3000);
+    expect(String.fromCharCode(w.received[0] ?? 0)).toBe('A');
+  });
+});
+
+describe('[http] MaxConnections=20', () => {
+  it('100 idle connections: the extra ones are closed, the daemon keeps serving, and once they go a POST gets 201', async () => {
+    const d = await daemon({ extraConf: '[http]\nMaxConnections=20' });
+    const idle = await Promise.all(Array.from({ length: 100 }, () => openTcp(d.port).catch(() => undefined)));
+    const opened = idle.filter((w): w is Watched => w !== undefined);
+    await sleep(1000);
+    const stillOpen = opened.filter((w) => w.closedAfterMs === undefined);
+    const refused = 100 - stillOpen.length;
+    // The daemon refuses what is over the limit...
+    expect(stillOpen.length).toBeLessThanOrEqual(20);
+    expect(refused).toBeGreaterThanOrEqual(80);
+
+    // ...and keeps serving its other sources (the hook socket, the admin endpoint) meanwhile.
+    const hook = await openUnix(d.hookSocket);
+    hook.socket.write(frame(envBlock(jobcompEnv(new Rng(4), 82_001))));
+    await closedWithin(hook, 3000);
+    expect(String.fromCharCode(hook.received[0] ?? 0)).toBe('A');
+    const health = await new Promise<number>((resolve, reject) => {
+      request(`${d.adminUrl}/healthz`, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      })
+        .on('error', reject)
+        .end();
+    });
+    expect(health).toBeGreaterThan(0);
+
+    // While the slots are held, an HTTP client is refused (what Slurm would see; reported).
+    const during = await post(d.url, numberedBodies(1, 82_002)[0] as Buffer).then(
+      (r) => `answered ${r.status}`,
+      (err: Error) => `refused (${err.message})`,
+    );
+    console.log(`limits: with 20 idle connections held, a POST was ${during}; ${refused} of 100 idle connections were closed at once`);
+
+    for (const w of stillOpen) w.socket.destroy();
+    await sleep(300);
+    const after = await post(d.url, numberedBodies(1, 82_003)[0] as Buffer);
+    expect(after.status).toBe(201);
+    expect(isAlive(d)).toBe(true);
+  });
+
+  it('idle connections that hold every slot are closed by the daemon within RequestTimeout', async () => {
+    // A client that connects and sends nothing holds a slot until the headers timeout
+    // (min(RequestTimeout, 60 s)), checked every connectionsCheckingInterval.
+    const d = await daemon({ extraConf: '[http]\nMaxConnections=20\nRequestTimeout=1' });
+    const idle = (await Promise.all(Array.from({ length: 20 }, () => openTcp(d.port).catch(() => undefined)))).filter((w): w is Watched => w !== undefined);
+    const deadline = Date.now() + 4000;
+    while (Date.now() < deadline && idle.some((w) => w.closedAfterMs === undefined)) await sleep(50);
+    const open = idle.filter((w) => w.closedAfterMs === undefined).length;
+    for (const w of idle) w.socket.destroy();
+    expect(open === 0 ? 'all closed' : `${open} of 20 idle connections still open after 4 s`).toBe('all closed');
+  });
+});
