@@ -29,6 +29,7 @@ export function readIniFile(file: string): IniEntry[] {
 }
 
 export function parseIni(text: string, file: string): IniEntry[] {
+  refuseGluedComments(text, file);
   const decoded = ini.parse(text) as Record<string, unknown>;
   const lines = keyLines(text);
   const out: IniEntry[] = [];
@@ -68,6 +69,28 @@ function keyLines(text: string): Map<string, number> {
     if (kv) out.set(`${section}\0${(kv[1] ?? '').toLowerCase()}`, i + 1);
   });
   return out;
+}
+
+/**
+ * `ini` ends an unquoted value at '#' or ';' wherever they are, so `BasicAuthPassword=pa#ss`
+ * would silently mean "pa". A comment after a space reads as a comment and is allowed; a
+ * '#' or ';' glued to the value is refused, with the way to keep it.
+ */
+function refuseGluedComments(text: string, file: string): void {
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const kv = /^\s*([^=;#[\s][^=]*?)\s*=\s*(.*)$/.exec(raw);
+    // (the value is not repeated in the message: it may be a password)
+    const value = kv?.[2] ?? '';
+    if (kv === null || /^["']/.test(value)) return;
+    const at = value.search(/[#;]/);
+    if (at <= 0 || /\s/.test(value.charAt(at - 1))) return;
+    const mark = value.charAt(at);
+    throw new ConfigError(
+      ConfigCodes.syntax,
+      { file, line: i + 1, key: kv[1] ?? '' },
+      `'${mark}' starts a comment in this file, so the value would end before it; write the whole value in double quotes to keep the '${mark}', or put a space before a comment`,
+    );
+  });
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

@@ -15,6 +15,8 @@ export interface RdkafkaProperty {
   value: string;
   /** 1-based line number in `file` */
   line: number;
+  /** the plugin's rule cut the value at a '#' (a '#' can never be part of a value) */
+  cutAtHash?: true;
 }
 
 export interface RdkafkaConf {
@@ -41,7 +43,10 @@ export function parseRdkafkaConf(text: string, file: string): RdkafkaConf {
     let rawValue = raw.slice(eq + 1);
     const hash = rawValue.indexOf('#');
     if (hash >= 0) rawValue = rawValue.slice(0, hash);
-    entries.push({ key: cTrim(rawKey), value: cTrim(rawValue), line: i + 1 });
+    const entry: RdkafkaProperty = { key: cTrim(rawKey), value: cTrim(rawValue), line: i + 1 };
+    // "value # comment" reads as a comment; "pass#word" reads as a value that lost its end.
+    if (hash > 0 && !/[ \t]/.test(rawValue.slice(-1))) entry.cutAtHash = true;
+    entries.push(entry);
   });
   return { file, entries };
 }

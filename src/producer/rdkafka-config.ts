@@ -39,6 +39,13 @@ export function buildProducerSettings(conf: RdkafkaConf): ProducerSettings {
   if (!properties.has('bootstrap.servers') && !properties.has('metadata.broker.list')) {
     throw new ConfigError(ConfigCodes.missing, { file: conf.file, key: 'bootstrap.servers' }, 'is not set: name at least one broker, e.g. bootstrap.servers=kafka1:9092');
   }
+  for (const p of properties.values()) {
+    if (p.cutAtHash) {
+      // Not an error: the plugin reads the file the same way. But a password with a '#'
+      // would fail to authenticate with nothing saying why.
+      warnings.push(`${formatLocation(where(conf.file, p))}: the value is cut at '#' (a comment starts there, as in jobcomp/kafka); a '#' cannot be part of a value in this file`);
+    }
+  }
   const acks = properties.get('acks') ?? properties.get('request.required.acks');
   if (acks !== undefined && acks.value === '0') {
     warnings.push(

@@ -47,9 +47,26 @@ const cases: Case[] = [
     message: '@dir/jobcompd.conf:4: Listen: must be host:port (e.g. 127.0.0.1:9200) or "off", got "9200"',
   },
   {
+    name: "'#' glued to a value (ini would cut the value there)",
+    conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\n[http]\nListen=0.0.0.0:9200\nBasicAuthUser=slurm\nBasicAuthPassword=s3cr#t\n',
+    message:
+      "@dir/jobcompd.conf:6: BasicAuthPassword: '#' starts a comment in this file, so the value would end before it; write the whole value in double quotes to keep the '#', or put a space before a comment",
+  },
+  {
+    name: "';' glued to a value",
+    conf: 'ClusterName=hpc1;prod\nJobCompLoc=@rdkafka\n',
+    message: "@dir/jobcompd.conf:1: ClusterName: ';' starts a comment in this file",
+  },
+  {
     name: 'malformed JobCompParams',
     conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\nJobCompParams=flush_timeout=soon\n',
     message: '@dir/jobcompd.conf:3: JobCompParams flush_timeout: must be an integer number of milliseconds',
+  },
+  { name: 'jobcompd.conf that is a directory', conf: undefined, args: ['-c', '@dir'], message: '@dir: cannot read the configuration file: EISDIR' },
+  {
+    name: 'JobCompLoc that is a directory',
+    conf: 'ClusterName=hpc1\nJobCompLoc=@dir\n',
+    message: '@dir: cannot read the librdkafka properties file (JobCompLoc): EISDIR',
   },
   {
     name: 'unreadable JobCompLoc',
@@ -123,6 +140,21 @@ describe('check-config on a good configuration', () => {
     expect(r.stdout).toContain('sasl.password=[REDACTED]');
     expect(r.stderr).toContain('JobCompParams colour: unknown option, ignored');
     expect(`${r.stdout}${r.stderr}`).not.toContain('hunter2');
+  });
+
+  it("keeps a quoted '#' in jobcompd.conf, allows comments after a space, and warns when rdkafka.conf cuts a value at '#'", () => {
+    const dir = tempDir();
+    writeFiles(dir, { 'rdkafka.conf': 'bootstrap.servers=127.0.0.1:9092 # the broker\nclient.id=slurm#1\n' });
+    writeFiles(dir, {
+      'jobcompd.conf': `ClusterName=hpc1   # the topic\nJobCompLoc=${join(dir, 'rdkafka.conf')}\n[http]\nListen=127.0.0.1:9200\nBasicAuthUser=slurm\nBasicAuthPassword="pa#ss;word"\n`,
+    });
+    const r = runCli(['check-config', '-c', join(dir, 'jobcompd.conf')]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('finish -> hpc1, start -> hpc1-job-start');
+    expect(r.stdout).toContain('client.id=slurm\n');
+    expect(r.stderr).toContain(`${join(dir, 'rdkafka.conf')}:2: client.id: the value is cut at '#'`);
+    expect(r.stderr).not.toContain('bootstrap.servers: the value is cut');
+    expect(`${r.stdout}${r.stderr}`).not.toContain('pa#ss;word');
   });
 
   it('redacts a secret even when librdkafka refuses the configuration', () => {
