@@ -10,6 +10,7 @@
 import { EventEmitter } from 'node:events';
 import { CODES, Producer, type DeliveryReport, type LibrdKafkaError, type ProducerGlobalConfig } from 'node-rdkafka';
 import type { Logger } from 'pino';
+import { redactSecrets } from '../config/rdkafka-conf';
 import { creationError, producerConfigs, type ProducerSettings } from './rdkafka-config';
 import { errorCodeName, librdkafkaCode } from './delivery-errors';
 
@@ -189,7 +190,9 @@ export class KafkaProducer extends EventEmitter {
 
   private onLibrdkafkaLog(e: { severity: number; fac: string; message: string }): void {
     const level = LOG_LEVEL_BY_SEVERITY[e.severity] ?? 'debug';
-    this.log[level]({ fac: e.fac, librdkafka: true }, e.message);
+    // librdkafka redacts the properties it knows to be sensitive; this also covers
+    // anything it echoes otherwise (a debug=all dump, an error quoting a value).
+    this.log[level]({ fac: e.fac, librdkafka: true }, redactSecrets(e.message, this.settings.properties.values()));
   }
 
   private onClientError(err: LibrdKafkaError): void {

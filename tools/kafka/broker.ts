@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { type LibrdKafkaError } from 'node-rdkafka';
 import {
+  type ClientProperties,
   delay,
   describeKafkaError,
   findTopic,
@@ -32,7 +33,28 @@ export interface BrokerOptions {
   heapMb?: number;
   /** Receives every line the broker JVM and the storage formatter print. */
   log?: (line: string) => void;
+  /**
+   * Make the client listener SASL_PLAINTEXT with SCRAM. The controller and the
+   * inter-broker listener stay PLAINTEXT on ports of their own. The harness adds a user
+   * of its own (HARNESS_ADMIN_USER) for createTopic, deleteTopic and readiness.
+   */
+  sasl?: SaslOptions;
 }
+
+export type ScramMechanism = 'SCRAM-SHA-256' | 'SCRAM-SHA-512';
+
+export interface SaslOptions {
+  mechanism: ScramMechanism;
+  /**
+   * User name -> password. The users are created when the data dir is formatted (the
+   * first start in it); a reused data dir must be started with the same users. Neither
+   * names nor passwords may contain ',' (the storage tool splits its --add-scram value there).
+   */
+  users: Record<string, string>;
+}
+
+/** The SCRAM user the harness's own clients authenticate as (its password is random). */
+export const HARNESS_ADMIN_USER = 'jobcompd-harness-admin';
 
 export class KafkaHarnessError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -71,6 +93,7 @@ const STARTED_LINE = /\bKafka Server started\b/;
 // Locating the project, the Kafka version and the jars
 
 export { findProjectRoot };
+export type { ClientProperties } from './clients';
 
 /** The version pinned in tools/kafka/pom.xml, the single place that names it. */
 export function kafkaVersion(root: string = findProjectRoot()): string {
@@ -221,11 +244,12 @@ class JvmProcess {
     });
   }
 
-  static spawn(mainClass: string, args: string[], jvmArgs: string[], libs: string, log: BrokerLog): JvmProcess {
+  /** `secrets`: strings of `args` that the log note shows as *** (SCRAM passwords). */
+  static spawn(mainClass: string, args: string[], jvmArgs: string[], libs: string, log: BrokerLog, secrets: string[] = []): JvmProcess {
     installExitHook();
     const java = [javaBinary(), ...jvmArgs, '-cp', path.join(libs, '*'), mainClass, ...args];
     const [command, ...rest] = dieWithParent(java);
-    log.note(`exec ${java.join(' ')}`);
+    log.note(`exec ${secrets.reduce((line, secret) => line.split(secret).join('***'), java.join(' '))}`);
     const child = spawn(command as string, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
     return new JvmProcess(child, mainClass, log);
   }
@@ -303,7 +327,21 @@ async function raceAgainstDeath<T>(
 interface BrokerPorts {
   client: number;
   controller: number;
+  /** With SASL only: the PLAINTEXT inter-broker listener. */
+  interBroker?: number;
 }
+
+/** SASL settings as formatted into a data dir; kept in <dataDir>/scram-users.json. */
+interface ScramState {
+  mechanism: ScramMechanism;
+  /** includes HARNESS_ADMIN_USER */
+  users: Record<string, string>;
+}
+
+const SCRAM_STATE_FILE = 'scram-users.json';
+const SCRAM_LOGIN_MODULE = 'org.apache.kafka.common.security.scram.ScramLoginModule required;';
+/** The name of the SASL client listener (its security protocol too). */
+const SASL_LISTENER = 'SASL_PLAINTEXT';
 
 /**
  * 22 characters of base64url, the format Kafka expects. Like Kafka's own
@@ -317,6 +355,78 @@ function newClusterId(): string {
   }
 }
 
+/** Listeners: one PLAINTEXT listener for everyone, or SASL for clients and PLAINTEXT for the broker itself. */
+function listenerProperties(ports: BrokerPorts, mechanism: ScramMechanism | undefined): Record<string, string> {
+  const controller = `CONTROLLER://127.0.0.1:${ports.controller}`;
+  if (mechanism === undefined || ports.interBroker === undefined) {
+    return {
+      listeners: `PLAINTEXT://127.0.0.1:${ports.client},${controller}`,
+      'advertised.listeners': `PLAINTEXT://127.0.0.1:${ports.client}`,
+      'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+      'controller.listener.names': 'CONTROLLER',
+      'inter.broker.listener.name': 'PLAINTEXT',
+    };
+  }
+  const client = `${SASL_LISTENER}://127.0.0.1:${ports.client}`;
+  const interBroker = `PLAINTEXT://127.0.0.1:${ports.interBroker}`;
+  const prefix = `listener.name.${SASL_LISTENER.toLowerCase()}`;
+  return {
+    listeners: `${client},${interBroker},${controller}`,
+    // The inter-broker listener must be advertised too; a client that bootstraps from
+    // the SASL listener only ever sees that listener's endpoints in metadata.
+    'advertised.listeners': `${client},${interBroker}`,
+    'listener.security.protocol.map': `${SASL_LISTENER}:SASL_PLAINTEXT,PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT`,
+    'controller.listener.names': 'CONTROLLER',
+    'inter.broker.listener.name': 'PLAINTEXT',
+    // The broker-wide default is GSSAPI, which would need Kerberos.
+    'sasl.enabled.mechanisms': mechanism,
+    [`${prefix}.sasl.enabled.mechanisms`]: mechanism,
+    // The server side needs a JAAS login context per listener and mechanism, even though
+    // SCRAM's server side takes nothing from it: the credentials are in the metadata log.
+    [`${prefix}.${mechanism.toLowerCase()}.sasl.jaas.config`]: SCRAM_LOGIN_MODULE,
+  };
+}
+
+/**
+ * The SCRAM users of a data dir: those asked for plus the harness admin (random password)
+ * when the dir is new; for a dir formatted before, what it was formatted with, which must
+ * include every user asked for now (users cannot be added after formatting).
+ */
+async function scramState(dataDir: string, sasl: SaslOptions): Promise<ScramState> {
+  if (sasl.mechanism !== 'SCRAM-SHA-256' && sasl.mechanism !== 'SCRAM-SHA-512') {
+    throw new KafkaHarnessError(`unsupported SASL mechanism ${String(sasl.mechanism)}: SCRAM-SHA-256 or SCRAM-SHA-512`);
+  }
+  for (const [name, password] of Object.entries(sasl.users)) {
+    if (name === HARNESS_ADMIN_USER) throw new KafkaHarnessError(`the SCRAM user name ${name} is the harness's own`);
+    if (name === '' || password === '' || name.includes(',') || password.includes(',')) {
+      throw new KafkaHarnessError(`SCRAM user ${JSON.stringify(name)}: names and passwords must be non-empty, without ','`);
+    }
+  }
+  const file = path.join(dataDir, SCRAM_STATE_FILE);
+  const formatted = fs.existsSync(path.join(dataDir, 'kafka-logs', 'meta.properties'));
+  if (!formatted) {
+    const state: ScramState = {
+      mechanism: sasl.mechanism,
+      users: { ...sasl.users, [HARNESS_ADMIN_USER]: randomUUID().replace(/-/g, '') },
+    };
+    await fsp.writeFile(file, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+    return state;
+  }
+  let stored: ScramState;
+  try {
+    stored = JSON.parse(await fsp.readFile(file, 'utf8')) as ScramState;
+  } catch (err) {
+    throw new KafkaHarnessError(`${dataDir} was formatted without SASL users (no readable ${SCRAM_STATE_FILE}); use a new data dir`, { cause: err });
+  }
+  const missing = Object.entries(sasl.users).filter(([name, password]) => stored.users[name] !== password).map(([name]) => name);
+  if (stored.mechanism !== sasl.mechanism || missing.length > 0) {
+    throw new KafkaHarnessError(
+      `${dataDir} was formatted with other SCRAM users or mechanism (${stored.mechanism}; differing: ${missing.join(', ') || '-'}); use a new data dir`,
+    );
+  }
+  return stored;
+}
+
 function brokerProperties(ports: BrokerPorts, logDir: string, opts: BrokerOptions): Record<string, string> {
   const oneNode = '1';
   return {
@@ -325,11 +435,7 @@ function brokerProperties(ports: BrokerPorts, logDir: string, opts: BrokerOption
     // A static voter set: nothing about the controller's address is stored in
     // the metadata log, so a data dir can be reopened on other ports.
     'controller.quorum.voters': `${NODE_ID}@127.0.0.1:${ports.controller}`,
-    listeners: `PLAINTEXT://127.0.0.1:${ports.client},CONTROLLER://127.0.0.1:${ports.controller}`,
-    'advertised.listeners': `PLAINTEXT://127.0.0.1:${ports.client}`,
-    'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
-    'controller.listener.names': 'CONTROLLER',
-    'inter.broker.listener.name': 'PLAINTEXT',
+    ...listenerProperties(ports, opts.sasl?.mechanism),
     'log.dirs': logDir,
     'auto.create.topics.enable': String(opts.autoCreateTopics ?? true),
     'num.partitions': '1',
@@ -428,6 +534,16 @@ function classDataSharing(libs: string, log: BrokerLog, mayDump: boolean): Class
 
 export class KafkaBroker {
   readonly bootstrapServers: string;
+  /**
+   * What a client needs besides credentials: `bootstrap.servers`, and with SASL
+   * `security.protocol=sasl_plaintext` and `sasl.mechanism`. librdkafka property names,
+   * ready for an rdkafka.conf.
+   */
+  readonly clientProperties: ClientProperties;
+  /** clientProperties plus the harness admin's credentials: for consumeAll, countMessages... */
+  readonly adminClientProperties: ClientProperties;
+  /** The SCRAM mechanism of the client listener; undefined without SASL. */
+  readonly saslMechanism: ScramMechanism | undefined;
   private jvm: JvmProcess | undefined;
   private destroyed = false;
 
@@ -439,8 +555,17 @@ export class KafkaBroker {
     private readonly libs: string,
     private readonly heapMb: number,
     private readonly log: BrokerLog,
+    private readonly scram: ScramState | undefined,
   ) {
     this.bootstrapServers = `127.0.0.1:${ports.client}`;
+    this.saslMechanism = scram?.mechanism;
+    const client: Record<string, string> = { 'bootstrap.servers': this.bootstrapServers };
+    if (scram !== undefined) {
+      client['security.protocol'] = 'sasl_plaintext';
+      client['sasl.mechanism'] = scram.mechanism;
+    }
+    this.clientProperties = Object.freeze(client);
+    this.adminClientProperties = Object.freeze(scram === undefined ? client : this.clientPropertiesFor(HARNESS_ADMIN_USER));
   }
 
   static async start(opts: BrokerOptions = {}): Promise<KafkaBroker> {
@@ -449,11 +574,20 @@ export class KafkaBroker {
     const ownsDataDir = opts.dataDir === undefined;
     const dataDir = path.resolve(opts.dataDir ?? (await fsp.mkdtemp(path.join(os.tmpdir(), 'jobcompd-kafka-'))));
     await fsp.mkdir(dataDir, { recursive: true });
-    const [client, controller] = await reserveLoopbackPorts(2);
-    if (client === undefined || controller === undefined) throw new KafkaHarnessError('could not reserve two ports');
-    const ports = { client, controller };
+    let scram: ScramState | undefined;
+    try {
+      scram = opts.sasl === undefined ? undefined : await scramState(dataDir, opts.sasl);
+    } catch (err) {
+      if (ownsDataDir) await fsp.rm(dataDir, { recursive: true, force: true });
+      throw err;
+    }
+    const [client, controller, interBroker] = await reserveLoopbackPorts(scram === undefined ? 2 : 3);
+    if (client === undefined || controller === undefined || (scram !== undefined && interBroker === undefined)) {
+      throw new KafkaHarnessError('could not reserve the ports');
+    }
+    const ports: BrokerPorts = scram === undefined ? { client, controller } : { client, controller, interBroker };
     const log = new BrokerLog(path.join(dataDir, 'broker.log'), opts.log);
-    const broker = new KafkaBroker(dataDir, ownsDataDir, ports, root, libs, opts.heapMb ?? DEFAULT_HEAP_MB, log);
+    const broker = new KafkaBroker(dataDir, ownsDataDir, ports, root, libs, opts.heapMb ?? DEFAULT_HEAP_MB, log, scram);
     await fsp.writeFile(broker.propertiesFile, renderProperties(brokerProperties(ports, broker.logDir, opts)));
     try {
       await broker.formatStorageIfNeeded();
@@ -463,6 +597,22 @@ export class KafkaBroker {
       throw err;
     }
     return broker;
+  }
+
+  /** The SCRAM users (name -> password), the harness admin included; empty without SASL. */
+  get saslUsers(): Readonly<Record<string, string>> {
+    return { ...this.scram?.users };
+  }
+
+  /**
+   * clientProperties plus `sasl.username` and `sasl.password` of one of the users given
+   * to start() (or HARNESS_ADMIN_USER). Throws for an unknown user or a broker without SASL.
+   */
+  clientPropertiesFor(user: string): Record<string, string> {
+    const password = this.scram?.users[user];
+    if (this.scram === undefined) throw new KafkaHarnessError('this broker was started without sasl');
+    if (password === undefined) throw new KafkaHarnessError(`no SCRAM user ${user} on this broker`);
+    return { ...this.clientProperties, 'sasl.username': user, 'sasl.password': password };
   }
 
   get pid(): number | undefined {
@@ -504,7 +654,7 @@ export class KafkaBroker {
           else resolve();
         });
       });
-    });
+    }, this.adminClientProperties);
     await this.waitForMetadataOrThrow(`topic ${name} has ${partitions} partition(s) with leaders`, (md) =>
       topicHasLeaders(findTopic(md, name), partitions),
     );
@@ -519,7 +669,7 @@ export class KafkaBroker {
           else resolve();
         });
       });
-    });
+    }, this.adminClientProperties);
     await this.waitForTopicAbsent(name);
   }
 
@@ -541,7 +691,7 @@ export class KafkaBroker {
     timeoutMs = TOPIC_TIMEOUT_MS,
   ): Promise<void> {
     try {
-      await waitForMetadata(this.bootstrapServers, timeoutMs, what, done);
+      await waitForMetadata(this.bootstrapServers, timeoutMs, what, done, this.adminClientProperties);
     } catch (err) {
       throw new TopicAdminError(`${this.bootstrapServers}: ${describeKafkaError(err)}`, { cause: err });
     }
@@ -552,7 +702,14 @@ export class KafkaBroker {
     const clusterId = newClusterId();
     this.log.note(`formatting ${this.logDir} (cluster id ${clusterId})`);
     const args = ['format', '--cluster-id', clusterId, '--config', this.propertiesFile];
-    const formatter = this.spawnJvm('kafka.tools.StorageTool', args, false);
+    // SCRAM credentials go into the bootstrap metadata: the broker knows its users from
+    // its first start, before any client could create them.
+    const secrets: string[] = [];
+    for (const [name, password] of Object.entries(this.scram?.users ?? {})) {
+      args.push('--add-scram', `${this.scram?.mechanism}=[name="${name}",password="${password}"]`);
+      secrets.push(password);
+    }
+    const formatter = this.spawnJvm('kafka.tools.StorageTool', args, false, secrets);
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
@@ -565,10 +722,10 @@ export class KafkaBroker {
   }
 
   /** Only broker JVMs may dump the class-data archive: they load the most classes. */
-  private spawnJvm(mainClass: string, args: string[], mayDumpClasses: boolean): JvmProcess {
+  private spawnJvm(mainClass: string, args: string[], mayDumpClasses: boolean, secrets: string[] = []): JvmProcess {
     const cds = classDataSharing(this.libs, this.log, mayDumpClasses);
     const flags = [...jvmArgs(this.heapMb, this.root, this.dataDir), ...cds.args];
-    const jvm = JvmProcess.spawn(mainClass, args, flags, this.libs, this.log);
+    const jvm = JvmProcess.spawn(mainClass, args, flags, this.libs, this.log, secrets);
     void jvm.exited.then(cds.finish);
     return jvm;
   }
@@ -603,7 +760,7 @@ export class KafkaBroker {
           if (!metadata.brokers.some((b) => b.port === this.ports.client)) {
             throw new KafkaHarnessError('the metadata response does not list the broker yet');
           }
-        });
+        }, this.adminClientProperties);
         return;
       } catch (err) {
         lastError = err;
@@ -615,15 +772,46 @@ export class KafkaBroker {
 }
 
 // ---------------------------------------------------------------------------
-// By hand: `node dist/tools/kafka/broker.js [--no-auto-create]` runs a broker
-// until Ctrl-C, then removes its data dir.
+// By hand: `node dist/tools/kafka/broker.js [--no-auto-create] [--sasl USER=PASSWORD]...
+// [--sasl-mechanism SCRAM-SHA-512]` runs a broker until Ctrl-C, then removes its data dir.
+// With --sasl it prints the client properties of each user (an rdkafka.conf).
+
+function parseArgs(argv: string[]): BrokerOptions {
+  const users: Record<string, string> = {};
+  let mechanism: ScramMechanism = 'SCRAM-SHA-256';
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--no-auto-create') continue;
+    const value = argv[i + 1];
+    if ((arg === '--sasl' || arg === '--sasl-mechanism') && value === undefined) throw new KafkaHarnessError(`${arg} needs a value`);
+    if (arg === '--sasl') {
+      const eq = (value as string).indexOf('=');
+      if (eq <= 0) throw new KafkaHarnessError(`--sasl ${String(value)}: expected USER=PASSWORD`);
+      users[(value as string).slice(0, eq)] = (value as string).slice(eq + 1);
+      i++;
+    } else if (arg === '--sasl-mechanism') {
+      if (value !== 'SCRAM-SHA-256' && value !== 'SCRAM-SHA-512') throw new KafkaHarnessError(`--sasl-mechanism ${String(value)}: SCRAM-SHA-256 or SCRAM-SHA-512`);
+      mechanism = value;
+      i++;
+    } else {
+      throw new KafkaHarnessError(`unknown argument ${arg}`);
+    }
+  }
+  const opts: BrokerOptions = { autoCreateTopics: !argv.includes('--no-auto-create') };
+  if (Object.keys(users).length > 0) opts.sasl = { mechanism, users };
+  return opts;
+}
 
 async function main(argv: string[]): Promise<void> {
-  const broker = await KafkaBroker.start({ autoCreateTopics: !argv.includes('--no-auto-create') });
+  const broker = await KafkaBroker.start(parseArgs(argv));
   process.stdout.write(
     `Kafka ${kafkaVersion()} ready at ${broker.bootstrapServers} (pid ${String(broker.pid)}, ` +
       `log ${path.join(broker.dataDir, 'broker.log')}). Ctrl-C stops it.\n`,
   );
+  for (const user of Object.keys(broker.saslUsers)) {
+    const props = Object.entries(broker.clientPropertiesFor(user)).map(([k, v]) => `  ${k}=${v}`);
+    process.stdout.write(`client properties of ${user}:\n${props.join('\n')}\n`);
+  }
   // The broker does not keep Node alive by itself (see detachFromEventLoop).
   const keepAlive = setInterval(() => undefined, 1 << 30);
   await new Promise<void>((resolve) => {

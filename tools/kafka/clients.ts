@@ -22,6 +22,19 @@ export class KafkaClientError extends Error {
 const CLIENT_ID = 'jobcompd-test-harness';
 const POLL_INTERVAL_MS = 100;
 
+/**
+ * Extra librdkafka properties for the harness's own clients, e.g. the SASL settings and
+ * credentials of a broker started with `sasl` (KafkaBroker.adminClientProperties). A
+ * `bootstrap.servers` here is ignored: the bootstrapServers argument names the brokers.
+ */
+export type ClientProperties = Readonly<Record<string, string>>;
+
+/** `extra` without any broker list of its own. */
+export function extraProperties(extra: ClientProperties): Record<string, string> {
+  const { 'bootstrap.servers': _ignored, 'metadata.broker.list': _ignoredToo, ...rest } = extra;
+  return rest;
+}
+
 export function describeKafkaError(err: unknown): string {
   if (err instanceof Error) return err.message;
   if (typeof err === 'object' && err !== null && 'message' in err) {
@@ -85,9 +98,11 @@ export async function withMetadataClient<T>(
   bootstrapServers: string,
   timeoutMs: number,
   use: (client: Producer, initial: Metadata) => Promise<T>,
+  extra: ClientProperties = {},
 ): Promise<T> {
   const client = new Producer({
     'client.id': CLIENT_ID,
+    ...extraProperties(extra),
     'metadata.broker.list': bootstrapServers,
     'socket.connection.setup.timeout.ms': Math.max(1000, timeoutMs),
   });
@@ -99,8 +114,12 @@ export async function withMetadataClient<T>(
   }
 }
 
-export async function withAdminClient<T>(bootstrapServers: string, use: (admin: IAdminClient) => Promise<T>): Promise<T> {
-  const admin = AdminClient.create({ 'client.id': CLIENT_ID, 'metadata.broker.list': bootstrapServers });
+export async function withAdminClient<T>(
+  bootstrapServers: string,
+  use: (admin: IAdminClient) => Promise<T>,
+  extra: ClientProperties = {},
+): Promise<T> {
+  const admin = AdminClient.create({ 'client.id': CLIENT_ID, ...extraProperties(extra), 'metadata.broker.list': bootstrapServers });
   try {
     return await use(admin);
   } finally {
@@ -127,6 +146,7 @@ export async function waitForMetadata(
   timeoutMs: number,
   what: string,
   done: (metadata: Metadata) => boolean,
+  extra: ClientProperties = {},
 ): Promise<Metadata> {
   const deadline = Date.now() + timeoutMs;
   return withMetadataClient(bootstrapServers, timeoutMs, async (client, initial) => {
@@ -146,5 +166,5 @@ export async function waitForMetadata(
         lastError = err;
       }
     }
-  });
+  }, extra);
 }

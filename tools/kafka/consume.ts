@@ -2,9 +2,11 @@
 import { randomUUID } from 'node:crypto';
 import { KafkaConsumer, type Message, type TopicMetadata } from 'node-rdkafka';
 import {
+  type ClientProperties,
   connectClient,
   describeKafkaError,
   disconnectClient,
+  extraProperties,
   findTopic,
   getMetadata,
   KafkaClientError,
@@ -53,16 +55,19 @@ const OFFSET_BEGINNING = -2;
  * than `count` if they came in one batch). Waits for the topic to exist if it
  * does not yet. Uses a fresh group id, assigns partitions itself (no group
  * join, so no consumer-offsets topic is needed) and commits nothing.
+ * `extra`: more librdkafka properties, e.g. a SASL broker's `adminClientProperties`.
  */
 export async function consumeAll(
   bootstrapServers: string,
   topic: string,
   opts: ConsumeOptions,
+  extra: ClientProperties = {},
 ): Promise<ConsumedMessage[]> {
   const deadline = Date.now() + opts.timeoutMs;
-  const partitions = await waitForPartitions(bootstrapServers, topic, opts.timeoutMs);
+  const partitions = await waitForPartitions(bootstrapServers, topic, opts.timeoutMs, extra);
   const consumer = new KafkaConsumer(
     {
+      ...extraProperties(extra),
       'group.id': `jobcompd-harness-${randomUUID()}`,
       'metadata.broker.list': bootstrapServers,
       'enable.auto.commit': false,
@@ -104,7 +109,7 @@ export async function consumeAll(
  * Total messages currently stored in `topic`: the sum over its partitions of
  * high watermark minus low watermark. A topic that does not exist holds 0.
  */
-export async function countMessages(bootstrapServers: string, topic: string): Promise<number> {
+export async function countMessages(bootstrapServers: string, topic: string, extra: ClientProperties = {}): Promise<number> {
   return withMetadataClient(bootstrapServers, WATERMARK_TIMEOUT_MS, async (client) => {
     const metadata = await getMetadata(client, WATERMARK_TIMEOUT_MS);
     const partitions = findTopic(metadata, topic)?.partitions ?? [];
@@ -114,17 +119,22 @@ export async function countMessages(bootstrapServers: string, topic: string): Pr
       total += highOffset - lowOffset;
     }
     return total;
-  });
+  }, extra);
 }
 
 async function waitForPartitions(
   bootstrapServers: string,
   topic: string,
   timeoutMs: number,
+  extra: ClientProperties,
 ): Promise<TopicMetadata['partitions']> {
   try {
-    const metadata = await waitForMetadata(bootstrapServers, timeoutMs, `topic ${topic} exists`, (md) =>
-      topicHasLeaders(findTopic(md, topic)),
+    const metadata = await waitForMetadata(
+      bootstrapServers,
+      timeoutMs,
+      `topic ${topic} exists`,
+      (md) => topicHasLeaders(findTopic(md, topic)),
+      extra,
     );
     return findTopic(metadata, topic)?.partitions ?? [];
   } catch (err) {
