@@ -4,6 +4,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { dieWithParent } from '../../tools/harness-common';
 
 export const PROJECT_ROOT = resolve(__dirname, '../..');
 export const JOBCOMPD = join(PROJECT_ROOT, 'bin/jobcompd');
@@ -20,6 +21,7 @@ export function runCli(args: string[], opts: { input?: string | Buffer; env?: No
     env: { ...process.env, JOBCOMPD_CONFIG: '', ...opts.env },
     timeout: opts.timeoutMs ?? 30_000,
     encoding: 'utf8',
+    maxBuffer: 256 * 1024 * 1024, // replay --dry-run --json of thousands of records
   });
   if (r.error) throw r.error;
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -32,8 +34,10 @@ export function runCliBytes(args: string[], input: Buffer): { code: number | nul
   return { code: r.status, stdout: r.stdout, stderr: r.stderr.toString('utf8') };
 }
 
+/** A long-running jobcompd (the daemon) that dies with the test process, whatever happens to it. */
 export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  return spawn(JOBCOMPD, args, { env: { ...process.env, JOBCOMPD_CONFIG: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [command, ...rest] = dieWithParent([JOBCOMPD, ...args]);
+  return spawn(command as string, rest, { env: { ...process.env, JOBCOMPD_CONFIG: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 export function tempDir(prefix = 'jobcompd-test-'): string {

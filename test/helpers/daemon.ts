@@ -21,6 +21,8 @@ export interface DaemonOptions {
   extraConf?: string;
   /** lines for [hook] */
   hookConf?: string;
+  /** lines for [http] */
+  httpConf?: string;
   /** extra environment (e.g. NOTIFY_SOCKET) */
   env?: NodeJS.ProcessEnv;
 }
@@ -51,7 +53,9 @@ export class DaemonProcess {
       for (const line of lines) this.onLine(line);
     });
     proc.stderr?.on('data', (chunk: Buffer) => (this.stderr += chunk.toString('utf8')));
-    this.exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+    // 'close', not 'exit': it comes once stdout and stderr are read to the end, so `logs`
+    // holds every line the daemon wrote.
+    this.exited = new Promise((resolve) => proc.once('close', (code, signal) => resolve({ code, signal })));
   }
 
   get configFile(): string {
@@ -94,9 +98,12 @@ export class DaemonProcess {
     });
   }
 
-  /** Resolves with the first (past or future) log line matching; rejects if the process exits first. */
-  waitForLog(pred: (l: LogLine) => boolean, what = 'log line'): Promise<LogLine> {
-    const seen = this.logs.find(pred);
+  /**
+   * Resolves with the first log line matching, among those from index `from` on or future
+   * ones; rejects if the process exits first.
+   */
+  waitForLog(pred: (l: LogLine) => boolean, what = 'log line', from = 0): Promise<LogLine> {
+    const seen = this.logs.slice(from).find(pred);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
       this.waiters.push({ pred, resolve });
@@ -149,6 +156,7 @@ export function writeDaemonConfig(dir: string, port: number, adminPort: number, 
       `Listen=127.0.0.1:${adminPort}`,
       '[http]',
       `Listen=127.0.0.1:${port}`,
+      opts.httpConf ?? '',
       '[hook]',
       'Socket=hook.sock',
       'Spool=spool',
