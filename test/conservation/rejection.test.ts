@@ -4,7 +4,7 @@
 // quarantined ones once the topic exists again.
 
 import { consumeAll } from '../../tools/kafka/consume';
-import { runCli } from '../helpers/cli';
+import { runCli, runCliAsync } from '../helpers/cli';
 import { useBroker } from '../helpers/broker-suite';
 import { postAll } from '../helpers/daemon';
 import { jobIdOf, numberedBodies } from '../helpers/records';
@@ -24,12 +24,12 @@ it(`${N} records, the topic deleted at 40%: each is delivered or quarantined, th
   await broker.deleteTopic('rejecting');
   await postAll(d.url, bodies.slice(N * 0.4), 16);
 
-  const status = (): { backlog: number; quarantined: number; delivered: number } => {
-    const r = runCli(['status', '--json', '-c', d.configFile]);
+  const status = async (): Promise<{ backlog: number; quarantined: number; delivered: number }> => {
+    const r = await runCliAsync(['status', '--json', '-c', d.configFile]);
     expect(r).toMatchObject({ code: 0, stderr: '' }); // a failure shows its stderr
     return JSON.parse(r.stdout) as { backlog: number; quarantined: number; delivered: number };
   };
-  await until('every record delivered or quarantined', async () => status().backlog === 0, 120_000);
+  await until('every record delivered or quarantined', async () => (await status()).backlog === 0, 120_000);
   await d.stop('SIGTERM'); // after the exit, every log line has been read
   const delivered = new Set(d.logs.filter((l) => l.msg === 'delivered').map((l) => Number(l.jobId)));
 
@@ -38,7 +38,7 @@ it(`${N} records, the topic deleted at 40%: each is delivered or quarantined, th
   expect(quarantined.size).toBeGreaterThan(0);
   const vanished = bodies.map(jobIdOf).filter((id) => !delivered.has(id) && !quarantined.has(id));
   expect(vanished).toEqual([]);
-  expect(status()).toMatchObject({ backlog: 0, quarantined: quarantined.size });
+  expect(await status()).toMatchObject({ backlog: 0, quarantined: quarantined.size });
 
   await broker.createTopic('rejecting');
   const replay = runCli(['replay', '--quarantined', '--timeout', '120', '-c', d.configFile], { timeoutMs: 150_000 });

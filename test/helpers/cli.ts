@@ -1,6 +1,6 @@
 // Running the real jobcompd executable (built into dist/ by `npm run build`).
 
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -25,6 +25,25 @@ export function runCli(args: string[], opts: { input?: string | Buffer; env?: No
   });
   if (r.error) throw r.error;
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/**
+ * runCli without blocking: while a test waits in spawnSync, it does not read the stdout of
+ * the daemons it started, and a daemon that logs a lot then blocks on its full pipe (and
+ * cannot answer the command the test is waiting for). Use this while a daemon is busy.
+ */
+export function runCliAsync(args: string[], opts: { timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(
+      JOBCOMPD,
+      args,
+      { env: { ...process.env, JOBCOMPD_CONFIG: '' }, timeout: opts.timeoutMs ?? 30_000, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        const code = err === null ? 0 : typeof err.code === 'number' ? err.code : null;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
 }
 
 /** The raw stdout bytes of a command (for payload comparisons). */

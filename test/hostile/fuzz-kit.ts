@@ -14,7 +14,7 @@ import { mapHookEnv } from '../../src/record/from-hook';
 import { JobEvent } from '../../src/record/job-record';
 import { parseEnvBlock, parseEnvDump } from '../../src/record/slurm-env';
 import { serialize } from '../../src/record/serialize';
-import { runCli } from '../helpers/cli';
+import { runCliAsync } from '../helpers/cli';
 import { mulberry32 } from '../helpers/random';
 import type { DaemonProcess } from '../helpers/daemon';
 
@@ -182,8 +182,8 @@ export interface StatusCounts {
 }
 
 /** `jobcompd status --json -c <config>` (asks the running daemon, else reads the state file). */
-export function daemonStatus(configFile: string): StatusCounts {
-  const r = runCli(['status', '--json', '-c', configFile]);
+export async function daemonStatus(configFile: string): Promise<StatusCounts> {
+  const r = await runCliAsync(['status', '--json', '-c', configFile]);
   if (r.code !== 0) throw new Error(`jobcompd status exited ${r.code}: ${r.stderr}`);
   return JSON.parse(r.stdout) as StatusCounts;
 }
@@ -408,11 +408,11 @@ export function comparePublished(expected: ReadonlyMap<string, number>, seen: Re
 
 /** Poll `status` until the backlog is empty and at least `quarantined` are kept, or `timeoutMs` passes. */
 export async function settledStatus(configFile: string, quarantined: number, timeoutMs: number): Promise<StatusCounts> {
-  let status = daemonStatus(configFile);
+  let status = await daemonStatus(configFile);
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline && !(status.backlog === 0 && status.quarantined >= quarantined)) {
     await sleep(500);
-    status = daemonStatus(configFile);
+    status = await daemonStatus(configFile);
   }
   return status;
 }
