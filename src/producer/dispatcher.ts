@@ -41,6 +41,12 @@ interface RetryEntry {
 
 const PAGE_SIZE = 500;
 const QUEUE_FULL_RECHECK_MS = 50;
+/**
+ * With every slot of MaxInFlight taken, serve delivery reports this soon instead of at the
+ * next poll_interval: waiting up to 2 s with a full window capped a drain at
+ * MaxInFlight / poll_interval (5,000 records/s by default; bench/backlog.ts).
+ */
+const WINDOW_FULL_POLL_MS = 5;
 const RETRY_SUMMARY_INTERVAL_MS = 10_000;
 
 /**
@@ -55,6 +61,7 @@ export class Dispatcher extends EventEmitter {
   private retries: RetryEntry[] = [];
   private retryTimer: NodeJS.Timeout | undefined;
   private queueFullTimer: NodeJS.Timeout | undefined;
+  private windowFullTimer: NodeJS.Timeout | undefined;
   private pumpScheduled = false;
   /** the last read found no row after the cursor (reset when new rows are committed) */
   private exhausted = false;
@@ -127,6 +134,7 @@ export class Dispatcher extends EventEmitter {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.queueFullTimer) clearTimeout(this.queueFullTimer);
+    if (this.windowFullTimer) clearTimeout(this.windowFullTimer);
     const producer = this.producer;
     if (!producer) return;
     await producer.flush(flushMs);
@@ -182,7 +190,19 @@ export class Dispatcher extends EventEmitter {
     } finally {
       this.pumping = false;
     }
+    if (this.inFlight.size >= this.opts.maxClaimed) this.pollWhileWindowFull(producer);
     this.checkDrained();
+  }
+
+  /** Every slot is taken: serve delivery reports soon (each one frees a slot and pumps again). */
+  private pollWhileWindowFull(producer: KafkaProducer): void {
+    if (this.windowFullTimer) return;
+    this.windowFullTimer = setTimeout(() => {
+      this.windowFullTimer = undefined;
+      if (this.stopped) return;
+      producer.poll();
+      if (this.inFlight.size >= this.opts.maxClaimed) this.pollWhileWindowFull(producer);
+    }, WINDOW_FULL_POLL_MS);
   }
 
   private nextRow(): OutboxRow | undefined {
