@@ -2,6 +2,7 @@
 #   make demo   run jobcompd end to end against a local Kafka broker started for it
 #   make test   run the whole test suite (what CI runs, via .ci/run)
 #   make build  compile (TypeScript -> dist/)
+#   make bench  run every benchmark (about an hour; see bench/README.md)
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
@@ -12,9 +13,9 @@ NODE_DIR := $(shell node -p "require('path').resolve(process.execPath, '../..')"
 export npm_config_nodedir := $(NODE_DIR)
 export npm_config_build_from_source := true
 
-TS_SOURCES := $(shell find src tools -name '*.ts' 2>/dev/null)
+TS_SOURCES := $(shell find src tools bench -name '*.ts' 2>/dev/null)
 
-.PHONY: build demo test deps test-deps kafka-jars slurm clean native
+.PHONY: build demo test bench deps test-deps bench-deps kafka-jars slurm clean native
 
 node_modules/.installed: package.json package-lock.json scripts/system-deps.sh
 	scripts/system-deps.sh build
@@ -49,6 +50,12 @@ test-deps: deps kafka-jars slurm
 
 test: build test-deps
 	npx jest
+
+bench-deps: deps kafka-jars
+	scripts/system-deps.sh bench
+
+bench: build bench-deps
+	node dist/bench/run-all.js
 
 demo: build kafka-jars
 	node dist/tools/demo.js

@@ -1,0 +1,174 @@
+// A large backlog: 1,000,000 records in the state file (what a long broker outage leaves).
+//   - start-up: exec to ready, with an empty state file and with the backlog;
+//   - memory: peak RSS while holding the backlog (broker unreachable) and while draining it;
+//   - drain: time until every record is delivered once the broker is there, records/s,
+//     next to kcat -P producing the same payload file.
+//
+//   node dist/bench/backlog.js [--records 1000000] [--runs 3]
+
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Outbox } from '../src/outbox/outbox';
+import { JobEvent } from '../src/record/job-record';
+import { reserveLoopbackPorts } from '../tools/harness-common';
+import type { KafkaBroker } from '../tools/kafka/broker';
+import { BenchDaemon, esBodyOf, kcatProduce, note, option, payloadOf, removeFileDir, saveResult, sleep, spread, startBroker, writePayloadFile, type Spread } from './lib';
+
+const FILL_BATCH = 5000;
+const HOLD_MS = 10_000;
+
+/** Payload i: the captured kinds, job id 1 + i (made from nine serialized templates: a million serializations would dominate). */
+function payloadMaker(): (i: number) => Buffer {
+  const body = esBodyOf(0);
+  const templates = Array.from({ length: 9 }, (_, k) => payloadOf(body(k)).toString('latin1').replace(/^\{"jobid":\d+,/, ''));
+  return (i) => Buffer.from(`{"jobid":${1 + i},${templates[i % 9] as string}`, 'latin1');
+}
+
+/** A state directory holding `n` undelivered records, committed the way the daemon commits them. */
+async function prepareBacklog(n: number, payload: (i: number) => Buffer): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'jobcompd-bench-backlog-'));
+  const outbox = Outbox.open(dir);
+  const t0 = Date.now();
+  for (let start = 0; start < n; start += FILL_BATCH) {
+    const batch: Promise<unknown>[] = [];
+    for (let i = start; i < Math.min(n, start + FILL_BATCH); i++) {
+      batch.push(outbox.append({ event: JobEvent.finish, jobId: 1 + i, payload: payload(i), source: 'http', receivedAt: Date.now() }));
+    }
+    await Promise.all(batch);
+  }
+  outbox.close();
+  note(`backlog of ${n} records written in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  return dir;
+}
+
+function copyState(from: string): string {
+  const to = mkdtempSync(join(tmpdir(), 'jobcompd-bench-state-'));
+  cpSync(from, to, { recursive: true });
+  return to;
+}
+
+/** Sample RSS every 100 ms until `done` resolves; returns the peak in kB. */
+async function peakRssWhile(d: BenchDaemon, done: Promise<unknown>): Promise<number> {
+  let finished = false;
+  void done.finally(() => (finished = true));
+  let peak = 0;
+  while (!finished) {
+    peak = Math.max(peak, d.rssKb().rss);
+    await sleep(100);
+  }
+  return Math.max(peak, d.rssKb().peak);
+}
+
+interface Run {
+  startupEmptyMs: number;
+  startupBacklogMs: number;
+  holdPeakMb: number;
+  drainSeconds: number;
+  drainPeakMb: number;
+  drainPerSecond: number;
+  kcatSeconds: number;
+}
+
+async function oneRun(broker: KafkaBroker, template: string, n: number, payloadFile: string, run: number): Promise<Run> {
+  const topic = `backlog-${run}`;
+  await broker.createTopic(topic);
+  await broker.createTopic(`${topic}-kcat`);
+
+  const empty = await BenchDaemon.start({ bootstrapServers: broker.bootstrapServers, clusterName: topic });
+  const startupEmptyMs = empty.startupMs;
+  await empty.stop();
+
+  // Holding: nobody listens on the broker port, so everything stays in the state file.
+  const [unreachable] = (await reserveLoopbackPorts(1)) as [number];
+  const stateDir = copyState(template);
+  const holding = await BenchDaemon.start({ bootstrapServers: `127.0.0.1:${unreachable}`, clusterName: topic, stateDir });
+  const startupBacklogMs = holding.startupMs;
+  const holdPeakKb = await peakRssWhile(holding, sleep(HOLD_MS));
+  await holding.stop();
+
+  // Draining: the same file, now with the broker.
+  const t0 = process.hrtime.bigint();
+  const draining = await BenchDaemon.start({ bootstrapServers: broker.bootstrapServers, clusterName: topic, stateDir });
+  const delivered = draining.waitDelivered(n);
+  const drainPeakKb = await peakRssWhile(draining, delivered);
+  const drainSeconds = Number((await delivered) - t0) / 1e9;
+  await draining.stop();
+  rmSync(stateDir, { recursive: true, force: true });
+
+  const kcatSeconds = await kcatProduce(broker.bootstrapServers, `${topic}-kcat`, payloadFile);
+  const r = { startupEmptyMs, startupBacklogMs, holdPeakMb: holdPeakKb / 1024, drainSeconds, drainPeakMb: drainPeakKb / 1024, drainPerSecond: n / drainSeconds, kcatSeconds };
+  note(`backlog run ${run}: ${JSON.stringify(r)}`);
+  return r;
+}
+
+export interface BacklogFigures {
+  records: number;
+  runs: number;
+  startupEmptyMs: Spread;
+  startupBacklogMs: Spread;
+  holdPeakMb: Spread;
+  drainSeconds: Spread;
+  drainPerSecond: Spread;
+  drainPeakMb: Spread;
+  kcatSeconds: Spread;
+  kcatPerSecond: Spread;
+}
+
+export async function backlogBench(opts: { records: number; runs: number }): Promise<BacklogFigures> {
+  const payload = payloadMaker();
+  const template = await prepareBacklog(opts.records, payload);
+  const payloadFile = writePayloadFile(Array.from({ length: opts.records }, (_, i) => payload(i)));
+  const broker = await startBroker();
+  try {
+    const runs: Run[] = [];
+    for (let i = 1; i <= opts.runs; i++) runs.push(await oneRun(broker, template, opts.records, payloadFile, i));
+    const of = (f: (r: Run) => number): Spread => spread(runs.map(f));
+    return {
+      records: opts.records,
+      runs: opts.runs,
+      startupEmptyMs: of((r) => r.startupEmptyMs),
+      startupBacklogMs: of((r) => r.startupBacklogMs),
+      holdPeakMb: of((r) => r.holdPeakMb),
+      drainSeconds: of((r) => r.drainSeconds),
+      drainPerSecond: of((r) => r.drainPerSecond),
+      drainPeakMb: of((r) => r.drainPeakMb),
+      kcatSeconds: of((r) => r.kcatSeconds),
+      kcatPerSecond: of((r) => opts.records / r.kcatSeconds),
+    };
+  } finally {
+    await broker.destroy();
+    rmSync(template, { recursive: true, force: true });
+    removeFileDir(payloadFile);
+  }
+}
+
+export function backlogTable(f: BacklogFigures): string {
+  const s = (x: Spread, digits = 0): string => `${x.median.toFixed(digits)} (${x.min.toFixed(digits)}-${x.max.toFixed(digits)})`;
+  return [
+    `| ${f.records.toLocaleString('en')} records in the state file, ${f.runs} runs | median (min-max) |`,
+    '|---|---|',
+    `| start-up, empty state file (exec to ready), ms | ${s(f.startupEmptyMs)} |`,
+    `| start-up, with the backlog, ms | ${s(f.startupBacklogMs)} |`,
+    `| peak RSS holding the backlog (broker unreachable), MB | ${s(f.holdPeakMb)} |`,
+    `| drain: all delivered, s | ${s(f.drainSeconds, 1)} |`,
+    `| drain: records/s | ${s(f.drainPerSecond)} |`,
+    `| peak RSS while draining, MB | ${s(f.drainPeakMb)} |`,
+    `| kcat -P of the same payloads, s | ${s(f.kcatSeconds, 1)} |`,
+    `| kcat -P records/s | ${s(f.kcatPerSecond)} |`,
+    `| drain / kcat (records/s) | ${(f.drainPerSecond.median / f.kcatPerSecond.median).toFixed(2)} |`,
+  ].join('\n');
+}
+
+if (require.main === module) {
+  const opts = { records: option('records', 1_000_000), runs: option('runs', 3) };
+  backlogBench(opts)
+    .then((figures) => {
+      process.stdout.write(`${backlogTable(figures)}\n`);
+      note(`saved ${saveResult('backlog', figures)}`);
+    })
+    .catch((err: unknown) => {
+      process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+      process.exit(1);
+    });
+}

@@ -1,0 +1,296 @@
+// What the benchmarks share: the machine's description, statistics, a real broker, the
+// real jobcompd executable as a child process, kcat as the ceiling, and the records.
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { connect } from 'node:net';
+import { cpus, release, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { librdkafkaVersion } from 'node-rdkafka';
+import { parseElasticsearchBody } from '../src/record/from-elasticsearch';
+import { serialize } from '../src/record/serialize';
+import { encodeRequest } from '../src/sources/hook-protocol';
+import { findProjectRoot, KafkaBroker, kafkaVersion } from '../tools/kafka/broker';
+import { reserveLoopbackPorts } from '../tools/harness-common';
+
+export const root = findProjectRoot();
+export const JOBCOMPD = join(root, 'bin/jobcompd');
+const PROFILE_DIR = process.env.BENCH_CPU_PROF || undefined;
+
+// ---------------------------------------------------------------------------
+// Reporting
+
+export interface Spread {
+  min: number;
+  median: number;
+  max: number;
+}
+
+export function spread(xs: number[]): Spread {
+  const s = [...xs].sort((a, b) => a - b);
+  return { min: s[0] ?? NaN, median: s[Math.floor((s.length - 1) / 2)] ?? NaN, max: s[s.length - 1] ?? NaN };
+}
+
+export function percentiles(ms: number[]): { p50: number; p99: number; max: number } {
+  const s = [...ms].sort((a, b) => a - b);
+  const at = (q: number): number => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
+  return { p50: at(0.5), p99: at(0.99), max: s[s.length - 1] ?? NaN };
+}
+
+export function machine(): Record<string, string | number> {
+  return {
+    cpu: cpus()[0]?.model ?? '?',
+    cores: cpus().length,
+    memGiB: Math.round(totalmem() / 2 ** 30),
+    kernel: release(),
+    node: process.version,
+    librdkafka: librdkafkaVersion,
+    kafka: kafkaVersion(),
+    kcat: kcatVersion(),
+  };
+}
+
+/** Print a figure as it is measured (benchmarks are long; silence looks like a hang). */
+export function note(line: string): void {
+  process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
+}
+
+/** bench/results/<name>.json: the figures, the machine and the date. */
+export function saveResult(name: string, figures: unknown): string {
+  const dir = join(root, 'bench/results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${name}.json`);
+  writeFileSync(file, `${JSON.stringify({ bench: name, date: new Date().toISOString(), machine: machine(), figures }, null, 2)}\n`);
+  return file;
+}
+
+/** `--runs N` and similar options: `option('runs', 3)`. */
+export function option(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  const v = i < 0 ? undefined : Number(process.argv[i + 1]);
+  return v !== undefined && Number.isFinite(v) && v > 0 ? v : fallback;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// ---------------------------------------------------------------------------
+// Records: the captured Slurm 22.05 elasticsearch bodies, numbered
+
+const ES_DIR = join(root, 'test/fixtures/es-22.05');
+
+/** Request body i of the captured kinds (0.7-0.9 KB; one in nine carries a 5 KB batch script), job id firstJobId + i. */
+export function esBodyOf(firstJobId: number): (i: number) => Buffer {
+  const templates = readdirSync(ES_DIR)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((f) => readFileSync(join(ES_DIR, f), 'latin1'));
+  return (i) => Buffer.from((templates[i % templates.length] as string).replace(/^\{"jobid":\d+,/, `{"jobid":${firstJobId + i},`), 'latin1');
+}
+
+/** The jobcomp/kafka payload jobcompd publishes for a body. */
+export function payloadOf(body: Buffer): Buffer {
+  return serialize(parseElasticsearchBody(body, { sendScript: false }));
+}
+
+/** A jobcomp/script environment, framed as the hook sends it. */
+export function hookMessage(jobId: number): Buffer {
+  const env: Record<string, string> = { JOBID: String(jobId), UID: '1001', GID: '1001', USERNAME: 'alice', GROUPNAME: 'physics', PROCS: '64', NODECNT: '2', NODES: 'node[001-002]', PARTITION: 'compute', EXITCODE: '0:0', DERIVED_EC: '0:0', JOBSTATE: 'COMPLETED', START: '1795319410', END: '1795323010', SUBMIT: '1795319409', JOBNAME: `lammps_run_${jobId}`, WORK_DIR: '/home/alice/runs/lammps', ACCOUNT: 'physics', QOS: 'normal', TIMELIMIT: '02:00:00', STDOUT: '/home/alice/runs/lammps/slurm-%j.out', STDERR: '/home/alice/runs/lammps/slurm-%j.err', CLUSTER: 'hpc1' };
+  return encodeRequest(Buffer.from(Object.entries(env).map(([k, v]) => `${k}=${v}\0`).join(''), 'latin1'));
+}
+
+// ---------------------------------------------------------------------------
+// The broker
+
+export const BROKER_HEAP_MB = 1024;
+
+export async function startBroker(): Promise<KafkaBroker> {
+  const broker = await KafkaBroker.start({ autoCreateTopics: true, heapMb: BROKER_HEAP_MB });
+  note(`Kafka ${kafkaVersion()} at ${broker.bootstrapServers}: KRaft, 1 node, loopback, heap ${BROKER_HEAP_MB} MB, log dirs on ${tmpdir()}, default broker settings`);
+  return broker;
+}
+
+// ---------------------------------------------------------------------------
+// jobcompd
+
+export interface DaemonSetup {
+  bootstrapServers: string;
+  clusterName: string;
+  /** reuse a state directory (a prepared backlog) */
+  stateDir?: string;
+  rdkafka?: string;
+}
+
+export class BenchDaemon {
+  private constructor(
+    readonly proc: ChildProcess,
+    readonly work: string,
+    readonly httpPort: number,
+    readonly adminPort: number,
+    /** ms from spawn to the "jobcompd ready" log line */
+    readonly startupMs: number,
+  ) {}
+
+  static async start(setup: DaemonSetup): Promise<BenchDaemon> {
+    const work = mkdtempSync(join(tmpdir(), 'jobcompd-bench-'));
+    const [httpPort, adminPort] = (await reserveLoopbackPorts(2)) as [number, number];
+    writeFileSync(join(work, 'rdkafka.conf'), `bootstrap.servers=${setup.bootstrapServers}\n${setup.rdkafka ?? ''}`);
+    writeFileSync(
+      join(work, 'jobcompd.conf'),
+      [
+        `ClusterName=${setup.clusterName}`,
+        `StateDir=${setup.stateDir ?? join(work, 'state')}`,
+        `JobCompLoc=${join(work, 'rdkafka.conf')}`,
+        'LogLevel=info',
+        'DedupWindow=0',
+        '[admin]',
+        `Listen=127.0.0.1:${adminPort}`,
+        '[http]',
+        `Listen=127.0.0.1:${httpPort}`,
+        '[hook]',
+        `Socket=${join(work, 'hook.sock')}`,
+        `Spool=${join(work, 'spool')}`,
+        '',
+      ].join('\n'),
+    );
+    const t0 = process.hrtime.bigint();
+    // BENCH_CPU_PROF=<dir>: every daemon writes a V8 CPU profile there when it stops (open it in Chrome DevTools).
+    // (--cpu-prof is not allowed in NODE_OPTIONS: run node with it.)
+    const argv = [...(PROFILE_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`]), JOBCOMPD, 'run', '-c', join(work, 'jobcompd.conf')];
+    const proc = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve, reject) => {
+      createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+        if (line.includes('"jobcompd ready"')) resolve();
+      });
+      proc.once('exit', (code) => reject(new Error(`jobcompd exited (${String(code)}) before it was ready`)));
+    });
+    return new BenchDaemon(proc, work, httpPort, adminPort, Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+
+  get socketPath(): string {
+    return join(this.work, 'hook.sock');
+  }
+
+  async status(): Promise<{ backlog: number; delivered: number; quarantined: number }> {
+    const res = await fetch(`http://127.0.0.1:${this.adminPort}/status`);
+    return (await res.json()) as { backlog: number; delivered: number; quarantined: number };
+  }
+
+  /** Resolves when `delivered` reaches `count`; returns the time it did. */
+  async waitDelivered(count: number, timeoutMs = 30 * 60_000): Promise<bigint> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const s = await this.status();
+      if (s.delivered >= count) return process.hrtime.bigint();
+      if (Date.now() > deadline) throw new Error(`only ${s.delivered} of ${count} delivered after ${timeoutMs} ms`);
+      await sleep(50);
+    }
+  }
+
+  /** [current RSS, peak RSS (VmHWM)] in kB, from /proc. */
+  rssKb(): { rss: number; peak: number } {
+    const text = readFileSync(`/proc/${String(this.proc.pid)}/status`, 'utf8');
+    const kb = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? NaN);
+    return { rss: kb('VmRSS'), peak: kb('VmHWM') };
+  }
+
+  async stop(): Promise<void> {
+    const exited = new Promise((resolve) => this.proc.once('exit', resolve));
+    // SIGTERM lets V8 write the profile; otherwise the fastest way out.
+    this.proc.kill(PROFILE_DIR === undefined ? 'SIGKILL' : 'SIGTERM');
+    await exited;
+    rmSync(this.work, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Senders
+
+/** Sends record i; resolves once jobcompd has committed it (its success answer). */
+export type Sender = (i: number) => Promise<void>;
+
+/** POSTs with keep-alive clients; every answer must be 201. */
+export function httpSender(port: number, bodyOf: (i: number) => Buffer, concurrency: number): { send: Sender; close(): void } {
+  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+  const send: Sender = (i) => {
+    const body = bodyOf(i);
+    return new Promise((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/slurm/jobcomp', agent, headers: { 'Content-Type': 'application/json', 'Content-Length': body.length } }, (res) => {
+        res.resume();
+        res.on('end', () => (res.statusCode === 201 ? resolve() : reject(new Error(`POST answered ${String(res.statusCode)}`))));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  };
+  return { send, close: () => agent.destroy() };
+}
+
+/** Hook messages over the Unix socket, one connection each, as the native hook does; every answer must be "A". */
+export function hookSender(socketPath: string, messageOf: (i: number) => Buffer): Sender {
+  return (i) =>
+    new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      const s = connect(socketPath);
+      s.on('error', reject);
+      s.on('data', (c: Buffer) => chunks.push(c));
+      s.on('close', () => {
+        const status = Buffer.concat(chunks).toString('latin1', 0, 1);
+        if (status === 'A') resolve();
+        else reject(new Error(`hook answer "${status}"`));
+      });
+      s.end(messageOf(i));
+    });
+}
+
+/** `concurrency` workers send records 0, 1, 2... until `count` are sent or `durationMs` has passed; returns how many were sent. */
+export async function saturate(send: Sender, concurrency: number, limit: { count?: number; durationMs?: number }): Promise<number> {
+  const deadline = limit.durationMs === undefined ? Infinity : Date.now() + limit.durationMs;
+  const count = limit.count ?? Infinity;
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < count && Date.now() < deadline) await send(next++);
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return next;
+}
+
+// ---------------------------------------------------------------------------
+// kcat: a raw producer, the ceiling (no durability of its own)
+
+function kcatVersion(): string {
+  const r = spawnSync('kcat', ['-V'], { encoding: 'utf8' });
+  return r.error ? 'not installed' : (/kcat - Apache Kafka producer and consumer tool.*?\n.*?Version ([^\s]+)/s.exec(r.stdout)?.[1] ?? r.stdout.split('\n')[0] ?? '?');
+}
+
+/**
+ * Seconds for `kcat -P` to produce every line of `file` (one payload per line) and exit,
+ * which it does once librdkafka has delivery reports for all of them (acks=all, its default).
+ */
+export async function kcatProduce(brokers: string, topic: string, file: string): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  // From stdin, one message per line (a file argument would be sent as one message).
+  const input = openSync(file, 'r');
+  const child = spawn('kcat', ['-P', '-b', brokers, '-t', topic, '-X', 'queue.buffering.max.messages=1000000'], { stdio: [input, 'ignore', 'pipe'] });
+  closeSync(input);
+  let stderr = '';
+  child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  if (code !== 0) throw new Error(`kcat exited ${String(code)}: ${stderr}`);
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+/** One payload per line, for kcat. json-c output has no raw newline, so lines are messages. */
+export function writePayloadFile(payloads: Buffer[]): string {
+  const dir = mkdtempSync(join(tmpdir(), 'jobcompd-bench-payloads-'));
+  const file = join(dir, 'payloads.txt');
+  writeFileSync(file, Buffer.concat(payloads.flatMap((p) => [p, Buffer.from('\n')])));
+  return file;
+}
+
+export function removeFileDir(file: string): void {
+  rmSync(join(file, '..'), { recursive: true, force: true });
+}

@@ -1,0 +1,57 @@
+// Every benchmark in one run, one after the other (never two at once: two cores), then
+// the tables (bench/results/summary.md) and the chart (docs/benchmarks.png).
+//
+//   make bench        (or: node dist/bench/run-all.js [--quick])
+//
+// --quick: fewer runs and shorter windows, to check that everything works (minutes, not
+// an hour); the figures of docs/benchmarks.md come from a full run.
+
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { backlogBench, backlogTable } from './backlog';
+import { drawChart } from './chart';
+import { hookLatencyBench, hookLatencyTable } from './hook-latency';
+import { machine, note, option, root, saveResult } from './lib';
+import { throughputBench, throughputTable } from './throughput';
+
+async function main(): Promise<void> {
+  const quick = process.argv.includes('--quick');
+  // Each figure can be scaled: --hook-runs, --node-runs, --seconds, --partition-seconds, --runs, --records.
+  const q = (small: number, full: number): number => (quick ? small : full);
+  const runs = option('runs', q(1, 3));
+  const hook = await hookLatencyBench({ runs: option('hook-runs', q(500, 10_000)), nodeRuns: option('node-runs', q(50, 1000)) });
+  saveResult('hook-latency', hook);
+  const throughput = await throughputBench({ seconds: option('seconds', q(5, 60)), runs, partitionSeconds: option('partition-seconds', q(5, 20)) });
+  saveResult('throughput', { rows: throughput });
+  const backlog = await backlogBench({ records: option('records', q(50_000, 1_000_000)), runs: option('backlog-runs', runs) });
+  saveResult('backlog', backlog);
+
+  const m = machine();
+  const summary = [
+    `# Benchmark run of ${new Date().toISOString().slice(0, 16)}Z${quick ? ' (--quick)' : ''}`,
+    '',
+    `Machine: ${Object.entries(m).map(([k, v]) => `${k} ${String(v)}`).join(', ')}`,
+    '',
+    '## Hook latency',
+    '',
+    hookLatencyTable(hook),
+    '',
+    '## Durable end-to-end throughput',
+    '',
+    throughputTable(throughput),
+    '',
+    '## Backlog, memory, start-up',
+    '',
+    backlogTable(backlog),
+    '',
+  ].join('\n');
+  const file = join(root, 'bench/results/summary.md');
+  writeFileSync(file, summary);
+  process.stdout.write(summary);
+  note(`tables in ${file}; chart in ${drawChart(hook, throughput, backlog)}`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

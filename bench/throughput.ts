@@ -1,0 +1,134 @@
+// Durable end-to-end throughput: records/s from the first byte sent to the last delivery
+// report, through the HTTP path and the hook socket, at saturation for --seconds; next to
+// kcat -P producing the same payloads to the same broker (no durability: the ceiling).
+// Also the HTTP path with 1, 10 and 100 partitions.
+//
+//   node dist/bench/throughput.js [--seconds 60] [--runs 3] [--partition-seconds 20]
+
+import type { KafkaBroker } from '../tools/kafka/broker';
+import {
+  BenchDaemon,
+  esBodyOf,
+  hookMessage,
+  hookSender,
+  httpSender,
+  kcatProduce,
+  note,
+  option,
+  payloadOf,
+  removeFileDir,
+  saveResult,
+  saturate,
+  spread,
+  startBroker,
+  writePayloadFile,
+  type Spread,
+} from './lib';
+import { mapHookEnv } from '../src/record/from-hook';
+import { parseEnvBlock } from '../src/record/slurm-env';
+import { serialize } from '../src/record/serialize';
+import { HEADER_BYTES } from '../src/sources/hook-protocol';
+
+/** Enough to saturate two cores without queueing thousands of requests in the client. */
+const CONCURRENCY = 32;
+
+type Path = 'http' | 'socket';
+
+interface Run {
+  records: number;
+  seconds: number;
+  perSecond: number;
+  kcatPerSecond: number;
+}
+
+let topicSeq = 0;
+
+/** One run: jobcompd at saturation, then kcat with exactly the payloads jobcompd published. */
+async function oneRun(broker: KafkaBroker, path: Path, seconds: number, partitions: number): Promise<Run> {
+  const topic = `tp-${path}-${partitions}p-${++topicSeq}`;
+  await broker.createTopic(topic, partitions);
+  await broker.createTopic(`${topic}-kcat`, partitions);
+  const daemon = await BenchDaemon.start({ bootstrapServers: broker.bootstrapServers, clusterName: topic });
+  const firstJobId = topicSeq * 10_000_000;
+  const body = esBodyOf(firstJobId);
+  const message = (i: number): Buffer => hookMessage(firstJobId + i);
+  try {
+    const http = httpSender(daemon.httpPort, body, CONCURRENCY);
+    const send = path === 'http' ? http.send : hookSender(daemon.socketPath, message);
+    const t0 = process.hrtime.bigint();
+    const records = await saturate(send, CONCURRENCY, { durationMs: seconds * 1000 });
+    http.close();
+    const t1 = await daemon.waitDelivered(records);
+    const elapsed = Number(t1 - t0) / 1e9;
+
+    const payloads = Array.from({ length: records }, (_, i) => (path === 'http' ? payloadOf(body(i)) : serialize(recordOfHook(message(i)))));
+    const file = writePayloadFile(payloads);
+    const kcatSeconds = await kcatProduce(broker.bootstrapServers, `${topic}-kcat`, file);
+    removeFileDir(file);
+    const run = { records, seconds: elapsed, perSecond: records / elapsed, kcatPerSecond: records / kcatSeconds };
+    note(`${path}, ${partitions} partition(s): ${records} records in ${elapsed.toFixed(1)} s = ${run.perSecond.toFixed(0)}/s; kcat ${run.kcatPerSecond.toFixed(0)}/s`);
+    return run;
+  } finally {
+    await daemon.stop();
+  }
+}
+
+function recordOfHook(message: Buffer): Parameters<typeof serialize>[0] {
+  const mapped = mapHookEnv(parseEnvBlock(message.subarray(HEADER_BYTES)));
+  if (mapped.kind !== 'record') throw new Error('not a record');
+  return mapped.record;
+}
+
+interface Row {
+  what: string;
+  partitions: number;
+  seconds: number;
+  runs: number;
+  jobcompd: Spread;
+  kcat: Spread;
+  /** median jobcompd / median kcat */
+  ratio: number;
+}
+
+async function series(broker: KafkaBroker, path: Path, seconds: number, partitions: number, runs: number): Promise<Row> {
+  const results: Run[] = [];
+  for (let i = 0; i < runs; i++) results.push(await oneRun(broker, path, seconds, partitions));
+  const jobcompd = spread(results.map((r) => r.perSecond));
+  const kcat = spread(results.map((r) => r.kcatPerSecond));
+  return { what: path, partitions, seconds, runs, jobcompd, kcat, ratio: jobcompd.median / kcat.median };
+}
+
+export async function throughputBench(opts: { seconds: number; runs: number; partitionSeconds: number }): Promise<Row[]> {
+  const broker = await startBroker();
+  try {
+    const rows: Row[] = [];
+    rows.push(await series(broker, 'http', opts.seconds, 1, opts.runs));
+    rows.push(await series(broker, 'socket', opts.seconds, 1, opts.runs));
+    for (const partitions of [10, 100]) rows.push(await series(broker, 'http', opts.partitionSeconds, partitions, opts.runs));
+    return rows;
+  } finally {
+    await broker.destroy();
+  }
+}
+
+export function throughputTable(rows: Row[]): string {
+  const f = (s: Spread): string => `${s.median.toFixed(0)} (${s.min.toFixed(0)}-${s.max.toFixed(0)})`;
+  return [
+    '| path | partitions | saturation | jobcompd records/s, median (min-max) | kcat -P records/s | jobcompd / kcat |',
+    '|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.what} | ${r.partitions} | ${r.seconds} s × ${r.runs} | ${f(r.jobcompd)} | ${f(r.kcat)} | ${r.ratio.toFixed(2)} |`),
+  ].join('\n');
+}
+
+if (require.main === module) {
+  const opts = { seconds: option('seconds', 60), runs: option('runs', 3), partitionSeconds: option('partition-seconds', 20) };
+  throughputBench(opts)
+    .then((rows) => {
+      process.stdout.write(`${throughputTable(rows)}\n`);
+      note(`saved ${saveResult('throughput', { options: opts, concurrency: CONCURRENCY, rows })}`);
+    })
+    .catch((err: unknown) => {
+      process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+      process.exit(1);
+    });
+}
