@@ -13,7 +13,7 @@ import { Outbox } from '../src/outbox/outbox';
 import { JobEvent } from '../src/record/job-record';
 import { reserveLoopbackPorts } from '../tools/harness-common';
 import type { KafkaBroker } from '../tools/kafka/broker';
-import { BenchDaemon, esBodyOf, kcatProduce, note, option, payloadOf, removeFileDir, saveResult, sleep, spread, startBroker, writePayloadFile, type Spread } from './lib';
+import { BenchDaemon, esBodyOf, kcatProduce, note, option, runBench, payloadOf, removeFileDir, saveResult, sleep, spread, startBroker, writePayloadFile, type Spread } from './lib';
 
 const FILL_BATCH = 5000;
 const HOLD_MS = 10_000;
@@ -162,13 +162,9 @@ export function backlogTable(f: BacklogFigures): string {
 
 if (require.main === module) {
   const opts = { records: option('records', 1_000_000), runs: option('runs', 3) };
-  backlogBench(opts)
-    .then((figures) => {
-      process.stdout.write(`${backlogTable(figures)}\n`);
-      note(`saved ${saveResult('backlog', figures)}`);
-    })
-    .catch((err: unknown) => {
-      process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
-      process.exit(1);
-    });
+  runBench(async () => {
+    const figures = await backlogBench(opts);
+    process.stdout.write(`${backlogTable(figures)}\n`);
+    note(`saved ${saveResult('backlog', figures)}`);
+  });
 }

@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseEnvDump } from '../src/record/slurm-env';
-import { BenchDaemon, note, option, percentiles, root, saveResult, startBroker } from './lib';
+import { BenchDaemon, note, option, runBench, percentiles, root, saveResult, startBroker } from './lib';
 
 function run(argv: string[], env: Record<string, string>): Promise<number> {
   const t0 = process.hrtime.bigint();
@@ -77,13 +77,9 @@ export function hookLatencyTable(h: HookLatency): string {
 
 if (require.main === module) {
   const opts = { runs: option('runs', 10_000), nodeRuns: option('node-runs', 1000) };
-  hookLatencyBench(opts)
-    .then((h) => {
-      process.stdout.write(`${hookLatencyTable(h)}\n`);
-      note(`saved ${saveResult('hook-latency', h)}`);
-    })
-    .catch((err: unknown) => {
-      process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
-      process.exit(1);
-    });
+  runBench(async () => {
+    const h = await hookLatencyBench(opts);
+    process.stdout.write(`${hookLatencyTable(h)}\n`);
+    note(`saved ${saveResult('hook-latency', h)}`);
+  });
 }

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { backlogBench, backlogTable } from './backlog';
 import { drawChart } from './chart';
 import { hookLatencyBench, hookLatencyTable } from './hook-latency';
-import { machine, note, option, root, saveResult } from './lib';
+import { machine, note, option, root, runBench, saveResult } from './lib';
 import { throughputBench, throughputTable } from './throughput';
 
 async function main(): Promise<void> {
@@ -51,7 +51,4 @@ async function main(): Promise<void> {
   note(`tables in ${file}; chart in ${drawChart(hook, throughput, backlog)}`);
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
-  process.exit(1);
-});
+runBench(main);

@@ -15,6 +15,7 @@ import {
   kcatProduce,
   note,
   option,
+  runBench,
   payloadOf,
   removeFileDir,
   saveResult,
@@ -122,13 +123,9 @@ export function throughputTable(rows: Row[]): string {
 
 if (require.main === module) {
   const opts = { seconds: option('seconds', 60), runs: option('runs', 3), partitionSeconds: option('partition-seconds', 20) };
-  throughputBench(opts)
-    .then((rows) => {
-      process.stdout.write(`${throughputTable(rows)}\n`);
-      note(`saved ${saveResult('throughput', { options: opts, concurrency: CONCURRENCY, rows })}`);
-    })
-    .catch((err: unknown) => {
-      process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
-      process.exit(1);
-    });
+  runBench(async () => {
+    const rows = await throughputBench(opts);
+    process.stdout.write(`${throughputTable(rows)}\n`);
+    note(`saved ${saveResult('throughput', { options: opts, concurrency: CONCURRENCY, rows })}`);
+  });
 }
