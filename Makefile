@@ -39,6 +39,7 @@ build: dist/.built native
 deps: node_modules/.installed
 
 kafka-jars:
+	@scripts/system-deps.sh kafka
 	@tools/kafka/fetch.sh >/dev/null
 
 slurm:

@@ -2,18 +2,26 @@
 # Installs the Debian packages jobcompd's build and tests need, only those missing.
 #   build:  g++ make python3 (node-gyp), libssl-dev zlib1g-dev (librdkafka with TLS/SASL),
 #           libsystemd-dev (sd-notify: Type=notify)
-#   tests:  maven + a JRE 17 (the Kafka broker), libjson-c-dev pkg-config (the json-c oracle)
+#   kafka:  maven + a JRE 17 (the Kafka broker of the demo and the tests), and nothing else
+#   tests:  the kafka packages, libjson-c-dev pkg-config (the json-c oracle)
 #   bench:  the test packages, plus kcat (the raw producer jobcompd is compared with) and
 #           gnuplot-nox (the chart)
-# Usage: scripts/system-deps.sh [build|test|bench]   (test includes build, bench includes test)
+# Usage: scripts/system-deps.sh [build|kafka|test|bench]
+#   (test includes build and kafka, bench includes test)
 set -eu
 here=$(dirname "$0")
-want="g++ make python3 libssl-dev zlib1g-dev libsystemd-dev"
-if [ "${1:-build}" = bench ]; then
+mode=${1:-build}
+want=""
+if [ "$mode" != kafka ]; then
+  want="g++ make python3 libssl-dev zlib1g-dev libsystemd-dev"
+fi
+if [ "$mode" = bench ]; then
   want="$want kcat gnuplot-nox"
 fi
-if [ "${1:-build}" = test ] || [ "${1:-build}" = bench ]; then
+if [ "$mode" = test ] || [ "$mode" = bench ]; then
   want="$want libjson-c-dev pkg-config"
+fi
+if [ "$mode" != build ]; then
   # any java >= 17 and mvn already on PATH will do
   command -v java >/dev/null 2>&1 || want="$want default-jre-headless"
   command -v mvn >/dev/null 2>&1 || want="$want maven"
