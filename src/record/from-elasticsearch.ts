@@ -10,7 +10,7 @@
 import { RecordCodes, RecordError } from '../errors';
 import { parseJsonBytes } from './bytes';
 import { JobEvent, setField, type JobRecord } from './job-record';
-import { isValidSlurmTime, parseUtc } from './slurm-time';
+import { finishTimes, isValidSlurmTime, parseUtc } from './slurm-time';
 import { identityName } from './slurm-values';
 import { deriveTresRaw } from './tres';
 
@@ -58,8 +58,7 @@ export function mapElasticsearchRecord(input: unknown, opts: MapOptions): JobRec
   const jobid = f.uint('jobid');
   const [username, user_id] = identity('username', 'user_id');
   const [groupname, group_id] = identity('groupname', 'group_id');
-  const start = f.time('@start');
-  const end = f.time('@end');
+  const { start, end, elapsed } = finishTimes(f.time('@start'), f.time('@end'));
   const record: JobRecord = {
     event: JobEvent.finish,
     jobid,
@@ -70,7 +69,7 @@ export function mapElasticsearchRecord(input: unknown, opts: MapOptions): JobRec
     group_id,
     start,
     end,
-    elapsed: start !== undefined && end !== undefined && start < end ? end - start : 0,
+    elapsed,
     partition: nullable('partition'),
     alloc_node: nullable('alloc_node'),
     nodes: nullable('nodes'),

@@ -5,7 +5,7 @@
 import { RecordCodes, RecordError } from '../errors';
 import { JobEvent, setField, type JobRecord } from './job-record';
 import { EnvFields, hookContext, type Env } from './slurm-env';
-import { isValidSlurmTime } from './slurm-time';
+import { finishTimes, isValidSlurmTime } from './slurm-time';
 import { identityName, timeLimitSeconds, totalCpus } from './slurm-values';
 
 /** jobcomp/script prints "no array task" as NO_VAL. */
@@ -17,8 +17,7 @@ export function mapJobcompScriptEnv(env: Env): JobRecord {
   const jobid = f.uint('JOBID');
   const uid = f.uint('UID');
   const gid = f.uint('GID');
-  const start = f.time('START');
-  const end = f.time('END');
+  const { start, end, elapsed } = finishTimes(f.time('START'), f.time('END'));
   const record: JobRecord = {
     event: JobEvent.finish,
     jobid,
@@ -29,7 +28,7 @@ export function mapJobcompScriptEnv(env: Env): JobRecord {
     group_id: gid,
     start,
     end,
-    elapsed: start !== undefined && end !== undefined && start < end ? end - start : 0,
+    elapsed,
     partition: f.nullableString('PARTITION'),
     alloc_node: null,
     nodes: f.nullableString('NODES'),

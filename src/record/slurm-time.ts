@@ -32,3 +32,13 @@ export function parseUtc(s: string): number | undefined {
   // Date.UTC normalises out-of-range fields (month 13, second 61); the round trip rejects them.
   return Number.isFinite(t) && formatUtc(t) === s ? t : undefined;
 }
+
+/**
+ * jobcomp/kafka's `@start`/`@end`/`elapsed` rule for a finish record (spec §7.2): a start
+ * after the end is "Unknown" (left out), and `elapsed` is `end - start` only when both are
+ * valid and start < end, else 0.
+ */
+export function finishTimes(start: number | undefined, end: number | undefined): { start: number | undefined; end: number | undefined; elapsed: number } {
+  if (start !== undefined && end !== undefined && start > end) return { start: undefined, end, elapsed: 0 };
+  return { start, end, elapsed: start !== undefined && end !== undefined && start < end ? end - start : 0 };
+}

@@ -83,9 +83,10 @@ describe('22.05 mapping rules', () => {
     expect(out).toContain('"cpu_hours":0.0,');
   });
 
-  it('negative elapsed (end before start) becomes 0, with cpu_hours 0.0', () => {
+  it('a start after the end is left out, as jobcomp/kafka does; elapsed 0, cpu_hours 0.0', () => {
     const out = convert(captured({ '@start': '2026-11-22T03:52:10', '@end': '2026-11-22T03:52:09', elapsed: -1 }));
-    expect(out).toContain('"elapsed":0,');
+    expect(out).not.toContain('"@start"');
+    expect(out).toContain('"@end":"2026-11-22T03:52:09","elapsed":0,');
     expect(out).toContain('"cpu_hours":0.0,');
   });
 

@@ -70,6 +70,15 @@ describe('jobcomp/script rules', () => {
     expect(out).toContain('"elapsed":0,');
   });
 
+  it('leaves out a START later than END, as jobcomp/kafka does ("Unknown"); elapsed is then 0', () => {
+    const env = okJob();
+    env.set('START', '1795319412');
+    env.set('END', '1795319411');
+    const out = serialize(mapJobcompScriptEnv(env)).toString('latin1');
+    expect(out).not.toContain('@start');
+    expect(out).toContain('"@end":"2026-11-22T03:50:11","elapsed":0,');
+  });
+
   it('uses ELIGIBLE (Slurm 24.05+) for @eligible and @queue_wait', () => {
     const env = okJob();
     env.set('ELIGIBLE', '1795319409');
