@@ -13,6 +13,8 @@ export const EXIT_DATAERR = 65;
 export const EXIT_NOINPUT = 66;
 /** sysexits.h EX_UNAVAILABLE: a service needed is not available (check-config --connect). */
 export const EXIT_UNAVAILABLE = 69;
+/** sysexits.h EX_NOPERM: permission denied (e.g. the state file, for a user who is not SlurmUser). */
+export const EXIT_NOPERM = 77;
 
 export abstract class JobcompdError extends Error {
   abstract readonly code: string;
@@ -88,6 +90,8 @@ export const RecordCodes = {
 export class StateError extends JobcompdError {
   readonly code: string;
   readonly exitCode: number;
+  /** The record that could not be committed, when there was one, for the source's log line. */
+  record: { jobId: number; event: string } | undefined;
 
   constructor(code: string, message: string, exitCode: number = EXIT_SOFTWARE) {
     super(message);
@@ -97,12 +101,18 @@ export class StateError extends JobcompdError {
   }
 }
 
+/** The job id and event of the record a failed commit was about, for log lines. */
+export function failedRecord(err: unknown): { jobId?: number; event?: string } {
+  return err instanceof StateError && err.record ? { ...err.record } : {};
+}
+
 export const StateCodes = {
   locked: 'E_STATE_LOCKED',
   foreign: 'E_STATE_FOREIGN',
   newerSchema: 'E_STATE_NEWER_SCHEMA',
   corrupt: 'E_STATE_CORRUPT',
   io: 'E_STATE_IO',
+  permission: 'E_STATE_PERMISSION',
   full: 'E_STATE_DISK_FULL',
   socketPath: 'E_SOCKET_PATH',
   socketInUse: 'E_SOCKET_IN_USE',

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { JobCompParams } from './config/jobcomp-params';
-import { RecordError } from './errors';
+import { RecordError, StateError } from './errors';
 import type { Outbox } from './outbox/outbox';
 import { recordFields } from './producer/dispatcher';
 import { parseElasticsearchBody } from './record/from-elasticsearch';
@@ -103,7 +103,14 @@ export class Ingest extends EventEmitter {
 
   private async storePayload(event: JobEvent, jobId: number, payload: Buffer, source: SourceName, receivedAt: number): Promise<AcceptResult> {
     const dedupKey = createHash('sha256').update(Buffer.from([event])).update(payload).digest();
-    const { id, duplicate } = await this.outbox.append({ event, jobId, payload, source, receivedAt, dedupKey });
+    let appended: Awaited<ReturnType<Outbox['append']>>;
+    try {
+      appended = await this.outbox.append({ event, jobId, payload, source, receivedAt, dedupKey });
+    } catch (err) {
+      if (err instanceof StateError) err.record = { jobId, event: eventName(event) };
+      throw err;
+    }
+    const { id, duplicate } = appended;
     const fields = { ...recordFields({ id, jobId, event }), source, bytes: payload.length };
     if (duplicate) {
       this.log.info(fields, 'duplicate of a record already accepted; not published again');

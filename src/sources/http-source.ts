@@ -17,7 +17,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { ListenAddress } from '../config/daemon-conf';
-import { StateError, errorMessage } from '../errors';
+import { StateError, errorMessage, failedRecord } from '../errors';
 import type { AcceptResult, Ingest } from '../ingest';
 
 export interface HttpSourceOptions {
@@ -151,7 +151,7 @@ export class HttpSource {
       (result) => send(res, 201, esCreated(result, path)),
       (err: unknown) => {
         const status = err instanceof StateError ? 503 : 500;
-        this.log.error({ err: errorMessage(err), status }, 'record not accepted; the sender keeps it and retries');
+        this.log.error({ ...failedRecord(err), err: errorMessage(err), status }, 'record not accepted; the sender keeps it and retries');
         send(res, status, esError('not_committed', errorMessage(err), status), { 'Retry-After': '30' });
       },
     );

@@ -10,7 +10,7 @@ import { peerCredentials } from 'jobcompd-peercred';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { StateCodes, StateError, errorMessage } from '../errors';
+import { StateCodes, StateError, errorMessage, failedRecord } from '../errors';
 import type { AcceptResult, Ingest } from '../ingest';
 import { Answer, checkHeader, encodeAnswer, HEADER_BYTES, type AnswerStatus } from './hook-protocol';
 
@@ -136,7 +136,7 @@ export class SocketSource {
     this.ingest.acceptHookEnvironment(environment, 'socket').then(
       (result) => answer(socket, ...answerFor(result)),
       (err: unknown) => {
-        this.log.error({ err: errorMessage(err) }, 'hook record not committed; the hook spools it');
+        this.log.error({ ...failedRecord(err), err: errorMessage(err) }, 'hook record not committed; the hook spools it');
         answer(socket, Answer.error, err instanceof StateError ? err.message : `internal error: ${errorMessage(err)}`);
       },
     );

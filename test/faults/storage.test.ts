@@ -52,6 +52,8 @@ describe('a state directory that fills up', () => {
       expect(refused?.status).toBe(503);
       expect(JSON.parse(refused?.body ?? '{}')).toMatchObject({ error: { type: 'not_committed', reason: expect.stringContaining('SQLITE_FULL') } });
       await d.waitForLog((l) => l.msg === 'state file commit failed', 'commit failure logged');
+      const refusedJobId = jobIdOf(numberedBodies(5000, 40_000)[accepted.length] as Buffer);
+      expect(d.logs.find((l) => l.msg === 'record not accepted; the sender keeps it and retries')).toMatchObject({ jobId: refusedJobId, event: 'job finish', status: 503 });
       expect(await (await fetch(`${d.adminUrl}/healthz`)).json()).toMatchObject({ status: 'failing' });
 
       // the hook cannot commit either: it spools (the spool is on another filesystem)
