@@ -11,9 +11,13 @@ import { loadConfig } from '../config/load';
 import { Daemon } from '../daemon';
 import type { JobcompdError } from '../errors';
 import { createLogger } from '../log';
+import { verifyProducerCreation } from '../producer/rdkafka-config';
 
 export async function runDaemon(opts: LoadOptions): Promise<number> {
   const cfg = loadConfig(opts);
+  // Properties librdkafka refuses only together fail here, like any other bad configuration
+  // (exit 78, file:line: key on stderr), before the state file is opened or READY is sent.
+  await verifyProducerCreation(cfg.producer);
   const log = createLogger(cfg.daemon.logLevel);
   for (const w of cfg.warnings) log.warn(w);
 

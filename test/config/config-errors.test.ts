@@ -112,7 +112,8 @@ const cases: Case[] = [
   },
 ];
 
-describe('check-config refuses broken configuration with exit 78 and file:line: key', () => {
+// The daemon itself (`run`) must refuse the same way, before it opens the state file.
+describe.each(['check-config', 'run'])('%s refuses broken configuration with exit 78 and file:line: key', (command) => {
   it.each(cases.map((c) => [c.name, c] as const))('%s', (_name, c) => {
     const dir = tempDir();
     const sub = (s: string): string => s.replace(/@rdkafka/g, join(dir, 'rdkafka.conf')).replace(/@dir/g, dir);
@@ -120,7 +121,7 @@ describe('check-config refuses broken configuration with exit 78 and file:line: 
     if (c.conf !== undefined) writeFiles(dir, { 'jobcompd.conf': sub(c.conf) });
     if (c.slurmConf !== undefined) writeFiles(dir, { 'slurm.conf': sub(c.slurmConf) });
     const args = c.args ? c.args.map(sub) : ['-c', join(dir, 'jobcompd.conf')];
-    const r = runCli(['check-config', ...args]);
+    const r = runCli([command, ...args]);
     expect(r.stderr).toContain(`jobcompd: ${sub(c.message)}`);
     expect(r.code).toBe(78);
   });
