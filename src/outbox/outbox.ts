@@ -14,7 +14,7 @@
 // 'commit-error' (StateError).
 
 import { EventEmitter } from 'node:events';
-import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { EXIT_TEMPFAIL, StateCodes, StateError, errorMessage } from '../errors';
@@ -450,7 +450,9 @@ function checkIntegrity(db: Database.Database, file: string): void {
 function createPrivate(stateDir: string, file: string): void {
   try {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    const existed = existsSync(file);
     closeSync(openSync(file, 'a', 0o600));
+    if (!existed) giveToStateDirOwner(file, stateDir);
   } catch (err) {
     throw new StateError(StateCodes.io, `cannot create state file ${file}: ${errorMessage(err)}`);
   }
@@ -459,6 +461,17 @@ function createPrivate(stateDir: string, file: string): void {
   } catch {
     // not ours to change (e.g. a read-only bind mount): SQLite will say so if it matters
   }
+}
+
+/**
+ * A state file root creates (`replay`, `repair-state` run as root) goes to the state
+ * directory's owner, SlurmUser: a root-owned 0600 file would lock the daemon out. SQLite
+ * itself gives the -wal of a database it opens as root to the database file's owner.
+ */
+export function giveToStateDirOwner(file: string, stateDir: string): void {
+  if (process.geteuid?.() !== 0) return;
+  const dir = statSync(stateDir);
+  if (dir.uid !== 0 || dir.gid !== 0) chownSync(file, dir.uid, dir.gid);
 }
 
 function sqliteCode(err: unknown): string | undefined {

@@ -8,7 +8,7 @@ import { copyFileSync, existsSync, mkdtempSync, renameSync, rmSync } from 'node:
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { EXIT_TEMPFAIL, StateCodes, StateError, errorMessage } from '../errors';
-import { Outbox, STATE_FILE_NAME, type QuarantineEntry, type RecoveredRecord } from './outbox';
+import { giveToStateDirOwner, Outbox, STATE_FILE_NAME, type QuarantineEntry, type RecoveredRecord } from './outbox';
 import { isJobEvent } from '../record/job-record';
 
 export interface RepairReport {
@@ -54,6 +54,7 @@ export function repairStateFile(stateDir: string, now = new Date()): RepairRepor
     renameSync(file, keptAs);
     if (existsSync(`${file}-wal`)) renameSync(`${file}-wal`, `${keptAs}-wal`);
     renameSync(join(freshDir, STATE_FILE_NAME), file);
+    giveToStateDirOwner(file, stateDir);
     return {
       damagedKeptAs: keptAs,
       outbox: { read: records.length, unreadable: outboxRows.unreadable + outboxRows.rows.length - records.length },
