@@ -115,9 +115,13 @@ export class Daemon extends EventEmitter {
       for (const w of next.warnings) this.log.warn(w);
       warnAboutRestartOnlyChanges(this.cfg, next, this.log);
       const rdkafkaChanged = !sameProperties(this.cfg.producer, next.producer);
-      if (rdkafkaChanged) await verifyProducerCreation(next.producer);
+      if (rdkafkaChanged) {
+        await verifyProducerCreation(next.producer);
+        // The old producer flushes for the flush_timeout in effect; the new params apply only
+        // once the swap succeeded, so a failed one leaves the previous configuration whole.
+        await this.publisher.replaceSettings(next.producer);
+      }
       this.publisher.setParams(next.params);
-      if (rdkafkaChanged) await this.publisher.replaceSettings(next.producer);
       this.cfg = { ...this.cfg, params: next.params, producer: next.producer };
       this.log.info({ topics: this.publisher.topics(), rdkafkaConfReloaded: rdkafkaChanged }, 'configuration reloaded');
     } catch (err) {
