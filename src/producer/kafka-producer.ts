@@ -107,7 +107,7 @@ export class KafkaProducer extends EventEmitter {
         this.emit('config-error', creationError(this.settings, err.message));
         return;
       }
-      this.lastError = `${errorCodeName(err.code)}: ${err.message}`;
+      this.lastError = this.redact(`${errorCodeName(err.code)}: ${err.message}`);
       const delay = Math.min(CONNECT_RETRY_MAX_MS, CONNECT_RETRY_MIN_MS * 2 ** Math.min(this.connectAttempts - 1, 10));
       this.log.warn({ err: this.lastError, retryInMs: delay }, 'cannot reach Kafka yet; records are kept in the state file');
       this.retryTimer = setTimeout(() => this.connect(), delay);
@@ -122,7 +122,7 @@ export class KafkaProducer extends EventEmitter {
       return undefined;
     } catch (err) {
       const e = err as Partial<LibrdKafkaError> & Error;
-      return { code: typeof e.code === 'number' ? e.code : CODES.ERRORS.ERR__FAIL, message: e.message };
+      return { code: typeof e.code === 'number' ? e.code : CODES.ERRORS.ERR__FAIL, message: this.redact(e.message) };
     }
   }
 
@@ -153,7 +153,7 @@ export class KafkaProducer extends EventEmitter {
     if (this.stateValue !== 'ready') return Promise.resolve();
     return new Promise((resolve) => {
       this.producer.flush(timeoutMs, (err) => {
-        if (err) this.log.info({ err: err.message, timeoutMs }, 'flush ended with records still outstanding; they stay in the state file');
+        if (err) this.log.info({ err: this.redact(err.message), timeoutMs }, 'flush ended with records still outstanding; they stay in the state file');
         resolve();
       });
     });
@@ -171,7 +171,7 @@ export class KafkaProducer extends EventEmitter {
 
   private onDeliveryReport(err: LibrdKafkaError | null, report: DeliveryReport): void {
     const id = report.opaque as number;
-    const error = err ? { code: librdkafkaCode(err), message: err.message } : undefined;
+    const error = err ? { code: librdkafkaCode(err), message: this.redact(err.message) } : undefined;
     this.emit('delivery', { id, error } satisfies DeliveryOutcome);
   }
 
@@ -192,12 +192,17 @@ export class KafkaProducer extends EventEmitter {
     const level = LOG_LEVEL_BY_SEVERITY[e.severity] ?? 'debug';
     // librdkafka redacts the properties it knows to be sensitive; this also covers
     // anything it echoes otherwise (a debug=all dump, an error quoting a value).
-    this.log[level]({ fac: e.fac, librdkafka: true }, redactSecrets(e.message, this.settings.properties.values()));
+    this.log[level]({ fac: e.fac, librdkafka: true }, this.redact(e.message));
+  }
+
+  /** Every librdkafka text this class keeps or hands on (lastError shows in status) goes through here. */
+  private redact(text: string): string {
+    return redactSecrets(text, this.settings.properties.values());
   }
 
   private onClientError(err: LibrdKafkaError): void {
     const code = librdkafkaCode(err);
-    this.lastError = code === CODES.ERRORS.ERR_UNKNOWN ? err.message : `${errorCodeName(code)}: ${err.message}`;
+    this.lastError = this.redact(code === CODES.ERRORS.ERR_UNKNOWN ? err.message : `${errorCodeName(code)}: ${err.message}`);
     if (err.isFatal || code === CODES.ERRORS.ERR__FATAL) {
       this.log.error({ err: this.lastError }, 'librdkafka reported a fatal error; the producer will be replaced');
       this.emit('fatal', err);
