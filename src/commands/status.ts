@@ -1,9 +1,9 @@
 // `jobcompd status`: asks the running daemon; when none runs, reads the state file.
 
-import { existsSync } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { loadDaemonConfig, type DaemonConfig, type LoadOptions } from '../config/daemon-conf';
-import { StateCodes, StateError } from '../errors';
+import { EXIT_NOPERM, StateCodes, StateError } from '../errors';
 import { Outbox, STATE_FILE_NAME } from '../outbox/outbox';
 import { buildStatus, formatStatus, type StatusReport } from '../status';
 
@@ -16,8 +16,21 @@ export async function runStatus(opts: LoadOptions, json: boolean): Promise<numbe
 
 export async function readStatus(cfg: DaemonConfig): Promise<StatusReport> {
   const file = join(cfg.stateDir, STATE_FILE_NAME);
-  if (!existsSync(file)) {
+  const access = stateFileAccess(file);
+  if (access === 'missing') {
     return buildStatus(file, { backlog: 0, oldestReceivedAt: undefined, delivered: 0, quarantined: 0, deduplicated: 0 }, null);
+  }
+  if (access === 'denied') {
+    // The state dir is SlurmUser's (0700): whoever else asks can only learn the numbers
+    // from the daemon, if one runs.
+    return askDaemon(
+      cfg,
+      new StateError(
+        StateCodes.permission,
+        `cannot read the state file ${file}: permission denied; run jobcompd status as SlurmUser or root (e.g. runuser -u slurm -- jobcompd status)`,
+        EXIT_NOPERM,
+      ),
+    );
   }
   try {
     const outbox = Outbox.open(cfg.stateDir, { mustExist: true });
@@ -32,9 +45,23 @@ export async function readStatus(cfg: DaemonConfig): Promise<StatusReport> {
   }
 }
 
-async function askDaemon(cfg: DaemonConfig, lockError: StateError): Promise<StatusReport> {
+/** Read and write access (a WAL database cannot be read without writing), told apart from absence. */
+function stateFileAccess(file: string): 'ok' | 'missing' | 'denied' {
+  try {
+    accessSync(file, constants.R_OK | constants.W_OK);
+    return 'ok';
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return 'missing';
+    if (code === 'EACCES' || code === 'EPERM') return 'denied';
+    throw new StateError(StateCodes.io, `cannot access the state file ${file}: ${(err as Error).message}`);
+  }
+}
+
+/** The daemon's own status; when it cannot be asked, `why` (the reason the file could not be read) with how asking failed. */
+async function askDaemon(cfg: DaemonConfig, why: StateError): Promise<StatusReport> {
   const listen = cfg.adminListen;
-  if (!listen) throw new StateError(StateCodes.locked, `${lockError.message}; the daemon has no admin listener to ask ([admin] Listen=off)`, lockError.exitCode);
+  if (!listen) throw new StateError(why.code, `${why.message}; no running daemon could be asked ([admin] Listen=off)`, why.exitCode);
   const host = listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host === '::' ? '::1' : listen.host;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${listen.port}/status`;
   try {
@@ -42,6 +69,9 @@ async function askDaemon(cfg: DaemonConfig, lockError: StateError): Promise<Stat
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     return (await res.json()) as StatusReport;
   } catch (err) {
-    throw new StateError(StateCodes.locked, `${lockError.message}; asking the daemon at ${url} failed: ${(err as Error).message}`, lockError.exitCode);
+    // fetch() says only "fetch failed"; the cause says e.g. ECONNREFUSED (no daemon runs)
+    const cause = (err as Error).cause;
+    const detail = cause instanceof Error ? `${(err as Error).message} (${cause.message})` : (err as Error).message;
+    throw new StateError(why.code, `${why.message}; asking the daemon at ${url} failed: ${detail}`, why.exitCode);
   }
 }
