@@ -116,7 +116,7 @@ export function buildProgram(): Command {
     .option('--quarantined', 'first move quarantined records back to be sent (after the cause was fixed)')
     .option('--from-slurm-state <file>', "first import Slurm's jobcomp_kafka_state or elasticsearch_state (migration)")
     .option('--dry-run', 'print what would be sent (one payload per line); change nothing, contact nothing')
-    .option('--json', 'with --dry-run: one JSON object per record (row, job id, event, topic, payload)')
+    .option('--json', 'with --dry-run: one JSON object per record (row, job id, event, topic, payload); otherwise one JSON summary at the end (imported, delivered, quarantined, still saved)')
     .option('--timeout <seconds>', 'give up after this many seconds (records stay saved); exit 75', parseFloat)
     .action(
       action((flags: ConfigFlags & ReplayFlags) =>

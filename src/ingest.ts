@@ -26,6 +26,11 @@ function serializeFor(record: JobRecord): Buffer {
   }
 }
 
+/** Identical records (same event, same bytes) share this key: the outbox stores them once within DedupWindow. */
+export function dedupKeyOf(event: JobEvent, payload: Buffer): Buffer {
+  return createHash('sha256').update(Buffer.from([event])).update(payload).digest();
+}
+
 export type SourceName = 'http' | 'socket' | 'spool' | 'replay';
 
 export type AcceptResult =
@@ -102,7 +107,7 @@ export class Ingest extends EventEmitter {
   }
 
   private async storePayload(event: JobEvent, jobId: number, payload: Buffer, source: SourceName, receivedAt: number): Promise<AcceptResult> {
-    const dedupKey = createHash('sha256').update(Buffer.from([event])).update(payload).digest();
+    const dedupKey = dedupKeyOf(event, payload);
     let appended: Awaited<ReturnType<Outbox['append']>>;
     try {
       appended = await this.outbox.append({ event, jobId, payload, source, receivedAt, dedupKey });

@@ -4,19 +4,19 @@
 //   --quarantined                   first move quarantined records back (the cause was fixed)
 //   --from-slurm-state FILE         first import jobcomp_kafka_state / elasticsearch_state
 //   --dry-run [--json]              print what would be sent; change and send nothing
+//   --json                          without --dry-run: one JSON summary at the end
 
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { LoadOptions } from '../config/daemon-conf';
 import { loadConfig, topicsOf, type LoadedConfig } from '../config/load';
 import { EXIT_NOINPUT, EXIT_TEMPFAIL, StateCodes, StateError, errorMessage, type ConfigError } from '../errors';
-import { Ingest } from '../ingest';
+import { dedupKeyOf, Ingest } from '../ingest';
 import { createLogger } from '../log';
-import { parseSlurmState } from '../migrate/slurm-state';
-import { Outbox, STATE_FILE_NAME, type OutboxRow, type RowFilter } from '../outbox/outbox';
+import { matchesFilter, Outbox, STATE_FILE_NAME, type OutboxRow, type RowFilter } from '../outbox/outbox';
 import { Publisher } from '../publisher';
 import { eventName, JobEvent } from '../record/job-record';
-import { importSlurmState, publishableFrom, requeueQuarantined } from '../replay/sources';
+import { importSlurmState, planSlurmStateImport, publishableFrom, requeueQuarantined, type Imported, type Requeued } from '../replay/sources';
 
 export interface ReplayOptions {
   filter: RowFilter;
@@ -36,21 +36,27 @@ export async function runReplay(loadOpts: LoadOptions, opts: ReplayOptions): Pro
 
   const log = createLogger(cfg.daemon.logLevel === 'info' ? 'warn' : cfg.daemon.logLevel, 2);
   const publisher = new Publisher(cfg, log, { filter: opts.filter });
-  const say = (line: string): void => void process.stdout.write(`${line}\n`);
+  // With --json, stdout is one summary object at the end: no lines, no progress.
+  const say = (line: string): void => {
+    if (!opts.json) process.stdout.write(`${line}\n`);
+  };
+  const summary: ReplaySummary = { stateFile: publisher.outbox.file, imported: null, requeued: null, total: 0, delivered: 0, quarantined: 0, remaining: 0, outcome: 'drained' };
   if (stateFile) {
     const ingest = new Ingest(publisher.outbox, () => publisher.currentParams, log);
     const r = await importSlurmState(ingest, stateFile.buf, stateFile.name);
+    summary.imported = { file: stateFile.name, ...r };
     say(`imported ${stateFile.name} (${r.kind}${r.slurmVersion ? `, Slurm ${r.slurmVersion}` : ''}): ${r.stored} new, ${r.duplicates} already known, ${r.quarantined} quarantined`);
   }
   if (opts.quarantined) {
     const r = requeueQuarantined(publisher.outbox, opts.filter, publisher.currentParams);
+    summary.requeued = r;
     say(`moved ${r.requeued} quarantined record(s) back to be sent; ${r.kept.length} kept in quarantine`);
     for (const k of r.kept) say(`  quarantine id ${k.id} kept: ${k.reason}`);
   }
 
-  const total = publisher.outbox.count(opts.filter);
-  say(`replaying ${total} saved record(s) from ${publisher.outbox.file}`);
-  const progress = startProgress(publisher, total);
+  summary.total = publisher.outbox.count(opts.filter);
+  say(`replaying ${summary.total} saved record(s) from ${publisher.outbox.file}`);
+  const progress = opts.json ? { stop: () => undefined } : startProgress(publisher, summary.total);
   publisher.start();
   const outcome = await Promise.race([
     publisher.drained().then(() => 'drained' as const),
@@ -63,12 +69,26 @@ export async function runReplay(loadOpts: LoadOptions, opts: ReplayOptions): Pro
   const { remaining } = await publisher.stop();
   const { delivered, quarantined } = publisher.dispatcher.counters;
   say(`delivered ${delivered}, quarantined ${quarantined}, still saved ${remaining}`);
+  if (typeof outcome !== 'string') throw outcome;
+  Object.assign(summary, { delivered, quarantined, remaining, outcome });
+  if (opts.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
   if (outcome === 'drained') return 0;
-  if (outcome === 'timeout') {
-    process.stderr.write(`jobcompd: replay timed out after ${opts.timeoutSeconds ?? 0} s; undelivered records stay saved\n`);
-    return EXIT_TEMPFAIL;
-  }
-  throw outcome;
+  process.stderr.write(`jobcompd: replay timed out after ${opts.timeoutSeconds ?? 0} s; undelivered records stay saved\n`);
+  return EXIT_TEMPFAIL;
+}
+
+/** `replay --json` (without --dry-run): what the replay did. */
+interface ReplaySummary {
+  stateFile: string;
+  imported: ({ file: string } & Imported) | null;
+  requeued: Requeued | null;
+  /** matching records to send once import and requeue were done */
+  total: number;
+  delivered: number;
+  quarantined: number;
+  /** matching records still saved at the end */
+  remaining: number;
+  outcome: 'drained' | 'timeout';
 }
 
 function readStateFile(path: string): { buf: Buffer; name: string } {
@@ -100,10 +120,24 @@ function startProgress(publisher: Publisher, total: number): { stop(): void } {
   };
 }
 
-/** Print what would be sent, in order; the state file is not changed and Kafka not contacted. */
+interface Planned {
+  from: string;
+  id: number | null;
+  event: JobEvent;
+  jobId: number;
+  payload: Buffer;
+  receivedAt: number | null;
+}
+
+/**
+ * Print what a replay with the same options would send, in the order it would: the saved
+ * records, then those imported from --from-slurm-state (mapped and serialized as the import
+ * stores them, duplicates left out), then those moved back from quarantine. The state file
+ * is not changed and Kafka not contacted. What would go to quarantine is said on stderr.
+ */
 async function dryRun(cfg: LoadedConfig, opts: ReplayOptions, stateFile: { buf: Buffer; name: string } | undefined): Promise<number> {
   const topics = topicsOf(cfg.params, cfg.daemon.clusterName);
-  const print = (r: { id: number | null; event: JobEvent; jobId: number; payload: Buffer; receivedAt: number | null; from: string }): void => {
+  const print = (r: Planned): void => {
     if (!opts.json) {
       process.stdout.write(Buffer.concat([r.payload, Buffer.from('\n')]));
       return;
@@ -112,24 +146,39 @@ async function dryRun(cfg: LoadedConfig, opts: ReplayOptions, stateFile: { buf: 
     const receivedAt = r.receivedAt === null ? null : new Date(r.receivedAt).toISOString();
     process.stdout.write(`${JSON.stringify({ from: r.from, rowId: r.id, jobId: r.jobId, event: eventName(r.event), topic, receivedAt, payload: r.payload.toString('utf8') })}\n`);
   };
-  if (stateFile) {
-    const state = parseSlurmState(stateFile.buf, stateFile.name);
-    for (const rec of state.records) print({ id: null, event: rec.event, jobId: rec.jobId ?? 0, payload: rec.payload, receivedAt: null, from: stateFile.name });
-  }
-  if (!existsSync(join(cfg.daemon.stateDir, STATE_FILE_NAME))) return 0;
-  const outbox = Outbox.open(cfg.daemon.stateDir, { mustExist: true });
+  const plan = stateFile ? planSlurmStateImport(stateFile.buf, stateFile.name, cfg.params) : undefined;
+  const outbox = existsSync(join(cfg.daemon.stateDir, STATE_FILE_NAME))
+    ? Outbox.open(cfg.daemon.stateDir, { mustExist: true, dedupWindowMs: cfg.daemon.dedupWindowMs })
+    : undefined;
   try {
-    if (opts.quarantined) {
-      for (const row of outbox.quarantineRows(opts.filter)) {
-        const p = publishableFrom(row, cfg.params);
-        if (typeof p !== 'string') print({ id: row.id, ...p, receivedAt: row.receivedAt, from: 'quarantine' });
+    for (let cursor = 0, rows: OutboxRow[]; outbox && (rows = outbox.pendingAfter(cursor, 1000, opts.filter)).length > 0; cursor = rows[rows.length - 1]?.id ?? cursor) {
+      for (const row of rows) print({ from: 'outbox', ...row });
+    }
+    if (stateFile && plan) {
+      // Imported records are received now: --since/--until apply to the time of the import.
+      const now = Date.now();
+      const seen = new Set<string>();
+      for (const rec of plan.records) {
+        if (rec.kind === 'quarantine') {
+          process.stderr.write(`jobcompd: ${stateFile.name} record ${rec.index + 1} (job ${rec.jobId ?? 'unknown'}) would be quarantined: ${rec.reason}\n`);
+          continue;
+        }
+        if (cfg.daemon.dedupWindowMs > 0) {
+          const key = dedupKeyOf(rec.event, rec.payload);
+          if (outbox?.wouldDeduplicate(key) === true || seen.has(key.toString('hex'))) continue;
+          seen.add(key.toString('hex'));
+        }
+        if (matchesFilter(opts.filter, { ...rec, receivedAt: now })) print({ from: stateFile.name, id: null, ...rec, receivedAt: null });
       }
     }
-    for (let cursor = 0, rows: OutboxRow[]; (rows = outbox.pendingAfter(cursor, 1000, opts.filter)).length > 0; cursor = rows[rows.length - 1]?.id ?? cursor) {
-      for (const row of rows) print({ id: row.id, event: row.event, jobId: row.jobId, payload: row.payload, receivedAt: row.receivedAt, from: 'outbox' });
+    if (outbox && opts.quarantined) {
+      for (const row of outbox.quarantineRows(opts.filter)) {
+        const p = publishableFrom(row, cfg.params);
+        if (typeof p !== 'string') print({ from: 'quarantine', id: row.id, ...p, receivedAt: row.receivedAt });
+      }
     }
   } finally {
-    outbox.close();
+    outbox?.close();
   }
   return 0;
 }

@@ -108,6 +108,14 @@ function whereClause(f: RowFilter | undefined): { sql: string; params: number[] 
   return { sql: parts.map((p) => ` AND ${p}`).join(''), params };
 }
 
+/** The same conditions as the SQL of a filter, for a record not (yet) in the state file. */
+export function matchesFilter(f: RowFilter, r: { jobId: number; event: JobEvent; receivedAt: number }): boolean {
+  if (f.jobIds && f.jobIds.length > 0 && !f.jobIds.includes(r.jobId)) return false;
+  if (f.event !== undefined && r.event !== f.event) return false;
+  if (f.since !== undefined && r.receivedAt < f.since) return false;
+  return f.until === undefined || r.receivedAt < f.until;
+}
+
 export interface OutboxStats {
   backlog: number;
   oldestReceivedAt: number | undefined;
@@ -392,13 +400,25 @@ export class Outbox extends EventEmitter {
     return [results, qids];
   }
 
+  /** The row id of a record with this dedup key committed within the window, if any. */
+  private recentCopy(dedupKey: Buffer, now: number): number | undefined {
+    if (this.dedupWindowMs <= 0) return undefined;
+    const seen = this.stmt.dedupGet.get(dedupKey) as { rowId: number; firstSeen: number } | undefined;
+    return seen && now - seen.firstSeen < this.dedupWindowMs ? seen.rowId : undefined;
+  }
+
+  /** Whether append() would now store a record with this key as a duplicate (replay --dry-run). */
+  wouldDeduplicate(dedupKey: Buffer): boolean {
+    return this.recentCopy(dedupKey, Date.now()) !== undefined;
+  }
+
   /** One record, unless an identical one was committed within the window. */
   private insert(rec: NewRecord, now: number): AppendResult {
     const s = this.stmt;
     const key = this.dedupWindowMs > 0 ? rec.dedupKey : undefined;
     if (key) {
-      const seen = s.dedupGet.get(key) as { rowId: number; firstSeen: number } | undefined;
-      if (seen && now - seen.firstSeen < this.dedupWindowMs) return { id: seen.rowId, duplicate: true };
+      const copy = this.recentCopy(key, now);
+      if (copy !== undefined) return { id: copy, duplicate: true };
     }
     const id = Number(s.insert.run(rec.event, rec.jobId, rec.payload, rec.source, rec.receivedAt).lastInsertRowid);
     if (key) s.dedupPut.run(key, id, now);

@@ -2,6 +2,7 @@
 // the cause was fixed) and the state files Slurm's own plugins leave behind (migration).
 
 import type { JobCompParams } from '../config/jobcomp-params';
+import { RecordError } from '../errors';
 import type { Ingest } from '../ingest';
 import { parseSlurmState } from '../migrate/slurm-state';
 import type { Outbox, QuarantineRow, RowFilter } from '../outbox/outbox';
@@ -17,7 +18,7 @@ export interface Requeued {
   kept: { id: number; reason: string }[];
 }
 
-interface Publishable {
+export interface Publishable {
   event: JobEvent;
   jobId: number;
   payload: Buffer;
@@ -38,11 +39,16 @@ export function publishableFrom(row: QuarantineRow, params: JobCompParams): Publ
       if (mapped.kind !== 'record') return 'an EpilogSlurmctld environment: never published';
       return { event: mapped.record.event, jobId: mapped.record.jobid, payload: serialize(mapped.record) };
     }
-    const record = parseElasticsearchBody(row.raw, { sendScript: params.sendScript });
-    return { event: record.event, jobId: record.jobid, payload: serialize(record) };
+    return fromElasticsearch(row.raw, params);
   } catch (err) {
     return (err as Error).message;
   }
+}
+
+/** An elasticsearch body mapped and serialized as the HTTP source does (throws a RecordError). */
+function fromElasticsearch(body: Buffer, params: JobCompParams): Publishable {
+  const record = parseElasticsearchBody(body, { sendScript: params.sendScript });
+  return { event: record.event, jobId: record.jobid, payload: serialize(record) };
 }
 
 /** Move the matching quarantine rows that can be published back into the outbox. */
@@ -87,4 +93,25 @@ export async function importSlurmState(ingest: Ingest, file: Buffer, fileName: s
     else if (result.kind === 'quarantined') out.quarantined += 1;
   }
   return out;
+}
+
+export type PlannedImport = ({ kind: 'publish' } & Publishable) | { kind: 'quarantine'; index: number; jobId: number | undefined; reason: string };
+
+/**
+ * What importSlurmState() would store, without storing it (replay --dry-run): each saved
+ * record as it would be published, or why it would go to quarantine. Duplicates are left to
+ * the caller, who knows the state file.
+ */
+export function planSlurmStateImport(file: Buffer, fileName: string, params: JobCompParams): { kind: string; records: PlannedImport[] } {
+  const state = parseSlurmState(file, fileName);
+  const records = state.records.map((r, index): PlannedImport => {
+    if (state.kind !== 'elasticsearch_state') return { kind: 'publish', event: r.event, jobId: r.jobId ?? 0, payload: r.payload };
+    try {
+      return { kind: 'publish', ...fromElasticsearch(r.payload, params) };
+    } catch (err) {
+      if (!(err instanceof RecordError)) throw err;
+      return { kind: 'quarantine', index, jobId: r.jobId, reason: err.message };
+    }
+  });
+  return { kind: state.kind, records };
 }
