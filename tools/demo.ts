@@ -36,7 +36,7 @@ async function main(): Promise<void> {
     say(`  jobcompd listening on 127.0.0.1:${port}, as jobcomp/elasticsearch expects (JobCompLoc=http://127.0.0.1:${port}/slurm/_doc)`);
 
     const dir = join(root, 'test/fixtures/es-22.05');
-    const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+    const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort((a, b) => a.localeCompare(b, 'en', { numeric: true })); // job9 before job10
     say(`» POSTing ${files.length} job records captured from a real Slurm 22.05 slurmctld...`);
     for (const f of files) {
       const answer = await post(port, readFileSync(join(dir, f)));
