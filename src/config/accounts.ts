@@ -9,6 +9,11 @@ export function userId(nameOrId: string): number | undefined {
   return lookup('id', ['-u', '--', nameOrId], (out) => Number(out.trim()));
 }
 
+/** The primary gid of a user (name or numeric uid); undefined if there is no such user. */
+export function primaryGroupId(nameOrId: string): number | undefined {
+  return lookup('id', ['-g', '--', nameOrId], (out) => Number(out.trim()));
+}
+
 /** gid of a group name (or a numeric gid as is); undefined if there is no such group. */
 export function groupId(nameOrId: string): number | undefined {
   if (/^\d+$/.test(nameOrId)) return Number(nameOrId);

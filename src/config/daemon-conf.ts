@@ -8,7 +8,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { ConfigCodes, ConfigError, type ConfigLocation } from '../errors';
 import { MAIN_SECTION, readIniFile, type IniEntry } from './ini-file';
 import { readSlurmConf } from './slurm-conf';
-import { groupId, userId } from './accounts';
+import { groupId, primaryGroupId, userId } from './accounts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -177,6 +177,15 @@ function applySlurmConf(cfg: DaemonConfig, file: string): void {
     const v = values.jobcompparams;
     cfg.jobCompParams = v.value;
     cfg.jobCompParamsFrom = { file: v.file, line: v.line, key: 'JobCompParams' };
+  }
+  // slurmctld runs the hook as SlurmUser: by default the socket belongs to its group and
+  // only it (and root) may send; [hook] SocketGroup / AllowedUsers still win.
+  if (values.slurmuser) {
+    const v = values.slurmuser;
+    const loc = { file: v.file, line: v.line, key: 'SlurmUser' };
+    const uid = resolveId(userId, 'user', v.value, loc);
+    cfg.hook.allowedUids = [...new Set([0, uid])];
+    cfg.hook.socketGroup = resolveId(primaryGroupId, 'user', v.value, loc);
   }
   // JobCompLoc names the rdkafka.conf only for jobcomp/kafka (a URL for elasticsearch...).
   if (values.jobcomploc && values.jobcomptype?.value.toLowerCase() === 'jobcomp/kafka') {

@@ -1,5 +1,6 @@
 // Reads the few slurm.conf parameters jobcompd can take over from a site that used
-// jobcomp/kafka: ClusterName, JobCompType, JobCompLoc, JobCompParams.
+// jobcomp/kafka: ClusterName, JobCompType, JobCompLoc, JobCompParams; and SlurmUser, who
+// runs the native hook (the hook socket's default group and allow list).
 // slurm.conf syntax (slurm.conf(5)): case-insensitive "Key=Value" pairs separated by
 // whitespace, values optionally double-quoted, '#' starts a comment (unless written
 // "\#"), a trailing '\' continues the line, and "Include FILE" pulls in another file.
@@ -14,7 +15,7 @@ export interface SlurmConfValue {
   line: number;
 }
 
-const WANTED = ['clustername', 'jobcomptype', 'jobcomploc', 'jobcompparams'] as const;
+const WANTED = ['clustername', 'jobcomptype', 'jobcomploc', 'jobcompparams', 'slurmuser'] as const;
 export type SlurmConfKey = (typeof WANTED)[number];
 export type SlurmConfValues = Partial<Record<SlurmConfKey, SlurmConfValue>>;
 

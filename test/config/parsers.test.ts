@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { effectiveProperties, parseRdkafkaConf, redactSecrets } from '../../src/config/rdkafka-conf';
 import { DEFAULT_PARAMS, parseJobCompParams } from '../../src/config/jobcomp-params';
+import { loadDaemonConfig } from '../../src/config/daemon-conf';
 import { readSlurmConf } from '../../src/config/slurm-conf';
 import { ConfigError } from '../../src/errors';
 
@@ -151,5 +152,14 @@ describe('slurm.conf reading', () => {
 
   it('reports an unreadable file as a configuration error', () => {
     expect(() => readSlurmConf(join(dir, 'missing.conf'))).toThrow(/missing\.conf: cannot read slurm\.conf: ENOENT/);
+  });
+
+  it("takes SlurmUser as the hook socket's default group and allow list (root and SlurmUser)", () => {
+    const slurmConf = write('user.conf', 'ClusterName=hpc1\nSlurmUser=nobody\nJobCompType=jobcomp/kafka\nJobCompLoc=/etc/slurm/rdkafka.conf\n');
+    expect(loadDaemonConfig({ slurmConf }).hook).toMatchObject({ allowedUids: [0, 65534], socketGroup: 65534 });
+    const own = write('own.ini', '[hook]\nAllowedUsers=root\nSocketGroup=root\n');
+    expect(loadDaemonConfig({ slurmConf, configFile: own }).hook).toMatchObject({ allowedUids: [0], socketGroup: 0 });
+    const unknown = write('unknown.conf', 'ClusterName=hpc1\nSlurmUser=no-such-user-here\nJobCompType=jobcomp/kafka\nJobCompLoc=/etc/slurm/rdkafka.conf\n');
+    expect(() => loadDaemonConfig({ slurmConf: unknown })).toThrow(`${unknown}:2: SlurmUser: no such user: "no-such-user-here"`);
   });
 });
