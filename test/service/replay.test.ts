@@ -1,11 +1,12 @@
 // `jobcompd replay` on saved state against a real broker: filters, dry runs, and migration of
 // the state files Slurm's own plugins leave behind.
 
+import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { consumeAll, countMessages } from '../../tools/kafka/consume';
 import { encodeKafkaState } from '../../src/migrate/slurm-state';
-import { runCli, tempDir, writeFiles } from '../helpers/cli';
+import { JOBCOMPD, runCli, tempDir, writeFiles } from '../helpers/cli';
 import { useBroker } from '../helpers/broker-suite';
 import { postAll, type DaemonProcess } from '../helpers/daemon';
 import { expectedPayload, jobIdOf, numberedBodies } from '../helpers/records';
@@ -74,10 +75,14 @@ it('filters send only the matching records; the others stay saved for a later re
 it("--from-slurm-state imports Slurm 22.05's elasticsearch_state (mapped) and sends it; a second import adds nothing", async () => {
   const d = await stoppedDaemon('migrate-es');
   const file = join(FIXTURES, 'slurm-state/elasticsearch_state.2jobs.bin');
+  const planned = replay(d, '--from-slurm-state', file, '--dry-run');
+  expect(planned.code).toBe(0);
   const first = replay(d, '--from-slurm-state', file);
   expect(first.code).toBe(0);
   expect(first.stdout).toContain('imported elasticsearch_state.2jobs.bin (elasticsearch_state): 2 new, 0 already known, 0 quarantined');
   const records = await consumeAll(suite.broker().bootstrapServers, 'migrate-es', { count: 2, timeoutMs: 30_000 });
+  // the dry run printed exactly what was then produced
+  expect(records.map((m) => `${m.value?.toString('utf8') ?? ''}\n`).sort()).toEqual(planned.stdout.split(/(?<=\n)/).sort());
   const recs = records.map((m) => JSON.parse(m.value?.toString('utf8') ?? '{}') as { jobid: number });
   expect(recs.map((r) => r.jobid).sort()).toEqual([21, 22]);
   for (const r of recs) expect(r).toMatchObject({ container: null, failed_node: null }); // mapped to the 25.05 record
@@ -108,4 +113,38 @@ it('a file that is no Slurm state file is refused with the reason and exit 65', 
   const r = replay(d, '--from-slurm-state', file as string);
   expect(r.code).toBe(65);
   expect(r.stderr).toMatch(/jobcompd: .*elasticsearch_state/);
+});
+
+it('shows a progress bar on a terminal, plain lines on a pipe, and with --json one summary object', async () => {
+  const d = await savedState('progress', numberedBodies(3, 32_000));
+  const cmd = ['replay', '-c', d.configFile, '--timeout', '60'];
+  await suite.broker().stop();
+  let piped: ReturnType<typeof runCli>;
+  try {
+    piped = replay(d, '--timeout', '2.5'); // no broker: nothing goes out, a progress line every 2 s
+  } finally {
+    await suite.broker().restart();
+  }
+  expect(piped.code).toBe(75);
+  expect(piped.stdout).toContain('\n  0/3 sent (0 delivered, 0 quarantined)\n');
+  expect(piped.stdout).not.toMatch(/[\r[]/);
+
+  const json = runCli([...cmd, '--json', '--job', '32000'], { timeoutMs: 90_000 });
+  expect(json.code).toBe(0);
+  expect(JSON.parse(json.stdout)).toEqual({
+    stateFile: join(d.stateDir, 'jobcompd.sqlite'),
+    imported: null,
+    requeued: null,
+    total: 1,
+    delivered: 1,
+    quarantined: 0,
+    remaining: 0,
+    outcome: 'drained',
+  });
+
+  // script(1) gives the replay a pseudo-terminal as stdout
+  const tty = spawnSync('script', ['-qfec', [JOBCOMPD, ...cmd].join(' '), '/dev/null'], { encoding: 'utf8', timeout: 90_000, env: { ...process.env, JOBCOMPD_CONFIG: '' } });
+  expect(tty.status).toBe(0);
+  expect(tty.stdout).toContain(`\r  [${'#'.repeat(30)}] 2/2 sent (2 delivered, 0 quarantined)`);
+  expect(await countMessages(suite.broker().bootstrapServers, 'progress')).toBe(3);
 });
