@@ -11,7 +11,14 @@ import { numberedBodies } from '../helpers/records';
 jest.setTimeout(120_000);
 
 const suite = useBroker({ autoCreateTopics: true });
-const SECRET = 'hunter2-do-not-print';
+// one value per secret property, so that each is shown to be hidden
+const SECRETS: Record<string, string> = {
+  'sasl.password': 'hunter2-do-not-print',
+  'ssl.key.password': 'keypass-do-not-print',
+};
+// node-rdkafka's librdkafka is built without OIDC: it refuses this property, so the daemon
+// cannot run with it; the refusal must not show the value either.
+const OAUTH_SECRET = 'oauth-secret-do-not-print';
 
 function get(url: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -39,7 +46,7 @@ beforeAll(async () => {
     bootstrapServers: suite.broker().bootstrapServers,
     clusterName: 'ops',
     // statistics every 200 ms for broker state; debug=all makes librdkafka log everything it can
-    rdkafka: `statistics.interval.ms=200\ndebug=all\nsasl.username=slurm\nsasl.password=${SECRET}\n`,
+    rdkafka: `statistics.interval.ms=200\ndebug=all\nsasl.username=slurm\n${Object.entries(SECRETS).map(([k, v]) => `${k}=${v}\n`).join('')}`,
   });
   await postAll(d.url, numberedBodies(20, 20_000), 4);
   await consumeAll(suite.broker().bootstrapServers, 'ops', { count: 20, timeoutMs: 30_000 });
@@ -86,8 +93,23 @@ it('never shows a secret: logs (librdkafka debug=all included), status, metrics,
     runCli(['check-config', '--json', '-c', d.configFile]).stdout,
   ];
   expect(d.logs.filter((l) => l.librdkafka === true).length).toBeGreaterThan(50); // debug=all was really on
-  for (const out of outputs) expect(out).not.toContain(SECRET);
-  expect(runCli(['check-config', '-c', d.configFile]).stdout).toContain('sasl.password=[REDACTED]');
+  for (const out of outputs) for (const secret of Object.values(SECRETS)) expect(out).not.toContain(secret);
+  const shown = runCli(['check-config', '-c', d.configFile]).stdout;
+  for (const key of Object.keys(SECRETS)) expect(shown).toContain(`${key}=[REDACTED]`);
+});
+
+it('never shows sasl.oauthbearer.client.secret, not even when librdkafka refuses it', () => {
+  const dir = tempDir();
+  writeFiles(dir, {
+    'rdkafka.conf': `bootstrap.servers=127.0.0.1:1\nsasl.oauthbearer.client.secret=${OAUTH_SECRET}\n`,
+    'jobcompd.conf': 'ClusterName=oauth\nStateDir=state\nJobCompLoc=rdkafka.conf\n[admin]\nListen=off\n',
+  });
+  for (const args of [['check-config'], ['check-config', '--json'], ['run']]) {
+    const r = runCli([...args, '-c', `${dir}/jobcompd.conf`]);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toContain('sasl.oauthbearer.client.secret: librdkafka refused the value "[REDACTED]"');
+    expect(r.stdout + r.stderr).not.toContain(OAUTH_SECRET);
+  }
 });
 
 it('check-config --connect reaches the brokers and looks for the topics', () => {
