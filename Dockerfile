@@ -37,8 +37,9 @@ FROM node:20-bookworm-slim
 # Runtime libraries of the native modules: libssl3 (librdkafka's TLS/SASL; the Node image
 # links its own OpenSSL statically and does not have it), ca-certificates (to verify brokers'
 # certificates), zlib1g and libsystemd0 (sd-notify; both already in the base image).
+# tini: PID 1 (see ENTRYPOINT).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libssl3 zlib1g libsystemd0 ca-certificates \
+ && apt-get install -y --no-install-recommends libssl3 zlib1g libsystemd0 ca-certificates tini \
  && rm -rf /var/lib/apt/lists/*
 
 # The daemon runs as slurm. When the hook socket and the spool are shared with the host
@@ -70,7 +71,9 @@ VOLUME ["/var/lib/jobcompd", "/var/spool/jobcompd", "/run/jobcompd"]
 # 0.0.0.0:PORT in your jobcompd.conf to publish them.
 EXPOSE 9200 9201
 USER slurm
-# SIGTERM stops gracefully (flush for flush_timeout): give it `docker stop -t 45`.
+# SIGTERM stops gracefully (flush for flush_timeout): give it `docker stop -t 45`. A second
+# SIGTERM ends jobcompd at once by re-raising the signal with its default action, which the
+# kernel ignores for PID 1: tini is PID 1 and forwards signals to jobcompd.
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["/usr/lib/jobcompd/bin/jobcompd"]
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/lib/jobcompd/bin/jobcompd"]
 CMD ["run", "-c", "/etc/jobcompd/jobcompd.conf"]
