@@ -24,7 +24,8 @@ export function drawChart(hook: HookLatency, throughput: ThroughputRow[], backlo
       latency,
       [
         '"/bin/true" ' + `${hook.floor.p50} ${hook.floor.p99}`,
-        '"jobcompd-hook" ' + `${hook.hook.p50} ${hook.hook.p99}`,
+        '"hook, jobcomp/script" ' + `${hook.hook.p50} ${hook.hook.p99}`,
+        '"hook, prolog" ' + `${hook.prolog.p50} ${hook.prolog.p99}`,
         '"Node one-shot" ' + `${hook.node.p50} ${hook.node.p99}`,
       ].join('\n'),
     );
@@ -51,8 +52,10 @@ export function drawChart(hook: HookLatency, throughput: ThroughputRow[], backlo
       'set ylabel "milliseconds"',
       'set yrange [0:*]',
       `plot "${latency}" using 2:xtic(1) title "p50" lc rgb "#4477aa", "" using 3 title "p99" lc rgb "#aa7744"`,
-      'set title "Records/s, first byte in to delivery report (median)"',
+      'set title "Records/s, first byte in to delivery report (median; log scale)"',
       'set ylabel "records/s"',
+      'set logscale y',
+      'set yrange [100:*]',
       `plot "${rates}" using 2:xtic(1) title "jobcompd (durable)" lc rgb "#228833", "" using 3 title "kcat -P (no durability)" lc rgb "#bbbbbb"`,
       'unset multiplot',
     ].join('\n');

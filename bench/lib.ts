@@ -130,6 +130,9 @@ export interface DaemonSetup {
   /** reuse a state directory (a prepared backlog) */
   stateDir?: string;
   rdkafka?: string;
+  /** lines for the [producer] section */
+  producerConf?: string;
+  jobCompParams?: string;
 }
 
 export class BenchDaemon {
@@ -152,6 +155,7 @@ export class BenchDaemon {
         `ClusterName=${setup.clusterName}`,
         `StateDir=${setup.stateDir ?? join(work, 'state')}`,
         `JobCompLoc=${join(work, 'rdkafka.conf')}`,
+        `JobCompParams=${setup.jobCompParams ?? ''}`,
         'LogLevel=info',
         'DedupWindow=0',
         '[admin]',
@@ -161,6 +165,8 @@ export class BenchDaemon {
         '[hook]',
         `Socket=${join(work, 'hook.sock')}`,
         `Spool=${join(work, 'spool')}`,
+        '[producer]',
+        setup.producerConf ?? '',
         '',
       ].join('\n'),
     );

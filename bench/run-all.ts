@@ -19,7 +19,7 @@ async function main(): Promise<void> {
   // Each figure can be scaled: --hook-runs, --node-runs, --seconds, --partition-seconds, --runs, --records.
   const q = (small: number, full: number): number => (quick ? small : full);
   const runs = option('runs', q(1, 3));
-  const hook = await hookLatencyBench({ runs: option('hook-runs', q(500, 10_000)), nodeRuns: option('node-runs', q(50, 1000)) });
+  const hook = await hookLatencyBench({ runs: option('hook-runs', q(500, 10_000)), nodeRuns: option('node-runs', q(50, 1000)), series: option('hook-series', q(1, 3)) });
   saveResult('hook-latency', hook);
   const throughput = await throughputBench({ seconds: option('seconds', q(5, 60)), runs, partitionSeconds: option('partition-seconds', q(5, 20)) });
   saveResult('throughput', { rows: throughput });
