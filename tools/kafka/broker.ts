@@ -39,6 +39,36 @@ export interface BrokerOptions {
    * of its own (HARNESS_ADMIN_USER) for createTopic, deleteTopic and readiness.
    */
   sasl?: SaslOptions;
+  /**
+   * Needs `sasl`. Run KRaft's StandardAuthorizer with allow.everyone.if.no.acl.found=false:
+   * a SCRAM user may then do only what ACLs allow (grantAcl). Super users: the harness
+   * admin, and User:ANONYMOUS, the principal of the PLAINTEXT controller and inter-broker
+   * listeners (the broker talking to itself; anyone who connects there is a super user too,
+   * which is why the harness never hands out those ports).
+   */
+  authorizer?: boolean;
+}
+
+/** An ACL operation, as Kafka's AclOperation names it. */
+export type AclOperationName =
+  | 'ALL'
+  | 'READ'
+  | 'WRITE'
+  | 'CREATE'
+  | 'DELETE'
+  | 'ALTER'
+  | 'DESCRIBE'
+  | 'CLUSTER_ACTION'
+  | 'DESCRIBE_CONFIGS'
+  | 'ALTER_CONFIGS'
+  | 'IDEMPOTENT_WRITE';
+
+export interface AclGrant {
+  /** A SCRAM user of the broker: the ACL's principal is User:<user>, from any host. */
+  user: string;
+  /** A literal resource name; the cluster's is 'kafka-cluster'. */
+  resource: { type: 'TOPIC' | 'GROUP' | 'CLUSTER' | 'TRANSACTIONAL_ID'; name: string };
+  operations: AclOperationName[];
 }
 
 export type ScramMechanism = 'SCRAM-SHA-256' | 'SCRAM-SHA-512';
@@ -76,13 +106,16 @@ export class BrokerStartError extends KafkaHarnessError {
   }
 }
 
-/** A topic could not be created, deleted, or did not reach the expected state. */
+/** A topic could not be created, deleted, or did not reach the expected state; or an ACL could not be granted. */
 export class TopicAdminError extends KafkaHarnessError {}
 
 const READY_TIMEOUT_MS = 90_000;
 const FORMAT_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 30_000;
 const TOPIC_TIMEOUT_MS = 30_000;
+/** The ACL tool compiles itself (Java's source launcher) before it talks to the broker. */
+const ACL_TIMEOUT_MS = 90_000;
+const ACL_TOOL_HEAP_MB = 128;
 const METADATA_PROBE_TIMEOUT_MS = 5_000;
 const DEFAULT_HEAP_MB = 512;
 const NODE_ID = 1;
@@ -464,9 +497,72 @@ function brokerProperties(ports: BrokerPorts, logDir: string, opts: BrokerOption
     'background.threads': '2',
     'num.recovery.threads.per.data.dir': '1',
     'log.cleaner.dedupe.buffer.size': String(8 * 1024 * 1024),
+    ...(opts.authorizer === true ? authorizerProperties() : {}),
     ...opts.serverProperties,
   };
 }
+
+/** See BrokerOptions.authorizer. */
+function authorizerProperties(): Record<string, string> {
+  return {
+    'authorizer.class.name': 'org.apache.kafka.metadata.authorizer.StandardAuthorizer',
+    // The controller authorizes the broker's registration and heartbeats (CLUSTER_ACTION),
+    // which arrive on the PLAINTEXT controller listener as User:ANONYMOUS.
+    'super.users': `User:${HARNESS_ADMIN_USER};User:ANONYMOUS`,
+    'allow.everyone.if.no.acl.found': 'false',
+  };
+}
+
+/**
+ * Grants ACLs through Kafka's own Admin API (kafka-clients; the broker's classpath has no
+ * kafka-tools, so no AclCommand), then waits until the broker's DescribeAcls lists them:
+ * the broker applies ACLs from the metadata log after the controller has committed them.
+ * Run by Java's source launcher; args: admin.properties, principal, resource type, resource
+ * name, operation...
+ */
+const ACL_TOOL_SOURCE = `
+import java.io.FileInputStream;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.List;
+import java.util.Properties;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.common.acl.AccessControlEntry;
+import org.apache.kafka.common.acl.AccessControlEntryFilter;
+import org.apache.kafka.common.acl.AclBinding;
+import org.apache.kafka.common.acl.AclBindingFilter;
+import org.apache.kafka.common.acl.AclOperation;
+import org.apache.kafka.common.acl.AclPermissionType;
+import org.apache.kafka.common.resource.PatternType;
+import org.apache.kafka.common.resource.ResourcePattern;
+import org.apache.kafka.common.resource.ResourceType;
+
+public class GrantAcls {
+  public static void main(String[] args) throws Exception {
+    Properties props = new Properties();
+    try (FileInputStream in = new FileInputStream(args[0])) {
+      props.load(in);
+    }
+    String principal = args[1];
+    ResourcePattern resource = new ResourcePattern(ResourceType.valueOf(args[2]), args[3], PatternType.LITERAL);
+    List<AclBinding> bindings = new ArrayList<>();
+    for (int i = 4; i < args.length; i++) {
+      AclOperation op = AclOperation.valueOf(args[i]);
+      bindings.add(new AclBinding(resource, new AccessControlEntry(principal, "*", op, AclPermissionType.ALLOW)));
+    }
+    try (Admin admin = Admin.create(props)) {
+      admin.createAcls(bindings).all().get();
+      AclBindingFilter filter = new AclBindingFilter(resource.toFilter(), AccessControlEntryFilter.ANY);
+      for (;;) {
+        Collection<AclBinding> present = admin.describeAcls(filter).values().get();
+        if (present.containsAll(bindings)) break;
+        Thread.sleep(100);
+      }
+    }
+    System.out.println("GrantAcls: granted " + bindings);
+  }
+}
+`;
 
 function renderProperties(props: Record<string, string>): string {
   const escape = (s: string): string => s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
@@ -576,6 +672,9 @@ export class KafkaBroker {
     await fsp.mkdir(dataDir, { recursive: true });
     let scram: ScramState | undefined;
     try {
+      if (opts.authorizer === true && opts.sasl === undefined) {
+        throw new KafkaHarnessError('authorizer needs sasl: without it every client is User:ANONYMOUS, a super user');
+      }
       scram = opts.sasl === undefined ? undefined : await scramState(dataDir, opts.sasl);
     } catch (err) {
       if (ownsDataDir) await fsp.rm(dataDir, { recursive: true, force: true });
@@ -677,6 +776,37 @@ export class KafkaBroker {
     await this.waitForMetadataOrThrow(`topic ${name} is gone`, (md) => findTopic(md, name) === undefined, timeoutMs);
   }
 
+  /**
+   * Allows `user` the operations on one resource (a broker started with `authorizer`),
+   * with the real Admin API, as the harness admin. Resolves once the broker enforces them.
+   */
+  async grantAcl(grant: AclGrant): Promise<void> {
+    if (this.scram === undefined) throw new KafkaHarnessError('grantAcl on a broker started without sasl');
+    if (this.scram.users[grant.user] === undefined) throw new KafkaHarnessError(`no SCRAM user ${grant.user} on this broker`);
+    if (grant.operations.length === 0) throw new KafkaHarnessError('grantAcl without operations');
+    const admin = this.scram.users[HARNESS_ADMIN_USER] as string;
+    const propsFile = path.join(this.dataDir, 'acl-admin.properties');
+    const source = path.join(this.dataDir, 'GrantAcls.java');
+    const props = {
+      'bootstrap.servers': this.bootstrapServers,
+      'security.protocol': 'SASL_PLAINTEXT',
+      'sasl.mechanism': this.scram.mechanism,
+      'sasl.jaas.config': `${SCRAM_LOGIN_MODULE.replace(/;$/, '')} username="${HARNESS_ADMIN_USER}" password="${admin}";`,
+      'default.api.timeout.ms': String(ACL_TIMEOUT_MS),
+    };
+    await fsp.writeFile(propsFile, renderProperties(props), { mode: 0o600 });
+    await fsp.writeFile(source, ACL_TOOL_SOURCE);
+    const args = [propsFile, `User:${grant.user}`, grant.resource.type, grant.resource.name, ...grant.operations];
+    const what = `granting ${grant.operations.join(',')} on ${grant.resource.type} ${grant.resource.name} to User:${grant.user}`;
+    this.log.note(what);
+    const tool = JvmProcess.spawn(source, args, jvmArgs(ACL_TOOL_HEAP_MB, this.root, this.dataDir), this.libs, this.log);
+    const timer = setTimeout(() => tool.signal('SIGKILL'), ACL_TIMEOUT_MS);
+    const status = await tool.exited.finally(() => clearTimeout(timer));
+    if (status.code !== 0) {
+      throw new TopicAdminError(`${what}: the ACL tool ${describeExit(status)}\n--- last broker log lines ---\n${this.log.tail()}`);
+    }
+  }
+
   private get propertiesFile(): string {
     return path.join(this.dataDir, 'server.properties');
   }
@@ -773,15 +903,15 @@ export class KafkaBroker {
 
 // ---------------------------------------------------------------------------
 // By hand: `node dist/tools/kafka/broker.js [--no-auto-create] [--sasl USER=PASSWORD]...
-// [--sasl-mechanism SCRAM-SHA-512]` runs a broker until Ctrl-C, then removes its data dir.
-// With --sasl it prints the client properties of each user (an rdkafka.conf).
+// [--sasl-mechanism SCRAM-SHA-512] [--authorizer]` runs a broker until Ctrl-C, then removes
+// its data dir. With --sasl it prints the client properties of each user (an rdkafka.conf).
 
 function parseArgs(argv: string[]): BrokerOptions {
   const users: Record<string, string> = {};
   let mechanism: ScramMechanism = 'SCRAM-SHA-256';
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
-    if (arg === '--no-auto-create') continue;
+    if (arg === '--no-auto-create' || arg === '--authorizer') continue;
     const value = argv[i + 1];
     if ((arg === '--sasl' || arg === '--sasl-mechanism') && value === undefined) throw new KafkaHarnessError(`${arg} needs a value`);
     if (arg === '--sasl') {
@@ -799,6 +929,7 @@ function parseArgs(argv: string[]): BrokerOptions {
   }
   const opts: BrokerOptions = { autoCreateTopics: !argv.includes('--no-auto-create') };
   if (Object.keys(users).length > 0) opts.sasl = { mechanism, users };
+  if (argv.includes('--authorizer')) opts.authorizer = true;
   return opts;
 }
 
