@@ -137,7 +137,7 @@ export function defaultDaemonConfig(): DaemonConfig {
       basicAuth: undefined,
       allowUnauthenticated: false,
     },
-    producer: { maxInFlight: 10_000, retryBackoffMinMs: 500, retryBackoffMaxMs: 60_000 },
+    producer: { maxInFlight: 1000, retryBackoffMinMs: 500, retryBackoffMaxMs: 60_000 },
     dedupWindowMs: 86_400_000,
     // the native hook's compiled-in defaults
     hook: {
