@@ -1,6 +1,7 @@
 // What the conservation tests share: a seeded random source, a fault schedule, and a
 // daemon that can be killed and restarted in place while records keep coming.
 
+import { defaultDaemonConfig } from '../../src/config/daemon-conf';
 import { startDaemon, type DaemonOptions, type DaemonProcess } from '../helpers/daemon';
 
 export { mulberry32 as prng } from '../helpers/random';
@@ -20,14 +21,70 @@ export function faultSchedule(random: () => number, n: number, kills: number, br
   return faults.sort((a, b) => a.at - b.at);
 }
 
+/** The daemon's own counters (GET /metrics), since its start. */
+interface Counters {
+  stored: number;
+  produced: number;
+  delivered: number;
+  inFlight: number;
+  backlog: number;
+}
+
+/** The sum of a metric's samples whose labels contain `labels` (e.g. 'outcome="stored"'). */
+function metric(text: string, name: string, labels = ''): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (!line.slice(name.length).split(' ')[0]?.includes(labels)) continue;
+    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+/** undefined when the daemon did not answer within 5 s (its kill is then not described) */
+async function counters(d: DaemonProcess): Promise<Counters | undefined> {
+  const res = await fetch(`${d.adminUrl}/metrics`, { signal: AbortSignal.timeout(5000) }).catch(() => undefined);
+  const text = res?.ok ? await res.text().catch(() => undefined) : undefined;
+  if (text === undefined) return undefined;
+  return {
+    stored: metric(text, 'jobcompd_records_accepted_total', 'outcome="stored"'),
+    produced: metric(text, 'jobcompd_records_produced_total'),
+    delivered: metric(text, 'jobcompd_records_delivered_total'),
+    inFlight: metric(text, 'jobcompd_in_flight_records'),
+    backlog: metric(text, 'jobcompd_backlog_records'),
+  };
+}
+
 /**
- * A daemon that is killed and restarted in place (same directory, ports, configuration).
- * `current` is the live process; `inStateAtRestart` the rows each restart found in the
- * state file: the only records that can come out twice.
+ * What one kill hit: the counters' movement during the wait before the SIGKILL (from two
+ * samples, the second taken just before it), what was in flight then, and the rows the
+ * restart found in the state file.
+ */
+export interface Kill {
+  /** records committed, produced and confirmed by delivery reports during the wait */
+  committed: number;
+  produced: number;
+  delivered: number;
+  /** at the second sample */
+  inFlight: number;
+  backlog: number;
+  /** rows in the state file at the restart */
+  inStateAtRestart: number;
+  /**
+   * The most records this kill can make appear twice: a row is produced again only if the
+   * killed process had produced it and not yet deleted it, and it held at most MaxInFlight.
+   */
+  duplicateBound: number;
+}
+
+/**
+ * A daemon (with the default MaxInFlight) that is killed and restarted in place (same
+ * directory, ports, configuration). `current` is the live process; `kills` what each kill
+ * hit.
  */
 export class RestartableDaemon {
-  readonly inStateAtRestart: number[] = [];
-  kills = 0;
+  readonly kills: Kill[] = [];
+  readonly maxInFlight = defaultDaemonConfig().producer.maxInFlight;
 
   private constructor(
     public current: DaemonProcess,
@@ -38,23 +95,30 @@ export class RestartableDaemon {
     return new RestartableDaemon(await startDaemon(opts), opts);
   }
 
-  /**
-   * SIGKILL at a random moment while records stream in: commits, produce calls and
-   * delivery reports are all going on then, so over ten kills each phase gets hit.
-   */
+  /** SIGKILL at a random moment while records stream in, then start again. */
   async killAfter(ms: number): Promise<void> {
     const d = this.current;
+    const before = await counters(d);
     await new Promise((resolve) => setTimeout(resolve, ms)); // the moment is the point: random
+    const at = await counters(d);
     d.proc.kill('SIGKILL');
     await d.exited;
-    this.kills += 1;
     this.current = await startDaemon({ ...this.opts, dir: d.dir, port: d.port, adminPort: d.adminPort });
-    this.inStateAtRestart.push(Number((await this.current.waitForLog((l) => l.msg === 'publisher starting')).backlog));
+    const inStateAtRestart = Number((await this.current.waitForLog((l) => l.msg === 'publisher starting')).backlog);
+    const moved = (k: keyof Counters): number => (before && at ? at[k] - before[k] : 0);
+    this.kills.push({
+      committed: moved('stored'),
+      produced: moved('produced'),
+      delivered: moved('delivered'),
+      inFlight: at?.inFlight ?? 0,
+      backlog: at?.backlog ?? 0,
+      inStateAtRestart,
+      duplicateBound: Math.min(this.maxInFlight, inStateAtRestart),
+    });
   }
 
-  /** Records that may legitimately appear twice: those in the state file at each restart. */
   get duplicateBound(): number {
-    return this.inStateAtRestart.reduce((a, b) => a + b, 0);
+    return this.kills.reduce((sum, k) => sum + k.duplicateBound, 0);
   }
 }
 
