@@ -117,7 +117,9 @@ export const BROKER_HEAP_MB = 1024;
 
 export async function startBroker(): Promise<KafkaBroker> {
   const broker = await KafkaBroker.start({ autoCreateTopics: true, heapMb: BROKER_HEAP_MB });
-  note(`Kafka ${kafkaVersion()} at ${broker.bootstrapServers}: KRaft, 1 node, loopback, heap ${BROKER_HEAP_MB} MB, log dirs on ${tmpdir()}, default broker settings`);
+  note(`Kafka ${kafkaVersion()} at ${broker.bootstrapServers}: KRaft, 1 node, loopback, heap ${BROKER_HEAP_MB} MB, log dirs on ${tmpdir()}; server.properties:`);
+  const props = readFileSync(join(broker.dataDir, 'server.properties'), 'utf8').split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#'));
+  for (const line of props) note(`  ${line}`);
   return broker;
 }
 
