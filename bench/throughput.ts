@@ -3,7 +3,10 @@
 // kcat -P producing the same payloads to the same broker (no durability: the ceiling).
 // Also the HTTP path with 1, 10 and 100 partitions.
 //
-//   node dist/bench/throughput.js [--seconds 60] [--runs 3] [--partition-seconds 20]
+//   node dist/bench/throughput.js [--seconds 60] [--runs 3] [--partition-seconds 20] [--only http|socket]
+//
+// --only runs one path with 1 partition (to profile it: BENCH_CPU_PROF=<dir>) and saves
+// nothing, so the figures docs/benchmarks.md quotes stay those of a full run.
 
 import type { KafkaBroker } from '../tools/kafka/broker';
 import {
@@ -99,10 +102,14 @@ async function series(broker: KafkaBroker, path: Path, seconds: number, partitio
   return { what: path, partitions, seconds, runs, jobcompd, kcat, ratio: jobcompd.median / kcat.median };
 }
 
-export async function throughputBench(opts: { seconds: number; runs: number; partitionSeconds: number }): Promise<Row[]> {
+export async function throughputBench(opts: { seconds: number; runs: number; partitionSeconds: number; only?: Path }): Promise<Row[]> {
   const broker = await startBroker();
   try {
     const rows: Row[] = [];
+    if (opts.only !== undefined) {
+      rows.push(await series(broker, opts.only, opts.seconds, 1, opts.runs));
+      return rows;
+    }
     rows.push(await series(broker, 'http', opts.seconds, 1, opts.runs));
     rows.push(await series(broker, 'socket', opts.seconds, 1, opts.runs));
     for (const partitions of [10, 100]) rows.push(await series(broker, 'http', opts.partitionSeconds, partitions, opts.runs));
@@ -121,11 +128,19 @@ export function throughputTable(rows: Row[]): string {
   ].join('\n');
 }
 
+function onlyOption(): Path | undefined {
+  const i = process.argv.indexOf('--only');
+  if (i < 0) return undefined;
+  const v = process.argv[i + 1];
+  if (v === 'http' || v === 'socket') return v;
+  throw new Error(`--only takes http or socket, not ${String(v)}`);
+}
+
 if (require.main === module) {
-  const opts = { seconds: option('seconds', 60), runs: option('runs', 3), partitionSeconds: option('partition-seconds', 20) };
+  const opts = { seconds: option('seconds', 60), runs: option('runs', 3), partitionSeconds: option('partition-seconds', 20), only: onlyOption() };
   runBench(async () => {
     const rows = await throughputBench(opts);
     process.stdout.write(`${throughputTable(rows)}\n`);
-    note(`saved ${saveResult('throughput', { options: opts, concurrency: CONCURRENCY, rows })}`);
+    if (opts.only === undefined) note(`saved ${saveResult('throughput', { options: opts, concurrency: CONCURRENCY, rows })}`);
   });
 }
