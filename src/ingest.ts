@@ -107,7 +107,8 @@ export class Ingest extends EventEmitter {
   }
 
   private async storePayload(event: JobEvent, jobId: number, payload: Buffer, source: SourceName, receivedAt: number): Promise<AcceptResult> {
-    const dedupKey = dedupKeyOf(event, payload);
+    // a SHA-256 per record is wasted when the outbox would not look at it
+    const dedupKey = this.outbox.deduplicates ? dedupKeyOf(event, payload) : undefined;
     let appended: Awaited<ReturnType<Outbox['append']>>;
     try {
       appended = await this.outbox.append({ event, jobId, payload, source, receivedAt, dedupKey });
