@@ -325,6 +325,14 @@ export class Outbox extends EventEmitter {
     return this.stmt.byId.get(id) as OutboxRow | undefined;
   }
 
+  /**
+   * Delivered rows whose deletion is not in a transaction yet (it waits for the running
+   * fdatasync): a kill now would produce them again, so they still count as in flight.
+   */
+  get acksNotCommitted(): number {
+    return this.pending.acks.length;
+  }
+
   get backlogSize(): number {
     return this.backlog;
   }

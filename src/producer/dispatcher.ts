@@ -66,6 +66,8 @@ export class Dispatcher extends EventEmitter {
   /** the last read found no row after the cursor (reset when new rows are committed) */
   private exhausted = false;
   private pumping = false;
+  /** the window is full of delivered rows whose deletion is not committed yet */
+  private waitingForDeletions = false;
   private stopped = false;
   private paused = false;
   private readonly retrySummary = { count: 0, lastError: '', since: 0 };
@@ -84,6 +86,11 @@ export class Dispatcher extends EventEmitter {
     super();
     outbox.on('committed', () => {
       this.exhausted = false;
+      this.schedulePump();
+    });
+    outbox.on('flushed', () => {
+      if (!this.waitingForDeletions) return;
+      this.waitingForDeletions = false;
       this.schedulePump();
     });
   }
@@ -170,7 +177,10 @@ export class Dispatcher extends EventEmitter {
     if (this.pumping || this.stopped || this.paused || this.queueFullTimer || !producer || producer.state !== 'ready') return;
     this.pumping = true;
     try {
-      while (this.inFlight.size < this.opts.maxClaimed) {
+      // A delivered row counts against MaxInFlight until its deletion is committed: then
+      // at no moment are more than MaxInFlight rows both produced and still stored, which
+      // is the bound on what a kill -9 can duplicate.
+      while (this.inFlight.size + this.outbox.acksNotCommitted < this.opts.maxClaimed) {
         const row = this.nextRow();
         if (!row) break;
         const failure = producer.produce(this.opts.topicFor(row.event), row.payload, row.id);
@@ -191,6 +201,7 @@ export class Dispatcher extends EventEmitter {
       this.pumping = false;
     }
     if (this.inFlight.size >= this.opts.maxClaimed) this.pollWhileWindowFull(producer);
+    else if (this.inFlight.size + this.outbox.acksNotCommitted >= this.opts.maxClaimed) this.waitingForDeletions = true;
     this.checkDrained();
   }
 

@@ -87,18 +87,24 @@ function socketSender(daemon: RestartableDaemon, firstJobId: number): Sender {
 }
 
 const SPOOL_AHEAD = 2000;
+const SPOOL_FILES_PER_SECOND = 1000;
 
 /**
  * Files dropped in the spool directory as the hook writes them: success is the rename.
- * Writing 50,000 files takes a few seconds, far less than importing them; the writers wait
- * while more than SPOOL_AHEAD files are waiting, so that the kills fall while files are
- * being imported, committed and produced rather than all before the first import.
+ * Unpaced, 50,000 files are written and imported in a few seconds, before the chain of
+ * kills (each a restart of a second or more) has got far; so the files come at a steady
+ * SPOOL_FILES_PER_SECOND (the run then lasts about as long as the HTTP one), and the
+ * writers also wait while more than SPOOL_AHEAD files are waiting (jobcompd down), so that
+ * the kills fall while files are being imported, committed and produced.
  */
 function spoolSender(daemon: RestartableDaemon, firstJobId: number): Sender {
   const dir = daemon.current.spoolDir;
   mkdirSync(dir, { recursive: true });
   const waiting = (): number => readdirSync(dir).length;
+  const started = Date.now();
   return async (i) => {
+    const due = started + (i * 1000) / SPOOL_FILES_PER_SECOND - Date.now();
+    if (due > 0) await new Promise((resolve) => setTimeout(resolve, due)); // the pace is the point
     if (i % 100 === 0) {
       while (waiting() > SPOOL_AHEAD) await new Promise((resolve) => setTimeout(resolve, 20));
     }
