@@ -7,8 +7,9 @@
 //
 // At most `maxClaimed` rows are held in memory (buffered + in flight + waiting to
 // retry), so a long outage with a million-row backlog costs disk, not memory. The rows
-// in flight when the process dies are produced again at the next start: that is the
-// whole duplicate window (docs/delivery-guarantees.md).
+// in flight when the process dies, and delivered ones whose deletion was not committed
+// yet, are produced again at the next start: that is the whole duplicate window, at most
+// MaxInFlight rows (docs/delivery-guarantees.md).
 
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
@@ -112,6 +113,15 @@ export class Dispatcher extends EventEmitter {
     return this.inFlight.size;
   }
 
+  /**
+   * A delivered row keeps its MaxInFlight slot until its deletion is committed: then at no
+   * moment are more than MaxInFlight rows both produced and still stored, which is the
+   * bound on what a kill -9 can duplicate.
+   */
+  private get occupiedSlots(): number {
+    return this.inFlight.size + this.outbox.acksNotCommitted;
+  }
+
   get retryingCount(): number {
     return this.retries.length;
   }
@@ -177,10 +187,7 @@ export class Dispatcher extends EventEmitter {
     if (this.pumping || this.stopped || this.paused || this.queueFullTimer || !producer || producer.state !== 'ready') return;
     this.pumping = true;
     try {
-      // A delivered row counts against MaxInFlight until its deletion is committed: then
-      // at no moment are more than MaxInFlight rows both produced and still stored, which
-      // is the bound on what a kill -9 can duplicate.
-      while (this.inFlight.size + this.outbox.acksNotCommitted < this.opts.maxClaimed) {
+      while (this.occupiedSlots < this.opts.maxClaimed) {
         const row = this.nextRow();
         if (!row) break;
         const failure = producer.produce(this.opts.topicFor(row.event), row.payload, row.id);
@@ -201,7 +208,7 @@ export class Dispatcher extends EventEmitter {
       this.pumping = false;
     }
     if (this.inFlight.size >= this.opts.maxClaimed) this.pollWhileWindowFull(producer);
-    else if (this.inFlight.size + this.outbox.acksNotCommitted >= this.opts.maxClaimed) this.waitingForDeletions = true;
+    else if (this.occupiedSlots >= this.opts.maxClaimed) this.waitingForDeletions = true;
     this.checkDrained();
   }
 
