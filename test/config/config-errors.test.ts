@@ -1,8 +1,12 @@
 // Bad configuration, through the real executable: exit code 78 (EX_CONFIG) and a message
-// that names the file, the line and the key. librdkafka's own validation is used.
+// that names the file, the line and the key, compared whole (the first line of stderr is
+// exactly what the admin reads). librdkafka's own validation is used.
 
+import { spawnSync } from 'node:child_process';
+import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import { runCli, tempDir, writeFiles } from '../helpers/cli';
+import { NOBODY_ID } from '../../src/record/slurm-values';
+import { JOBCOMPD, runCli, tempDir, writeFiles, type CliResult } from '../helpers/cli';
 
 const GOOD_RDKAFKA = 'bootstrap.servers=127.0.0.1:9092\n';
 
@@ -13,8 +17,23 @@ interface Case {
   rdkafka?: string;
   slurmConf?: string;
   args?: string[];
-  /** the message, "@dir" standing for the test's directory */
+  /** file modes to set (name in the test's directory -> mode) before running */
+  modes?: Record<string, number>;
+  /** run as nobody (tests run as root, who may read any file) */
+  asNobody?: boolean;
+  /** the whole first line of stderr after "jobcompd: ", "@dir" standing for the test's directory */
   message: string;
+}
+
+/** jobcompd run as another user, as in test/security/state-access.test.ts. */
+function cliAs(uid: number, args: string[]): CliResult {
+  const r = spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', JOBCOMPD, ...args], {
+    env: { ...process.env, JOBCOMPD_CONFIG: '' },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  if (r.error) throw r.error;
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 const cases: Case[] = [
@@ -29,12 +48,12 @@ const cases: Case[] = [
     conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\n[kafka]\nlinger=5\n',
     message: '@dir/jobcompd.conf:4: linger: unknown section [kafka] (known: [jobcompd], [hook], [admin], [http], [producer])',
   },
-  { name: 'no ClusterName', conf: 'JobCompLoc=@rdkafka\n', message: '@dir/jobcompd.conf: ClusterName: is not set' },
-  { name: 'no JobCompLoc', conf: 'ClusterName=hpc1\n', message: '@dir/jobcompd.conf: JobCompLoc: is not set' },
+  { name: 'no ClusterName', conf: 'JobCompLoc=@rdkafka\n', message: '@dir/jobcompd.conf: ClusterName: is not set: set it in jobcompd.conf or point SlurmConf at slurm.conf' },
+  { name: 'no JobCompLoc', conf: 'ClusterName=hpc1\n', message: '@dir/jobcompd.conf: JobCompLoc: is not set: it must name the librdkafka properties file (as for jobcomp/kafka)' },
   {
     name: 'ClusterName that is no topic name',
     conf: 'ClusterName=my cluster\nJobCompLoc=@rdkafka\n',
-    message: '@dir/jobcompd.conf: ClusterName: "my cluster" is not a valid Kafka topic name',
+    message: '@dir/jobcompd.conf: ClusterName: "my cluster" is not a valid Kafka topic name (1-249 characters of a-z A-Z 0-9 . _ -, not "." or "..")',
   },
   {
     name: 'bad LogLevel',
@@ -55,12 +74,31 @@ const cases: Case[] = [
   {
     name: "';' glued to a value",
     conf: 'ClusterName=hpc1;prod\nJobCompLoc=@rdkafka\n',
-    message: "@dir/jobcompd.conf:1: ClusterName: ';' starts a comment in this file",
+    message:
+      "@dir/jobcompd.conf:1: ClusterName: ';' starts a comment in this file, so the value would end before it; write the whole value in double quotes to keep the ';', or put a space before a comment",
+  },
+  {
+    name: "'#' glued to a JobCompParams value (topic=a#b)",
+    conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\nJobCompParams=topic=a#b\n',
+    message:
+      "@dir/jobcompd.conf:3: JobCompParams: '#' starts a comment in this file, so the value would end before it; write the whole value in double quotes to keep the '#', or put a space before a comment",
+  },
+  {
+    name: "'#' kept in a quoted JobCompParams: the topic name check refuses it",
+    conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\nJobCompParams="enable_job_start,topic=a#b"\n',
+    message: '@dir/jobcompd.conf:3: JobCompParams topic: "a#b" is not a valid Kafka topic name (1-249 characters of a-z A-Z 0-9 . _ -, not "." or "..")',
+  },
+  {
+    name: "'\\#' in slurm.conf's JobCompParams keeps the '#': the topic name check refuses it",
+    conf: undefined,
+    slurmConf: 'ClusterName=hpc1\nJobCompType=jobcomp/kafka\nJobCompLoc=@rdkafka\nJobCompParams=topic=a\\#b\n',
+    args: ['--slurm-conf', '@dir/slurm.conf'],
+    message: '@dir/slurm.conf:4: JobCompParams topic: "a#b" is not a valid Kafka topic name (1-249 characters of a-z A-Z 0-9 . _ -, not "." or "..")',
   },
   {
     name: 'malformed JobCompParams',
     conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\nJobCompParams=flush_timeout=soon\n',
-    message: '@dir/jobcompd.conf:3: JobCompParams flush_timeout: must be an integer number of milliseconds',
+    message: '@dir/jobcompd.conf:3: JobCompParams flush_timeout: must be an integer number of milliseconds in [-1, 2147483647], got "soon"',
   },
   { name: 'jobcompd.conf that is a directory', conf: undefined, args: ['-c', '@dir'], message: '@dir: cannot read the configuration file: EISDIR' },
   {
@@ -72,6 +110,20 @@ const cases: Case[] = [
     name: 'unreadable JobCompLoc',
     conf: 'ClusterName=hpc1\nJobCompLoc=@dir/missing-rdkafka.conf\n',
     message: '@dir/missing-rdkafka.conf: cannot read the librdkafka properties file (JobCompLoc): ENOENT',
+  },
+  {
+    name: 'jobcompd.conf the user may not read (EACCES)',
+    conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\n',
+    modes: { 'jobcompd.conf': 0o000 },
+    asNobody: true,
+    message: '@dir/jobcompd.conf: cannot read the configuration file: EACCES',
+  },
+  {
+    name: 'JobCompLoc the user may not read (EACCES)',
+    conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\n',
+    modes: { 'rdkafka.conf': 0o000 },
+    asNobody: true,
+    message: '@dir/rdkafka.conf: cannot read the librdkafka properties file (JobCompLoc): EACCES',
   },
   {
     name: 'unknown librdkafka property',
@@ -89,13 +141,13 @@ const cases: Case[] = [
     name: 'no bootstrap.servers',
     conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\n',
     rdkafka: 'linger.ms=5\n',
-    message: '@dir/rdkafka.conf: bootstrap.servers: is not set',
+    message: '@dir/rdkafka.conf: bootstrap.servers: is not set: name at least one broker, e.g. bootstrap.servers=kafka1:9092',
   },
   {
     name: 'delivery reports switched off',
     conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\n',
     rdkafka: 'bootstrap.servers=127.0.0.1:9092\ndelivery.report.only.error=true\n',
-    message: '@dir/rdkafka.conf:2: delivery.report.only.error: jobcompd deletes a record only when Kafka confirms it',
+    message: '@dir/rdkafka.conf:2: delivery.report.only.error: jobcompd deletes a record only when Kafka confirms it, so it needs a delivery report for every message',
   },
   {
     name: 'properties librdkafka refuses together',
@@ -108,7 +160,7 @@ const cases: Case[] = [
     conf: undefined,
     slurmConf: 'ClusterName=hpc1\nJobCompType=jobcomp/kafka\nJobCompLoc=@rdkafka\nJobCompParams=enable_job_start,poll_interval=often\n',
     args: ['--slurm-conf', '@dir/slurm.conf'],
-    message: '@dir/slurm.conf:4: JobCompParams poll_interval: must be a number of seconds',
+    message: '@dir/slurm.conf:4: JobCompParams poll_interval: must be a number of seconds in [0, 4294967295] (fractions allowed), got "often"',
   },
 ];
 
@@ -120,9 +172,11 @@ describe.each(['check-config', 'run'])('%s refuses broken configuration with exi
     writeFiles(dir, { 'rdkafka.conf': c.rdkafka ?? GOOD_RDKAFKA });
     if (c.conf !== undefined) writeFiles(dir, { 'jobcompd.conf': sub(c.conf) });
     if (c.slurmConf !== undefined) writeFiles(dir, { 'slurm.conf': sub(c.slurmConf) });
+    for (const [name, mode] of Object.entries(c.modes ?? {})) chmodSync(join(dir, name), mode);
     const args = c.args ? c.args.map(sub) : ['-c', join(dir, 'jobcompd.conf')];
-    const r = runCli([command, ...args]);
-    expect(r.stderr).toContain(`jobcompd: ${sub(c.message)}`);
+    if (c.asNobody === true) chmodSync(dir, 0o755); // tempDir() is 0700
+    const r = c.asNobody === true ? cliAs(NOBODY_ID, [command, ...args]) : runCli([command, ...args]);
+    expect(r.stderr.split('\n')[0]).toBe(`jobcompd: ${sub(c.message)}`);
     expect(r.code).toBe(78);
   });
 });
@@ -156,6 +210,15 @@ describe('check-config on a good configuration', () => {
     expect(r.stderr).toContain(`${join(dir, 'rdkafka.conf')}:2: client.id: the value is cut at '#'`);
     expect(r.stderr).not.toContain('bootstrap.servers: the value is cut');
     expect(`${r.stdout}${r.stderr}`).not.toContain('pa#ss;word');
+  });
+
+  it("ends slurm.conf's JobCompParams at '#', as slurm.conf(5) and slurmctld do (topic=a#b is topic a)", () => {
+    const dir = tempDir();
+    writeFiles(dir, { 'rdkafka.conf': GOOD_RDKAFKA });
+    writeFiles(dir, { 'slurm.conf': `ClusterName=hpc1\nJobCompType=jobcomp/kafka\nJobCompLoc=${join(dir, 'rdkafka.conf')}\nJobCompParams=topic=a#b\n` });
+    const r = runCli(['check-config', '--slurm-conf', join(dir, 'slurm.conf')]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('topics:        finish -> a, start -> hpc1-job-start (start records disabled)\n');
   });
 
   it('redacts a secret even when librdkafka refuses the configuration', () => {

@@ -105,6 +105,8 @@ describe('JobCompParams', () => {
     ['poll_interval=0x10', 'JobCompParams poll_interval: must be a number of seconds in [0, 4294967295] (fractions allowed), got "0x10"'],
     ['topic=', 'JobCompParams topic: "" is not a valid Kafka topic name'],
     ['topic=a b', 'JobCompParams topic: "a b" is not a valid Kafka topic name'],
+    // a '#' that reached the option string (quoted in jobcompd.conf, "\#" in slurm.conf) is no topic character
+    ['topic=a#b', 'JobCompParams topic: "a#b" is not a valid Kafka topic name'],
     ['topic', 'JobCompParams topic: needs a value: topic=<value>'],
     ['enable_job_start=yes', 'JobCompParams enable_job_start: is a flag and takes no value (got "yes")'],
   ])('%s is an error naming file, line and key', (text, message) => {
@@ -148,6 +150,13 @@ describe('slurm.conf reading', () => {
     const file = write('main.conf', 'ClusterName=a\nJobCompParams=topic=y\nInclude jobcomp.conf\n');
     const values = readSlurmConf(file);
     expect(values.jobcompparams).toEqual({ value: 'enable_job_start,topic=x', file: join(dir, 'jobcomp.conf'), line: 1 });
+  });
+
+  it("ends a JobCompParams value at '#' (a comment), unless it is written '\\#'", () => {
+    const file = write('hash.conf', 'ClusterName=hpc1\nJobCompParams=topic=a#b\n');
+    expect(readSlurmConf(file).jobcompparams).toEqual({ value: 'topic=a', file, line: 2 });
+    const escaped = write('escaped.conf', 'ClusterName=hpc1\nJobCompParams=topic=a\\#b\n');
+    expect(readSlurmConf(escaped).jobcompparams).toEqual({ value: 'topic=a#b', file: escaped, line: 2 });
   });
 
   it('reports an unreadable file as a configuration error', () => {
