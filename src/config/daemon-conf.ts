@@ -34,6 +34,8 @@ export interface DaemonConfig {
     listen: ListenAddress | undefined;
     maxBodyBytes: number;
     requestTimeoutMs: number;
+    /** longest wait for the commit before answering 503 (a stalled disk must not stall Slurm's sender) */
+    commitTimeoutMs: number;
     maxConnections: number;
     /** HTTP basic auth every POST must carry (Slurm: JobCompLoc=http://user:password@host/...) */
     basicAuth: { user: string; password: string } | undefined;
@@ -105,6 +107,7 @@ const SCHEMA: Record<string, Record<string, Setter>> = {
     listen: (c, v, loc) => (c.http.listen = parseListen(v, loc)),
     maxbodybytes: (c, v, loc) => (c.http.maxBodyBytes = positiveInt(v, loc)),
     requesttimeout: (c, v, loc) => (c.http.requestTimeoutMs = seconds(v, loc)),
+    committimeout: (c, v, loc) => (c.http.commitTimeoutMs = seconds(v, loc)),
     maxconnections: (c, v, loc) => (c.http.maxConnections = positiveInt(v, loc)),
     basicauthuser: (c, v, loc) => (c.http.basicAuth = { user: nonEmpty(v, loc), password: c.http.basicAuth?.password ?? '' }),
     basicauthpassword: (c, v, loc) => (c.http.basicAuth = { user: c.http.basicAuth?.user ?? '', password: nonEmpty(v, loc) }),
@@ -133,6 +136,7 @@ export function defaultDaemonConfig(): DaemonConfig {
       listen: { host: '127.0.0.1', port: 9200 },
       maxBodyBytes: 16 * 1024 * 1024,
       requestTimeoutMs: 30_000,
+      commitTimeoutMs: 10_000,
       maxConnections: 256,
       basicAuth: undefined,
       allowUnauthenticated: false,

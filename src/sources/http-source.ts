@@ -8,7 +8,9 @@
 //     (with "result":"quarantined"): answering an error would make Slurm resend the same
 //     bytes every 30 s forever, and the record is already safe;
 //   - 503 when nothing could be committed (disk full...): Slurm keeps the record, retries;
-//   - every request is answered or cut off within RequestTimeout;
+//   - every request is answered or cut off within RequestTimeout (to send it) plus
+//     CommitTimeout (to commit it): a commit stalled by a slow disk is answered 503, and
+//     if it lands afterwards, Slurm's resend 30 s later is recognised as a duplicate;
 //   - with [http] BasicAuthUser/BasicAuthPassword, a POST without them gets 401 (the plugin
 //     sends them when JobCompLoc is http://user:password@host:port/...).
 
@@ -19,11 +21,13 @@ import type { Logger } from 'pino';
 import type { ListenAddress } from '../config/daemon-conf';
 import { StateError, errorMessage, failedRecord } from '../errors';
 import type { AcceptResult, Ingest } from '../ingest';
+import { JobEvent, eventName } from '../record/job-record';
 
 export interface HttpSourceOptions {
   listen: ListenAddress;
   maxBodyBytes: number;
   requestTimeoutMs: number;
+  commitTimeoutMs: number;
   maxConnections: number;
   basicAuth: { user: string; password: string } | undefined;
 }
@@ -147,15 +151,37 @@ export class HttpSource {
   }
 
   private accept(body: Buffer, path: string, res: ServerResponse): void {
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      const reason = `not committed within CommitTimeout=${this.opts.commitTimeoutMs / 1000}s (the state file's disk is slow); retry later`;
+      this.log.error({ ...bodyRecord(body), status: 503, commitTimeoutMs: this.opts.commitTimeoutMs }, 'commit took longer than [http] CommitTimeout; the sender keeps its record and retries');
+      send(res, 503, esError('commit_timeout', reason, 503), { 'Retry-After': '30' });
+    }, this.opts.commitTimeoutMs);
     this.ingest.acceptElasticsearch(body, 'http').then(
-      (result) => send(res, 201, esCreated(result, path)),
+      (result) => {
+        clearTimeout(timer);
+        if (timedOut) this.log.warn({ ...bodyRecord(body), result: result.kind }, 'record committed after its sender was told to retry; the resend will be answered as a duplicate');
+        send(res, 201, esCreated(result, path));
+      },
       (err: unknown) => {
+        clearTimeout(timer);
         const status = err instanceof StateError ? 503 : 500;
         this.log.error({ ...failedRecord(err), err: errorMessage(err), status }, 'record not accepted; the sender keeps it and retries');
         send(res, status, esError('not_committed', errorMessage(err), status), { 'Retry-After': '30' });
       },
     );
   }
+}
+
+/**
+ * Job id and event of a body for log lines written before it is mapped: the plugin writes
+ * "jobid" first, and every body it sends is a job end record.
+ */
+function bodyRecord(body: Buffer): { jobId?: number; event: string } {
+  const event = eventName(JobEvent.finish);
+  const m = /^\s*\{\s*"jobid"\s*:\s*(\d+)/.exec(body.subarray(0, 64).toString('latin1'));
+  return m ? { jobId: Number(m[1]), event } : { event };
 }
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
