@@ -2,7 +2,8 @@
 // foreign state files, two daemons on one state file.
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { consumeAll } from '../../tools/kafka/consume';
@@ -10,8 +11,9 @@ import { runCli, spawnCli, tempDir } from '../helpers/cli';
 import { useBroker } from '../helpers/broker-suite';
 import { installHook, runHook } from '../helpers/hook';
 import { post, postAll, startDaemon } from '../helpers/daemon';
-import { jobIdOf, numberedBodies } from '../helpers/records';
+import { expectedPayload, jobIdOf, numberedBodies } from '../helpers/records';
 import { parseEnvDump } from '../../src/record/slurm-env';
+import { SCHEMA_VERSION } from '../../src/outbox/schema';
 
 jest.setTimeout(180_000);
 
@@ -139,6 +141,41 @@ describe('a state file jobcompd cannot use', () => {
     expect(recovered).toBeLessThan(400);
     const messages = await consumeAll(suite.broker().bootstrapServers, 'truncated', { count: recovered, timeoutMs: 60_000 });
     expect(new Set(messages.map((m) => jobIdOf(m.value as Buffer))).size).toBe(recovered);
+  });
+
+  it('a state file written by a newer jobcompd (higher schema version): refused with both versions, untouched', async () => {
+    // a real state file with records waiting (no broker: they stay in it)
+    const d = await suite.daemon({ bootstrapServers: '127.0.0.1:1', clusterName: 'newer' });
+    const bodies = numberedBodies(5, 42_000);
+    await postAll(d.url, bodies, 1);
+    expect((await d.stop('SIGTERM')).code).toBe(0);
+    const file = join(d.stateDir, 'jobcompd.sqlite');
+
+    const future = SCHEMA_VERSION + 1;
+    const db = new Database(file);
+    db.pragma(`user_version = ${future}`);
+    db.close();
+    expect(existsSync(`${file}-wal`)).toBe(false);
+    const digest = (): string => createHash('sha256').update(readFileSync(file)).digest('hex');
+    const before = digest();
+
+    const r = await refusedStart(d.dir);
+    expect(r.code).toBe(70); // docs/errors.md: a state file that cannot be used (foreign, newer, damaged, unwritable)
+    expect(r.stderr).toBe(
+      `jobcompd: ${file} has schema version ${future}, written by a newer jobcompd (this one knows up to ${SCHEMA_VERSION}); run the newer jobcompd, or its \`replay\`, to drain it.\n`,
+    );
+
+    // neither migrated nor emptied: the newer jobcompd finds its records as it left them
+    expect(digest()).toBe(before);
+    const after = new Database(file, { readonly: true });
+    try {
+      expect(after.pragma('user_version', { simple: true })).toBe(future);
+      const rows = after.prepare('SELECT job_id AS jobId, payload FROM outbox ORDER BY id').all() as { jobId: number; payload: Buffer }[];
+      expect(rows.map((row) => row.jobId)).toEqual(bodies.map(jobIdOf));
+      rows.forEach((row, i) => expect(row.payload.equals(expectedPayload(bodies[i] as Buffer))).toBe(true));
+    } finally {
+      after.close();
+    }
   });
 
   it('a second daemon on the same state file refuses clearly (exit 75)', async () => {
