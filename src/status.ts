@@ -1,7 +1,8 @@
 // What `jobcompd status` shows, built the same way whether the numbers come from the
 // running daemon or straight from the state file.
 
-import type { OutboxStats } from './outbox/outbox';
+import type { OutboxStats, RecordedErrors } from './outbox/outbox';
+import { eventName } from './record/job-record';
 import type { BrokerState } from './producer/kafka-producer';
 
 export interface ProducerStatus {
@@ -23,6 +24,8 @@ export interface StatusReport {
   quarantined: number;
   deduplicated: number;
   producer: ProducerStatus | null;
+  /** read from the state file when no daemon runs (the daemon reports producer.lastError) */
+  recordedErrors?: RecordedErrors;
 }
 
 export function buildStatus(
@@ -30,6 +33,7 @@ export function buildStatus(
   stats: OutboxStats,
   producer: ProducerStatus | null,
   now: number = Date.now(),
+  recordedErrors?: RecordedErrors,
 ): StatusReport {
   return {
     daemon: producer ? 'running' : 'not running',
@@ -40,6 +44,7 @@ export function buildStatus(
     quarantined: stats.quarantined,
     deduplicated: stats.deduplicated,
     producer,
+    ...(recordedErrors ? { recordedErrors } : {}),
   };
 }
 
@@ -59,6 +64,15 @@ export function formatStatus(r: StatusReport): string {
       `topics:              finish -> ${r.producer.topics.finish}, start -> ${r.producer.topics.start}`,
       `brokers:             ${r.producer.brokers === null ? '(no statistics yet)' : r.producer.brokers.map((b) => `${b.name} ${b.state}`).join(', ') || '-'}`,
       `last Kafka error:    ${r.producer.lastError ?? '-'}`,
+    );
+  }
+  const recorded = r.recordedErrors;
+  if (recorded) {
+    const p = recorded.pending;
+    const q = recorded.quarantine;
+    lines.push(
+      `last Kafka error:    ${p ? `${p.error} (job ${p.jobId}, ${eventName(p.event)}, after ${p.attempts} attempt(s); from the state file)` : '-'}`,
+      `last quarantined:    ${q ? `${q.code}: ${q.reason} (${q.jobId === null ? 'input not mapped' : `job ${q.jobId}`}, ${new Date(q.at).toISOString()})` : '-'}`,
     );
   }
   return lines.join('\n');

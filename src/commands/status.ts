@@ -35,7 +35,7 @@ export async function readStatus(cfg: DaemonConfig): Promise<StatusReport> {
   try {
     const outbox = Outbox.open(cfg.stateDir, { mustExist: true });
     try {
-      return buildStatus(outbox.file, outbox.stats(), null);
+      return buildStatus(outbox.file, outbox.stats(), null, Date.now(), outbox.recordedErrors());
     } finally {
       outbox.close();
     }

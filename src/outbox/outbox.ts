@@ -129,6 +129,14 @@ export interface OutboxStats {
   deduplicated: number;
 }
 
+/** The errors the state file remembers, for `status` when no daemon runs. */
+export interface RecordedErrors {
+  /** the delivery error of the oldest pending record that has one */
+  pending: { jobId: number; event: JobEvent; attempts: number; error: string } | null;
+  /** the newest quarantine entry */
+  quarantine: { jobId: number | null; event: JobEvent | null; code: string; reason: string; at: number } | null;
+}
+
 export interface OpenOptions {
   /** How long to wait for another process's lock before giving up. */
   busyTimeoutMs?: number;
@@ -348,6 +356,16 @@ export class Outbox extends EventEmitter {
       quarantined: quarantined.n,
       deduplicated: counter('deduplicated'),
     };
+  }
+
+  recordedErrors(): RecordedErrors {
+    const pending = this.db
+      .prepare('SELECT job_id AS jobId, event, attempts, last_error AS error FROM outbox WHERE last_error IS NOT NULL ORDER BY id LIMIT 1')
+      .get() as RecordedErrors['pending'] | undefined;
+    const quarantine = this.db
+      .prepare('SELECT job_id AS jobId, event, reason_code AS code, reason, quarantined_at AS at FROM quarantine ORDER BY id DESC LIMIT 1')
+      .get() as RecordedErrors['quarantine'] | undefined;
+    return { pending: pending ?? null, quarantine: quarantine ?? null };
   }
 
   quarantineRows(filter?: RowFilter): QuarantineRow[] {

@@ -65,6 +65,12 @@ export class KafkaProducer extends EventEmitter {
   private retryTimer: NodeJS.Timeout | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   lastError: string | undefined;
+  /**
+   * librdkafka's latest error-level log line since the connection attempt began: a failed
+   * attempt itself only says "broker transport failure", the log line says why (e.g. "SASL
+   * authentication error: ... invalid credentials").
+   */
+  private attemptLogError: string | undefined;
   stats: ProducerStats | undefined;
 
   constructor(
@@ -93,6 +99,7 @@ export class KafkaProducer extends EventEmitter {
   private connect(): void {
     if (this.stateValue !== 'connecting') return;
     this.connectAttempts += 1;
+    this.attemptLogError = undefined;
     this.producer.connect({ timeout: CONNECT_METADATA_TIMEOUT_MS }, (err) => {
       if (this.stateValue !== 'connecting') return;
       if (!err) {
@@ -107,7 +114,8 @@ export class KafkaProducer extends EventEmitter {
         this.emit('config-error', creationError(this.settings, err.message));
         return;
       }
-      this.lastError = this.redact(`${errorCodeName(err.code)}: ${err.message}`);
+      const why = this.attemptLogError === undefined ? '' : ` (librdkafka: ${this.attemptLogError})`;
+      this.lastError = this.redact(`${errorCodeName(err.code)}: ${err.message}${why}`);
       const delay = Math.min(CONNECT_RETRY_MAX_MS, CONNECT_RETRY_MIN_MS * 2 ** Math.min(this.connectAttempts - 1, 10));
       this.log.warn({ err: this.lastError, retryInMs: delay }, 'cannot reach Kafka yet; records are kept in the state file');
       this.retryTimer = setTimeout(() => this.connect(), delay);
@@ -193,6 +201,7 @@ export class KafkaProducer extends EventEmitter {
     // librdkafka redacts the properties it knows to be sensitive; this also covers
     // anything it echoes otherwise (a debug=all dump, an error quoting a value).
     this.log[level]({ fac: e.fac, librdkafka: true }, this.redact(e.message));
+    if (e.severity <= 3 && this.stateValue === 'connecting') this.attemptLogError = e.message;
   }
 
   /** Every librdkafka text this class keeps or hands on (lastError shows in status) goes through here. */

@@ -22,6 +22,10 @@ interface Status {
   backlog: number;
   quarantined: number;
   delivered: number;
+  recordedErrors?: {
+    pending: { jobId: number; event: number; attempts: number; error: string } | null;
+    quarantine: { jobId: number | null; code: string; reason: string } | null;
+  };
 }
 
 function status(d: DaemonProcess): Status {
@@ -36,7 +40,9 @@ it('records for a topic that does not exist (auto-create off) go to quarantine, 
   expect(new Set(refused.map((l) => l.jobId)).size).toBe(20);
   expect(String(refused[0]?.err)).toMatch(/UNKNOWN_TOPIC/);
   await d.stop();
-  expect(status(d)).toMatchObject({ backlog: 0, quarantined: 20, delivered: 0 });
+  // no daemon runs: the state file says what happened last
+  expect(status(d)).toMatchObject({ backlog: 0, quarantined: 20, delivered: 0, recordedErrors: { pending: null, quarantine: { code: expect.stringMatching(/UNKNOWN_TOPIC/) } } });
+  expect(runCli(['status', '-c', d.configFile]).stdout).toMatch(/last quarantined:\s+\S*UNKNOWN_TOPIC\S*: .+\(job 7000\d\d, /);
 
   // the cause fixed (the topic created), `replay --quarantined` sends them
   await broker.createTopic('nosuchtopic');
@@ -63,7 +69,15 @@ it('message timeouts are retried with backoff until delivery succeeds (topic pro
   const summary = await d.waitForLog((l) => l.msg === 'delivery attempts failed; records are kept and retried', 'retry summary');
   expect(String(summary.lastError)).toContain('ERR__MSG_TIMED_OUT');
   await d.waitForLog((l) => l.msg === 'delivery failed; will retry' && Number(l.retryInMs) >= 400, 'a second attempt');
-  expect((JSON.parse(runCli(['status', '--json', '-c', d.configFile]).stdout) as Status).backlog).toBe(100);
+  expect(status(d).backlog).toBe(100);
+
+  // stopped, the daemon's last error is still to be seen: it is kept with the records
+  expect((await d.stop('SIGTERM')).code).toBe(0);
+  const saved = status(d);
+  expect(saved).toMatchObject({ backlog: 100, recordedErrors: { pending: { event: 1, error: expect.stringContaining('ERR__MSG_TIMED_OUT') } } });
+  expect(saved.recordedErrors?.pending?.attempts).toBeGreaterThanOrEqual(1);
+  expect(runCli(['status', '-c', d.configFile]).stdout).toMatch(/last Kafka error:\s+.*ERR__MSG_TIMED_OUT.*\(job 8000\d\d, job finish, after \d+ attempt\(s\); from the state file\)/);
+  await daemon({ clusterName: 'latetopic', dir: d.dir, port: d.port, adminPort: d.adminPort });
 
   await broker.createTopic('latetopic');
   const messages = await consumeAll(broker.bootstrapServers, 'latetopic', { count: 100, timeoutMs: 120_000 });

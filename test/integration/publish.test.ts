@@ -53,6 +53,10 @@ describe('publishing', () => {
       expect(value.equals(expected.get(id) as Buffer)).toBe(true);
     }
     expect(seen.size).toBe(10_000);
+    // the expected bytes are convert's: checked for one body of each captured kind
+    for (const body of bodies.slice(0, capturedBodies().length)) {
+      expect(runCliBytes(['convert', '--from', 'elasticsearch'], body).stdout.equals(expectedPayload(body))).toBe(true);
+    }
     expect(await countMessages(broker.bootstrapServers, 'tenk')).toBe(10_000);
     expect((await d.stop('SIGTERM')).code).toBe(0);
     const status = JSON.parse(runCli(['status', '--json', '-c', d.configFile]).stdout) as Record<string, unknown>;
@@ -93,6 +97,7 @@ describe('stopping and replaying', () => {
     const first = await daemon({ clusterName: 'sigterm' });
     await broker.stop();
     let stopped;
+    const postedAt = Date.now();
     try {
       await postAll(first.url, numberedBodies(200, 400_000), 16);
       stopped = await first.stop('SIGTERM');
@@ -101,12 +106,16 @@ describe('stopping and replaying', () => {
     }
     expect(stopped.code).toBe(0);
     expect(first.logs.some((l) => l.msg.startsWith('stopped; undelivered records stay'))).toBe(true);
-    const status = JSON.parse(runCli(['status', '--json', '-c', first.configFile]).stdout) as { backlog: number; daemon: string };
-    expect(status).toMatchObject({ backlog: 200, daemon: 'not running' });
+    const saved = JSON.parse(runCli(['status', '--json', '-c', first.configFile]).stdout) as { backlog: number; daemon: string; oldestPendingAgeSeconds: number | null };
+    expect(saved).toMatchObject({ backlog: 200, daemon: 'not running', oldestPendingAgeSeconds: expect.any(Number) });
+    expect(saved.oldestPendingAgeSeconds).toBeLessThanOrEqual(Math.ceil((Date.now() - postedAt) / 1000));
 
-    await daemon({ clusterName: 'sigterm', dir: first.dir, port: first.port, adminPort: first.adminPort });
+    const second = await daemon({ clusterName: 'sigterm', dir: first.dir, port: first.port, adminPort: first.adminPort });
     const messages = await consumeAll(broker.bootstrapServers, 'sigterm', { count: 200, timeoutMs: 120_000 });
     expect(new Set(messages.map((m) => jobIdOf(m.value as Buffer))).size).toBe(200);
+    await second.waitForLog(() => second.logs.filter((l) => l.msg === 'delivered').length === 200, 'all deliveries committed');
+    await second.stop('SIGTERM');
+    expect(JSON.parse(runCli(['status', '--json', '-c', first.configFile]).stdout)).toMatchObject({ backlog: 0, oldestPendingAgeSeconds: null });
   });
 
   it('`jobcompd replay` drains a saved state file and exits 0; it refuses while a daemon holds the file', async () => {
@@ -116,7 +125,7 @@ describe('stopping and replaying', () => {
     const refused = runCli(['replay', '-c', first.configFile]);
     expect(refused.code).toBe(75);
     expect(refused.stderr).toContain('is in use by another jobcompd process');
-    expect((await first.stop('SIGTERM')).code).toBe(0);
+    expect((await first.stop('SIGINT')).code).toBe(0); // Ctrl-C stops as SIGTERM does
     await broker.restart();
 
     const r = runCli(['replay', '-c', first.configFile, '--timeout', '120'], { timeoutMs: 150_000 });
