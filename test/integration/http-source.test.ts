@@ -1,10 +1,17 @@
-// The jobcomp/elasticsearch-compatible HTTP endpoint, as Slurm's plugin sees it. No broker
-// is needed: every answer is about what is committed to the state file.
+// The jobcomp/elasticsearch-compatible HTTP endpoint, as Slurm's plugin sees it. Most
+// tests need no broker: every answer is about what is committed to the state file. Those
+// about what a consumer then reads (duplicates, Slurm's resends) run against a real one.
 
+import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { runCli } from '../helpers/cli';
+import { join } from 'node:path';
+import { consumeAll, countMessages } from '../../tools/kafka/consume';
+import { useBroker } from '../helpers/broker-suite';
+import { runCli, runCliBytes } from '../helpers/cli';
 import { post, startDaemon, type DaemonProcess } from '../helpers/daemon';
-import { numberedBodies } from '../helpers/records';
+import { ES_FIXTURES, jobIdOf, numberedBodies } from '../helpers/records';
+
+jest.setTimeout(120_000);
 
 let d: DaemonProcess;
 
@@ -81,4 +88,118 @@ it('refuses a body over MaxBodyBytes with 413, whether announced or streamed', a
 
 it('answers other methods with 405', async () => {
   expect((await send('DELETE', '/slurm/_doc')).status).toBe(405);
+});
+
+describe('what a consumer reads, against a real broker', () => {
+  const suite = useBroker({ autoCreateTopics: true });
+
+  /** The payload `jobcompd convert --from elasticsearch` prints for a body. */
+  function converted(body: Buffer): Buffer {
+    const r = runCliBytes(['convert', '--from', 'elasticsearch'], body);
+    expect(r.code).toBe(0);
+    return r.stdout;
+  }
+
+  function answer(r: { status: number; body: string }): { result: string; _id: string } {
+    expect(r.status).toBe(201);
+    return JSON.parse(r.body) as { result: string; _id: string };
+  }
+
+  /** Resolves once the wall clock has reached `at` (ms since the epoch). */
+  function wallClock(at: number): Promise<void> {
+    return new Promise((resolve) => {
+      const check = (): void => {
+        const left = at - Date.now();
+        if (left <= 0) resolve();
+        else setTimeout(check, left);
+      };
+      check();
+    });
+  }
+
+  /**
+   * The topic holds exactly `payloads` (in any order) and nothing more is coming: the daemon
+   * is stopped and its state file has nothing left to send.
+   */
+  async function topicHoldsExactly(daemon: DaemonProcess, topic: string, payloads: Buffer[], deduplicated: number): Promise<void> {
+    const messages = await consumeAll(suite.broker().bootstrapServers, topic, { count: payloads.length, timeoutMs: 60_000 });
+    expect((await daemon.stop('SIGTERM')).code).toBe(0);
+    const status = JSON.parse(runCli(['status', '--json', '-c', daemon.configFile]).stdout) as Record<string, unknown>;
+    expect(status).toMatchObject({ backlog: 0, delivered: payloads.length, quarantined: 0, deduplicated });
+    expect(await countMessages(suite.broker().bootstrapServers, topic)).toBe(payloads.length);
+    const hex = (b: Buffer): string => b.toString('hex');
+    expect(messages.map((m) => hex(m.value as Buffer)).sort()).toEqual(payloads.map(hex).sort());
+  }
+
+  it('DedupWindow: an identical record is published once within the window and again after it', async () => {
+    const windowMs = 1000;
+    const daemon = await suite.daemon({ clusterName: 'dedupwindow', extraConf: `DedupWindow=${windowMs / 1000}` });
+    const [body] = numberedBodies(1, 73_000) as [Buffer];
+    const first = answer(await post(daemon.url, body));
+    const firstAnsweredAt = Date.now(); // the copy was committed before this
+    expect(first.result).toBe('created');
+    expect(answer(await post(daemon.url, body))).toMatchObject({ result: 'duplicate', _id: first._id });
+
+    // once the window has passed since the first copy, the same bytes are a new record
+    await wallClock(firstAnsweredAt + windowMs);
+    const third = answer(await post(daemon.url, body));
+    expect(third.result).toBe('created');
+    expect(third._id).not.toBe(first._id);
+    // and the window now runs from that copy
+    expect(answer(await post(daemon.url, body))).toMatchObject({ result: 'duplicate', _id: third._id });
+
+    const payload = converted(body);
+    await topicHoldsExactly(daemon, 'dedupwindow', [payload, payload], 2);
+  });
+
+  it('DedupWindow=0: every identical copy is published', async () => {
+    const daemon = await suite.daemon({ clusterName: 'nodedup', extraConf: 'DedupWindow=0' });
+    const [body] = numberedBodies(1, 74_000) as [Buffer];
+    const ids = new Set<string>();
+    for (let i = 0; i < 3; i++) {
+      const r = answer(await post(daemon.url, body));
+      expect(r.result).toBe('created');
+      ids.add(r._id);
+    }
+    expect(ids.size).toBe(3);
+    const payload = converted(body);
+    await topicHoldsExactly(daemon, 'nodedup', [payload, payload, payload], 0);
+  });
+
+  it("Slurm 22.05's captured resends (stale elasticsearch_state after a kill -9): each record in Kafka once, as convert prints it", async () => {
+    interface Captured {
+      t: number;
+      method: string;
+      url: string;
+      headers: Record<string, string>;
+      body: string;
+    }
+    const read = (name: string): Captured[] =>
+      readFileSync(join(ES_FIXTURES, name), 'utf8')
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+        .map((l) => JSON.parse(l) as Captured);
+    // restart-resend: jobs 21 and 22 from the state file saved at a clean stop; kill9-duplicates,
+    // a minute later: the same two again from the stale file, then job 23
+    const requests = [...read('restart-resend.jsonl'), ...read('kill9-duplicates.jsonl')].sort((a, b) => a.t - b.t);
+    expect(requests.map((r) => jobIdOf(Buffer.from(r.body)))).toEqual([21, 22, 21, 22, 23]);
+
+    const daemon = await suite.daemon({ clusterName: 'resends' });
+    const firstIds = new Map<string, string>(); // body -> _id of its first copy
+    for (const r of requests) {
+      expect(r.method).toBe('POST');
+      const body = Buffer.from(r.body, 'utf8');
+      expect(body.length).toBe(Number(r.headers['content-length'])); // the exact bytes Slurm sent
+      const a = answer(await post(daemon.url, body, r.url));
+      const seen = firstIds.get(r.body);
+      if (seen === undefined) {
+        expect(a.result).toBe('created');
+        firstIds.set(r.body, a._id);
+      } else {
+        expect(a).toMatchObject({ result: 'duplicate', _id: seen });
+      }
+    }
+    expect(firstIds.size).toBe(3);
+    await topicHoldsExactly(daemon, 'resends', [...firstIds.keys()].map((b) => converted(Buffer.from(b, 'utf8'))), 2);
+  });
 });
