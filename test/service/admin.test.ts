@@ -5,8 +5,10 @@ import { request } from 'node:http';
 import { consumeAll } from '../../tools/kafka/consume';
 import { runCli, tempDir, writeFiles } from '../helpers/cli';
 import { useBroker } from '../helpers/broker-suite';
-import { postAll, startDaemon, type DaemonProcess } from '../helpers/daemon';
-import { numberedBodies } from '../helpers/records';
+import { join } from 'node:path';
+import { post, postAll, startDaemon, type DaemonProcess } from '../helpers/daemon';
+import { installHook, runHook } from '../helpers/hook';
+import { capturedBodies, numberedBodies } from '../helpers/records';
 
 jest.setTimeout(120_000);
 
@@ -125,4 +127,64 @@ it('check-config --connect says so, with exit 69, when no broker answers', () =>
   const r = runCli(['check-config', '--connect', '-c', `${dir}/jobcompd.conf`]);
   expect(r.code).toBe(69);
   expect(r.stdout).toMatch(/Kafka:\s+UNREACHABLE: cannot read metadata from 127\.0\.0\.1:1/);
+});
+
+it('/metrics counts every source, duplicates, retries and both kinds of quarantine; /healthz is degraded while Kafka cannot be reached', async () => {
+  const broker = suite.broker();
+  const metrics = async (e: DaemonProcess): Promise<string> => (await get(`${e.adminUrl}/metrics`)).body;
+  const scriptEnv = (jobId: number): Map<string, string> =>
+    new Map(Object.entries({ JOBID: String(jobId), UID: '0', GID: '0', PROCS: '1', NODECNT: '1', EXITCODE: '0:0', DERIVED_EC: '0:0', JOBSTATE: 'COMPLETED', START: '1795319410', END: '1795319411' }));
+  const [template] = capturedBodies();
+  const huge = Buffer.from((template as Buffer).toString('latin1').replace(/"script":"[^"]*"/, `"script":"${'x'.repeat(1_500_000)}"`), 'latin1');
+  const [body, retried] = numberedBodies(2, 21_000) as [Buffer, Buffer];
+
+  // Kafka down from the start: accepted and counted, nothing delivered
+  await broker.stop();
+  let e: DaemonProcess;
+  try {
+    e = await suite.daemon({ clusterName: 'opscount', params: 'send_script,poll_interval=0.05', rdkafka: 'message.timeout.ms=1000\n' });
+    expect(await get(`${e.adminUrl}/healthz`)).toEqual({ status: 200, body: JSON.stringify({ status: 'degraded', reason: 'not connected to Kafka; records are kept' }) });
+    expect((await post(e.url, body)).status).toBe(201);
+    expect(JSON.parse((await post(e.url, body)).body)).toMatchObject({ result: 'duplicate' });
+    expect(JSON.parse((await post(e.url, Buffer.from('{"jobid":'))).body)).toMatchObject({ result: 'quarantined' });
+    expect((await post(e.url, huge)).status).toBe(201);
+    expect((await runHook(installHook(e.dir, 'socket-hook', { socket: e.hookSocket, spool: e.spoolDir }), scriptEnv(21_100))).code).toBe(0);
+    expect((await runHook(installHook(e.dir, 'spool-hook', { socket: join(e.dir, 'nobody-listens.sock'), spool: e.spoolDir }), scriptEnv(21_101))).code).toBe(0);
+    await e.waitForLog((l) => l.msg === 'record committed' && l.source === 'spool', 'the spooled record imported');
+    const m = await metrics(e);
+    expect(sample(m, 'jobcompd_records_received_total{source="http"}')).toBe(4);
+    expect(sample(m, 'jobcompd_records_received_total{source="socket"}')).toBe(1);
+    expect(sample(m, 'jobcompd_records_received_total{source="spool"}')).toBe(1);
+    expect(sample(m, 'jobcompd_records_accepted_total{source="http",outcome="duplicate"}')).toBe(1);
+    expect(sample(m, 'jobcompd_records_accepted_total{source="http",outcome="quarantined"}')).toBe(1);
+    expect(sample(m, 'jobcompd_records_deduplicated_total')).toBe(1);
+    expect(sample(m, 'jobcompd_quarantine_records')).toBe(1);
+    expect(sample(m, 'jobcompd_backlog_records')).toBe(4);
+    expect(sample(m, 'jobcompd_oldest_pending_age_seconds')).toBeGreaterThan(0);
+    expect(sample(m, 'jobcompd_producer_ready')).toBe(0);
+  } finally {
+    await broker.restart();
+  }
+
+  // Kafka back: delivered, the too large one refused for good
+  await e.waitForLog((l) => l.msg.startsWith('Kafka refused the record for good'), 'the too large record quarantined');
+  await e.waitForLog(() => e.logs.filter((l) => l.msg === 'delivered').length === 3, '3 delivered');
+  let m = await metrics(e);
+  expect(sample(m, 'jobcompd_records_delivered_total')).toBe(3);
+  expect(sample(m, 'jobcompd_records_quarantined_total')).toBe(1);
+  expect(sample(m, 'jobcompd_quarantine_records')).toBe(2);
+  expect(JSON.parse((await get(`${e.adminUrl}/healthz`)).body)).toEqual({ status: 'ok' });
+
+  // Kafka goes away while connected: attempts time out and are retried
+  await broker.stop();
+  try {
+    expect((await post(e.url, retried)).status).toBe(201);
+    await e.waitForLog((l) => l.msg === 'delivery failed; will retry' && l.jobId === 21_001, 'a failed attempt');
+    m = await metrics(e);
+    expect(sample(m, 'jobcompd_delivery_retries_total')).toBeGreaterThanOrEqual(1);
+    expect(sample(m, 'jobcompd_backlog_records')).toBe(1);
+  } finally {
+    await broker.restart();
+  }
+  await e.waitForLog((l) => l.msg === 'delivered' && l.jobId === 21_001, 'the retried record delivered');
 });
