@@ -10,6 +10,7 @@ import { request } from 'node:http';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { post, startDaemon, type DaemonOptions, type DaemonProcess } from '../helpers/daemon';
 import { numberedBodies } from '../helpers/records';
+import { installHook, runHook } from '../helpers/hook';
 import { envBlock, frame, isAlive, Rng, sleep } from './fuzz-kit';
 import { jobcompEnv } from './hook-inputs';
 
@@ -223,5 +224,35 @@ describe('[http] MaxConnections=20', () => {
     const open = idle.filter((w) => w.closedAfterMs === undefined).length;
     for (const w of idle) w.socket.destroy();
     expect(open === 0 ? 'all closed' : `${open} of 20 idle connections still open after 4 s`).toBe('all closed');
+  });
+});
+
+describe('[hook] MaxConnections=5', () => {
+  it('connections over the limit are closed at once; a hook run meanwhile spools its record, which is imported; once they go, the socket answers', async () => {
+    const d = await daemon({ hookConf: 'MaxConnections=5\nTimeout=30' });
+    const held = await Promise.all(Array.from({ length: 20 }, () => openUnix(d.hookSocket)));
+    // the 15 over the limit are closed by the daemon; the 5 within it stay open (Timeout=30)
+    const closed = await Promise.all(held.map((w) => closedWithin(w, 2000)));
+    expect(closed.filter((c) => c !== undefined)).toHaveLength(15);
+
+    // the real hook, as slurmctld would run it now: no slot, so it spools and exits 0
+    const hook = installHook(d.dir, 'jobcomp-hook', { socket: d.hookSocket, spool: d.spoolDir, timeoutMs: 500 });
+    const run = await runHook(hook, new Map(jobcompEnv(new Rng(5), 83_001)));
+    expect(run.code).toBe(0);
+    await d.waitForLog((l) => l.msg === 'record committed' && l.source === 'spool' && l.jobId === 83_001, 'the spooled record imported');
+
+    for (const w of held) w.socket.destroy();
+    // the daemon sees those closes a moment later: wait until a connection is served again
+    let probe: Watched | undefined;
+    for (let attempt = 0; attempt < 50 && String.fromCharCode(probe?.received[0] ?? 0) !== 'A'; attempt++) {
+      probe = await openUnix(d.hookSocket);
+      probe.socket.write(frame(envBlock(jobcompEnv(new Rng(6), 83_002))));
+      await closedWithin(probe, 2000);
+    }
+    expect(String.fromCharCode(probe?.received[0] ?? 0)).toBe('A');
+    const after = await runHook(hook, new Map(jobcompEnv(new Rng(7), 83_003)));
+    expect(after.code).toBe(0);
+    await d.waitForLog((l) => l.msg === 'record committed' && l.source === 'socket' && l.jobId === 83_003, 'answered over the socket');
+    expect(isAlive(d)).toBe(true);
   });
 });
