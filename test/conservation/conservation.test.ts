@@ -7,16 +7,14 @@
 // the killed process had in flight (at most MaxInFlight per kill); the backlog drains; a
 // fresh record goes through. Deterministic from a seed (CONSERVATION_SEED), printed.
 
-import { mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
-import { join } from 'node:path';
+import { readdirSync } from 'node:fs';
 import { consumeAll } from '../../tools/kafka/consume';
 import { useBroker } from '../helpers/broker-suite';
 import { post, type DaemonProcess } from '../helpers/daemon';
 import { numberedBodies } from '../helpers/records';
 import { records } from '../helpers/slurm-suite';
-import { encodeRequest } from '../../src/sources/hook-protocol';
-import { faultSchedule, prng, RestartableDaemon, until, type Fault, type Kill } from './faults';
+import { faultSchedule, prng, RestartableDaemon, until, type Kill } from './faults';
+import { PATHS, senderFor, sendUnderFaults } from './senders';
 
 const N = Number(process.env.CONSERVATION_N ?? 50_000);
 const SEED = Number(process.env.CONSERVATION_SEED ?? 20261122);
@@ -27,121 +25,6 @@ const suite = useBroker({ autoCreateTopics: true });
 beforeAll(() => {
   process.stdout.write(`conservation: N=${N} seed=${SEED} (CONSERVATION_SEED=${SEED} repeats this run)\n`);
 });
-
-type Path = 'http' | 'socket' | 'spool';
-
-/** One sender: returns once record i got a success answer (retrying while jobcompd is down). */
-type Sender = (i: number) => Promise<void>;
-
-function httpSender(daemon: RestartableDaemon, bodies: Buffer[]): Sender {
-  return async (i) => {
-    for (;;) {
-      const r = await post(daemon.current.url, bodies[i] as Buffer).catch(() => undefined);
-      if (r?.status === 201) return;
-      await new Promise((resolve) => setTimeout(resolve, 50)); // Slurm would wait 30 s
-    }
-  };
-}
-
-function jobEnv(jobId: number): Map<string, string> {
-  return new Map(Object.entries({ JOBID: String(jobId), UID: '0', GID: '0', USERNAME: 'root', GROUPNAME: 'root', PROCS: '1', NODECNT: '1', NODES: 'localhost', PARTITION: 'debug', EXITCODE: '0:0', DERIVED_EC: '0:0', JOBSTATE: 'COMPLETED', START: '1795319410', END: '1795319411', SUBMIT: '1795319409', JOBNAME: `seq${jobId}` }));
-}
-
-function hookMessage(jobId: number): Buffer {
-  return encodeRequest(Buffer.from([...jobEnv(jobId)].map(([k, v]) => `${k}=${v}\0`).join(''), 'latin1'));
-}
-
-/** A file dropped in the spool directory as the hook writes it (temporary file, rename). */
-function spool(dir: string, jobId: number, i: number): void {
-  const name = `jobcomp.${jobId}.${Date.now()}.${i}.${process.pid}.jch`;
-  writeFileSync(join(dir, `.tmp.${i}`), hookMessage(jobId));
-  renameSync(join(dir, `.tmp.${i}`), join(dir, name));
-}
-
-/** The answer's status byte, or undefined when the daemon did not answer within timeoutMs. */
-function askHookSocket(socketPath: string, message: Buffer, timeoutMs: number): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    const socket = connect(socketPath);
-    socket.setTimeout(timeoutMs, () => socket.destroy());
-    socket.on('error', () => undefined);
-    socket.on('data', (c: Buffer) => chunks.push(c));
-    socket.on('close', () => resolve(chunks.length > 0 ? Buffer.concat(chunks).toString('latin1', 0, 1) : undefined));
-    socket.end(message);
-  });
-}
-
-/**
- * The hook's contract over the socket, in-process (spawning the native hook 50,000 times
- * from Node would take this machine a quarter of an hour; the real hook under kill -9 is
- * test/slurm/burst-kill.test.ts): success is an "A"/"D" answer, or, when jobcompd is down,
- * slow or answers "E", the record spooled, which is what the hook then does before exit 0.
- */
-function socketSender(daemon: RestartableDaemon, firstJobId: number): Sender {
-  const { hookSocket, spoolDir } = daemon.current;
-  return async (i) => {
-    const status = await askHookSocket(hookSocket, hookMessage(firstJobId + i), 2000);
-    if (status === 'A' || status === 'D') return;
-    spool(spoolDir, firstJobId + i, i);
-  };
-}
-
-const SPOOL_AHEAD = 2000;
-const SPOOL_FILES_PER_SECOND = 1000;
-
-/**
- * Files dropped in the spool directory as the hook writes them: success is the rename.
- * Unpaced, 50,000 files are written and imported in a few seconds, before the chain of
- * kills (each a restart of a second or more) has got far; so the files come at a steady
- * SPOOL_FILES_PER_SECOND (the run then lasts about as long as the HTTP one), and the
- * writers also wait while more than SPOOL_AHEAD files are waiting (jobcompd down), so that
- * the kills fall while files are being imported, committed and produced.
- */
-function spoolSender(daemon: RestartableDaemon, firstJobId: number): Sender {
-  const dir = daemon.current.spoolDir;
-  mkdirSync(dir, { recursive: true });
-  const waiting = (): number => readdirSync(dir).length;
-  const started = Date.now();
-  return async (i) => {
-    const due = started + (i * 1000) / SPOOL_FILES_PER_SECOND - Date.now();
-    if (due > 0) await new Promise((resolve) => setTimeout(resolve, due)); // the pace is the point
-    if (i % 100 === 0) {
-      while (waiting() > SPOOL_AHEAD) await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    spool(dir, firstJobId + i, i);
-  };
-}
-
-async function runFault(f: Fault, daemon: RestartableDaemon): Promise<void> {
-  if (f.kind === 'kill') {
-    await daemon.killAfter(f.afterMs);
-    return;
-  }
-  await suite.broker().stop();
-  await new Promise((resolve) => setTimeout(resolve, f.downMs)); // the length of the outage is the point
-  await suite.broker().restart();
-}
-
-/** Send record 0..n-1 with `concurrency` workers while the faults fire at their progress points. */
-async function sendUnderFaults(n: number, concurrency: number, send: Sender, faults: Fault[], daemon: RestartableDaemon): Promise<void> {
-  let next = 0;
-  let done = 0;
-  const pending = [...faults];
-  let faulting: Promise<void> = Promise.resolve();
-  const worker = async (): Promise<void> => {
-    while (next < n) {
-      const i = next++;
-      await send(i);
-      done += 1;
-      while (pending.length > 0 && (pending[0] as Fault).at <= done) {
-        const f = pending.shift() as Fault;
-        faulting = faulting.then(() => runFault(f, daemon));
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  await faulting;
-}
 
 /**
  * Read the topic until every job id of [first, first+n) is there; the message count shows
@@ -180,12 +63,12 @@ afterEach(async () => {
   live = undefined;
 });
 
-describe.each(['http', 'socket', 'spool'] as Path[])('through %s', (path) => {
+describe.each(PATHS)('through %s', (path) => {
   it(`every acknowledged record of ${N} reaches Kafka across 10 kill -9 and 2 broker outages; then it drains and stays live`, async () => {
     const random = prng(SEED ^ path.length * 7919);
     const faults = faultSchedule(random, N, 10, 2);
     const topic = `cons-${path}`;
-    const first = 1_000_000 * (['http', 'socket', 'spool'].indexOf(path) + 1);
+    const first = 1_000_000 * (PATHS.indexOf(path) + 1);
     const daemon = await RestartableDaemon.start({
       bootstrapServers: suite.broker().bootstrapServers,
       clusterName: topic,
@@ -195,9 +78,7 @@ describe.each(['http', 'socket', 'spool'] as Path[])('through %s', (path) => {
     });
     live = daemon;
     const started = Date.now();
-    const send =
-      path === 'http' ? httpSender(daemon, numberedBodies(N, first)) : path === 'socket' ? socketSender(daemon, first) : spoolSender(daemon, first);
-    await sendUnderFaults(N, 32, send, faults, daemon);
+    await sendUnderFaults(N, 32, senderFor(path, daemon, first, N), faults, daemon, suite.broker());
     const sentIn = Date.now() - started;
 
     const { messages, missing, moreThanTwice } = await consumeSequence(topic, first, N);

@@ -84,12 +84,16 @@ export interface Kill {
  */
 export class RestartableDaemon {
   readonly kills: Kill[] = [];
+  /** every process so far, the killed ones with the log lines they wrote */
+  readonly processes: DaemonProcess[];
   readonly maxInFlight = defaultDaemonConfig().producer.maxInFlight;
 
   private constructor(
     public current: DaemonProcess,
     private readonly opts: DaemonOptions,
-  ) {}
+  ) {
+    this.processes = [current];
+  }
 
   static async start(opts: DaemonOptions): Promise<RestartableDaemon> {
     return new RestartableDaemon(await startDaemon(opts), opts);
@@ -104,6 +108,7 @@ export class RestartableDaemon {
     d.proc.kill('SIGKILL');
     await d.exited;
     this.current = await startDaemon({ ...this.opts, dir: d.dir, port: d.port, adminPort: d.adminPort });
+    this.processes.push(this.current);
     const inStateAtRestart = Number((await this.current.waitForLog((l) => l.msg === 'publisher starting')).backlog);
     const moved = (k: keyof Counters): number => (before && at ? at[k] - before[k] : 0);
     this.kills.push({
