@@ -60,17 +60,27 @@ it('an invalid new configuration is logged with file, line and key; the running 
   expect(String(failed.err)).toContain(`${d.dir}/rdkafka.conf:2: foo.bar: librdkafka refused the value "1"`);
   expect((await post(d.url, numberedBodies(1, 12_000)[0] as Buffer)).status).toBe(201);
   expect(await consumeAll(suite.broker().bootstrapServers, 'badhup', { count: 1, timeoutMs: 30_000 })).toHaveLength(1);
+
+  // a broken JobCompParams is refused as a whole: its valid topic= is not applied either
+  const logged = d.logs.length;
+  d.rewriteConfig({ ...opts, bootstrapServers: suite.broker().bootstrapServers, params: 'topic=badhup-new,poll_interval=often' });
+  d.proc.kill('SIGHUP');
+  const refused = await d.waitForLog((l) => l.msg === 'reload failed; the previous configuration stays in effect', 'the second refusal', logged);
+  expect(String(refused.err)).toContain(`${d.dir}/jobcompd.conf:4: JobCompParams poll_interval: must be a number of seconds`);
+  expect((await post(d.url, numberedBodies(1, 12_001)[0] as Buffer)).status).toBe(201);
+  const both = await consumeAll(suite.broker().bootstrapServers, 'badhup', { count: 2, timeoutMs: 30_000 });
+  expect(both.map((m) => jobIdOf(m.value as Buffer))).toEqual([12_000, 12_001]);
 });
 
-it('a second SIGTERM exits at once even while the flush waits forever; the records stay saved', async () => {
+it('a second signal (SIGTERM, then SIGINT) exits at once even while the flush waits forever; the records stay saved', async () => {
   const d = await suite.daemon({ clusterName: 'twice', params: 'flush_timeout=-1,poll_interval=0.05' });
   await suite.broker().stop();
   try {
     await postAll(d.url, numberedBodies(10, 13_000), 4);
     d.proc.kill('SIGTERM');
     await d.waitForLog((l) => l.msg === 'shutting down');
-    d.proc.kill('SIGTERM');
-    expect(await d.exited).toEqual({ code: null, signal: 'SIGTERM' }); // a shell shows 143
+    d.proc.kill('SIGINT');
+    expect(await d.exited).toEqual({ code: null, signal: 'SIGINT' }); // a shell shows 130
     expect(d.logs.some((l) => l.msg.startsWith('second signal: exiting now'))).toBe(true);
     expect(JSON.parse(runCli(['status', '--json', '-c', d.configFile]).stdout)).toMatchObject({ backlog: 10 });
   } finally {
