@@ -3,6 +3,7 @@
 #   make test   run the whole test suite (what CI runs, via .ci/run)
 #   make build  compile (TypeScript -> dist/)
 #   make bench  run every benchmark (about an hour; see bench/README.md)
+#   make install  install the built tree (make build first) under DESTDIR (docs/install.md)
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
@@ -15,7 +16,7 @@ export npm_config_build_from_source := true
 
 TS_SOURCES := $(shell find src tools bench -name '*.ts' 2>/dev/null)
 
-.PHONY: build demo test bench deps test-deps bench-deps kafka-jars slurm clean native
+.PHONY: build demo test bench deps test-deps bench-deps kafka-jars slurm clean native install
 
 node_modules/.installed: package.json package-lock.json scripts/system-deps.sh
 	scripts/system-deps.sh build
@@ -63,3 +64,60 @@ demo: build kafka-jars
 
 clean:
 	rm -rf dist node_modules/.installed native/build
+
+# ---- make install: the layout of docs/install.md -------------------------------------------
+# Installs what `make build` produced and builds nothing itself (so that root does not compile
+# in a tree someone else built): run `make build` first. Configuration files are not
+# installed (docs/install.md copies them once, so an upgrade never overwrites them).
+# The source tree is only read: its node_modules keeps its dev packages and its link to
+# native/peercred.
+DESTDIR ?=
+PREFIX ?= /usr
+LIBDIR ?= $(PREFIX)/lib/jobcompd
+LIBEXECDIR ?= $(PREFIX)/libexec/jobcompd
+BINDIR ?= $(PREFIX)/bin
+
+# The npm packages jobcompd loads: package-lock.json's entries not marked dev (and present:
+# optional packages of other platforms are not), except node_modules/jobcompd-peercred, a
+# link to native/peercred that would dangle once copied (installed as a directory below).
+# Everything under a runtime package is a dependency of it, hence runtime too: checked.
+# Not `npm prune --omit=dev` in the destination: it turns the peercred directory back into
+# the dangling link, and re-extracts and rebuilds node-rdkafka (its deps/ being gone).
+RUNTIME_MODULES = node -e ' \
+  const fs = require("fs"); \
+  const pkgs = Object.entries(require("./package-lock.json").packages).filter(([k]) => k.startsWith("node_modules/")); \
+  const run = pkgs.filter(([k, v]) => !v.dev && !v.link && fs.existsSync(k)).map(([k]) => k); \
+  const bad = pkgs.filter(([k, v]) => v.dev && run.some((r) => k.startsWith(r + "/"))).map(([k]) => k); \
+  if (bad.length) { console.error("make install: dev packages inside runtime ones: " + bad.join(" ")); process.exit(1); } \
+  console.log(run.join("\n"));'
+
+# Left out of those packages: sources and intermediate build files. node-rdkafka loads
+# build/Release/node-librdkafka.node, which links build/deps/librdkafka.so.1 and
+# librdkafka++.so.1 (its RUNPATH is $ORIGIN/../deps), not deps/ (librdkafka's sources and
+# objects, about 470 MB); better-sqlite3 loads build/Release/better_sqlite3.node, with SQLite
+# compiled in (deps/ is its source). The static archives and object files are the build's.
+RUNTIME_EXCLUDES = --exclude=node_modules/node-rdkafka/deps --exclude=node_modules/better-sqlite3/deps \
+  --exclude='*/build/Release/obj' --exclude='*/build/Release/obj.target' --exclude='*/build/Release/.deps' \
+  --exclude='*/build/*.a'
+
+install:
+	@for f in dist/src/cli.js native/build/jobcompd-hook native/peercred/build/Release/peercred.node \
+	    node_modules/.installed node_modules/node-rdkafka/build/deps/librdkafka.so.1; do \
+	  test -e "$$f" || { echo "make install: $$f is missing: run make build first" >&2; exit 1; }; \
+	done
+	@# a reinstall replaces the daemon's files, so that none of an older version remains; what
+	@# is not jobcompd's (LIBDIR=/usr, say) is neither removed nor added to
+	@if [ -n "$$(ls -A '$(DESTDIR)$(LIBDIR)' 2>/dev/null)" ] && ! grep -qs '"name": "jobcompd"' '$(DESTDIR)$(LIBDIR)/package.json'; then \
+	  echo "make install: $(DESTDIR)$(LIBDIR) is not empty and holds no jobcompd installation: set LIBDIR" >&2; exit 1; \
+	fi
+	rm -rf '$(DESTDIR)$(LIBDIR)/bin' '$(DESTDIR)$(LIBDIR)/dist' '$(DESTDIR)$(LIBDIR)/node_modules'
+	install -d -m 0755 '$(DESTDIR)$(LIBDIR)' '$(DESTDIR)$(LIBDIR)/dist' '$(DESTDIR)$(LIBEXECDIR)' '$(DESTDIR)$(BINDIR)'
+	install -m 0644 package.json package-lock.json '$(DESTDIR)$(LIBDIR)/'
+	cp -R --no-preserve=ownership bin '$(DESTDIR)$(LIBDIR)/bin'
+	cp -R --no-preserve=ownership dist/src '$(DESTDIR)$(LIBDIR)/dist/src'
+	set -o pipefail; modules=$$($(RUNTIME_MODULES)) && tar -cf - --owner=0 --group=0 $(RUNTIME_EXCLUDES) $$modules | tar -xf - --no-same-owner -C '$(DESTDIR)$(LIBDIR)'
+	install -d -m 0755 '$(DESTDIR)$(LIBDIR)/node_modules/jobcompd-peercred/build/Release'
+	install -m 0644 native/peercred/package.json native/peercred/index.js '$(DESTDIR)$(LIBDIR)/node_modules/jobcompd-peercred/'
+	install -m 0755 native/peercred/build/Release/peercred.node '$(DESTDIR)$(LIBDIR)/node_modules/jobcompd-peercred/build/Release/'
+	install -m 0755 native/build/jobcompd-hook '$(DESTDIR)$(LIBEXECDIR)/jobcompd-hook'
+	ln -sfn '$(LIBDIR)/bin/jobcompd' '$(DESTDIR)$(BINDIR)/jobcompd'

@@ -1,0 +1,88 @@
+// `make install` (docs/install.md): the installed tree runs on its own, from anywhere. It
+// once did not: the documented `cp -a ... node_modules` copied node_modules/jobcompd-peercred,
+// a relative link to native/peercred, which then dangled, so every command failed with
+// MODULE_NOT_FOUND. Installed into a temporary DESTDIR from this (built) tree; the installed
+// commands run outside the repository, so nothing can come from its node_modules.
+
+import { spawnSync } from 'node:child_process';
+import { existsSync, lstatSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { Outbox } from '../../src/outbox/outbox';
+import { JobEvent } from '../../src/record/job-record';
+import { PROJECT_ROOT, tempDir, writeFiles, type CliResult } from '../helpers/cli';
+
+jest.setTimeout(120_000);
+
+const destdir = tempDir('jobcompd-install-');
+const LIBDIR = join(destdir, 'usr/lib/jobcompd');
+const INSTALLED = join(LIBDIR, 'bin/jobcompd');
+
+const work = tempDir('jobcompd-install-conf-');
+const { 'jobcompd.conf': conf } = writeFiles(work, {
+  'rdkafka.conf': 'bootstrap.servers=127.0.0.1:1\n', // never contacted
+  'jobcompd.conf': 'ClusterName=hpc1\nStateDir=state\nJobCompLoc=rdkafka.conf\n',
+});
+
+/** The installed jobcompd, run in a directory outside the repository, with no NODE_PATH. */
+function installed(args: string[]): CliResult {
+  const env: NodeJS.ProcessEnv = { ...process.env, JOBCOMPD_CONFIG: '' };
+  delete env.NODE_PATH;
+  const r = spawnSync(INSTALLED, args, { cwd: work, env, encoding: 'utf8', timeout: 30_000 });
+  if (r.error) throw r.error;
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+let install: CliResult;
+
+beforeAll(() => {
+  const r = spawnSync('make', ['install', `DESTDIR=${destdir}`], { cwd: PROJECT_ROOT, encoding: 'utf8', timeout: 110_000 });
+  if (r.error) throw r.error;
+  install = { code: r.status, stdout: r.stdout, stderr: r.stderr };
+});
+
+afterAll(() => {
+  rmSync(destdir, { recursive: true, force: true });
+  rmSync(work, { recursive: true, force: true });
+});
+
+it('make install DESTDIR=... succeeds', () => {
+  expect({ code: install.code, stderr: install.stderr }).toEqual({ code: 0, stderr: '' });
+});
+
+it('the installed jobcompd --help runs (it loads the peercred addon)', () => {
+  const r = installed(['--help']);
+  expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+  expect(r.stdout).toMatch(/^Usage: jobcompd \[options\] \[command\]\n/);
+  for (const name of ['run', 'check-config', 'convert', 'replay', 'repair-state', 'status']) expect(r.stdout).toMatch(new RegExp(`^  ${name}\\b`, 'm'));
+});
+
+it('the installed jobcompd check-config accepts a valid configuration (it creates a librdkafka producer)', () => {
+  const r = installed(['check-config', '-c', conf as string]);
+  expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+  expect(r.stdout.split('\n').slice(0, 3)).toEqual([`configuration OK (${conf})`, '  ClusterName:   hpc1', `  state dir:     ${join(work, 'state')}`]);
+  expect(r.stdout).toContain('  librdkafka:    bootstrap.servers=127.0.0.1:1\n');
+});
+
+it('the installed jobcompd replay --dry-run reads the state file (better-sqlite3)', async () => {
+  const outbox = Outbox.open(join(work, 'state'));
+  await outbox.append({ event: JobEvent.finish, jobId: 7, payload: Buffer.from('{"jobid":7}'), source: 'http', receivedAt: Date.now() });
+  outbox.close();
+  const r = installed(['replay', '-c', conf as string, '--dry-run']);
+  expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+  expect(r.stdout).toBe('{"jobid":7}\n');
+});
+
+it('installs the documented layout, and neither configuration nor development packages', () => {
+  expect(lstatSync(join(LIBDIR, 'node_modules/jobcompd-peercred')).isDirectory()).toBe(true); // not a link
+  expect(existsSync(join(LIBDIR, 'node_modules/node-rdkafka/build/deps/librdkafka.so.1'))).toBe(true);
+  expect(existsSync(join(LIBDIR, 'node_modules/node-rdkafka/deps'))).toBe(false); // librdkafka's sources
+  for (const dev of ['jest', 'ts-jest', 'typescript', '@types', '.bin']) expect([dev, existsSync(join(LIBDIR, 'node_modules', dev))]).toEqual([dev, false]);
+  expect(statSync(join(destdir, 'usr/libexec/jobcompd/jobcompd-hook')).mode & 0o7777).toBe(0o755);
+  expect(readlinkSync(join(destdir, 'usr/bin/jobcompd'))).toBe('/usr/lib/jobcompd/bin/jobcompd');
+  expect(existsSync(join(destdir, 'etc'))).toBe(false);
+});
+
+it('leaves the source tree as it was: its development packages and its link to native/peercred', () => {
+  expect(lstatSync(join(PROJECT_ROOT, 'node_modules/jobcompd-peercred')).isSymbolicLink()).toBe(true);
+  expect(existsSync(join(PROJECT_ROOT, 'node_modules/jest/package.json'))).toBe(true);
+});
