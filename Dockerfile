@@ -3,12 +3,13 @@
 # Layout, the same as a host installation:
 #   /usr/lib/jobcompd/{bin,dist,node_modules,package.json}   the daemon (/usr/bin/jobcompd links to it)
 #   /usr/libexec/jobcompd/jobcompd-hook                      the native hook, to copy to the slurmctld host
+#   (all of these installed by `make install`)
 #   /etc/jobcompd/{jobcompd.conf,rdkafka.conf,hook.conf}     the examples from config/: mount your own
 #   /var/lib/jobcompd   state file          (volume)
 #   /var/spool/jobcompd hook spool          (volume: bind-mount the host's, shared with the hook)
 #   /run/jobcompd       hook socket         (volume: bind-mount the host's, shared with the hook)
 
-# ---- build: exactly what `make build` does in CI, then drop the dev dependencies ----------
+# ---- build: exactly what `make build` does in CI, then `make install` into /out -----------
 FROM node:20-bookworm-slim AS build
 WORKDIR /src
 # g++ make python3 libssl-dev zlib1g-dev libsystemd-dev (make itself is among them, so the
@@ -21,16 +22,28 @@ ARG NPM_VERSION=11.19.1
 RUN npm install -g "npm@${NPM_VERSION}" --no-audit --no-fund
 # npm packages, native modules built from source against this Node's headers: the Makefile
 # sets npm_config_nodedir to /usr/local (from process.execPath), whose include/node the
-# official images ship. Its own layer, rebuilt only when the package files change.
+# official images ship. Its own layer, rebuilt only when these files change. native/peercred
+# is one of the packages (package.json: "file:native/peercred", built by npm install); a
+# build/ of it from the build context (.dockerignore does not leave it out) is removed, so
+# that the addon is always this image's.
 COPY Makefile package.json package-lock.json ./
-RUN make deps
-COPY . .
-# TypeScript -> dist/, the native hook -> native/build/jobcompd-hook. Then the runtime
-# node_modules: no dev dependencies, and not librdkafka's source tree and objects (about
-# 470 MB; the library node-rdkafka loads is node_modules/node-rdkafka/build/deps/librdkafka.so.1).
-RUN make build \
- && npm prune --omit=dev --no-audit --no-fund \
- && rm -rf node_modules/node-rdkafka/deps
+COPY native/peercred/ native/peercred/
+RUN rm -rf native/peercred/build && make deps
+# The sources `make build` compiles (tsconfig.build.json: src, tools, bench; the hook), and
+# nothing else: not `COPY . .`, which would put a native/peercred/build/ from the context
+# over the one just built.
+COPY tsconfig.json tsconfig.build.json ./
+COPY bin/ bin/
+COPY src/ src/
+COPY tools/ tools/
+COPY bench/ bench/
+COPY native/Makefile native/jobcompd-hook.c native/
+# TypeScript -> dist/, the native hook -> native/build/jobcompd-hook; then the layout above
+# under /out (docs/install.md): the runtime node_modules only (no dev dependencies, not
+# librdkafka's source tree and objects, about 470 MB: node-rdkafka loads
+# node_modules/node-rdkafka/build/deps/librdkafka.so.1), peercred as a directory,
+# /usr/bin/jobcompd. No configuration (below).
+RUN make build && make install DESTDIR=/out
 
 # ---- runtime ---------------------------------------------------------------------------
 FROM node:20-bookworm-slim
@@ -57,18 +70,15 @@ RUN userdel node \
  && install -d -o slurm -g slurm -m 0700 /var/lib/jobcompd /var/spool/jobcompd \
  && install -d -o slurm -g slurm -m 0755 /run/jobcompd
 
-COPY --from=build /src/package.json /usr/lib/jobcompd/package.json
-COPY --from=build /src/node_modules /usr/lib/jobcompd/node_modules
-COPY --from=build /src/dist /usr/lib/jobcompd/dist
-COPY --from=build /src/bin /usr/lib/jobcompd/bin
-COPY --from=build /src/native/build/jobcompd-hook /usr/libexec/jobcompd/jobcompd-hook
+COPY --from=build /out/ /
 COPY config/jobcompd.conf config/rdkafka.conf config/hook.conf /etc/jobcompd/
-RUN ln -s /usr/lib/jobcompd/bin/jobcompd /usr/bin/jobcompd
 
 VOLUME ["/var/lib/jobcompd", "/var/spool/jobcompd", "/run/jobcompd"]
 # 9200: the jobcomp/elasticsearch endpoint ([http] Listen); 9201: status, metrics, health
 # ([admin] Listen). Both listen on 127.0.0.1 by default: use --network host, or set
-# 0.0.0.0:PORT in your jobcompd.conf to publish them.
+# Listen = 0.0.0.0:PORT in your jobcompd.conf to publish them. A non-loopback [http] Listen
+# is refused at start (exit 78) unless [http] has BasicAuthUser and BasicAuthPassword (Slurm
+# sends them from JobCompLoc=http://user:password@host:port/...) or AllowUnauthenticated=yes.
 EXPOSE 9200 9201
 USER slurm
 # SIGTERM stops gracefully (flush for flush_timeout): give it `docker stop -t 45`. A second
