@@ -2,11 +2,10 @@
 // that names the file, the line and the key, compared whole (the first line of stderr is
 // exactly what the admin reads). librdkafka's own validation is used.
 
-import { spawnSync } from 'node:child_process';
 import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { NOBODY_ID } from '../../src/record/slurm-values';
-import { JOBCOMPD, runCli, tempDir, writeFiles, type CliResult } from '../helpers/cli';
+import { runCli, tempDir, writeFiles } from '../helpers/cli';
 
 const GOOD_RDKAFKA = 'bootstrap.servers=127.0.0.1:9092\n';
 
@@ -25,16 +24,6 @@ interface Case {
   message: string;
 }
 
-/** jobcompd run as another user, as in test/security/state-access.test.ts. */
-function cliAs(uid: number, args: string[]): CliResult {
-  const r = spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', JOBCOMPD, ...args], {
-    env: { ...process.env, JOBCOMPD_CONFIG: '' },
-    encoding: 'utf8',
-    timeout: 30_000,
-  });
-  if (r.error) throw r.error;
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 const cases: Case[] = [
   { name: 'missing jobcompd.conf', conf: undefined, args: ['-c', '@dir/nope.conf'], message: '@dir/nope.conf: cannot read the configuration file: ENOENT' },
@@ -175,7 +164,7 @@ describe.each(['check-config', 'run'])('%s refuses broken configuration with exi
     for (const [name, mode] of Object.entries(c.modes ?? {})) chmodSync(join(dir, name), mode);
     const args = c.args ? c.args.map(sub) : ['-c', join(dir, 'jobcompd.conf')];
     if (c.asNobody === true) chmodSync(dir, 0o755); // tempDir() is 0700
-    const r = c.asNobody === true ? cliAs(NOBODY_ID, [command, ...args]) : runCli([command, ...args]);
+    const r = runCli([command, ...args], c.asNobody === true ? { asUid: NOBODY_ID } : {});
     expect(r.stderr.split('\n')[0]).toBe(`jobcompd: ${sub(c.message)}`);
     expect(r.code).toBe(78);
   });

@@ -15,8 +15,11 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): CliResult {
-  const r = spawnSync(JOBCOMPD, args, {
+export function runCli(args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv; timeoutMs?: number; asUid?: number } = {}): CliResult {
+  // asUid: run as that user and group, without supplementary groups (tests run as root)
+  const [command, ...argv] =
+    opts.asUid === undefined ? [JOBCOMPD, ...args] : ['setpriv', `--reuid=${opts.asUid}`, `--regid=${opts.asUid}`, '--clear-groups', JOBCOMPD, ...args];
+  const r = spawnSync(command as string, argv, {
     input: opts.input,
     env: { ...process.env, JOBCOMPD_CONFIG: '', ...opts.env },
     timeout: opts.timeoutMs ?? 30_000,

@@ -2,28 +2,18 @@
 // mistake "may not read it" for "no state file"; and a state file that root creates with
 // replay or repair-state must stay usable by the daemon's user.
 
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Outbox, STATE_FILE_NAME } from '../../src/outbox/outbox';
 import { JobEvent } from '../../src/record/job-record';
 import { NOBODY_ID } from '../../src/record/slurm-values';
-import { JOBCOMPD, runCli, tempDir, writeFiles, type CliResult } from '../helpers/cli';
+import { runCli, tempDir, writeFiles } from '../helpers/cli';
 import { freePort, post, startDaemon } from '../helpers/daemon';
 import { numberedBodies } from '../helpers/records';
 
 jest.setTimeout(60_000);
 
-/** jobcompd run by another user (tests run as root). */
-function cliAs(uid: number, args: string[]): CliResult {
-  const r = spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', JOBCOMPD, ...args], {
-    env: { ...process.env, JOBCOMPD_CONFIG: '' },
-    encoding: 'utf8',
-    timeout: 30_000,
-  });
-  if (r.error) throw r.error;
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 /** A configuration others may read, its state dir not created yet. */
 async function config(): Promise<{ dir: string; conf: string; stateDir: string }> {
@@ -49,7 +39,7 @@ describe('jobcompd status by a user who may not read the state dir', () => {
     await stateWithOneRecord(stateDir);
     expect(statSync(stateDir).mode & 0o777).toBe(0o700);
 
-    const r = cliAs(NOBODY_ID, ['status', '-c', conf]);
+    const r = runCli(['status', '-c', conf], { asUid: NOBODY_ID });
     expect(r.code).toBe(77);
     expect(r.stdout).toBe('');
     expect(r.stderr).toContain(`cannot read the state file ${join(stateDir, STATE_FILE_NAME)}: permission denied`);
@@ -61,7 +51,7 @@ describe('jobcompd status by a user who may not read the state dir', () => {
 
   it('no state file at all is still "not running, backlog 0"', async () => {
     const { conf } = await config();
-    const r = cliAs(NOBODY_ID, ['status', '--json', '-c', conf]);
+    const r = runCli(['status', '--json', '-c', conf], { asUid: NOBODY_ID });
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ daemon: 'not running', backlog: 0 });
   });
@@ -71,7 +61,7 @@ describe('jobcompd status by a user who may not read the state dir', () => {
     try {
       chmodSync(d.dir, 0o755);
       expect((await post(d.url, numberedBodies(1, 70_000)[0] as Buffer)).status).toBe(201);
-      const r = cliAs(NOBODY_ID, ['status', '--json', '-c', d.configFile]);
+      const r = runCli(['status', '--json', '-c', d.configFile], { asUid: NOBODY_ID });
       expect(r.code).toBe(0);
       expect(JSON.parse(r.stdout)).toMatchObject({ daemon: 'running', backlog: 1, producer: { state: 'connecting' } });
     } finally {
@@ -97,7 +87,7 @@ describe('state files root creates', () => {
     expect(owner()).toEqual({ uid: NOBODY_ID, gid: NOBODY_ID });
     expect(execFileSync('find', [stateDir, '-not', '-user', String(NOBODY_ID)], { encoding: 'utf8' })).toBe('');
 
-    const status = cliAs(NOBODY_ID, ['status', '--json', '-c', conf]);
+    const status = runCli(['status', '--json', '-c', conf], { asUid: NOBODY_ID });
     expect(status.code).toBe(0);
     expect(JSON.parse(status.stdout)).toMatchObject({ daemon: 'not running', backlog: 0 });
   });

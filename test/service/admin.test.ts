@@ -40,6 +40,11 @@ function sample(metrics: string, line: string): number | undefined {
   return m === undefined ? undefined : Number(m.slice(line.length + 1));
 }
 
+/** Each named sample has the value given (one assertion, so a failure shows them all). */
+function expectSamples(metrics: string, want: Record<string, number>): void {
+  expect(Object.fromEntries(Object.keys(want).map((line) => [line, sample(metrics, line)]))).toEqual(want);
+}
+
 let d: DaemonProcess;
 
 beforeAll(async () => {
@@ -63,14 +68,16 @@ it('/metrics counts what came in and went out, with latency histograms and broke
   const res = await get(`${d.adminUrl}/metrics`);
   expect(res.status).toBe(200);
   const m = res.body;
-  expect(sample(m, 'jobcompd_records_received_total{source="http"}')).toBe(20);
-  expect(sample(m, 'jobcompd_records_accepted_total{source="http",outcome="stored"}')).toBe(20);
-  expect(sample(m, 'jobcompd_records_delivered_total')).toBe(20);
-  expect(sample(m, 'jobcompd_backlog_records')).toBe(0);
-  expect(sample(m, 'jobcompd_records_quarantined_total')).toBe(0);
-  expect(sample(m, 'jobcompd_commit_latency_seconds_count')).toBe(20);
-  expect(sample(m, 'jobcompd_delivery_latency_seconds_count')).toBe(20);
-  expect(sample(m, 'jobcompd_producer_ready')).toBe(1);
+  expectSamples(m, {
+    'jobcompd_records_received_total{source="http"}': 20,
+    'jobcompd_records_accepted_total{source="http",outcome="stored"}': 20,
+    'jobcompd_records_delivered_total': 20,
+    'jobcompd_backlog_records': 0,
+    'jobcompd_records_quarantined_total': 0,
+    'jobcompd_commit_latency_seconds_count': 20,
+    'jobcompd_delivery_latency_seconds_count': 20,
+    'jobcompd_producer_ready': 1,
+  });
   expect(m).toMatch(/^jobcompd_kafka_broker_up\{broker="127\.0\.0\.1:\d+\/1"\} 1$/m);
   expect(m).toContain('jobcompd_process_resident_memory_bytes');
 });
@@ -152,14 +159,16 @@ it('/metrics counts every source, duplicates, retries and both kinds of quaranti
     expect((await runHook(installHook(e.dir, 'spool-hook', { socket: join(e.dir, 'nobody-listens.sock'), spool: e.spoolDir }), scriptEnv(21_101))).code).toBe(0);
     await e.waitForLog((l) => l.msg === 'record committed' && l.source === 'spool', 'the spooled record imported');
     const m = await metrics(e);
-    expect(sample(m, 'jobcompd_records_received_total{source="http"}')).toBe(4);
-    expect(sample(m, 'jobcompd_records_received_total{source="socket"}')).toBe(1);
-    expect(sample(m, 'jobcompd_records_received_total{source="spool"}')).toBe(1);
-    expect(sample(m, 'jobcompd_records_accepted_total{source="http",outcome="duplicate"}')).toBe(1);
-    expect(sample(m, 'jobcompd_records_accepted_total{source="http",outcome="quarantined"}')).toBe(1);
-    expect(sample(m, 'jobcompd_records_deduplicated_total')).toBe(1);
-    expect(sample(m, 'jobcompd_quarantine_records')).toBe(1);
-    expect(sample(m, 'jobcompd_backlog_records')).toBe(4);
+    expectSamples(m, {
+      'jobcompd_records_received_total{source="http"}': 4,
+      'jobcompd_records_received_total{source="socket"}': 1,
+      'jobcompd_records_received_total{source="spool"}': 1,
+      'jobcompd_records_accepted_total{source="http",outcome="duplicate"}': 1,
+      'jobcompd_records_accepted_total{source="http",outcome="quarantined"}': 1,
+      'jobcompd_records_deduplicated_total': 1,
+      'jobcompd_quarantine_records': 1,
+      'jobcompd_backlog_records': 4,
+    });
     expect(sample(m, 'jobcompd_oldest_pending_age_seconds')).toBeGreaterThan(0);
     expect(sample(m, 'jobcompd_producer_ready')).toBe(0);
   } finally {
@@ -170,9 +179,11 @@ it('/metrics counts every source, duplicates, retries and both kinds of quaranti
   await e.waitForLog((l) => l.msg.startsWith('Kafka refused the record for good'), 'the too large record quarantined');
   await e.waitForLog(() => e.logs.filter((l) => l.msg === 'delivered').length === 3, '3 delivered');
   let m = await metrics(e);
-  expect(sample(m, 'jobcompd_records_delivered_total')).toBe(3);
-  expect(sample(m, 'jobcompd_records_quarantined_total')).toBe(1);
-  expect(sample(m, 'jobcompd_quarantine_records')).toBe(2);
+  expectSamples(m, {
+    'jobcompd_records_delivered_total': 3,
+    'jobcompd_records_quarantined_total': 1,
+    'jobcompd_quarantine_records': 2,
+  });
   expect(JSON.parse((await get(`${e.adminUrl}/healthz`)).body)).toEqual({ status: 'ok' });
 
   // Kafka goes away while connected: attempts time out and are retried
