@@ -6,11 +6,7 @@
 //                  JOBCOMPD_HOOK_TIME (the hook stamps it), left out if absent
 
 import { parseJobCompParams } from '../config/jobcomp-params';
-import { parseElasticsearchBody } from '../record/from-elasticsearch';
-import { mapJobcompScriptEnv, mapPrologEnv } from '../record/from-hook';
-import type { JobRecord } from '../record/job-record';
-import { parseEnvDump } from '../record/slurm-env';
-import { serialize } from '../record/serialize';
+import { payloadOptionsOf, toPayload, type RecordInput } from '../record/to-payload';
 
 export const INPUT_FORMATS = ['elasticsearch', 'script', 'prolog'] as const;
 export type InputFormat = (typeof INPUT_FORMATS)[number];
@@ -19,19 +15,22 @@ export async function runConvert(from: InputFormat, paramsText: string, newline:
   const { params, warnings } = parseJobCompParams(paramsText, { file: '--params' });
   for (const w of warnings) process.stderr.write(`jobcompd: warning: ${w}\n`);
   const input = await readAll(process.stdin);
-  const payload = serialize(mapInput(from, input, params.sendScript));
+  const mapped = toPayload(inputOf(from, input), payloadOptionsOf(params));
+  // only a detected EpilogSlurmctld environment publishes nothing, and convert names its context
+  if (mapped.kind !== 'record') throw new Error(mapped.reason);
+  const { payload } = mapped;
   await write(newline ? Buffer.concat([payload, Buffer.from('\n')]) : payload);
   return 0;
 }
 
-function mapInput(from: InputFormat, input: Buffer, sendScript: boolean): JobRecord {
+function inputOf(from: InputFormat, input: Buffer): RecordInput {
   switch (from) {
     case 'elasticsearch':
-      return parseElasticsearchBody(input, { sendScript });
+      return { kind: 'elasticsearch', body: input };
     case 'script':
-      return mapJobcompScriptEnv(parseEnvDump(input));
+      return { kind: 'env-dump', context: 'jobcomp', text: input };
     case 'prolog':
-      return mapPrologEnv(parseEnvDump(input));
+      return { kind: 'env-dump', context: 'prolog', text: input };
   }
 }
 

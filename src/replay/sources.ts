@@ -6,11 +6,8 @@ import { RecordError } from '../errors';
 import type { Ingest } from '../ingest';
 import { parseSlurmState } from '../migrate/slurm-state';
 import type { Outbox, QuarantineRow, RowFilter } from '../outbox/outbox';
-import { parseElasticsearchBody } from '../record/from-elasticsearch';
-import { mapHookEnv } from '../record/from-hook';
 import { isJobEvent, type JobEvent } from '../record/job-record';
-import { parseEnvBlock } from '../record/slurm-env';
-import { serialize } from '../record/serialize';
+import { payloadOptionsOf, toPayload, type RecordInput } from '../record/to-payload';
 
 export interface Requeued {
   requeued: number;
@@ -33,22 +30,19 @@ export function publishableFrom(row: QuarantineRow, params: JobCompParams): Publ
     return { event: row.event, jobId: row.jobId, payload: row.payload };
   }
   if (!row.raw) return 'no record and no raw input';
+  const input: RecordInput = row.source === 'socket' || row.source === 'spool' ? { kind: 'hook', environment: row.raw } : { kind: 'elasticsearch', body: row.raw };
   try {
-    if (row.source === 'socket' || row.source === 'spool') {
-      const mapped = mapHookEnv(parseEnvBlock(row.raw));
-      if (mapped.kind !== 'record') return 'an EpilogSlurmctld environment: never published';
-      return { event: mapped.record.event, jobId: mapped.record.jobid, payload: serialize(mapped.record) };
-    }
-    return fromElasticsearch(row.raw, params);
+    return publishableOf(input, params);
   } catch (err) {
     return (err as Error).message;
   }
 }
 
-/** An elasticsearch body mapped and serialized as the HTTP source does (throws a RecordError). */
-function fromElasticsearch(body: Buffer, params: JobCompParams): Publishable {
-  const record = parseElasticsearchBody(body, { sendScript: params.sendScript });
-  return { event: record.event, jobId: record.jobid, payload: serialize(record) };
+/** An input mapped and serialized as the daemon's ingest does (throws a RecordError), or why it publishes nothing. */
+function publishableOf(input: RecordInput, params: JobCompParams): Publishable | string {
+  const mapped = toPayload(input, payloadOptionsOf(params));
+  if (mapped.kind === 'not-published') return mapped.reason;
+  return { event: mapped.event, jobId: mapped.jobId, payload: mapped.payload };
 }
 
 /** Move the matching quarantine rows that can be published back into the outbox. */
@@ -107,7 +101,9 @@ export function planSlurmStateImport(file: Buffer, fileName: string, params: Job
   const records = state.records.map((r, index): PlannedImport => {
     if (state.kind !== 'elasticsearch_state') return { kind: 'publish', event: r.event, jobId: r.jobId ?? 0, payload: r.payload };
     try {
-      return { kind: 'publish', ...fromElasticsearch(r.payload, params) };
+      const p = publishableOf({ kind: 'elasticsearch', body: r.payload }, params);
+      if (typeof p === 'string') return { kind: 'quarantine', index, jobId: r.jobId, reason: p };
+      return { kind: 'publish', ...p };
     } catch (err) {
       if (!(err instanceof RecordError)) throw err;
       return { kind: 'quarantine', index, jobId: r.jobId, reason: err.message };
