@@ -83,8 +83,26 @@ export const RecordCodes = {
   notObject: 'E_RECORD_NOT_OBJECT',
   missingField: 'E_RECORD_MISSING_FIELD',
   badField: 'E_RECORD_BAD_FIELD',
-  tooLarge: 'E_RECORD_TOO_LARGE',
 } as const;
+
+/** Reason codes of quarantined inputs that are neither a RecordError nor a librdkafka error. */
+export const QuarantineCodes = {
+  /** a hook message or spool file that is not in the hook's wire format */
+  hookBadMessage: 'E_HOOK_BAD_MESSAGE',
+  /** a quarantine row recovered by repair-state without its reason code */
+  unknown: 'E_UNKNOWN',
+} as const;
+
+/** `replay --from-slurm-state`: the file is not a readable jobcomp_kafka_state or elasticsearch_state. */
+export class SlurmStateError extends JobcompdError {
+  readonly code = 'E_SLURM_STATE';
+  readonly exitCode = EXIT_DATAERR;
+
+  constructor(message: string) {
+    super(message);
+    this.name = 'SlurmStateError';
+  }
+}
 
 /** The state file cannot be used (locked, corrupt, foreign, newer schema, full disk...). */
 export class StateError extends JobcompdError {

@@ -10,7 +10,7 @@
 // ending in a NUL; L = 0 is a NULL string.
 
 import { basename } from 'path';
-import { EXIT_DATAERR, JobcompdError } from '../errors';
+import { SlurmStateError } from '../errors';
 
 export type SlurmStateKind = 'jobcomp_kafka_state' | 'elasticsearch_state';
 
@@ -49,16 +49,6 @@ const MIN_PACKSTR = 5;
 const MIN_RECORD_ES = MIN_PACKSTR;
 const MIN_RECORD_KAFKA_OLD = 4 + MIN_PACKSTR;
 const MIN_RECORD_KAFKA_EVENT = 4 + 4 + MIN_PACKSTR;
-
-export class SlurmStateError extends JobcompdError {
-  readonly code = 'E_SLURM_STATE';
-  readonly exitCode = EXIT_DATAERR;
-
-  constructor(message: string) {
-    super(message);
-    this.name = 'SlurmStateError';
-  }
-}
 
 /** A failed attempt at one interpretation; only one of them is reported. */
 class Mismatch extends Error {}

@@ -7,7 +7,7 @@
 import { copyFileSync, existsSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
-import { EXIT_TEMPFAIL, StateCodes, StateError, errorMessage } from '../errors';
+import { EXIT_TEMPFAIL, QuarantineCodes, StateCodes, StateError, errorMessage } from '../errors';
 import { giveToStateDirOwner, Outbox, STATE_FILE_NAME, type QuarantineEntry, type RecoveredRecord } from './outbox';
 import { isJobEvent } from '../record/job-record';
 
@@ -84,7 +84,7 @@ function asQuarantine(q: Record<string, unknown>): QuarantineEntry | undefined {
     raw,
     source: typeof q.source === 'string' ? q.source : 'repair',
     receivedAt: typeof q.receivedAt === 'number' ? q.receivedAt : Date.now(),
-    reasonCode: typeof q.reasonCode === 'string' ? q.reasonCode : 'E_UNKNOWN',
+    reasonCode: typeof q.reasonCode === 'string' ? q.reasonCode : QuarantineCodes.unknown,
     reason: typeof q.reason === 'string' ? q.reason : 'recovered from a damaged state file',
   };
 }

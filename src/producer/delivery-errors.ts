@@ -7,7 +7,6 @@ import { CODES, type LibrdKafkaError } from 'node-rdkafka';
 const E = CODES.ERRORS;
 
 // node-rdkafka's native binding; its typings do not declare this module.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const native = require('node-rdkafka/librdkafka') as { err2str(code: number): string };
 
 export type Disposition =

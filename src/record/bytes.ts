@@ -1,18 +1,8 @@
 // Byte strings (see job-record.ts) and a JSON reader that keeps every input byte.
 
-/** Raw bytes -> byte string. */
-export function toByteString(buf: Buffer): string {
-  return buf.toString('latin1');
-}
-
 /** Ordinary (UTF-16) text -> the byte string of its UTF-8 encoding. */
 export function utf8ToByteString(text: string): string {
   return Buffer.from(text, 'utf8').toString('latin1');
-}
-
-/** Byte string -> text for humans (logs, CLI); invalid UTF-8 shows as U+FFFD. */
-export function byteStringToText(bytes: string): string {
-  return Buffer.from(bytes, 'latin1').toString('utf8');
 }
 
 // Matches an escaped backslash (kept as is, so "\\u00e9" stays literal), a surrogate pair

@@ -10,7 +10,7 @@ import { peerCredentials } from 'jobcompd-peercred';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { StateCodes, StateError, errorMessage, failedRecord } from '../errors';
+import { QuarantineCodes, StateCodes, StateError, errorMessage, failedRecord } from '../errors';
 import type { AcceptResult, Ingest } from '../ingest';
 import { Answer, checkHeader, encodeAnswer, HEADER_BYTES, type AnswerStatus } from './hook-protocol';
 
@@ -145,7 +145,7 @@ export class SocketSource {
   /** A malformed message: kept in quarantine as evidence, answered so the hook does not spool garbage. */
   private reject(socket: Socket, raw: Buffer, reason: string): void {
     this.log.error({ bytes: raw.length, reason }, 'malformed message on the hook socket');
-    this.ingest.quarantineRaw(raw, 'socket', 'E_HOOK_BAD_MESSAGE', reason).then(
+    this.ingest.quarantineRaw(raw, 'socket', QuarantineCodes.hookBadMessage, reason).then(
       () => answer(socket, Answer.quarantined, reason),
       () => answer(socket, Answer.error, reason),
     );

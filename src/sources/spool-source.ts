@@ -7,7 +7,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { mkdir, open, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { StateError, errorMessage, failedRecord } from '../errors';
+import { QuarantineCodes, StateError, errorMessage, failedRecord } from '../errors';
 import type { Ingest } from '../ingest';
 import { decodeMessage, HEADER_BYTES } from './hook-protocol';
 
@@ -112,7 +112,7 @@ export class SpoolSource {
           ? { ok: false, reason: `the file is ${size} bytes, more than a message of MaxMessageBytes (${this.opts.maxMessageBytes}) can be; its first ${buf.length} bytes are kept` }
           : decodeMessage(buf, this.opts.maxMessageBytes);
       if (message.ok) await this.ingest.acceptHookEnvironment(message.environment, 'spool');
-      else await this.ingest.quarantineRaw(buf.subarray(0, this.opts.maxMessageBytes), 'spool', 'E_HOOK_BAD_MESSAGE', `${path}: ${message.reason}`);
+      else await this.ingest.quarantineRaw(buf.subarray(0, this.opts.maxMessageBytes), 'spool', QuarantineCodes.hookBadMessage, `${path}: ${message.reason}`);
     } catch (err) {
       // Not committed (disk full...): the file stays and is tried again at the next scan.
       if (err instanceof StateError) this.log.error({ ...failedRecord(err), err: err.message, file: path }, 'spooled record not committed yet; will retry');

@@ -3,12 +3,11 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EXIT_DATAERR, JobcompdError } from '../../src/errors';
+import { EXIT_DATAERR, JobcompdError, SlurmStateError } from '../../src/errors';
 import {
   encodeElasticsearchState,
   encodeKafkaState,
   parseSlurmState,
-  SlurmStateError,
   type SavedRecord,
 } from '../../src/migrate/slurm-state';
 
