@@ -1,5 +1,5 @@
 // JobCompParams, parsed the way slurm.conf(5) documents it rather than the way the plugin
-// implements it (spec §2.2, docs/configuration.md "Differences from jobcomp/kafka"):
+// implements it (docs/configuration.md "JobCompParams" and "Differences from jobcomp/kafka"):
 //   - the string is split at commas into tokens; each token is trimmed; empty ones ignored
 //   - option names are matched case-insensitively, as a whole (no substring matching:
 //     "requeue_purge_in_flight" does not also switch on "purge_in_flight")

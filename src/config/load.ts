@@ -26,7 +26,7 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
   return { options: opts, daemon, params, producer, warnings: [...warnings, ...producer.warnings] };
 }
 
-/** The topic each event goes to (spec §2.3): JobCompParams, else derived from ClusterName. */
+/** The topic each event goes to (docs/configuration.md "JobCompParams"): JobCompParams, else derived from ClusterName. */
 export function topicsOf(params: JobCompParams, clusterName: string): { finish: string; start: string } {
   return { finish: params.topic ?? clusterName, start: params.topicJobStart ?? `${clusterName}-job-start` };
 }

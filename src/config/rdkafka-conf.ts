@@ -1,5 +1,5 @@
 // The JobCompLoc file: librdkafka properties, one key=value per line, read with exactly
-// the rules of Slurm's jobcomp/kafka plugin (spec §2.1) so that a site's existing file
+// the rules of Slurm's jobcomp/kafka plugin (docs/configuration.md "JobCompLoc") so that a site's existing file
 // means the same thing here:
 //   - a line without '=' is skipped (blank lines, comments without '=')
 //   - the line splits at the first '='; later '=' stay in the value

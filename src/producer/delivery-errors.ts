@@ -1,5 +1,5 @@
 // What to do with a record when librdkafka reports an error for it, at produce() time or
-// in its delivery report. The plugin drops everything but timeouts (spec §3, §4);
+// in its delivery report. The plugin drops everything but timeouts (docs/delivery-guarantees.md);
 // jobcompd never drops: it retries, waits, or quarantines.
 
 import { CODES, type LibrdKafkaError } from 'node-rdkafka';

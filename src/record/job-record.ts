@@ -1,6 +1,6 @@
 // The canonical job record: one shape that every input format maps to and that the
 // serializer turns into jobcomp/kafka JSON. Field names follow the payload keys; the
-// emission order and presence rules live in serialize.ts (spec §7.3).
+// emission order and presence rules live in serialize.ts (in the plugin's insertion order, docs/record-mapping.md).
 //
 // Strings are *byte strings*: each UTF-16 code unit holds one byte (0-255), i.e. the
 // 'latin1' view of the bytes Slurm sent. Slurm and json-c pass bytes through without

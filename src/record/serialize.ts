@@ -1,4 +1,4 @@
-// JobRecord -> the exact bytes jobcomp/kafka 25.05/25.11 produces (spec §7): compact
+// JobRecord -> the exact bytes jobcomp/kafka 25.05/25.11 produces (docs/record-mapping.md "The output"): compact
 // json-c output, keys in the plugin's insertion order, finish-only keys left out of
 // start records. Pure: no I/O, no configuration beyond the record itself.
 

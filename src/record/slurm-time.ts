@@ -59,7 +59,7 @@ export function parseUtc(s: string): number | undefined {
 }
 
 /**
- * jobcomp/kafka's `@start`/`@end`/`elapsed` rule for a finish record (spec §7.2): a start
+ * jobcomp/kafka's `@start`/`@end`/`elapsed` rule for a finish record (docs/record-mapping.md): a start
  * after the end is "Unknown" (left out), and `elapsed` is `end - start` only when both are
  * valid and start < end, else 0.
  */

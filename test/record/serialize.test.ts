@@ -1,4 +1,4 @@
-// Golden tests for the jobcomp/kafka serializer (spec §7, §8): the exact bytes.
+// Golden tests for the jobcomp/kafka serializer (docs/record-mapping.md "The output"): the exact bytes.
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,7 +10,7 @@ import { utf8ToByteString } from '../../src/record/bytes';
 const fixture = (name: string): Buffer => readFileSync(join(__dirname, '../fixtures/kafka-25.05', name));
 const t = (iso: string): number => Date.parse(`${iso}Z`) / 1000;
 
-/** Spec §8: batch job 4242 of alice on hpc1. */
+/** The plugin's sample record (test/fixtures/kafka-25.05): batch job 4242 of alice on hpc1. */
 function job4242(event: JobEvent): JobRecord {
   return {
     event,
@@ -59,7 +59,7 @@ function job4242(event: JobEvent): JobRecord {
   };
 }
 
-describe('jobcomp/kafka payload bytes (spec §8 samples)', () => {
+describe('jobcomp/kafka payload bytes (the plugin's own sample records)', () => {
   it('reproduces the job-end message byte for byte (1017 bytes)', () => {
     const out = serialize(job4242(JobEvent.finish));
     expect(out.length).toBe(1017);
@@ -79,7 +79,7 @@ describe('jobcomp/kafka payload bytes (spec §8 samples)', () => {
   });
 });
 
-describe('cpu_hours: float32 arithmetic printed like json-c (spec §7.1 table)', () => {
+describe('cpu_hours: float32 arithmetic printed like json-c (docs/record-mapping.md)', () => {
   it.each([
     [7, 4, '0.0077777779661118984'],
     [3723, 4, '4.1366667747497559'],
