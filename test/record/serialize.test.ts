@@ -59,7 +59,7 @@ function job4242(event: JobEvent): JobRecord {
   };
 }
 
-describe('jobcomp/kafka payload bytes (the plugin's own sample records)', () => {
+describe('jobcomp/kafka payload bytes (the sample records of the plugin)', () => {
   it('reproduces the job-end message byte for byte (1017 bytes)', () => {
     const out = serialize(job4242(JobEvent.finish));
     expect(out.length).toBe(1017);
