@@ -101,7 +101,7 @@ RUNTIME_EXCLUDES = --exclude=node_modules/node-rdkafka/deps --exclude=node_modul
   --exclude='*/build/*.a'
 
 install:
-	@for f in dist/src/cli.js native/build/jobcompd-hook native/peercred/build/Release/peercred.node \
+	@for f in dist/src/cli/cli.js native/build/jobcompd-hook native/peercred/build/Release/peercred.node \
 	    node_modules/.installed node_modules/node-rdkafka/build/deps/librdkafka.so.1; do \
 	  test -e "$$f" || { echo "make install: $$f is missing: run make build first" >&2; exit 1; }; \
 	done

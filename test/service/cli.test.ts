@@ -5,7 +5,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { buildProgram } from '../../src/cli';
+import { buildProgram } from '../../src/cli/cli';
 import { encodeElasticsearchState, parseSlurmState } from '../../src/migrate/slurm-state';
 import { runCli, runCliBytes, tempDir, writeFiles } from '../helpers/cli';
 import { expectedPayload } from '../helpers/records';

@@ -1,9 +1,9 @@
 // What `jobcompd status` shows, built the same way whether the numbers come from the
 // running daemon or straight from the state file.
 
-import type { OutboxStats, RecordedErrors } from './outbox/outbox';
-import { eventName } from './record/job-record';
-import type { BrokerState } from './producer/kafka-producer';
+import type { OutboxStats, RecordedErrors } from '../outbox/outbox';
+import { eventName } from '../record/job-record';
+import type { BrokerState } from '../producer/kafka-producer';
 
 export interface ProducerStatus {
   state: string;

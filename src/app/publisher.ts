@@ -3,14 +3,14 @@
 
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { topicsOf, type LoadedConfig } from './config/load';
-import type { JobCompParams } from './config/jobcomp-params';
-import type { ConfigError } from './errors';
-import { Outbox, type RowFilter } from './outbox/outbox';
-import { Dispatcher } from './producer/dispatcher';
-import { KafkaProducer, type ProducerStats } from './producer/kafka-producer';
-import type { ProducerSettings } from './producer/rdkafka-config';
-import { JobEvent } from './record/job-record';
+import { topicsOf, type LoadedConfig } from '../config/load';
+import type { JobCompParams } from '../config/jobcomp-params';
+import type { ConfigError } from '../errors';
+import { Outbox, type RowFilter } from '../outbox/outbox';
+import { Dispatcher } from '../producer/dispatcher';
+import { KafkaProducer, type ProducerStats } from '../producer/kafka-producer';
+import type { ProducerSettings } from '../producer/rdkafka-config';
+import { JobEvent } from '../record/job-record';
 import { buildStatus, type StatusReport } from './status';
 
 export interface PublisherOptions {

@@ -6,12 +6,12 @@
 // The handlers are installed before the daemon starts: a signal that arrives while it is
 // starting is acted on as soon as it has started.
 
-import type { LoadOptions } from '../config/daemon-conf';
-import { loadConfig } from '../config/load';
-import { Daemon } from '../daemon';
-import type { JobcompdError } from '../errors';
-import { createLogger } from '../log';
-import { verifyProducerCreation } from '../producer/rdkafka-config';
+import type { LoadOptions } from '../../config/daemon-conf';
+import { loadConfig } from '../../config/load';
+import { Daemon } from '../../app/daemon';
+import type { JobcompdError } from '../../errors';
+import { createLogger } from '../../log';
+import { verifyProducerCreation } from '../../producer/rdkafka-config';
 
 export async function runDaemon(opts: LoadOptions): Promise<number> {
   const cfg = loadConfig(opts);

@@ -3,17 +3,17 @@
 
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { loadConfig, type LoadedConfig } from './config/load';
-import { errorMessage, type ConfigError } from './errors';
-import { Ingest } from './ingest';
-import { verifyProducerCreation, type ProducerSettings } from './producer/rdkafka-config';
+import { loadConfig, type LoadedConfig } from '../config/load';
+import { errorMessage, type ConfigError } from '../errors';
+import { Ingest } from '../ingest';
+import { verifyProducerCreation, type ProducerSettings } from '../producer/rdkafka-config';
 import { Publisher } from './publisher';
 import { AdminServer, type Health } from './service/admin-server';
 import { createMetrics } from './service/metrics';
 import { ServiceNotifier } from './service/systemd';
-import { HttpSource } from './sources/http-source';
-import { SocketSource } from './sources/socket-source';
-import { SpoolSource } from './sources/spool-source';
+import { HttpSource } from '../sources/http-source';
+import { SocketSource } from '../sources/socket-source';
+import { SpoolSource } from '../sources/spool-source';
 
 /** Records waiting longer than this make /healthz say "degraded". */
 const DEGRADED_AFTER_MS = 5 * 60_000;

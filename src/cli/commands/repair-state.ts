@@ -1,8 +1,8 @@
 // `jobcompd repair-state`: rebuild a damaged state file from what SQLite can still read.
 
-import type { LoadOptions } from '../config/daemon-conf';
-import { loadDaemonConfig } from '../config/daemon-conf';
-import { repairStateFile } from '../outbox/repair';
+import type { LoadOptions } from '../../config/daemon-conf';
+import { loadDaemonConfig } from '../../config/daemon-conf';
+import { repairStateFile } from '../../outbox/repair';
 
 export async function runRepairState(opts: LoadOptions): Promise<number> {
   const cfg = loadDaemonConfig(opts);

@@ -8,15 +8,15 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { LoadOptions } from '../config/daemon-conf';
-import { loadConfig, topicsOf, type LoadedConfig } from '../config/load';
-import { EXIT_NOINPUT, EXIT_TEMPFAIL, StateCodes, StateError, errorMessage, type ConfigError } from '../errors';
-import { dedupKeyOf, Ingest } from '../ingest';
-import { createLogger } from '../log';
-import { matchesFilter, Outbox, STATE_FILE_NAME, type OutboxRow, type RowFilter } from '../outbox/outbox';
-import { Publisher } from '../publisher';
-import { eventName, JobEvent } from '../record/job-record';
-import { importSlurmState, planSlurmStateImport, publishableFrom, requeueQuarantined, type Imported, type Requeued } from '../replay/sources';
+import type { LoadOptions } from '../../config/daemon-conf';
+import { loadConfig, topicsOf, type LoadedConfig } from '../../config/load';
+import { EXIT_NOINPUT, EXIT_TEMPFAIL, StateCodes, StateError, errorMessage, type ConfigError } from '../../errors';
+import { dedupKeyOf, Ingest } from '../../ingest';
+import { createLogger } from '../../log';
+import { matchesFilter, Outbox, STATE_FILE_NAME, type OutboxRow, type RowFilter } from '../../outbox/outbox';
+import { Publisher } from '../../app/publisher';
+import { eventName, JobEvent } from '../../record/job-record';
+import { importSlurmState, planSlurmStateImport, publishableFrom, requeueQuarantined, type Imported, type Requeued } from '../../replay/sources';
 
 export interface ReplayOptions {
   filter: RowFilter;

@@ -1,11 +1,11 @@
 // `jobcompd check-config`: everything the daemon would check at start, without starting.
 
-import type { LoadOptions } from '../config/daemon-conf';
-import { loadConfig, topicsOf } from '../config/load';
-import { isSecretProperty, REDACTED } from '../config/rdkafka-conf';
-import { verifyProducerCreation } from '../producer/rdkafka-config';
-import { probeKafka, ProbeError, type ProbeResult } from '../producer/kafka-probe';
-import { EXIT_UNAVAILABLE } from '../errors';
+import type { LoadOptions } from '../../config/daemon-conf';
+import { loadConfig, topicsOf } from '../../config/load';
+import { isSecretProperty, REDACTED } from '../../config/rdkafka-conf';
+import { verifyProducerCreation } from '../../producer/rdkafka-config';
+import { probeKafka, ProbeError, type ProbeResult } from '../../producer/kafka-probe';
+import { EXIT_UNAVAILABLE } from '../../errors';
 
 const CONNECT_TIMEOUT_MS = 15_000;
 

@@ -3,7 +3,7 @@
 // docs/operations.md.
 
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { AcceptResult, Ingest, SourceName } from '../ingest';
+import type { AcceptResult, Ingest, SourceName } from '../../ingest';
 import type { Publisher } from '../publisher';
 
 const SOURCES: SourceName[] = ['http', 'socket', 'spool', 'replay'];

@@ -8,9 +8,9 @@ import { runDaemon } from './commands/run';
 import { runRepairState } from './commands/repair-state';
 import { runReplay } from './commands/replay';
 import { runStatus } from './commands/status';
-import { EXIT_SOFTWARE, JobcompdError } from './errors';
-import type { LoadOptions } from './config/daemon-conf';
-import { JobEvent } from './record/job-record';
+import { EXIT_SOFTWARE, JobcompdError } from '../errors';
+import type { LoadOptions } from '../config/daemon-conf';
+import { JobEvent } from '../record/job-record';
 
 export const DEFAULT_CONFIG_FILE = '/etc/jobcompd/jobcompd.conf';
 

@@ -5,8 +5,8 @@
 //   prolog         a PrologSlurmctld environment, KEY=VALUE lines; @start comes from
 //                  JOBCOMPD_HOOK_TIME (the hook stamps it), left out if absent
 
-import { parseJobCompParams } from '../config/jobcomp-params';
-import { payloadOptionsOf, toPayload, type RecordInput } from '../record/to-payload';
+import { parseJobCompParams } from '../../config/jobcomp-params';
+import { payloadOptionsOf, toPayload, type RecordInput } from '../../record/to-payload';
 
 export const INPUT_FORMATS = ['elasticsearch', 'script', 'prolog'] as const;
 export type InputFormat = (typeof INPUT_FORMATS)[number];

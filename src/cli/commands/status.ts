@@ -2,10 +2,10 @@
 
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
-import { loadDaemonConfig, type DaemonConfig, type LoadOptions } from '../config/daemon-conf';
-import { EXIT_NOPERM, StateCodes, StateError } from '../errors';
-import { Outbox, STATE_FILE_NAME } from '../outbox/outbox';
-import { buildStatus, formatStatus, type StatusReport } from '../status';
+import { loadDaemonConfig, type DaemonConfig, type LoadOptions } from '../../config/daemon-conf';
+import { EXIT_NOPERM, StateCodes, StateError } from '../../errors';
+import { Outbox, STATE_FILE_NAME } from '../../outbox/outbox';
+import { buildStatus, formatStatus, type StatusReport } from '../../app/status';
 
 export async function runStatus(opts: LoadOptions, json: boolean): Promise<number> {
   const cfg = loadDaemonConfig(opts);

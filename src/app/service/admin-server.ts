@@ -7,8 +7,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import type { ListenAddress } from '../config/daemon-conf';
-import { errorMessage } from '../errors';
+import type { ListenAddress } from '../../config/daemon-conf';
+import { errorMessage } from '../../errors';
 import type { StatusReport } from '../status';
 
 export interface Health {
