@@ -3,10 +3,9 @@
 
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { loadConfig, type LoadedConfig } from '../config/load';
+import { loadVerifiedConfig, sameProducerSettings, type LoadedConfig } from './config';
 import { errorMessage, type ConfigError } from '../errors';
 import { Ingest } from '../ingest';
-import { verifyProducerCreation, type ProducerSettings } from '../producer/rdkafka-config';
 import { Publisher } from './publisher';
 import { AdminServer, type Health } from './service/admin-server';
 import { createMetrics } from './service/metrics';
@@ -111,12 +110,11 @@ export class Daemon extends EventEmitter {
     if (this.stopping) return;
     this.notifier.reloading();
     try {
-      const next = loadConfig(this.cfg.options);
+      const next = await loadVerifiedConfig(this.cfg.options, this.cfg);
       for (const w of next.warnings) this.log.warn(w);
       warnAboutRestartOnlyChanges(this.cfg, next, this.log);
-      const rdkafkaChanged = !sameProperties(this.cfg.producer, next.producer);
+      const rdkafkaChanged = !sameProducerSettings(this.cfg.producer, next.producer);
       if (rdkafkaChanged) {
-        await verifyProducerCreation(next.producer);
         // The old producer flushes for the flush_timeout in effect; the new params apply only
         // once the swap succeeded, so a failed one leaves the previous configuration whole.
         await this.publisher.replaceSettings(next.producer);
@@ -147,11 +145,6 @@ export class Daemon extends EventEmitter {
     await this.sources.admin?.close();
     this.log.info({ undelivered: remaining }, 'stopped; undelivered records stay in the state file and go out at the next start');
   }
-}
-
-function sameProperties(a: ProducerSettings, b: ProducerSettings): boolean {
-  const flat = (s: ProducerSettings): string => JSON.stringify([...s.properties.values()].map((p) => [p.key, p.value]));
-  return flat(a) === flat(b);
 }
 
 /** Settings that only a restart applies: say so instead of silently ignoring them. */

@@ -3,13 +3,13 @@
 
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { topicsOf, type LoadedConfig } from '../config/load';
+import { topicsOf, type LoadedConfig } from './config';
 import type { JobCompParams } from '../config/jobcomp-params';
 import type { ConfigError } from '../errors';
 import { Outbox, type RowFilter } from '../outbox/outbox';
 import { Dispatcher } from '../producer/dispatcher';
 import { KafkaProducer, type ProducerStats } from '../producer/kafka-producer';
-import type { ProducerSettings } from '../producer/rdkafka-config';
+import type { ProducerSettings } from '../producer/librdkafka-settings';
 import { JobEvent } from '../record/job-record';
 import { buildStatus, type StatusReport } from './status';
 

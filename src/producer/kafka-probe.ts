@@ -6,7 +6,7 @@
 // up at the first record instead, as a quarantined record (TOPIC_AUTHORIZATION_FAILED).
 
 import { Producer, type Metadata } from 'node-rdkafka';
-import { producerConfigs, type ProducerSettings } from './rdkafka-config';
+import { producerConfigs, type ProducerSettings } from './librdkafka-settings';
 
 export interface ProbeResult {
   brokers: string[];

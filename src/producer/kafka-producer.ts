@@ -10,8 +10,8 @@
 import { EventEmitter } from 'node:events';
 import { CODES, Producer, type DeliveryReport, type LibrdKafkaError, type ProducerGlobalConfig } from 'node-rdkafka';
 import type { Logger } from 'pino';
-import { redactSecrets } from '../config/rdkafka-conf';
-import { creationError, producerConfigs, type ProducerSettings } from './rdkafka-config';
+import { redactSecrets } from '../config/jobcomploc-file';
+import { creationError, producerConfigs, type ProducerSettings } from './librdkafka-settings';
 import { errorCodeName, librdkafkaCode } from './delivery-errors';
 
 export interface ProduceFailure {

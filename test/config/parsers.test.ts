@@ -4,7 +4,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { effectiveProperties, parseRdkafkaConf, redactSecrets } from '../../src/config/rdkafka-conf';
+import { effectiveProperties, parseRdkafkaConf, redactSecrets } from '../../src/config/jobcomploc-file';
 import { DEFAULT_PARAMS, parseJobCompParams } from '../../src/config/jobcomp-params';
 import { loadDaemonConfig } from '../../src/config/daemon-conf';
 import { readSlurmConf } from '../../src/config/slurm-conf';

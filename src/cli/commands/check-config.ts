@@ -1,17 +1,15 @@
 // `jobcompd check-config`: everything the daemon would check at start, without starting.
 
 import type { LoadOptions } from '../../config/daemon-conf';
-import { loadConfig, topicsOf } from '../../config/load';
-import { isSecretProperty, REDACTED } from '../../config/rdkafka-conf';
-import { verifyProducerCreation } from '../../producer/rdkafka-config';
+import { loadVerifiedConfig, topicsOf } from '../../app/config';
+import { isSecretProperty, REDACTED } from '../../config/jobcomploc-file';
 import { probeKafka, ProbeError, type ProbeResult } from '../../producer/kafka-probe';
 import { EXIT_UNAVAILABLE } from '../../errors';
 
 const CONNECT_TIMEOUT_MS = 15_000;
 
 export async function runCheckConfig(opts: LoadOptions, json: boolean, connect: boolean): Promise<number> {
-  const cfg = loadConfig(opts);
-  await verifyProducerCreation(cfg.producer);
+  const cfg = await loadVerifiedConfig(opts);
   const topics = topicsOf(cfg.params, cfg.daemon.clusterName);
   const wanted = cfg.params.enableJobStart ? [topics.finish, topics.start] : [topics.finish];
   let kafka: ProbeResult | { error: string } | undefined;

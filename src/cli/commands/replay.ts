@@ -9,7 +9,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { LoadOptions } from '../../config/daemon-conf';
-import { loadConfig, topicsOf, type LoadedConfig } from '../../config/load';
+import { loadConfig, topicsOf, type LoadedConfig } from '../../app/config';
 import { EXIT_NOINPUT, EXIT_TEMPFAIL, StateCodes, StateError, errorMessage, type ConfigError } from '../../errors';
 import { dedupKeyOf, Ingest } from '../../ingest';
 import { createLogger } from '../../log';

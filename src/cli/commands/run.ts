@@ -7,17 +7,14 @@
 // starting is acted on as soon as it has started.
 
 import type { LoadOptions } from '../../config/daemon-conf';
-import { loadConfig } from '../../config/load';
+import { loadVerifiedConfig } from '../../app/config';
 import { Daemon } from '../../app/daemon';
 import type { JobcompdError } from '../../errors';
 import { createLogger } from '../../log';
-import { verifyProducerCreation } from '../../producer/rdkafka-config';
 
 export async function runDaemon(opts: LoadOptions): Promise<number> {
-  const cfg = loadConfig(opts);
-  // Properties librdkafka refuses only together fail here, like any other bad configuration
-  // (exit 78, file:line: key on stderr), before the state file is opened or READY is sent.
-  await verifyProducerCreation(cfg.producer);
+  // before the state file is opened or READY is sent
+  const cfg = await loadVerifiedConfig(opts);
   const log = createLogger(cfg.daemon.logLevel);
   for (const w of cfg.warnings) log.warn(w);
 

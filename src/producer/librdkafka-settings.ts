@@ -4,7 +4,7 @@
 
 import { CODES, Producer, type ProducerGlobalConfig, type ProducerTopicConfig } from 'node-rdkafka';
 import { ConfigCodes, ConfigError, formatLocation, type ConfigLocation } from '../errors';
-import { effectiveProperties, isSecretProperty, redactSecrets, REDACTED, type RdkafkaConf, type RdkafkaProperty } from '../config/rdkafka-conf';
+import { effectiveProperties, isSecretProperty, redactSecrets, REDACTED, type RdkafkaConf, type RdkafkaProperty } from '../config/jobcomploc-file';
 
 /**
  * Keys node-rdkafka would swallow instead of handing them to librdkafka, or that would
