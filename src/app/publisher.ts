@@ -43,7 +43,7 @@ export class Publisher extends EventEmitter {
     this.dispatcher = new Dispatcher(
       this.outbox,
       {
-        maxClaimed: cfg.daemon.producer.maxInFlight,
+        maxInFlight: cfg.daemon.producer.maxInFlight,
         retryBackoffMinMs: cfg.daemon.producer.retryBackoffMinMs,
         retryBackoffMaxMs: cfg.daemon.producer.retryBackoffMaxMs,
         filter: opts.filter,

@@ -5,7 +5,7 @@
 // report says delivered. Failed rows are retried with exponential backoff or, when Kafka
 // refuses them for good, moved to the quarantine table. Nothing is ever dropped.
 //
-// At most `maxClaimed` rows are held in memory (buffered + in flight + waiting to
+// At most `maxInFlight` rows are held in memory (buffered + in flight + waiting to
 // retry), so a long outage with a million-row backlog costs disk, not memory. The rows
 // in flight when the process dies, and delivered ones whose deletion was not committed
 // yet, are produced again at the next start: that is the whole duplicate window, at most
@@ -19,7 +19,8 @@ import { dispositionOf, errorCodeName, type Disposition } from './delivery-error
 import type { DeliveryOutcome, KafkaProducer, ProduceFailure } from './kafka-producer';
 
 export interface DispatcherOptions {
-  maxClaimed: number;
+  /** jobcompd.conf MaxInFlight: rows held in memory at once (buffered, in flight, waiting to retry) */
+  maxInFlight: number;
   retryBackoffMinMs: number;
   retryBackoffMaxMs: number;
   /** The topic for an event, looked up at produce time (so a reload applies at once). */
@@ -187,7 +188,7 @@ export class Dispatcher extends EventEmitter {
     if (this.pumping || this.stopped || this.paused || this.queueFullTimer || !producer || producer.state !== 'ready') return;
     this.pumping = true;
     try {
-      while (this.occupiedSlots < this.opts.maxClaimed) {
+      while (this.occupiedSlots < this.opts.maxInFlight) {
         const row = this.nextRow();
         if (!row) break;
         const failure = producer.produce(this.opts.topicFor(row.event), row.payload, row.id);
@@ -207,8 +208,8 @@ export class Dispatcher extends EventEmitter {
     } finally {
       this.pumping = false;
     }
-    if (this.inFlight.size >= this.opts.maxClaimed) this.pollWhileWindowFull(producer);
-    else if (this.occupiedSlots >= this.opts.maxClaimed) this.waitingForDeletions = true;
+    if (this.inFlight.size >= this.opts.maxInFlight) this.pollWhileWindowFull(producer);
+    else if (this.occupiedSlots >= this.opts.maxInFlight) this.waitingForDeletions = true;
     this.checkDrained();
   }
 
@@ -219,13 +220,13 @@ export class Dispatcher extends EventEmitter {
       this.windowFullTimer = undefined;
       if (this.stopped) return;
       producer.poll();
-      if (this.inFlight.size >= this.opts.maxClaimed) this.pollWhileWindowFull(producer);
+      if (this.inFlight.size >= this.opts.maxInFlight) this.pollWhileWindowFull(producer);
     }, WINDOW_FULL_POLL_MS);
   }
 
   private nextRow(): OutboxRow | undefined {
     if (this.buffer.length === 0) {
-      const room = this.opts.maxClaimed - this.claimed;
+      const room = this.opts.maxInFlight - this.claimed;
       if (room > 0) {
         const rows = this.outbox.pendingAfter(this.cursor, Math.min(PAGE_SIZE, room), this.opts.filter);
         this.exhausted = rows.length === 0;

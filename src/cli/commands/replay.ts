@@ -16,7 +16,7 @@ import { createLogger } from '../../log';
 import { matchesFilter, Outbox, STATE_FILE_NAME, type OutboxRow, type RowFilter } from '../../outbox/outbox';
 import { Publisher } from '../../app/publisher';
 import { eventName, JobEvent } from '../../record/job-record';
-import { importSlurmState, planSlurmStateImport, publishableFrom, requeueQuarantined, type Imported, type Requeued } from '../../replay/sources';
+import { importSlurmState, planSlurmStateImport, publishableFrom, requeueQuarantined, type Imported, type Requeued } from '../../replay/into-outbox';
 
 export interface ReplayOptions {
   filter: RowFilter;

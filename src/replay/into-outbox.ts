@@ -1,4 +1,4 @@
-// Where `jobcompd replay` finds records beyond the outbox itself: the quarantine table (after
+// What `jobcompd replay` puts (back) into the outbox besides its own rows: the quarantine table (after
 // the cause was fixed) and the state files Slurm's own plugins leave behind (migration).
 
 import type { JobCompParams } from '../config/jobcomp-params';
