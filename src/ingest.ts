@@ -68,7 +68,7 @@ export class Ingest extends EventEmitter {
       if (!(err instanceof RecordError)) throw err;
       // an elasticsearch body is always a job end record, a hook environment may be either
       const event = input.kind === 'elasticsearch' ? JobEvent.finish : undefined;
-      return this.quarantineInput(raw, source, receivedAt, { code: err.code, reason: err.message, jobId: err.jobId, event });
+      return this.quarantine(raw, source, receivedAt, { code: err.code, reason: err.message, jobId: err.jobId, event });
     }
     if (mapped.kind === 'not-published') {
       return Promise.resolve(this.ignore(mapped.jobId, undefined, mapped.reason, source, receivedAt));
@@ -112,18 +112,18 @@ export class Ingest extends EventEmitter {
   }
 
   /** Input that is not even a message (malformed hook frame, unreadable spool file). */
-  quarantineRaw(raw: Buffer, source: SourceName, code: string, reason: string): Promise<AcceptResult> {
+  quarantineInput(raw: Buffer, source: SourceName, code: string, reason: string): Promise<AcceptResult> {
     this.counters.received[source] += 1;
-    return this.quarantineInput(raw, source, Date.now(), { code, reason, jobId: undefined, event: undefined });
+    return this.quarantine(raw, source, Date.now(), { code, reason, jobId: undefined, event: undefined });
   }
 
-  private async quarantineInput(
+  private async quarantine(
     raw: Buffer,
     source: SourceName,
     receivedAt: number,
     why: { code: string; reason: string; jobId: number | undefined; event: JobEvent | undefined },
   ): Promise<AcceptResult> {
-    const id = await this.outbox.addToQuarantine({
+    const id = await this.outbox.quarantineInput({
       event: why.event ?? null,
       jobId: why.jobId ?? null,
       payload: null,

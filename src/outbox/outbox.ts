@@ -254,10 +254,10 @@ export class Outbox extends EventEmitter {
     const db = this.db;
     return {
       insert: db.prepare('INSERT INTO outbox (event, job_id, payload, source, received_at) VALUES (?, ?, ?, ?, ?)'),
-      insertQuarantine: db.prepare(
+      quarantineInput: db.prepare(
         'INSERT INTO quarantine (event, job_id, payload, raw, source, received_at, quarantined_at, reason_code, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
-      moveToQuarantine: db.prepare(
+      quarantineRow: db.prepare(
         'INSERT INTO quarantine (event, job_id, payload, raw, source, received_at, quarantined_at, reason_code, reason) ' +
           'SELECT event, job_id, payload, NULL, source, received_at, ?, ?, ? FROM outbox WHERE id = ?',
       ),
@@ -283,7 +283,7 @@ export class Outbox extends EventEmitter {
   }
 
   /** Keep an input that cannot be published; resolves once committed. */
-  addToQuarantine(entry: QuarantineEntry): Promise<number> {
+  quarantineInput(entry: QuarantineEntry): Promise<number> {
     return this.enqueue((waiter: Waiter<number>) => this.pending.quarantines.push({ entry, waiter }));
   }
 
@@ -406,7 +406,7 @@ export class Outbox extends EventEmitter {
     this.db.transaction(() => {
       for (const r of records) this.stmt.insert.run(r.event, r.jobId, r.payload, r.source, r.receivedAt);
       for (const q of quarantine) {
-        this.stmt.insertQuarantine.run(q.event, q.jobId, q.payload, q.raw, q.source, q.receivedAt, now, q.reasonCode, q.reason);
+        this.stmt.quarantineInput.run(q.event, q.jobId, q.payload, q.raw, q.source, q.receivedAt, now, q.reasonCode, q.reason);
       }
     })();
     this.syncNow();
@@ -548,13 +548,13 @@ export class Outbox extends EventEmitter {
       this.lastDedupPrune = now;
     }
     const qids = w.quarantines.map(({ entry: q }) =>
-      Number(s.insertQuarantine.run(q.event, q.jobId, q.payload, q.raw, q.source, q.receivedAt, now, q.reasonCode, q.reason).lastInsertRowid),
+      Number(s.quarantineInput.run(q.event, q.jobId, q.payload, q.raw, q.source, q.receivedAt, now, q.reasonCode, q.reason).lastInsertRowid),
     );
     for (const id of w.acks) s.delete.run(id);
     if (w.acks.length > 0) s.addCounter.run('delivered', w.acks.length);
     for (const [id, error] of w.failures) s.noteFailure.run(error, id);
     for (const [id, m] of w.moves) {
-      s.moveToQuarantine.run(now, m.code, m.reason, id);
+      s.quarantineRow.run(now, m.code, m.reason, id);
       s.delete.run(id);
     }
     return [results, qids];

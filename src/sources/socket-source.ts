@@ -145,7 +145,7 @@ export class SocketSource {
   /** A malformed message: kept in quarantine as evidence, answered so the hook does not spool garbage. */
   private reject(socket: Socket, raw: Buffer, reason: string): void {
     this.log.error({ bytes: raw.length, reason }, 'malformed message on the hook socket');
-    this.ingest.quarantineRaw(raw, 'socket', QuarantineCodes.hookBadMessage, reason).then(
+    this.ingest.quarantineInput(raw, 'socket', QuarantineCodes.hookBadMessage, reason).then(
       () => answer(socket, Answer.quarantined, reason),
       () => answer(socket, Answer.error, reason),
     );

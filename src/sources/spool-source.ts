@@ -112,7 +112,7 @@ export class SpoolSource {
           ? { ok: false, reason: `the file is ${size} bytes, more than a message of MaxMessageBytes (${this.opts.maxMessageBytes}) can be; its first ${buf.length} bytes are kept` }
           : decodeMessage(buf, this.opts.maxMessageBytes);
       if (message.ok) await this.ingest.acceptHookEnvironment(message.environment, 'spool');
-      else await this.ingest.quarantineRaw(buf.subarray(0, this.opts.maxMessageBytes), 'spool', QuarantineCodes.hookBadMessage, `${path}: ${message.reason}`);
+      else await this.ingest.quarantineInput(buf.subarray(0, this.opts.maxMessageBytes), 'spool', QuarantineCodes.hookBadMessage, `${path}: ${message.reason}`);
     } catch (err) {
       // Not committed (disk full...): the file stays and is tried again at the next scan.
       if (err instanceof StateError) this.log.error({ ...failedRecord(err), err: err.message, file: path }, 'spooled record not committed yet; will retry');
