@@ -12,7 +12,8 @@ import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { QuarantineCodes, StateCodes, StateError, errorMessage, failedRecord } from '../errors';
 import type { AcceptResult, Ingest } from '../ingest';
-import { Answer, checkHeader, encodeAnswer, HEADER_BYTES, type AnswerStatus } from './hook-protocol';
+import { HookMessageFramer } from './hook-framer';
+import { Answer, encodeAnswer, type AnswerStatus } from './hook-protocol';
 
 export interface SocketSourceOptions {
   path: string;
@@ -25,9 +26,6 @@ export interface SocketSourceOptions {
   maxMessageBytes: number;
   maxConnections: number;
 }
-
-/** How much of a malformed message is kept in quarantine as evidence. */
-const MAX_KEPT_BYTES = 64 * 1024;
 
 export class SocketSource {
   private readonly connections = new Set<Socket>();
@@ -78,41 +76,25 @@ export class SocketSource {
     // byte now and then must not hold a connection slot for ever.
     const deadline = setTimeout(() => socket.destroy(), this.opts.timeoutMs);
     socket.on('close', () => clearTimeout(deadline));
-    const chunks: Buffer[] = [];
-    let received = 0;
-    let expected: number | undefined;
+    const framer = new HookMessageFramer(this.opts.maxMessageBytes);
     /** the message was answered or rejected: the client's end of stream changes nothing */
     let settled = false;
     const onData = (chunk: Buffer): void => {
-      chunks.push(chunk);
-      received += chunk.length;
-      if (expected === undefined && received >= HEADER_BYTES) {
-        const head = checkHeader(Buffer.concat(chunks).subarray(0, HEADER_BYTES), this.opts.maxMessageBytes);
-        if (!head.ok) {
-          socket.off('data', onData);
-          clearTimeout(deadline);
-          settled = true;
-          this.reject(socket, Buffer.concat(chunks).subarray(0, MAX_KEPT_BYTES), head.reason);
-          return;
-        }
-        expected = HEADER_BYTES + head.length;
-      }
-      if (expected !== undefined && received >= expected) {
-        socket.off('data', onData);
-        clearTimeout(deadline);
-        settled = true;
-        const message = Buffer.concat(chunks);
-        if (received > expected) this.reject(socket, message.subarray(0, MAX_KEPT_BYTES), `${received - expected} bytes after the message`);
-        else this.accept(socket, message.subarray(HEADER_BYTES));
-      }
+      const framed = framer.push(chunk);
+      if (framed.kind === 'incomplete') return;
+      socket.off('data', onData);
+      clearTimeout(deadline);
+      settled = true;
+      if (framed.kind === 'malformed') this.reject(socket, framed.raw, framed.reason);
+      else this.accept(socket, framed.environment);
     };
     socket.on('data', onData);
     socket.on('end', () => {
-      if (!settled) {
-        settled = true;
-        if (received > 0) this.reject(socket, Buffer.concat(chunks), `truncated message (${received} bytes)`);
-        else socket.end();
-      }
+      if (settled) return;
+      settled = true;
+      const truncated = framer.end();
+      if (truncated) this.reject(socket, truncated.raw, truncated.reason);
+      else socket.end();
     });
   }
 

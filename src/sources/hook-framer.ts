@@ -1,0 +1,43 @@
+// Cuts one hook message (hook-protocol.ts) out of the bytes of a socket connection, which
+// arrive in chunks of any size. One message per connection: bytes after it are an error.
+
+import { checkHeader, HEADER_BYTES } from './hook-protocol';
+
+/** The most of a malformed message kept in quarantine as evidence. */
+const MAX_KEPT_BYTES = 64 * 1024;
+
+export type Framed =
+  /** not a whole message yet */
+  | { kind: 'incomplete' }
+  | { kind: 'message'; environment: Buffer }
+  /** not in the hook's wire format; `raw` is what is kept as evidence */
+  | { kind: 'malformed'; raw: Buffer; reason: string };
+
+export class HookMessageFramer {
+  private readonly chunks: Buffer[] = [];
+  private received = 0;
+  private expected: number | undefined;
+
+  constructor(private readonly maxMessageBytes: number) {}
+
+  /** The next chunk of the connection; a result other than 'incomplete' is final. */
+  push(chunk: Buffer): Framed {
+    this.chunks.push(chunk);
+    this.received += chunk.length;
+    if (this.expected === undefined && this.received >= HEADER_BYTES) {
+      const head = checkHeader(Buffer.concat(this.chunks).subarray(0, HEADER_BYTES), this.maxMessageBytes);
+      if (!head.ok) return { kind: 'malformed', raw: Buffer.concat(this.chunks).subarray(0, MAX_KEPT_BYTES), reason: head.reason };
+      this.expected = HEADER_BYTES + head.length;
+    }
+    if (this.expected === undefined || this.received < this.expected) return { kind: 'incomplete' };
+    const message = Buffer.concat(this.chunks);
+    if (this.received > this.expected) return { kind: 'malformed', raw: message.subarray(0, MAX_KEPT_BYTES), reason: `${this.received - this.expected} bytes after the message` };
+    return { kind: 'message', environment: message.subarray(HEADER_BYTES) };
+  }
+
+  /** The client ended its stream before a whole message: undefined when it sent nothing at all. */
+  end(): Extract<Framed, { kind: 'malformed' }> | undefined {
+    if (this.received === 0) return undefined;
+    return { kind: 'malformed', raw: Buffer.concat(this.chunks), reason: `truncated message (${this.received} bytes)` };
+  }
+}
