@@ -1,7 +1,7 @@
 // Running the real jobcompd executable (built into dist/ by `npm run build`).
 
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { dieWithParent } from '../../tools/harness-common';
@@ -15,11 +15,34 @@ export interface CliResult {
   stderr: string;
 }
 
+let installedForOtherUsers: string | undefined;
+
+/**
+ * The jobcompd another user runs: `make install` of this checkout into a world-readable
+ * temporary directory, once per test file. That user may not be able to reach the checkout
+ * itself (a clone in root's home, or in any 0700 directory: docs/development.md).
+ */
+function jobcompdForOtherUsers(): string {
+  if (installedForOtherUsers !== undefined) return installedForOtherUsers;
+  const destdir = mkdtempSync(join(tmpdir(), 'jobcompd-installed-'));
+  chmodSync(destdir, 0o755);
+  const r = spawnSync('make', ['-s', 'install', `DESTDIR=${destdir}`], { cwd: PROJECT_ROOT, encoding: 'utf8', timeout: 110_000 });
+  if (r.error) throw r.error;
+  if (r.status !== 0) throw new Error(`make install DESTDIR=${destdir} failed (exit ${r.status}): ${r.stderr}`);
+  process.on('exit', () => rmSync(destdir, { recursive: true, force: true }));
+  installedForOtherUsers = join(destdir, 'usr/lib/jobcompd/bin/jobcompd');
+  return installedForOtherUsers;
+}
+
 export function runCli(args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv; timeoutMs?: number; asUid?: number } = {}): CliResult {
-  // asUid: run as that user and group, without supplementary groups (tests run as root)
+  // asUid: run as that user and group, without supplementary groups (tests run as root),
+  // from an installed tree that user can read, in a directory it can reach
   const [command, ...argv] =
-    opts.asUid === undefined ? [JOBCOMPD, ...args] : ['setpriv', `--reuid=${opts.asUid}`, `--regid=${opts.asUid}`, '--clear-groups', JOBCOMPD, ...args];
+    opts.asUid === undefined
+      ? [JOBCOMPD, ...args]
+      : ['setpriv', `--reuid=${opts.asUid}`, `--regid=${opts.asUid}`, '--clear-groups', jobcompdForOtherUsers(), ...args];
   const r = spawnSync(command as string, argv, {
+    cwd: opts.asUid === undefined ? undefined : '/',
     input: opts.input,
     env: { ...process.env, JOBCOMPD_CONFIG: '', ...opts.env },
     timeout: opts.timeoutMs ?? 30_000,
