@@ -98,16 +98,16 @@ export class Ingest extends EventEmitter {
     const { id, duplicate } = appended;
     const fields = { ...recordFields({ id, jobId, event }), source, bytes: payload.length };
     if (duplicate) {
-      this.log.info(fields, 'duplicate of a record already accepted; not published again');
+      this.log.info({ logEvent: 'record.duplicate', ...fields }, 'duplicate of a record already accepted; not published again');
       return this.accepted({ kind: 'duplicate', id, jobId, event }, source, receivedAt);
     }
-    this.log.debug(fields, 'record committed');
+    this.log.debug({ logEvent: 'record.committed', ...fields }, 'record committed');
     return this.accepted({ kind: 'stored', id, jobId, event }, source, receivedAt);
   }
 
   private ignore(jobId: number | undefined, event: JobEvent | undefined, reason: string, source: SourceName, receivedAt: number): AcceptResult {
     this.counters.ignored += 1;
-    this.log.debug({ jobId, event: event === undefined ? 'job end (epilog)' : eventName(event), reason }, 'record not published');
+    this.log.debug({ logEvent: 'record.ignored', jobId, event: event === undefined ? 'job end (epilog)' : eventName(event), reason }, 'record not published');
     return this.accepted({ kind: 'ignored', jobId, reason }, source, receivedAt);
   }
 
@@ -134,7 +134,7 @@ export class Ingest extends EventEmitter {
       reason: why.reason,
     });
     this.log.error(
-      { jobId: why.jobId, event: why.event === undefined ? 'unknown' : eventName(why.event), quarantineId: id, source, code: why.code, err: why.reason, bytes: raw.length },
+      { logEvent: 'record.quarantined', jobId: why.jobId, event: why.event === undefined ? 'unknown' : eventName(why.event), quarantineId: id, source, code: why.code, err: why.reason, bytes: raw.length },
       'input cannot be mapped to a job record; kept raw in quarantine',
     );
     return this.accepted({ kind: 'quarantined', id, code: why.code, reason: why.reason }, source, receivedAt);

@@ -31,7 +31,7 @@ export class Daemon extends EventEmitter {
   ) {
     super();
     publisher.on('config-error', (err: ConfigError) => {
-      this.log.fatal({ err: err.message, code: err.code }, 'librdkafka refused the configuration');
+      this.log.fatal({ logEvent: 'config.refused-by-librdkafka', err: err.message, code: err.code }, 'librdkafka refused the configuration');
       void this.shutdown().then(() => this.emit('fatal', err));
     });
   }
@@ -61,6 +61,7 @@ export class Daemon extends EventEmitter {
     notifier.ready(daemon.statusLine());
     log.info(
       {
+        logEvent: 'daemon.ready',
         http: sources.http?.address ?? null,
         admin: sources.admin?.address ?? null,
         hookSocket: cfg.daemon.hook.socket ?? null,
@@ -111,7 +112,7 @@ export class Daemon extends EventEmitter {
     this.notifier.reloading();
     try {
       const next = await loadVerifiedConfig(this.cfg.options, this.cfg);
-      for (const w of next.warnings) this.log.warn(w);
+      for (const w of next.warnings) this.log.warn({ logEvent: 'config.warning' }, w);
       warnAboutRestartOnlyChanges(this.cfg, next, this.log);
       const rdkafkaChanged = !sameProducerSettings(this.cfg.producer, next.producer);
       if (rdkafkaChanged) {
@@ -121,9 +122,9 @@ export class Daemon extends EventEmitter {
       }
       this.publisher.setParams(next.params);
       this.cfg = { ...this.cfg, params: next.params, producer: next.producer };
-      this.log.info({ topics: this.publisher.topics(), rdkafkaConfReloaded: rdkafkaChanged }, 'configuration reloaded');
+      this.log.info({ logEvent: 'config.reloaded', topics: this.publisher.topics(), rdkafkaConfReloaded: rdkafkaChanged }, 'configuration reloaded');
     } catch (err) {
-      this.log.error({ err: errorMessage(err) }, 'reload failed; the previous configuration stays in effect');
+      this.log.error({ logEvent: 'config.reload-failed', err: errorMessage(err) }, 'reload failed; the previous configuration stays in effect');
     } finally {
       this.notifier.ready(this.statusLine());
     }
@@ -138,12 +139,12 @@ export class Daemon extends EventEmitter {
   private async doShutdown(): Promise<void> {
     this.notifier.stopping();
     const backlogBefore = this.publisher.outbox.backlogSize;
-    this.log.info({ backlog: backlogBefore, flushTimeoutMs: this.publisher.currentParams.flushTimeoutMs }, 'shutting down');
+    this.log.info({ logEvent: 'daemon.stopping', backlog: backlogBefore, flushTimeoutMs: this.publisher.currentParams.flushTimeoutMs }, 'shutting down');
     await this.reloading;
     await closeSources(this.sources);
     const { remaining } = await this.publisher.stop();
     await this.sources.admin?.close();
-    this.log.info({ undelivered: remaining }, 'stopped; undelivered records stay in the state file and go out at the next start');
+    this.log.info({ logEvent: 'daemon.stopped', undelivered: remaining }, 'stopped; undelivered records stay in the state file and go out at the next start');
   }
 }
 
@@ -162,7 +163,7 @@ function warnAboutRestartOnlyChanges(current: LoadedConfig, next: LoadedConfig, 
   const before = pick(current);
   const after = pick(next);
   const changed = Object.keys(before).filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]));
-  if (changed.length > 0) log.warn({ settings: changed }, 'these settings changed but apply only after a restart');
+  if (changed.length > 0) log.warn({ logEvent: 'config.restart-needed', settings: changed }, 'these settings changed but apply only after a restart');
 }
 
 interface Sources {

@@ -55,7 +55,7 @@ export class Publisher extends EventEmitter {
       log,
     );
     this.dispatcher.on('producer-fatal', () => this.replaceAfterFatal());
-    this.outbox.on('commit-error', (err: Error) => this.log.error({ err: err.message }, 'state file commit failed'));
+    this.outbox.on('commit-error', (err: Error) => this.log.error({ logEvent: 'state.commit-failed', err: err.message }, 'state file commit failed'));
     this.producer = this.newProducer(cfg.producer);
   }
 
@@ -72,7 +72,7 @@ export class Publisher extends EventEmitter {
   }
 
   start(): void {
-    this.log.info({ stateFile: this.outbox.file, backlog: this.outbox.backlogSize, topics: this.topics() }, 'publisher starting');
+    this.log.info({ logEvent: 'publisher.starting', stateFile: this.outbox.file, backlog: this.outbox.backlogSize, topics: this.topics() }, 'publisher starting');
     this.dispatcher.attach(this.producer);
     this.producer.start();
   }
@@ -136,7 +136,7 @@ export class Publisher extends EventEmitter {
       await this.dispatcher.replaceProducer(next, this.params.flushTimeoutMs);
       this.producer = next;
       this.settings = settings;
-      this.log.info('producer replaced');
+      this.log.info({ logEvent: 'producer.replaced' }, 'producer replaced');
     });
     this.replacing = run.catch(() => undefined);
     return run;

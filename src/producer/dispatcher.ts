@@ -240,7 +240,7 @@ export class Dispatcher extends EventEmitter {
 
   /** librdkafka's queue is full: serve delivery reports, then try again. Never a drop. */
   private waitForRoom(producer: KafkaProducer): void {
-    this.log.debug({ inFlight: this.inFlight.size }, 'librdkafka queue full; waiting for deliveries');
+    this.log.debug({ logEvent: 'producer.queue-full', inFlight: this.inFlight.size }, 'librdkafka queue full; waiting for deliveries');
     producer.poll();
     this.queueFullTimer = setTimeout(() => {
       this.queueFullTimer = undefined;
@@ -251,7 +251,7 @@ export class Dispatcher extends EventEmitter {
   private handleDelivery({ id, error }: DeliveryOutcome): void {
     const row = this.inFlight.get(id);
     if (!row) {
-      this.log.warn({ rowId: id }, 'delivery report for a record that is not in flight; ignored');
+      this.log.warn({ logEvent: 'delivery.unexpected-report', rowId: id }, 'delivery report for a record that is not in flight; ignored');
       return;
     }
     this.inFlight.delete(id);
@@ -259,7 +259,7 @@ export class Dispatcher extends EventEmitter {
       this.outbox.ack(id);
       this.counters.delivered += 1;
       this.emit('delivered', row, (Date.now() - row.receivedAt) / 1000);
-      this.log.debug(recordFields(row), 'delivered');
+      this.log.debug({ logEvent: 'record.delivered', ...recordFields(row) }, 'delivered');
     } else {
       this.handleFailure(row, error, dispositionOf(error.code));
     }
@@ -271,7 +271,7 @@ export class Dispatcher extends EventEmitter {
     if (disposition === 'quarantine') {
       this.outbox.quarantineRow(row.id, errorCodeName(failure.code), failure.message);
       this.counters.quarantined += 1;
-      this.log.error({ ...recordFields(row), err: reason }, 'Kafka refused the record for good; moved to quarantine (jobcompd replay --quarantined resends it)');
+      this.log.error({ logEvent: 'record.refused', ...recordFields(row), err: reason }, 'Kafka refused the record for good; moved to quarantine (jobcompd replay --quarantined resends it)');
       return;
     }
     if (disposition === 'restart-producer') this.emit('producer-fatal');
@@ -280,7 +280,7 @@ export class Dispatcher extends EventEmitter {
     this.counters.retried += 1;
     const delay = Math.min(this.opts.retryBackoffMaxMs, this.opts.retryBackoffMinMs * 2 ** Math.min(row.attempts - 1, 20));
     this.retries.push({ row, dueAt: Date.now() + delay });
-    this.log.debug({ ...recordFields(row), err: reason, retryInMs: delay }, 'delivery failed; will retry');
+    this.log.debug({ logEvent: 'delivery.failed', ...recordFields(row), err: reason, retryInMs: delay }, 'delivery failed; will retry');
     this.summarizeRetry(reason);
     this.armRetryTimer();
   }
@@ -292,7 +292,7 @@ export class Dispatcher extends EventEmitter {
     s.count += 1;
     s.lastError = reason;
     if (now - s.since < RETRY_SUMMARY_INTERVAL_MS) return;
-    this.log.warn({ failedAttempts: s.count, lastError: s.lastError, retrying: this.retries.length }, 'delivery attempts failed; records are kept and retried');
+    this.log.warn({ logEvent: 'delivery.retry-summary', failedAttempts: s.count, lastError: s.lastError, retrying: this.retries.length }, 'delivery attempts failed; records are kept and retried');
     s.count = 0;
     s.since = now;
   }

@@ -104,7 +104,7 @@ export class KafkaProducer extends EventEmitter {
       if (this.stateValue !== 'connecting') return;
       if (!err) {
         this.stateValue = 'ready';
-        this.log.info({ attempts: this.connectAttempts }, 'connected to Kafka');
+        this.log.info({ logEvent: 'kafka.connected', attempts: this.connectAttempts }, 'connected to Kafka');
         this.startPolling();
         this.emit('ready');
         return;
@@ -117,7 +117,7 @@ export class KafkaProducer extends EventEmitter {
       const why = this.attemptLogError === undefined ? '' : ` (librdkafka: ${this.attemptLogError})`;
       this.lastError = this.redact(`${errorCodeName(err.code)}: ${err.message}${why}`);
       const delay = Math.min(CONNECT_RETRY_MAX_MS, CONNECT_RETRY_MIN_MS * 2 ** Math.min(this.connectAttempts - 1, 10));
-      this.log.warn({ err: this.lastError, retryInMs: delay }, 'cannot reach Kafka yet; records are kept in the state file');
+      this.log.warn({ logEvent: 'kafka.unreachable', err: this.lastError, retryInMs: delay }, 'cannot reach Kafka yet; records are kept in the state file');
       this.retryTimer = setTimeout(() => this.connect(), delay);
     });
   }
@@ -161,7 +161,7 @@ export class KafkaProducer extends EventEmitter {
     if (this.stateValue !== 'ready') return Promise.resolve();
     return new Promise((resolve) => {
       this.producer.flush(timeoutMs, (err) => {
-        if (err) this.log.info({ err: this.redact(err.message), timeoutMs }, 'flush ended with records still outstanding; they stay in the state file');
+        if (err) this.log.info({ logEvent: 'producer.flush-incomplete', err: this.redact(err.message), timeoutMs }, 'flush ended with records still outstanding; they stay in the state file');
         resolve();
       });
     });
@@ -192,7 +192,7 @@ export class KafkaProducer extends EventEmitter {
       this.stats = { at: Date.now(), brokers, queuedMessages: raw.msg_cnt ?? 0 };
       this.emit('stats', this.stats);
     } catch (err) {
-      this.log.debug({ err: (err as Error).message }, 'unreadable librdkafka statistics');
+      this.log.debug({ logEvent: 'producer.bad-statistics', err: (err as Error).message }, 'unreadable librdkafka statistics');
     }
   }
 
@@ -200,7 +200,7 @@ export class KafkaProducer extends EventEmitter {
     const level = LOG_LEVEL_BY_SEVERITY[e.severity] ?? 'debug';
     // librdkafka redacts the properties it knows to be sensitive; this also covers
     // anything it echoes otherwise (a debug=all dump, an error quoting a value).
-    this.log[level]({ fac: e.fac, librdkafka: true }, this.redact(e.message));
+    this.log[level]({ logEvent: 'librdkafka.log', fac: e.fac, librdkafka: true }, this.redact(e.message));
     if (e.severity <= 3 && this.stateValue === 'connecting') this.attemptLogError = e.message;
   }
 
@@ -213,11 +213,11 @@ export class KafkaProducer extends EventEmitter {
     const code = librdkafkaCode(err);
     this.lastError = this.redact(code === CODES.ERRORS.ERR_UNKNOWN ? err.message : `${errorCodeName(code)}: ${err.message}`);
     if (err.isFatal || code === CODES.ERRORS.ERR__FATAL) {
-      this.log.error({ err: this.lastError }, 'librdkafka reported a fatal error; the producer will be replaced');
+      this.log.error({ logEvent: 'producer.fatal', err: this.lastError }, 'librdkafka reported a fatal error; the producer will be replaced');
       this.emit('fatal', err);
       return;
     }
-    this.log.warn({ err: this.lastError }, 'Kafka client error (librdkafka retries by itself)');
+    this.log.warn({ logEvent: 'kafka.client-error', err: this.lastError }, 'Kafka client error (librdkafka retries by itself)');
   }
 }
 

@@ -89,7 +89,7 @@ export class HttpSource {
       return;
     }
     if (!this.authorized(req)) {
-      this.log.error({ remote: req.socket.remoteAddress }, 'POST without valid basic auth refused ([http] BasicAuthUser); the sender keeps its record and retries');
+      this.log.error({ logEvent: 'http.auth-refused', remote: req.socket.remoteAddress }, 'POST without valid basic auth refused ([http] BasicAuthUser); the sender keeps its record and retries');
       send(res, 401, esError('security_exception', 'missing or wrong credentials', 401), { 'WWW-Authenticate': 'Basic realm="jobcompd"' });
       return;
     }
@@ -125,7 +125,7 @@ export class HttpSource {
   }
 
   private refuseTooLarge(res: ServerResponse): void {
-    this.log.error({ maxBodyBytes: this.opts.maxBodyBytes }, 'request body larger than [http] MaxBodyBytes refused; raise the limit to accept it');
+    this.log.error({ logEvent: 'http.body-too-large', maxBodyBytes: this.opts.maxBodyBytes }, 'request body larger than [http] MaxBodyBytes refused; raise the limit to accept it');
     send(res, 413, esError('content_too_long', `body larger than MaxBodyBytes=${this.opts.maxBodyBytes}`, 413), { Connection: 'close' });
   }
 
@@ -155,19 +155,19 @@ export class HttpSource {
     const timer = setTimeout(() => {
       timedOut = true;
       const reason = `not committed within CommitTimeout=${this.opts.commitTimeoutMs / 1000}s (the state file's disk is slow); retry later`;
-      this.log.error({ ...bodyRecord(body), status: 503, commitTimeoutMs: this.opts.commitTimeoutMs }, 'commit took longer than [http] CommitTimeout; the sender keeps its record and retries');
+      this.log.error({ logEvent: 'http.commit-timeout', ...bodyRecord(body), status: 503, commitTimeoutMs: this.opts.commitTimeoutMs }, 'commit took longer than [http] CommitTimeout; the sender keeps its record and retries');
       send(res, 503, esError('commit_timeout', reason, 503), { 'Retry-After': '30' });
     }, this.opts.commitTimeoutMs);
     this.ingest.acceptElasticsearch(body, 'http').then(
       (result) => {
         clearTimeout(timer);
-        if (timedOut) this.log.warn({ ...bodyRecord(body), result: result.kind }, 'record committed after its sender was told to retry; the resend will be answered as a duplicate');
+        if (timedOut) this.log.warn({ logEvent: 'http.late-commit', ...bodyRecord(body), result: result.kind }, 'record committed after its sender was told to retry; the resend will be answered as a duplicate');
         send(res, 201, esCreated(result, path));
       },
       (err: unknown) => {
         clearTimeout(timer);
         const status = err instanceof StateError ? 503 : 500;
-        this.log.error({ ...failedRecord(err), err: errorMessage(err), status }, 'record not accepted; the sender keeps it and retries');
+        this.log.error({ logEvent: 'http.not-accepted', ...failedRecord(err), err: errorMessage(err), status }, 'record not accepted; the sender keeps it and retries');
         send(res, status, esError('not_committed', errorMessage(err), status), { 'Retry-After': '30' });
       },
     );

@@ -106,11 +106,11 @@ export class SocketSource {
       if (fd === undefined || fd < 0) throw new Error('no file descriptor');
       peer = peerCredentials(fd);
     } catch (err) {
-      this.log.error({ err: errorMessage(err) }, 'cannot read the credentials of a hook connection; refused');
+      this.log.error({ logEvent: 'hook.peer-unknown', err: errorMessage(err) }, 'cannot read the credentials of a hook connection; refused');
       return 'jobcompd cannot identify the peer';
     }
     if (this.opts.allowedUids.has(peer.uid)) return undefined;
-    this.log.warn({ uid: peer.uid, gid: peer.gid, pid: peer.pid }, 'hook connection from a user not in [hook] AllowedUsers refused');
+    this.log.warn({ logEvent: 'hook.peer-refused', uid: peer.uid, gid: peer.gid, pid: peer.pid }, 'hook connection from a user not in [hook] AllowedUsers refused');
     return `uid ${peer.uid} may not send records to jobcompd ([hook] AllowedUsers)`;
   }
 
@@ -118,7 +118,7 @@ export class SocketSource {
     this.ingest.acceptHookEnvironment(environment, 'socket').then(
       (result) => answer(socket, ...answerFor(result)),
       (err: unknown) => {
-        this.log.error({ ...failedRecord(err), err: errorMessage(err) }, 'hook record not committed; the hook spools it');
+        this.log.error({ logEvent: 'hook.commit-failed', ...failedRecord(err), err: errorMessage(err) }, 'hook record not committed; the hook spools it');
         answer(socket, Answer.error, err instanceof StateError ? err.message : `internal error: ${errorMessage(err)}`);
       },
     );
@@ -126,7 +126,7 @@ export class SocketSource {
 
   /** A malformed message: kept in quarantine as evidence, answered so the hook does not spool garbage. */
   private reject(socket: Socket, raw: Buffer, reason: string): void {
-    this.log.error({ bytes: raw.length, reason }, 'malformed message on the hook socket');
+    this.log.error({ logEvent: 'hook.malformed', bytes: raw.length, reason }, 'malformed message on the hook socket');
     this.ingest.quarantineInput(raw, 'socket', QuarantineCodes.hookBadMessage, reason).then(
       () => answer(socket, Answer.quarantined, reason),
       () => answer(socket, Answer.error, reason),

@@ -46,7 +46,7 @@ export class SpoolSource {
     await mkdir(opts.dir, { recursive: true, mode: 0o700 });
     const source = new SpoolSource(ingest, opts, log);
     source.watcher = watch(opts.dir, () => source.scan());
-    source.watcher.on('error', (err) => log.warn({ err: err.message, dir: opts.dir }, 'cannot watch the spool directory; relying on the periodic scan'));
+    source.watcher.on('error', (err) => log.warn({ logEvent: 'spool.watch-failed', err: err.message, dir: opts.dir }, 'cannot watch the spool directory; relying on the periodic scan'));
     source.timer = setInterval(() => source.scan(), opts.scanIntervalMs);
     source.timer.unref();
     await source.scan();
@@ -80,7 +80,7 @@ export class SpoolSource {
       try {
         names = (await readdir(this.opts.dir)).filter((n) => SPOOL_FILE.test(n)).sort();
       } catch (err) {
-        this.log.error({ err: errorMessage(err), dir: this.opts.dir }, 'cannot read the spool directory');
+        this.log.error({ logEvent: 'spool.unreadable-dir', err: errorMessage(err), dir: this.opts.dir }, 'cannot read the spool directory');
         return;
       }
       let removed = 0;
@@ -91,7 +91,7 @@ export class SpoolSource {
       }
       if (removed > 0) {
         await this.syncDirectory();
-        this.log.info({ files: removed, dir: this.opts.dir }, 'spooled records imported');
+        this.log.info({ logEvent: 'spool.imported', files: removed, dir: this.opts.dir }, 'spooled records imported');
       }
     } while (this.rescan && !this.closed);
   }
@@ -102,7 +102,7 @@ export class SpoolSource {
     try {
       file = await this.readBounded(path);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.error({ err: errorMessage(err), file: path }, 'cannot read a spool file');
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.error({ logEvent: 'spool.unreadable-file', err: errorMessage(err), file: path }, 'cannot read a spool file');
       return false;
     }
     try {
@@ -115,7 +115,7 @@ export class SpoolSource {
       else await this.ingest.quarantineInput(buf.subarray(0, this.opts.maxMessageBytes), 'spool', QuarantineCodes.hookBadMessage, `${path}: ${message.reason}`);
     } catch (err) {
       // Not committed (disk full...): the file stays and is tried again at the next scan.
-      if (err instanceof StateError) this.log.error({ ...failedRecord(err), err: err.message, file: path }, 'spooled record not committed yet; will retry');
+      if (err instanceof StateError) this.log.error({ logEvent: 'spool.commit-failed', ...failedRecord(err), err: err.message, file: path }, 'spooled record not committed yet; will retry');
       else throw err;
       return false;
     }

@@ -109,7 +109,7 @@ export class RestartableDaemon {
     await d.exited;
     this.current = await startDaemon({ ...this.opts, dir: d.dir, port: d.port, adminPort: d.adminPort });
     this.processes.push(this.current);
-    const inStateAtRestart = Number((await this.current.waitForLog((l) => l.msg === 'publisher starting')).backlog);
+    const inStateAtRestart = Number((await this.current.waitForLog((l) => l.logEvent === 'publisher.starting')).backlog);
     const moved = (k: keyof Counters): number => (before && at ? at[k] - before[k] : 0);
     this.kills.push({
       committed: moved('stored'),

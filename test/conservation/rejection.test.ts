@@ -53,7 +53,7 @@ describe.each(PATHS)('through %s', (path) => {
     await d.stop('SIGTERM'); // after the exit, every log line has been read
     expect(daemon.kills).toHaveLength(3);
     // confirmed by a delivery report, in any of the processes (the killed ones included)
-    const delivered = new Set(daemon.processes.flatMap((p) => p.logs.filter((l) => l.msg === 'delivered').map((l) => Number(l.jobId))));
+    const delivered = new Set(daemon.processes.flatMap((p) => p.logs.filter((l) => l.logEvent === 'record.delivered').map((l) => Number(l.jobId))));
 
     const dry = runCli(['replay', '--quarantined', '--dry-run', '--json', '-c', d.configFile]);
     const quarantineRows = dry.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { jobId: number }).jobId);

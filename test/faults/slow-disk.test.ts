@@ -55,11 +55,11 @@ describe('a state file on a disk that stalls', () => {
     const answer = await post(d.url, stalled);
     expect(answer.status).toBe(503);
     expect(JSON.parse(answer.body)).toMatchObject({ error: { type: 'commit_timeout', reason: expect.stringContaining('CommitTimeout=1s') } });
-    expect(d.logs.find((l) => l.msg.startsWith('commit took longer than [http] CommitTimeout'))).toMatchObject({ jobId: 61_001, event: 'job finish', status: 503 });
+    expect(d.logs.find((l) => l.logEvent === 'http.commit-timeout')).toMatchObject({ jobId: 61_001, event: 'job finish', status: 503 });
 
     // the disk recovers: the stalled commit completes, and Slurm's resend is recognised
     throttle(0);
-    await d.waitForLog((l) => l.msg.startsWith('record committed after its sender was told to retry') && l.jobId === 61_001, 'the late commit');
+    await d.waitForLog((l) => l.logEvent === 'http.late-commit' && l.jobId === 61_001, 'the late commit');
     const resend = await post(d.url, stalled);
     expect(resend.status).toBe(201);
     expect(JSON.parse(resend.body)).toMatchObject({ result: 'duplicate' });

@@ -53,9 +53,9 @@ describe('a state directory that fills up', () => {
       }
       expect(refused?.status).toBe(503);
       expect(JSON.parse(refused?.body ?? '{}')).toMatchObject({ error: { type: 'not_committed', reason: expect.stringContaining('SQLITE_FULL') } });
-      await d.waitForLog((l) => l.msg === 'state file commit failed', 'commit failure logged');
+      await d.waitForLog((l) => l.logEvent === 'state.commit-failed', 'commit failure logged');
       const refusedJobId = jobIdOf(numberedBodies(5000, 40_000)[accepted.length] as Buffer);
-      expect(d.logs.find((l) => l.msg === 'record not accepted; the sender keeps it and retries')).toMatchObject({ jobId: refusedJobId, event: 'job finish', status: 503 });
+      expect(d.logs.find((l) => l.logEvent === 'http.not-accepted')).toMatchObject({ jobId: refusedJobId, event: 'job finish', status: 503 });
       expect(await (await fetch(`${d.adminUrl}/healthz`)).json()).toMatchObject({ status: 'failing' });
 
       // the hook cannot commit either: it spools (the spool is on another filesystem)
@@ -136,7 +136,7 @@ describe('a state file jobcompd cannot use', () => {
     expect(repair.stdout).toMatch(/records waiting for Kafka: \d+ recovered/);
     expect(repair.stdout).toContain('the damaged file is kept as');
     const again = await suite.daemon({ clusterName: 'truncated', dir: d.dir, port: d.port, adminPort: d.adminPort });
-    const recovered = Number((await again.waitForLog((l) => l.msg === 'publisher starting')).backlog);
+    const recovered = Number((await again.waitForLog((l) => l.logEvent === 'publisher.starting')).backlog);
     expect(recovered).toBeGreaterThan(100);
     expect(recovered).toBeLessThan(400);
     const messages = await consumeAll(suite.broker().bootstrapServers, 'truncated', { count: recovered, timeoutMs: 60_000 });

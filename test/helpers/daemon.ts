@@ -29,7 +29,10 @@ export interface DaemonOptions {
 
 export interface LogLine {
   level: string;
+  /** wording for humans: may change (docs/errors.md); tests match on logEvent */
   msg: string;
+  /** the stable name of the line (docs/operations.md) */
+  logEvent?: string;
   [key: string]: unknown;
 }
 
@@ -137,7 +140,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<DaemonProcess> {
   writeDaemonConfig(dir, port, adminPort, opts);
   const proc = spawnCli(['run', '-c', join(dir, 'jobcompd.conf')], opts.env);
   const daemon = new DaemonProcess(proc, dir, port, adminPort);
-  await daemon.waitForLog((l) => l.msg === 'jobcompd ready', 'ready');
+  await daemon.waitForLog((l) => l.logEvent === 'daemon.ready', 'ready');
   return daemon;
 }
 

@@ -270,7 +270,7 @@ describe('[hook] MaxConnections=5', () => {
     const hook = installHook(d.dir, 'jobcomp-hook', { socket: d.hookSocket, spool: d.spoolDir, timeoutMs: 500 });
     const run = await runHook(hook, new Map(jobcompEnv(new Rng(5), 83_001)));
     expect(run.code).toBe(0);
-    await d.waitForLog((l) => l.msg === 'record committed' && l.source === 'spool' && l.jobId === 83_001, 'the spooled record imported');
+    await d.waitForLog((l) => l.logEvent === 'record.committed' && l.source === 'spool' && l.jobId === 83_001, 'the spooled record imported');
 
     for (const w of held) w.socket.destroy();
     // the daemon sees those closes a moment later: wait until a connection is served again
@@ -283,7 +283,7 @@ describe('[hook] MaxConnections=5', () => {
     expect(String.fromCharCode(probe?.received[0] ?? 0)).toBe('A');
     const after = await runHook(hook, new Map(jobcompEnv(new Rng(7), 83_003)));
     expect(after.code).toBe(0);
-    await d.waitForLog((l) => l.msg === 'record committed' && l.source === 'socket' && l.jobId === 83_003, 'answered over the socket');
+    await d.waitForLog((l) => l.logEvent === 'record.committed' && l.source === 'socket' && l.jobId === 83_003, 'answered over the socket');
     expect(isAlive(d)).toBe(true);
   });
 });

@@ -35,8 +35,8 @@ function status(d: DaemonProcess): Status {
 it('records for a topic that does not exist (auto-create off) go to quarantine, none vanish; replay --quarantined sends them once it exists', async () => {
   const d = await daemon({ clusterName: 'nosuchtopic', rdkafka: 'topic.metadata.propagation.max.ms=1000\n' });
   await postAll(d.url, numberedBodies(20, 700_000), 4);
-  await d.waitForLog(() => d.logs.filter((l) => l.msg.startsWith('Kafka refused the record for good')).length === 20, '20 quarantined');
-  const refused = d.logs.filter((l) => l.msg.startsWith('Kafka refused the record for good'));
+  await d.waitForLog(() => d.logs.filter((l) => l.logEvent === 'record.refused').length === 20, '20 quarantined');
+  const refused = d.logs.filter((l) => l.logEvent === 'record.refused');
   expect(new Set(refused.map((l) => l.jobId)).size).toBe(20);
   expect(String(refused[0]?.err)).toMatch(/UNKNOWN_TOPIC/);
   await d.stop();
@@ -66,9 +66,9 @@ it('message timeouts are retried with backoff until delivery succeeds (topic pro
     extraConf: '[producer]\nRetryBackoffMin=0.2\nRetryBackoffMax=1',
   });
   await postAll(d.url, numberedBodies(100, 800_000), 8);
-  const summary = await d.waitForLog((l) => l.msg === 'delivery attempts failed; records are kept and retried', 'retry summary');
+  const summary = await d.waitForLog((l) => l.logEvent === 'delivery.retry-summary', 'retry summary');
   expect(String(summary.lastError)).toContain('ERR__MSG_TIMED_OUT');
-  await d.waitForLog((l) => l.msg === 'delivery failed; will retry' && Number(l.retryInMs) >= 400, 'a second attempt');
+  await d.waitForLog((l) => l.logEvent === 'delivery.failed' && Number(l.retryInMs) >= 400, 'a second attempt');
   expect(status(d).backlog).toBe(100);
 
   // stopped, the daemon's last error is still to be seen: it is kept with the records
@@ -90,5 +90,5 @@ it('a full librdkafka queue is backpressure: every record still goes out', async
   await postAll(d.url, numberedBodies(500, 900_000), 32);
   const messages = await consumeAll(broker.bootstrapServers, 'tinyqueue', { count: 500, timeoutMs: 120_000 });
   expect(new Set(messages.map((m) => jobIdOf(m.value as Buffer))).size).toBe(500);
-  expect(d.logs.some((l) => l.msg === 'librdkafka queue full; waiting for deliveries')).toBe(true);
+  expect(d.logs.some((l) => l.logEvent === 'producer.queue-full')).toBe(true);
 });

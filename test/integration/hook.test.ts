@@ -42,7 +42,7 @@ it('jobcomp/script: the record is committed before the hook exits 0, and publish
   const run = await runHook(hook, env);
   expect(run).toMatchObject({ code: 0, stderr: '' });
   expect(spoolFiles(d.spoolDir)).toEqual([]);
-  await d.waitForLog((l) => l.msg === 'record committed' && l.jobId === 1001 && l.source === 'socket', 'commit');
+  await d.waitForLog((l) => l.logEvent === 'record.committed' && l.jobId === 1001 && l.source === 'socket', 'commit');
 
   const [message] = await consumeAll(suite.broker().bootstrapServers, 'hookend', { count: 1, timeoutMs: 30_000 });
   const dump = Buffer.from([...env].map(([k, v]) => `${k}=${v}\n`).join(''), 'latin1');
@@ -100,8 +100,8 @@ it('a hung jobcompd: the hook gives up after timeout_ms and spools; the record i
   expect(run.code).toBe(0);
   expect(run.ms).toBeGreaterThanOrEqual(300);
   // jobcompd now gets the record twice: from the socket (it was sent) and from the spool.
-  await d.waitForLog((l) => l.msg === 'spooled records imported', 'spool import');
-  await d.waitForLog((l) => l.msg.startsWith('duplicate of a record already accepted') && l.jobId === 4001, 'the second copy dropped');
+  await d.waitForLog((l) => l.logEvent === 'spool.imported', 'spool import');
+  await d.waitForLog((l) => l.logEvent === 'record.duplicate' && l.jobId === 4001, 'the second copy dropped');
   await consumeAll(suite.broker().bootstrapServers, 'hung', { count: 1, timeoutMs: 30_000 });
   await d.stop();
   expect(await countMessages(suite.broker().bootstrapServers, 'hung')).toBe(1);

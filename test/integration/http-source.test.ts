@@ -67,7 +67,7 @@ it('keeps input it cannot map in quarantine and answers 201, so Slurm does not r
   const r = await post(d.url, Buffer.from('{"jobid":42,"state":"COMPLETED"}'));
   expect(r.status).toBe(201);
   expect(JSON.parse(r.body)).toMatchObject({ result: 'quarantined', reason: { type: 'E_RECORD_MISSING_FIELD' } });
-  const line = await d.waitForLog((l) => l.msg.startsWith('input cannot be mapped'), 'quarantine log');
+  const line = await d.waitForLog((l) => l.logEvent === 'record.quarantined', 'quarantine log');
   expect(line).toMatchObject({ jobId: 42, event: 'job finish', code: 'E_RECORD_MISSING_FIELD' });
   const status = JSON.parse(runCli(['status', '--json', '-c', d.configFile]).stdout) as { quarantined: number };
   expect(status.quarantined).toBeGreaterThanOrEqual(1);
@@ -83,7 +83,7 @@ it('refuses a body over MaxBodyBytes with 413, whether announced or streamed', a
     req.end();
   });
   expect(chunked).toBe(413);
-  await d.waitForLog((l) => l.msg.startsWith('request body larger than [http] MaxBodyBytes'), 'refusal log');
+  await d.waitForLog((l) => l.logEvent === 'http.body-too-large', 'refusal log');
 });
 
 it('answers other methods with 405', async () => {

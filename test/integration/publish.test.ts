@@ -83,7 +83,7 @@ describe('broker outages', () => {
     try {
       d = await daemon({ clusterName: 'coldstart' });
       await postAll(d.url, numberedBodies(50, 300_000), 8);
-      await d.waitForLog((l) => l.msg.startsWith('cannot reach Kafka yet'), 'connect retry');
+      await d.waitForLog((l) => l.logEvent === 'kafka.unreachable', 'connect retry');
     } finally {
       await broker.restart();
     }
@@ -105,7 +105,7 @@ describe('stopping and replaying', () => {
       await broker.restart();
     }
     expect(stopped.code).toBe(0);
-    expect(first.logs.some((l) => l.msg.startsWith('stopped; undelivered records stay'))).toBe(true);
+    expect(first.logs.some((l) => l.logEvent === 'daemon.stopped')).toBe(true);
     const saved = JSON.parse(runCli(['status', '--json', '-c', first.configFile]).stdout) as { backlog: number; daemon: string; oldestPendingAgeSeconds: number | null };
     expect(saved).toMatchObject({ backlog: 200, daemon: 'not running', oldestPendingAgeSeconds: expect.any(Number) });
     expect(saved.oldestPendingAgeSeconds).toBeLessThanOrEqual(Math.ceil((Date.now() - postedAt) / 1000));
@@ -113,7 +113,7 @@ describe('stopping and replaying', () => {
     const second = await daemon({ clusterName: 'sigterm', dir: first.dir, port: first.port, adminPort: first.adminPort });
     const messages = await consumeAll(broker.bootstrapServers, 'sigterm', { count: 200, timeoutMs: 120_000 });
     expect(new Set(messages.map((m) => jobIdOf(m.value as Buffer))).size).toBe(200);
-    await second.waitForLog(() => second.logs.filter((l) => l.msg === 'delivered').length === 200, 'all deliveries committed');
+    await second.waitForLog(() => second.logs.filter((l) => l.logEvent === 'record.delivered').length === 200, 'all deliveries committed');
     await second.stop('SIGTERM');
     expect(JSON.parse(runCli(['status', '--json', '-c', first.configFile]).stdout)).toMatchObject({ backlog: 0, oldestPendingAgeSeconds: null });
   });
@@ -146,8 +146,8 @@ describe('records Kafka refuses for good', () => {
       'latin1',
     );
     expect((await post(d.url, huge)).status).toBe(201);
-    await d.waitForLog((l) => l.msg.startsWith('Kafka refused the record for good'), 'quarantine');
-    const quarantineLine = d.logs.find((l) => l.msg.startsWith('Kafka refused the record for good'));
+    await d.waitForLog((l) => l.logEvent === 'record.refused', 'quarantine');
+    const quarantineLine = d.logs.find((l) => l.logEvent === 'record.refused');
     expect(quarantineLine).toMatchObject({ jobId: jobIdOf(template as Buffer), event: 'job finish' });
     expect(String(quarantineLine?.err)).toContain('ERR_MSG_SIZE_TOO_LARGE');
 

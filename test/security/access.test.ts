@@ -44,7 +44,7 @@ describe('the hook socket', () => {
     const conf = `socket = ${d.hookSocket}\nspool = ${join(d.dir, 'nobody-spool')}\ntimeout_ms = 2000\n`;
     const run = hookAs(NOBODY_ID, conf, { ...JOB_ENV, JOBID: '60001' });
     expect(run.code).not.toBe(0); // refused, and it cannot write a spool it does not own either
-    const refused = await d.waitForLog((l) => l.msg === 'hook connection from a user not in [hook] AllowedUsers refused');
+    const refused = await d.waitForLog((l) => l.logEvent === 'hook.peer-refused');
     expect(refused).toMatchObject({ uid: NOBODY_ID });
     expect(JSON.parse(runCli(['status', '--json', '-c', d.configFile]).stdout)).toMatchObject({ backlog: 0, quarantined: 0 });
   });
@@ -93,7 +93,7 @@ describe('the HTTP listener off loopback', () => {
     expect(wrong.headers.get('www-authenticate')).toBe('Basic realm="jobcompd"');
     const right = await fetch(`${d.url}/slurm/_doc`, { method: 'POST', body: b as Buffer, headers: { Authorization: `Basic ${Buffer.from(`slurm:${secret}`).toString('base64')}` } });
     expect(right.status).toBe(201);
-    await d.waitForLog((l) => l.msg.startsWith('POST without valid basic auth refused'));
+    await d.waitForLog((l) => l.logEvent === 'http.auth-refused');
     const shown = [JSON.stringify(d.logs), runCli(['check-config', '--json', '-c', d.configFile]).stdout, runCli(['status', '--json', '-c', d.configFile]).stdout];
     for (const out of shown) expect(out).not.toContain(secret);
   });

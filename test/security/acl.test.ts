@@ -64,10 +64,8 @@ function status(configFile: string): Status {
  */
 const REFUSALS = ['Broker: Topic authorization failed', 'topic authorization failed'];
 
-const QUARANTINED = 'Kafka refused the record for good; moved to quarantine (jobcompd replay --quarantined resends it)';
-
 function waitForQuarantined(d: DaemonProcess, jobIds: number[]): Promise<LogLine[]> {
-  return Promise.all(jobIds.map((id) => d.waitForLog((l) => l.msg === QUARANTINED && l.jobId === id, `quarantined ${id}`)));
+  return Promise.all(jobIds.map((id) => d.waitForLog((l) => l.logEvent === 'record.refused' && l.jobId === id, `quarantined ${id}`)));
 }
 
 /** The quarantine table, read the way docs/operations.md shows (the daemon stopped). */
@@ -113,7 +111,7 @@ it.each(cases)('$name: every record is quarantined with TOPIC_AUTHORIZATION_FAIL
     expect(REFUSALS.map((r) => `ERR_TOPIC_AUTHORIZATION_FAILED: ${r}`)).toContain(l.err);
   }
   expect(status(d.configFile)).toMatchObject({ daemon: 'running', backlog: 0, delivered: 0, quarantined: N, producer: { state: 'ready' } });
-  expect(d.logs.filter((l) => l.msg === 'delivered')).toEqual([]);
+  expect(d.logs.filter((l) => l.logEvent === 'record.delivered')).toEqual([]);
 
   await d.stop('SIGTERM');
   expect(await d.exited).toEqual({ code: 0, signal: null });

@@ -62,7 +62,7 @@ function isAuthFailure(l: LogLine): boolean {
 }
 
 function waitForDelivered(d: DaemonProcess, jobIds: number[]): Promise<LogLine[]> {
-  return Promise.all(jobIds.map((id) => d.waitForLog((l) => l.msg === 'delivered' && l.jobId === id, `delivered ${id}`)));
+  return Promise.all(jobIds.map((id) => d.waitForLog((l) => l.logEvent === 'record.delivered' && l.jobId === id, `delivered ${id}`)));
 }
 
 it('a daemon with the right SCRAM credentials delivers its records', async () => {
@@ -103,7 +103,7 @@ it('a wrong password: records are kept, the log says why, no password is shown; 
   // The end of the first connection attempt (5 s) sets producer.lastError; then ask status.
   // node-rdkafka's connect error says only "ERR__TRANSPORT: broker transport failure";
   // lastError adds librdkafka's error line, which names the authentication failure.
-  const gaveUp = await d.waitForLog((l) => l.msg === 'cannot reach Kafka yet; records are kept in the state file', 'the failed connection attempt');
+  const gaveUp = await d.waitForLog((l) => l.logEvent === 'kafka.unreachable', 'the failed connection attempt');
   const before = status(d);
   expect(before.report).toMatchObject({
     daemon: 'running',
@@ -116,7 +116,7 @@ it('a wrong password: records are kept, the log says why, no password is shown; 
 
   d.rewriteConfig({ ...opts, rdkafka: saslConf(PASSWORD) });
   d.proc.kill('SIGHUP');
-  await d.waitForLog((l) => l.msg === 'configuration reloaded' && l.rdkafkaConfReloaded === true, 'the reload');
+  await d.waitForLog((l) => l.logEvent === 'config.reloaded' && l.rdkafkaConfReloaded === true, 'the reload');
   // What arrives after the reload goes out as well.
   await postAll(d.url, numberedBodies(5, 31_020), 5);
 

@@ -57,7 +57,7 @@ beforeAll(async () => {
   });
   await postAll(d.url, numberedBodies(20, 20_000), 4);
   await consumeAll(suite.broker().bootstrapServers, 'ops', { count: 20, timeoutMs: 30_000 });
-  await d.waitForLog(() => d.logs.filter((l) => l.msg === 'delivered').length === 20, '20 delivery reports');
+  await d.waitForLog(() => d.logs.filter((l) => l.logEvent === 'record.delivered').length === 20, '20 delivery reports');
 });
 
 afterAll(async () => {
@@ -157,7 +157,7 @@ it('/metrics counts every source, duplicates, retries and both kinds of quaranti
     expect((await post(e.url, huge)).status).toBe(201);
     expect((await runHook(installHook(e.dir, 'socket-hook', { socket: e.hookSocket, spool: e.spoolDir }), scriptEnv(21_100))).code).toBe(0);
     expect((await runHook(installHook(e.dir, 'spool-hook', { socket: join(e.dir, 'nobody-listens.sock'), spool: e.spoolDir }), scriptEnv(21_101))).code).toBe(0);
-    await e.waitForLog((l) => l.msg === 'record committed' && l.source === 'spool', 'the spooled record imported');
+    await e.waitForLog((l) => l.logEvent === 'record.committed' && l.source === 'spool', 'the spooled record imported');
     const m = await metrics(e);
     expectSamples(m, {
       'jobcompd_records_received_total{source="http"}': 4,
@@ -176,8 +176,8 @@ it('/metrics counts every source, duplicates, retries and both kinds of quaranti
   }
 
   // Kafka back: delivered, the too large one refused for good
-  await e.waitForLog((l) => l.msg.startsWith('Kafka refused the record for good'), 'the too large record quarantined');
-  await e.waitForLog(() => e.logs.filter((l) => l.msg === 'delivered').length === 3, '3 delivered');
+  await e.waitForLog((l) => l.logEvent === 'record.refused', 'the too large record quarantined');
+  await e.waitForLog(() => e.logs.filter((l) => l.logEvent === 'record.delivered').length === 3, '3 delivered');
   let m = await metrics(e);
   expectSamples(m, {
     'jobcompd_records_delivered_total': 3,
@@ -190,12 +190,12 @@ it('/metrics counts every source, duplicates, retries and both kinds of quaranti
   await broker.stop();
   try {
     expect((await post(e.url, retried)).status).toBe(201);
-    await e.waitForLog((l) => l.msg === 'delivery failed; will retry' && l.jobId === 21_001, 'a failed attempt');
+    await e.waitForLog((l) => l.logEvent === 'delivery.failed' && l.jobId === 21_001, 'a failed attempt');
     m = await metrics(e);
     expect(sample(m, 'jobcompd_delivery_retries_total')).toBeGreaterThanOrEqual(1);
     expect(sample(m, 'jobcompd_backlog_records')).toBe(1);
   } finally {
     await broker.restart();
   }
-  await e.waitForLog((l) => l.msg === 'delivered' && l.jobId === 21_001, 'the retried record delivered');
+  await e.waitForLog((l) => l.logEvent === 'record.delivered' && l.jobId === 21_001, 'the retried record delivered');
 });

@@ -22,7 +22,7 @@ it('a new topic= applies to every record produced after the SIGHUP', async () =>
 
   d.rewriteConfig({ ...opts, bootstrapServers: suite.broker().bootstrapServers, params: 'topic=hup-after,poll_interval=0.05' });
   d.proc.kill('SIGHUP');
-  const reloaded = await d.waitForLog((l) => l.msg === 'configuration reloaded');
+  const reloaded = await d.waitForLog((l) => l.logEvent === 'config.reloaded');
   expect(reloaded).toMatchObject({ topics: { finish: 'hup-after' }, rdkafkaConfReloaded: false });
   expect((await post(d.url, second as Buffer)).status).toBe(201);
   const [moved] = await consumeAll(suite.broker().bootstrapServers, 'hup-after', { count: 1, timeoutMs: 30_000 });
@@ -40,7 +40,7 @@ it('a changed rdkafka.conf swaps the producer: records waiting for a dead broker
       await postAll(d.url, numberedBodies(50, 11_000), 8);
       d.rewriteConfig({ ...opts, bootstrapServers: other.bootstrapServers });
       d.proc.kill('SIGHUP');
-      await d.waitForLog((l) => l.msg === 'configuration reloaded' && l.rdkafkaConfReloaded === true);
+      await d.waitForLog((l) => l.logEvent === 'config.reloaded' && l.rdkafkaConfReloaded === true);
       const messages = await consumeAll(other.bootstrapServers, 'swap', { count: 50, timeoutMs: 60_000 });
       expect(new Set(messages.map((m) => jobIdOf(m.value as Buffer))).size).toBe(50);
     } finally {
@@ -56,7 +56,7 @@ it('an invalid new configuration is logged with file, line and key; the running 
   const d = await suite.daemon(opts);
   d.rewriteConfig({ ...opts, bootstrapServers: suite.broker().bootstrapServers, rdkafka: 'foo.bar=1\n' });
   d.proc.kill('SIGHUP');
-  const failed = await d.waitForLog((l) => l.msg === 'reload failed; the previous configuration stays in effect');
+  const failed = await d.waitForLog((l) => l.logEvent === 'config.reload-failed');
   expect(String(failed.err)).toContain(`${d.dir}/rdkafka.conf:2: foo.bar: librdkafka refused the value "1"`);
   expect((await post(d.url, numberedBodies(1, 12_000)[0] as Buffer)).status).toBe(201);
   expect(await consumeAll(suite.broker().bootstrapServers, 'badhup', { count: 1, timeoutMs: 30_000 })).toHaveLength(1);
@@ -65,7 +65,7 @@ it('an invalid new configuration is logged with file, line and key; the running 
   const logged = d.logs.length;
   d.rewriteConfig({ ...opts, bootstrapServers: suite.broker().bootstrapServers, params: 'topic=badhup-new,poll_interval=often' });
   d.proc.kill('SIGHUP');
-  const refused = await d.waitForLog((l) => l.msg === 'reload failed; the previous configuration stays in effect', 'the second refusal', logged);
+  const refused = await d.waitForLog((l) => l.logEvent === 'config.reload-failed', 'the second refusal', logged);
   expect(String(refused.err)).toContain(`${d.dir}/jobcompd.conf:4: JobCompParams poll_interval: must be a number of seconds`);
   expect((await post(d.url, numberedBodies(1, 12_001)[0] as Buffer)).status).toBe(201);
   const both = await consumeAll(suite.broker().bootstrapServers, 'badhup', { count: 2, timeoutMs: 30_000 });
@@ -78,10 +78,10 @@ it('a second signal (SIGTERM, then SIGINT) exits at once even while the flush wa
   try {
     await postAll(d.url, numberedBodies(10, 13_000), 4);
     d.proc.kill('SIGTERM');
-    await d.waitForLog((l) => l.msg === 'shutting down');
+    await d.waitForLog((l) => l.logEvent === 'daemon.stopping');
     d.proc.kill('SIGINT');
     expect(await d.exited).toEqual({ code: null, signal: 'SIGINT' }); // a shell shows 130
-    expect(d.logs.some((l) => l.msg.startsWith('second signal: exiting now'))).toBe(true);
+    expect(d.logs.some((l) => l.logEvent === 'daemon.second-signal')).toBe(true);
     expect(JSON.parse(runCli(['status', '--json', '-c', d.configFile]).stdout)).toMatchObject({ backlog: 10 });
   } finally {
     await suite.broker().restart();

@@ -39,7 +39,7 @@ describe.each(['elasticsearch', 'script'] as const)('through %s', (path) => {
     const ids = new Set<number>();
     for (let i = 0; i < BURST; i++) ids.add(await slurm.sbatch(['-H', '-o', '/dev/null', '--wrap', 'true']));
 
-    const committed = (): number => first.logs.filter((l) => l.msg === 'record committed').length;
+    const committed = (): number => first.logs.filter((l) => l.logEvent === 'record.committed').length;
     await slurm.scancel([...ids].map(String));
     await first.waitForLog(() => committed() >= 30, '30 records committed');
     const killedAt = committed();
@@ -51,7 +51,7 @@ describe.each(['elasticsearch', 'script'] as const)('through %s', (path) => {
     expect(killedAt).toBeLessThan(BURST); // the kill really happened mid-burst
     // Duplicates can only be records that were still in the state file at the restart
     // (committed, maybe delivered, deletion not yet committed): the in-flight window.
-    const inFlightAtKill = Number((await second.waitForLog((l) => l.msg === 'publisher starting')).backlog);
+    const inFlightAtKill = Number((await second.waitForLog((l) => l.logEvent === 'publisher.starting')).backlog);
     expect(messages - BURST).toBeLessThanOrEqual(inFlightAtKill);
     process.stdout.write(`${path}: killed after ${killedAt} commits, ${inFlightAtKill} left in the state file; ${messages} messages for ${BURST} records\n`);
   });

@@ -16,7 +16,7 @@ export async function runDaemon(opts: LoadOptions): Promise<number> {
   // before the state file is opened or READY is sent
   const cfg = await loadVerifiedConfig(opts);
   const log = createLogger(cfg.daemon.logLevel);
-  for (const w of cfg.warnings) log.warn(w);
+  for (const w of cfg.warnings) log.warn({ logEvent: 'config.warning' }, w);
 
   let daemon: Daemon | undefined;
   let stopRequested = false;
@@ -26,7 +26,7 @@ export async function runDaemon(opts: LoadOptions): Promise<number> {
 
   const onStop = (signal: NodeJS.Signals): void => {
     if (stopRequested) {
-      log.warn({ signal }, 'second signal: exiting now; undelivered records stay in the state file');
+      log.warn({ logEvent: 'daemon.second-signal', signal }, 'second signal: exiting now; undelivered records stay in the state file');
       // Die by the signal itself: process.exit() would wait for librdkafka work running on
       // libuv's thread pool (a flush with flush_timeout=-1 never ends).
       process.removeAllListeners(signal);
@@ -34,7 +34,7 @@ export async function runDaemon(opts: LoadOptions): Promise<number> {
       return;
     }
     stopRequested = true;
-    log.info({ signal }, 'stop requested');
+    log.info({ logEvent: 'daemon.stop-requested', signal }, 'stop requested');
     if (daemon) void daemon.shutdown().then(() => resolveExit(0));
   };
   const onReload = (): void => {
