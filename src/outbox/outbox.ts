@@ -19,14 +19,14 @@
 // 'commit-error' (StateError).
 
 import { EventEmitter } from 'node:events';
-import { chmodSync, chownSync, closeSync, existsSync, fdatasync, fdatasyncSync, mkdirSync, openSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, fdatasync, fdatasyncSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { EXIT_TEMPFAIL, StateCodes, StateError, errorMessage } from '../errors';
+import { StateCodes, StateError, errorMessage } from '../errors';
 import type { JobEvent } from '../record/job-record';
-import { migrate } from './schema';
+import { OUTBOX_INSERT, OUTBOX_ROW, QUARANTINE_INSERT, QUARANTINE_ROW } from './columns';
+import { whereClause, type RowFilter } from './filter';
+import { isDiskFull, openStateFile, sqliteCode, type OpenOptions } from './open';
 
-export const STATE_FILE_NAME = 'jobcompd.sqlite';
 
 export interface NewRecord {
   event: JobEvent;
@@ -81,46 +81,6 @@ export interface RecoveredRecord {
 }
 
 /** Which rows a replay touches; every condition given must hold. */
-export interface RowFilter {
-  jobIds?: number[];
-  event?: JobEvent;
-  /** received at or after (ms since the epoch) */
-  since?: number;
-  /** received before (ms since the epoch) */
-  until?: number;
-}
-
-/** SQL conditions and parameters for a filter (columns job_id, event, received_at). */
-function whereClause(f: RowFilter | undefined): { sql: string; params: number[] } {
-  const parts: string[] = [];
-  const params: number[] = [];
-  if (f?.jobIds && f.jobIds.length > 0) {
-    parts.push(`job_id IN (${f.jobIds.map(() => '?').join(', ')})`);
-    params.push(...f.jobIds);
-  }
-  if (f?.event !== undefined) {
-    parts.push('event = ?');
-    params.push(f.event);
-  }
-  if (f?.since !== undefined) {
-    parts.push('received_at >= ?');
-    params.push(f.since);
-  }
-  if (f?.until !== undefined) {
-    parts.push('received_at < ?');
-    params.push(f.until);
-  }
-  return { sql: parts.map((p) => ` AND ${p}`).join(''), params };
-}
-
-/** The same conditions as the SQL of a filter, for a record not (yet) in the state file. */
-export function matchesFilter(f: RowFilter, r: { jobId: number; event: JobEvent; receivedAt: number }): boolean {
-  if (f.jobIds && f.jobIds.length > 0 && !f.jobIds.includes(r.jobId)) return false;
-  if (f.event !== undefined && r.event !== f.event) return false;
-  if (f.since !== undefined && r.receivedAt < f.since) return false;
-  return f.until === undefined || r.receivedAt < f.until;
-}
-
 export interface OutboxStats {
   backlog: number;
   oldestReceivedAt: number | undefined;
@@ -135,15 +95,6 @@ export interface RecordedErrors {
   pending: { jobId: number; event: JobEvent; attempts: number; error: string } | null;
   /** the newest quarantine entry */
   quarantine: { jobId: number | null; event: JobEvent | null; code: string; reason: string; at: number } | null;
-}
-
-export interface OpenOptions {
-  /** How long to wait for another process's lock before giving up. */
-  busyTimeoutMs?: number;
-  /** Do not create a state file (for inspection). */
-  mustExist?: boolean;
-  /** Window of the duplicate check for records with a dedupKey; 0 disables it. */
-  dedupWindowMs?: number;
 }
 
 interface Waiter<T> {
@@ -210,64 +161,28 @@ export class Outbox extends EventEmitter {
   }
 
   static open(stateDir: string, opts: OpenOptions = {}): Outbox {
-    const file = join(stateDir, STATE_FILE_NAME);
-    if (!opts.mustExist) createPrivate(stateDir, file);
-    let db: Database.Database;
-    try {
-      // Never read-only: a WAL database cannot be read without a writable -wal file.
-      db = new Database(file, { fileMustExist: opts.mustExist ?? false, timeout: opts.busyTimeoutMs ?? 0 });
-    } catch (err) {
-      throw new StateError(StateCodes.io, `cannot open state file ${file}: ${errorMessage(err)}`);
-    }
-    try {
-      db.pragma('locking_mode = EXCLUSIVE');
-      const mode = db.pragma('journal_mode = WAL', { simple: true }) as string;
-      if (mode !== 'wal') throw new StateError(StateCodes.io, `cannot put state file ${file} in WAL mode (SQLite answered journal_mode=${mode})`);
-      // Commit durability comes from syncing the WAL before answering (see the top).
-      db.pragma('synchronous = NORMAL');
-      // Take the write lock now and keep it: a second process fails here, clearly.
-      db.exec('BEGIN EXCLUSIVE; COMMIT');
-    } catch (err) {
-      db.close();
-      throw translateOpenError(err, file);
-    }
-    let walFd: number;
-    try {
-      walFd = openSync(`${file}-wal`, 'r');
-    } catch (err) {
-      db.close();
-      throw new StateError(StateCodes.io, `cannot open the write-ahead log of state file ${file}: ${errorMessage(err)}`);
-    }
-    try {
-      migrate(db, file);
-      fdatasyncSync(walFd);
-      checkIntegrity(db, file);
-      return new Outbox(file, db, opts.dedupWindowMs ?? 0, walFd);
-    } catch (err) {
-      db.close();
-      closeSync(walFd);
-      throw translateOpenError(err, file);
-    }
+    const { file, db, walFd } = openStateFile(stateDir, opts);
+    return new Outbox(file, db, opts.dedupWindowMs ?? 0, walFd);
   }
 
   private prepare() {
     const db = this.db;
     return {
-      insert: db.prepare('INSERT INTO outbox (event, job_id, payload, source, received_at) VALUES (?, ?, ?, ?, ?)'),
+      insert: db.prepare(`INSERT INTO outbox (${OUTBOX_INSERT}) VALUES (?, ?, ?, ?, ?)`),
       quarantineInput: db.prepare(
-        'INSERT INTO quarantine (event, job_id, payload, raw, source, received_at, quarantined_at, reason_code, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        `INSERT INTO quarantine (${QUARANTINE_INSERT}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       quarantineRow: db.prepare(
-        'INSERT INTO quarantine (event, job_id, payload, raw, source, received_at, quarantined_at, reason_code, reason) ' +
+        `INSERT INTO quarantine (${QUARANTINE_INSERT}) ` +
           'SELECT event, job_id, payload, NULL, source, received_at, ?, ?, ? FROM outbox WHERE id = ?',
       ),
       delete: db.prepare('DELETE FROM outbox WHERE id = ?'),
       noteFailure: db.prepare('UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?'),
       addCounter: db.prepare('INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value'),
       pendingAfter: db.prepare(
-        'SELECT id, event, job_id AS jobId, payload, received_at AS receivedAt, attempts FROM outbox WHERE id > ? AND id <= ? ORDER BY id LIMIT ?',
+        `SELECT ${OUTBOX_ROW} FROM outbox WHERE id > ? AND id <= ? ORDER BY id LIMIT ?`,
       ),
-      byId: db.prepare('SELECT id, event, job_id AS jobId, payload, received_at AS receivedAt, attempts FROM outbox WHERE id = ?'),
+      byId: db.prepare(`SELECT ${OUTBOX_ROW} FROM outbox WHERE id = ?`),
       oldest: db.prepare('SELECT received_at AS t FROM outbox ORDER BY id LIMIT 1'),
       counter: db.prepare('SELECT value FROM counters WHERE name = ?'),
       quarantineCount: db.prepare('SELECT count(*) AS n FROM quarantine'),
@@ -315,7 +230,7 @@ export class Outbox extends EventEmitter {
     if (!filter) return this.stmt.pendingAfter.all(cursor, this.syncedMaxId, limit) as OutboxRow[];
     const where = whereClause(filter);
     return this.db
-      .prepare(`SELECT id, event, job_id AS jobId, payload, received_at AS receivedAt, attempts FROM outbox WHERE id > ? AND id <= ?${where.sql} ORDER BY id LIMIT ?`)
+      .prepare(`SELECT ${OUTBOX_ROW} FROM outbox WHERE id > ? AND id <= ?${where.sql} ORDER BY id LIMIT ?`)
       .all(cursor, this.syncedMaxId, ...where.params, limit) as OutboxRow[];
   }
 
@@ -372,8 +287,7 @@ export class Outbox extends EventEmitter {
     const where = whereClause(filter);
     return this.db
       .prepare(
-        'SELECT id, event, job_id AS jobId, payload, raw, source, received_at AS receivedAt, quarantined_at AS quarantinedAt, ' +
-          `reason_code AS reasonCode, reason FROM quarantine WHERE 1${where.sql} ORDER BY id`,
+        `SELECT ${QUARANTINE_ROW} FROM quarantine WHERE 1${where.sql} ORDER BY id`,
       )
       .all(...where.params) as QuarantineRow[];
   }
@@ -614,77 +528,4 @@ export class Outbox extends EventEmitter {
       this.retryTimer.unref();
     }
   }
-}
-
-/**
- * Refuse a damaged file at start rather than fail on it later (or worse, start afresh):
- * quick_check reads every page (about 0.3 s for 300 MB).
- */
-function checkIntegrity(db: Database.Database, file: string): void {
-  const problems = db.pragma('quick_check(5)', { simple: false }) as { quick_check: string }[];
-  const first = problems[0]?.quick_check;
-  if (first !== 'ok') {
-    throw new StateError(
-      StateCodes.corrupt,
-      `state file ${file} is damaged (${problems.map((p) => p.quick_check).join('; ')}); jobcompd will not start on it. ` +
-        'Run `jobcompd repair-state` to rebuild it from what can still be read (docs/operations.md "Damaged state file").',
-    );
-  }
-}
-
-function createPrivate(stateDir: string, file: string): void {
-  try {
-    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-    const existed = existsSync(file);
-    closeSync(openSync(file, 'a', 0o600));
-    if (!existed) giveToStateDirOwner(file, stateDir);
-  } catch (err) {
-    throw new StateError(StateCodes.io, `cannot create state file ${file}: ${errorMessage(err)}`);
-  }
-  try {
-    chmodSync(file, 0o600);
-  } catch {
-    // not ours to change (e.g. a read-only bind mount): SQLite will say so if it matters
-  }
-}
-
-/**
- * A state file root creates (`replay`, `repair-state` run as root) goes to the state
- * directory's owner, SlurmUser: a root-owned 0600 file would lock the daemon out. SQLite
- * itself gives the -wal of a database it opens as root to the database file's owner.
- */
-export function giveToStateDirOwner(file: string, stateDir: string): void {
-  if (process.geteuid?.() !== 0) return;
-  const dir = statSync(stateDir);
-  if (dir.uid !== 0 || dir.gid !== 0) chownSync(file, dir.uid, dir.gid);
-}
-
-function sqliteCode(err: unknown): string | undefined {
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' ? code : undefined;
-}
-
-function isDiskFull(err: unknown): boolean {
-  return sqliteCode(err) === 'SQLITE_FULL';
-}
-
-function translateOpenError(err: unknown, file: string): Error {
-  if (err instanceof StateError) return err;
-  const code = sqliteCode(err) ?? '';
-  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
-    return new StateError(
-      StateCodes.locked,
-      `state file ${file} is in use by another jobcompd process (the daemon or a replay); ` +
-        'stop it first, or ask the running daemon with `jobcompd status`',
-      EXIT_TEMPFAIL,
-    );
-  }
-  if (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT')) {
-    return new StateError(
-      StateCodes.corrupt,
-      `state file ${file} is damaged or not a database (${code}); jobcompd will not start on it. ` +
-        'Run `jobcompd repair-state` to rebuild it from what can still be read (docs/operations.md "Damaged state file").',
-    );
-  }
-  return new StateError(StateCodes.io, `cannot open state file ${file}: ${errorMessage(err)}`);
 }

@@ -8,7 +8,9 @@ import { copyFileSync, existsSync, mkdtempSync, renameSync, rmSync } from 'node:
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { EXIT_TEMPFAIL, QuarantineCodes, StateCodes, StateError, errorMessage } from '../errors';
-import { giveToStateDirOwner, Outbox, STATE_FILE_NAME, type QuarantineEntry, type RecoveredRecord } from './outbox';
+import { OUTBOX_RECOVERABLE, QUARANTINE_ROW } from './columns';
+import { giveToStateDirOwner, isLocked, STATE_FILE_NAME } from './open';
+import { Outbox, type QuarantineEntry, type RecoveredRecord } from './outbox';
 import { isJobEvent } from '../record/job-record';
 
 export interface RepairReport {
@@ -35,12 +37,8 @@ export function repairStateFile(stateDir: string, now = new Date()): RepairRepor
     // one table must not hide the others.
     damaged.unsafeMode(true);
     damaged.pragma('writable_schema = ON');
-    const outboxRows = readRows(damaged, 'outbox', 'id, event, job_id AS jobId, payload, source, received_at AS receivedAt');
-    const quarantineRows = readRows(
-      damaged,
-      'quarantine',
-      'id, event, job_id AS jobId, payload, raw, source, received_at AS receivedAt, reason_code AS reasonCode, reason',
-    );
+    const outboxRows = readRows(damaged, 'outbox', OUTBOX_RECOVERABLE);
+    const quarantineRows = readRows(damaged, 'quarantine', QUARANTINE_ROW);
     damaged.close();
 
     const freshDir = join(work, 'fresh');
@@ -96,8 +94,7 @@ function assertNotInUse(file: string): void {
     db.pragma('locking_mode = EXCLUSIVE');
     db.exec('BEGIN EXCLUSIVE; COMMIT');
   } catch (err) {
-    const code = (err as { code?: string }).code ?? '';
-    if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
+    if (isLocked(err)) {
       throw new StateError(StateCodes.locked, `state file ${file} is in use by another jobcompd process; stop it first`, EXIT_TEMPFAIL);
     }
     // anything else is the damage itself: reading row by row will find out what is left

@@ -14,7 +14,8 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { eventName, type JobEvent } from '../record/job-record';
-import type { Outbox, OutboxRow, RowFilter } from '../outbox/outbox';
+import type { RowFilter } from '../outbox/filter';
+import type { Outbox, OutboxRow } from '../outbox/outbox';
 import { dispositionOf, errorCodeName, type Disposition } from './delivery-errors';
 import type { DeliveryOutcome, KafkaProducer, ProduceFailure } from './kafka-producer';
 

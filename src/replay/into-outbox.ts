@@ -5,7 +5,8 @@ import type { JobCompParams } from '../config/jobcomp-params';
 import { RecordError } from '../errors';
 import type { Ingest } from '../ingest';
 import { parseSlurmState } from '../migrate/slurm-state';
-import type { Outbox, QuarantineRow, RowFilter } from '../outbox/outbox';
+import type { RowFilter } from '../outbox/filter';
+import type { Outbox, QuarantineRow } from '../outbox/outbox';
 import { isJobEvent, type JobEvent } from '../record/job-record';
 import { payloadOptionsOf, toPayload, type RecordInput } from '../record/to-payload';
 

@@ -4,7 +4,8 @@ import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { loadDaemonConfig, type DaemonConfig, type LoadOptions } from '../../config/daemon-conf';
 import { EXIT_NOPERM, StateCodes, StateError } from '../../errors';
-import { Outbox, STATE_FILE_NAME } from '../../outbox/outbox';
+import { STATE_FILE_NAME } from '../../outbox/open';
+import { Outbox } from '../../outbox/outbox';
 import { buildStatus, formatStatus, type StatusReport } from '../../app/status';
 
 export async function runStatus(opts: LoadOptions, json: boolean): Promise<number> {
