@@ -1,0 +1,98 @@
+// The outbox's group commit, in process, on real SQLite and a real (small) filesystem:
+// what concurrent appends share, when a row becomes visible to the dispatcher, and what a
+// commit that fails answers. The daemon-level view is test/faults/storage.test.ts.
+
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import { StateError } from '../../src/errors';
+import { Outbox, type AppendResult, type NewRecord } from '../../src/outbox/outbox';
+import { JobEvent } from '../../src/record/job-record';
+import { tempDir } from '../helpers/cli';
+
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0).reverse()) c();
+});
+
+function openOutbox(stateDir: string, dedupWindowMs = 0): Outbox {
+  const outbox = Outbox.open(stateDir, { dedupWindowMs });
+  cleanups.push(() => outbox.close());
+  return outbox;
+}
+
+function record(jobId: number, payload = Buffer.from(`{"jobid":${jobId}}`)): NewRecord {
+  return { event: JobEvent.finish, jobId, payload, source: 'http', receivedAt: Date.now() };
+}
+
+/** A state directory on a tmpfs of `size`, so that a commit can really run out of space. */
+function smallFilesystem(size: string): string {
+  const dir = join(tempDir('jobcompd-outbox-'), 'state');
+  mkdirSync(dir);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir]);
+  cleanups.push(() => execFileSync('umount', ['-l', dir]));
+  return dir;
+}
+
+test('appends made together share one transaction and one sync, and each gets its own row', async () => {
+  const outbox = openOutbox(tempDir());
+  let transactions = 0;
+  outbox.on('flushed', () => (transactions += 1));
+  const results = await Promise.all(Array.from({ length: 50 }, (_, i) => outbox.append(record(1000 + i))));
+  expect(new Set(results.map((r) => r.id)).size).toBe(50);
+  expect(results.every((r) => !r.duplicate)).toBe(true);
+  expect(transactions).toBe(1);
+  expect(outbox.backlogSize).toBe(50);
+});
+
+test('a row is offered to the dispatcher only once its transaction is synced', async () => {
+  const outbox = openOutbox(tempDir());
+  const appended = outbox.append(record(2000));
+  expect(outbox.pendingAfter(0, 10)).toEqual([]);
+  const { id } = await appended;
+  expect(outbox.pendingAfter(0, 10).map((r) => r.id)).toEqual([id]);
+});
+
+test('within DedupWindow the same record is stored once; the copy is answered with the first row', async () => {
+  const outbox = openOutbox(tempDir(), 60_000);
+  const key = Buffer.alloc(32, 7);
+  const first = await outbox.append({ ...record(3000), dedupKey: key });
+  const again = await outbox.append({ ...record(3000), dedupKey: key });
+  expect(again).toEqual({ id: first.id, duplicate: true });
+  expect(outbox.backlogSize).toBe(1);
+});
+
+test('a commit that runs out of space refuses its new records with E_STATE_DISK_FULL, keeps what was committed, and recovers', async () => {
+  const stateDir = smallFilesystem('2m');
+  const outbox = openOutbox(stateDir);
+  const kept = await outbox.append(record(4000));
+  const filler = join(stateDir, 'filler');
+  writeFileSync(filler, Buffer.alloc(2 * 1024 * 1024 - 64 * 1024, 1));
+
+  const errors: StateError[] = [];
+  outbox.on('commit-error', (err: StateError) => errors.push(err));
+  const big = Buffer.alloc(256 * 1024, 0x61);
+  let refusal: unknown;
+  const accepted: AppendResult[] = [];
+  for (let jobId = 4001; refusal === undefined && jobId < 4100; jobId++) {
+    await outbox.append(record(jobId, big)).then(
+      (r) => accepted.push(r),
+      (err: unknown) => (refusal = err),
+    );
+  }
+  expect(refusal).toBeInstanceOf(StateError);
+  expect((refusal as StateError).code).toBe('E_STATE_DISK_FULL');
+  expect(errors.map((e) => e.code)).toContain('E_STATE_DISK_FULL');
+  expect(outbox.lastCommitFailed).toBe(true);
+  expect(outbox.backlogSize).toBe(1 + accepted.length);
+
+  // an ack that comes in while the disk is full is kept and committed once there is room
+  outbox.ack(kept.id);
+  rmSync(filler);
+  const after = await outbox.append(record(4200));
+  expect(after.duplicate).toBe(false);
+  if (outbox.get(kept.id) !== undefined) await once(outbox, 'flushed');
+  expect(outbox.get(kept.id)).toBeUndefined();
+  expect(outbox.backlogSize).toBe(1 + accepted.length);
+});
