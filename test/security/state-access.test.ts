@@ -5,7 +5,8 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Outbox, STATE_FILE_NAME } from '../../src/outbox/outbox';
+import { STATE_FILE_NAME } from '../../src/outbox/open';
+import { Outbox } from '../../src/outbox/outbox';
 import { JobEvent } from '../../src/record/job-record';
 import { NOBODY_ID } from '../../src/record/slurm-values';
 import { runCli, tempDir, writeFiles } from '../helpers/cli';
