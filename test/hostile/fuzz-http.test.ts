@@ -12,6 +12,7 @@ import { Agent, request } from 'node:http';
 import { useBroker } from '../helpers/broker-suite';
 import type { DaemonProcess } from '../helpers/daemon';
 import { capturedBodies } from '../helpers/records';
+import { Rng } from '../helpers/random';
 import {
   commonFailures,
   comparePublished,
@@ -23,7 +24,6 @@ import {
   predictElasticsearch,
   preview,
   readPublished,
-  Rng,
   RssSampler,
   settledStatus,
   Supervisor,

@@ -1,5 +1,5 @@
-// What the hostile-input tests share: a seeded PRNG (every case can be regenerated from the
-// seed and its index), a supervisor that notices when the daemon dies and which cases were
+// What the hostile-input tests share: seeds (every case can be regenerated from the seed and
+// its index, with test/helpers/random.ts), a supervisor that notices when the daemon dies and which cases were
 // in flight, RSS sampling, `jobcompd status`, the oracles that say what the daemon must do
 // with an input (the same mappers the daemon runs, in this process), and a check of what
 // reached Kafka.
@@ -9,17 +9,14 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { consumeAll, countMessages, type ConsumedMessage } from '../../tools/kafka/consume';
 import { RecordError } from '../../src/errors';
-import { parseElasticsearchBody } from '../../src/record/from-elasticsearch';
-import { mapHookEnv } from '../../src/record/from-hook';
 import { JobEvent } from '../../src/record/job-record';
-import { parseEnvBlock, parseEnvDump } from '../../src/record/slurm-env';
-import { serialize } from '../../src/record/serialize';
+import { parseEnvDump } from '../../src/record/slurm-env';
+import { toPayload, type PayloadOptions, type RecordInput } from '../../src/record/to-payload';
 import { runCliAsync } from '../helpers/cli';
-import { mulberry32 } from '../helpers/random';
 import type { DaemonProcess } from '../helpers/daemon';
 
 // ---------------------------------------------------------------------------
-// Seeds and the PRNG
+// Seeds (the generator is test/helpers/random.ts)
 
 /** The seed of a run: FUZZ_SEED if set, else the file's fixed seed. Printed once. */
 export function fuzzSeed(file: string, fallback: number): number {
@@ -35,62 +32,6 @@ export function fuzzCases(fallback: number): number {
   return Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : fallback;
 }
 
-
-export class Rng {
-  private readonly next: () => number;
-
-  constructor(seed: number) {
-    this.next = mulberry32(seed);
-  }
-
-  /** The generator of case `index` of a run: cases do not depend on each other. */
-  static forCase(seed: number, index: number): Rng {
-    let h = (seed ^ Math.imul(index + 1, 0x9e3779b1)) >>> 0;
-    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b) >>> 0;
-    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
-    return new Rng((h ^ (h >>> 16)) >>> 0);
-  }
-
-  float(): number {
-    return this.next();
-  }
-
-  /** 0 <= n < max */
-  int(max: number): number {
-    return Math.floor(this.next() * max);
-  }
-
-  /** lo <= n <= hi */
-  between(lo: number, hi: number): number {
-    return lo + this.int(hi - lo + 1);
-  }
-
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-
-  pick<T>(items: readonly T[]): T {
-    if (items.length === 0) throw new Error('pick from nothing');
-    return items[this.int(items.length)] as T;
-  }
-
-  bytes(n: number, lo = 0, hi = 255): Buffer {
-    const b = Buffer.alloc(n);
-    for (let i = 0; i < n; i++) b[i] = this.between(lo, hi);
-    return b;
-  }
-
-  /** One of the entries, chosen by weight. */
-  weighted<T>(table: readonly (readonly [number, T])[]): T {
-    const total = table.reduce((s, [w]) => s + w, 0);
-    let r = this.next() * total;
-    for (const [w, v] of table) {
-      if (r < w) return v;
-      r -= w;
-    }
-    return (table[table.length - 1] as readonly [number, T])[1];
-  }
-}
 
 // ---------------------------------------------------------------------------
 // Small things
@@ -308,21 +249,21 @@ function failure(err: unknown): Prediction {
 
 /** A jobcomp/elasticsearch body, as Ingest.acceptElasticsearch handles it. */
 export function predictElasticsearch(body: Buffer, sendScript: boolean): Prediction {
-  try {
-    const record = parseElasticsearchBody(body, { sendScript });
-    return stored(record.event, record.jobid, serialize(record));
-  } catch (err) {
-    return failure(err);
-  }
+  return predict({ kind: 'elasticsearch', body }, { sendScript }, true);
 }
 
 /** A hook environment block, as Ingest.acceptHookEnvironment handles it. */
 export function predictHookEnv(env: Buffer, enableJobStart: boolean): Prediction {
+  return predict({ kind: 'hook', environment: env }, { sendScript: false }, enableJobStart);
+}
+
+/** The daemon's own input -> payload path (src/record/to-payload.ts), and what Ingest does with its answer. */
+function predict(input: RecordInput, opts: PayloadOptions, enableJobStart: boolean): Prediction {
   try {
-    const mapped = mapHookEnv(parseEnvBlock(env));
+    const mapped = toPayload(input, opts);
     if (mapped.kind === 'not-published') return { kind: 'ignored' };
-    if (mapped.record.event === JobEvent.start && !enableJobStart) return { kind: 'ignored' };
-    return stored(mapped.record.event, mapped.record.jobid, serialize(mapped.record));
+    if (mapped.event === JobEvent.start && !enableJobStart) return { kind: 'ignored' };
+    return stored(mapped.event, mapped.jobId, mapped.payload);
   } catch (err) {
     return failure(err);
   }

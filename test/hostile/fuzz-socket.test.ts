@@ -13,6 +13,7 @@
 import { connect } from 'node:net';
 import { useBroker } from '../helpers/broker-suite';
 import type { DaemonProcess } from '../helpers/daemon';
+import { Rng } from '../helpers/random';
 import {
   commonFailures,
   comparePublished,
@@ -25,7 +26,6 @@ import {
   pool,
   predictHookEnv,
   preview,
-  Rng,
   readPublished,
   RssSampler,
   settledStatus,

@@ -13,6 +13,7 @@ import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync,
 import { join } from 'node:path';
 import { useBroker } from '../helpers/broker-suite';
 import type { DaemonProcess } from '../helpers/daemon';
+import { Rng } from '../helpers/random';
 import {
   commonFailures,
   comparePublished,
@@ -25,7 +26,6 @@ import {
   predictHookEnv,
   preview,
   readPublished,
-  Rng,
   RssSampler,
   settledStatus,
   sleep,

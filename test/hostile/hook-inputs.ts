@@ -3,7 +3,8 @@
 // Slurm 22.05, and hostile variations of them. Framing ("JCH1" | length) is added by the
 // callers, which also break it in their own ways.
 
-import { capturedEnvs, envBlock, Rng } from './fuzz-kit';
+import { Rng } from '../helpers/random';
+import { capturedEnvs, envBlock } from './fuzz-kit';
 
 type Entries = [string, string][];
 

@@ -11,7 +11,8 @@ import { connect as tcpConnect, type Socket } from 'node:net';
 import { post, startDaemon, type DaemonOptions, type DaemonProcess } from '../helpers/daemon';
 import { numberedBodies } from '../helpers/records';
 import { installHook, runHook } from '../helpers/hook';
-import { envBlock, frame, isAlive, Rng, waitUntil } from './fuzz-kit';
+import { Rng } from '../helpers/random';
+import { envBlock, frame, isAlive, waitUntil } from './fuzz-kit';
 import { jobcompEnv } from './hook-inputs';
 
 jest.setTimeout(60_000);

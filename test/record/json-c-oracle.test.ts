@@ -11,7 +11,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { formatG17, jsonCDouble, jsonCString } from '../../src/record/json-c';
-import { mulberry32 } from '../helpers/random';
+import { Rng } from '../helpers/random';
 import { cpuHours } from '../../src/record/serialize';
 
 const SEED = 0x6a736f6e; // "json"; fixed so every run compares the same inputs
@@ -21,42 +21,6 @@ type Kind = 's' | 'j' | 'g' | 'h';
 interface Request {
   kind: Kind;
   payload: Buffer;
-}
-
-// ---------------------------------------------------------------------------------------
-// Deterministic randomness
-
-
-class Rng {
-  private readonly next: () => number;
-  constructor(seed: number) {
-    this.next = mulberry32(seed);
-  }
-  /** Uniform integer in [lo, hi] (inclusive), hi - lo < 2^32. */
-  int(lo: number, hi: number): number {
-    return lo + Math.floor(this.next() * (hi - lo + 1));
-  }
-  /** Uniform in [0, 1). */
-  next01(): number {
-    return this.next();
-  }
-  u32(): number {
-    return Math.floor(this.next() * 4294967296);
-  }
-  /** Uniform BigInt in [0, 2^bits). */
-  bigBits(bits: number): bigint {
-    let v = 0n;
-    for (let b = 0; b < bits; b += 32) v = (v << 32n) | BigInt(this.u32());
-    return v & ((1n << BigInt(bits)) - 1n);
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-  pick<T>(items: readonly T[]): T {
-    const item = items[this.int(0, items.length - 1)];
-    if (item === undefined) throw new Error('pick from empty list');
-    return item;
-  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -76,30 +40,30 @@ const SPECIAL = [0x2f, 0x22, 0x5c, 0x7f, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0
 
 /** One fragment of a random string: a mix designed to hit every byte and every escape path. */
 function fragment(rng: Rng): number[] {
-  switch (rng.int(0, 9)) {
+  switch (rng.between(0, 9)) {
     case 0:
     case 1: // any byte
-      return [rng.int(0, 0xff)];
+      return [rng.between(0, 0xff)];
     case 2: // a run of one special byte ('/', '"', '\\', controls, DEL, space)
-      return new Array<number>(rng.int(1, 6)).fill(rng.pick(SPECIAL));
+      return new Array<number>(rng.between(1, 6)).fill(rng.pick(SPECIAL));
     case 3: // control characters
-      return [rng.int(0, 0x1f)];
+      return [rng.between(0, 0x1f)];
     case 4: // bytes >= 0x7f
-      return [rng.int(0x7f, 0xff)];
+      return [rng.between(0x7f, 0xff)];
     case 5: // printable ASCII
-      return [rng.int(0x20, 0x7e)];
+      return [rng.between(0x20, 0x7e)];
     case 6: { // valid UTF-8, 2 to 4 bytes
       const ranges: ReadonlyArray<readonly [number, number]> = [[0x80, 0x7ff], [0x800, 0xd7ff], [0xe000, 0xffff], [0x10000, 0x10ffff]];
       const [lo, hi] = rng.pick(ranges);
-      return utf8(rng.int(lo, hi));
+      return utf8(rng.between(lo, hi));
     }
     case 7: { // invalid UTF-8: surrogates, overlongs, out of range, truncated, stray continuations
-      switch (rng.int(0, 4)) {
-        case 0: return utf8(rng.int(0xd800, 0xdfff));
-        case 1: return [0xc0 | rng.int(0, 1), rng.int(0x80, 0xbf)];
-        case 2: return [rng.int(0xf5, 0xff), rng.int(0x80, 0xbf), rng.int(0x80, 0xbf)];
-        case 3: return utf8(rng.int(0x800, 0x10ffff)).slice(0, -1);
-        default: return new Array<number>(rng.int(1, 3)).fill(0).map(() => rng.int(0x80, 0xbf));
+      switch (rng.between(0, 4)) {
+        case 0: return utf8(rng.between(0xd800, 0xdfff));
+        case 1: return [0xc0 | rng.between(0, 1), rng.between(0x80, 0xbf)];
+        case 2: return [rng.between(0xf5, 0xff), rng.between(0x80, 0xbf), rng.between(0x80, 0xbf)];
+        case 3: return utf8(rng.between(0x800, 0x10ffff)).slice(0, -1);
+        default: return new Array<number>(rng.between(1, 3)).fill(0).map(() => rng.between(0x80, 0xbf));
       }
     }
     case 8: // things that look like escapes already
@@ -110,7 +74,7 @@ function fragment(rng: Rng): number[] {
 }
 
 function randomByteString(rng: Rng): string {
-  const len = rng.int(0, 64);
+  const len = rng.between(0, 64);
   const bytes: number[] = [];
   while (bytes.length < len) bytes.push(...fragment(rng));
   return byteString(...bytes.slice(0, len));
@@ -175,7 +139,7 @@ function nextDown(x: number): number {
  * k * 5^n in [1e17, 1e18) and k < 2^53, which allows n = 3..25.
  */
 function tieDouble(rng: Rng): number {
-  const n = rng.int(3, 25);
+  const n = rng.between(3, 25);
   const p5 = 5n ** BigInt(n);
   const lo = (10n ** 17n + p5 - 1n) / p5;
   let hi = (10n ** 18n - 1n) / p5;
@@ -203,7 +167,7 @@ function randomFiniteFloat(rng: Rng): number {
 }
 
 function randomDouble(rng: Rng): number {
-  switch (rng.int(0, 9)) {
+  switch (rng.between(0, 9)) {
     case 0:
     case 1:
     case 2:
@@ -218,11 +182,11 @@ function randomDouble(rng: Rng): number {
     case 6: // subnormals
       return fromBits(rng.bigBits(52) | (rng.chance(0.5) ? 1n << 63n : 0n));
     case 7: // short decimals and integers, as people write them
-      return Number(`${rng.int(0, 99999)}.${rng.int(0, 999)}e${rng.int(-30, 30)}`) * (rng.chance(0.2) ? -1 : 1);
+      return Number(`${rng.between(0, 99999)}.${rng.between(0, 999)}e${rng.between(-30, 30)}`) * (rng.chance(0.2) ? -1 : 1);
     case 8: // integers up to and beyond 2^53
-      return Number(rng.bigBits(rng.int(1, 70))) * (rng.chance(0.2) ? -1 : 1);
+      return Number(rng.bigBits(rng.between(1, 70))) * (rng.chance(0.2) ? -1 : 1);
     default: // floats widened to double (what cpu_hours produces)
-      return rng.chance(0.5) ? randomFiniteFloat(rng) : Math.fround(Math.fround(rng.int(0, 1e9)) / 3600);
+      return rng.chance(0.5) ? randomFiniteFloat(rng) : Math.fround(Math.fround(rng.between(0, 1e9)) / 3600);
   }
 }
 
@@ -253,23 +217,23 @@ function edgeDoubles(): number[] {
 // cpu_hours pairs
 
 function randomElapsed(rng: Rng): number {
-  switch (rng.int(0, 5)) {
-    case 0: return rng.int(0, 100);
-    case 1: return 60 * rng.int(0, 1440);
-    case 2: return 3600 * rng.int(0, 1000);
-    case 3: return Math.min(1e8, Math.floor(10 ** (rng.next01() * 8)));
+  switch (rng.between(0, 5)) {
+    case 0: return rng.between(0, 100);
+    case 1: return 60 * rng.between(0, 1440);
+    case 2: return 3600 * rng.between(0, 1000);
+    case 3: return Math.min(1e8, Math.floor(10 ** (rng.float() * 8)));
     case 4: return rng.pick([0, 1, 59, 60, 61, 3599, 3600, 3601, 86400, 604800, 1e8]);
-    default: return rng.int(0, 1e8);
+    default: return rng.between(0, 1e8);
   }
 }
 
 function randomCpus(rng: Rng): number {
-  switch (rng.int(0, 4)) {
-    case 0: return rng.int(1, 128);
-    case 1: return 2 ** rng.int(0, 16);
+  switch (rng.between(0, 4)) {
+    case 0: return rng.between(1, 128);
+    case 1: return 2 ** rng.between(0, 16);
     case 2: return rng.pick([0, 1, 2, 3, 4, 6, 12, 24, 48, 96, 100000]);
-    case 3: return Math.min(1e5, Math.floor(10 ** (rng.next01() * 5)));
-    default: return rng.int(0, 1e5);
+    case 3: return Math.min(1e5, Math.floor(10 ** (rng.float() * 5)));
+    default: return rng.between(0, 1e5);
   }
 }
 
@@ -289,8 +253,8 @@ function edgePairs(rng: Rng): Array<[number, number]> {
   out.push([1e8, 1e5], [1e8, 0], [0, 1e5], [1e8, 1], [1, 1e5], [99999999, 99999]);
   // products that are exact float rounding ties (2^24 + odd) * 2^s, and their neighbours
   for (let i = 0; i < 300; i++) {
-    const m = 2 ** 24 + 2 * rng.int(0, 2 ** 22) + 1;
-    const s = rng.int(0, 16);
+    const m = 2 ** 24 + 2 * rng.between(0, 2 ** 22) + 1;
+    const s = rng.between(0, 16);
     if (m * 2 ** s > 1e8 * 1e5) continue;
     const cpus = Math.min(2 ** s, 1e5);
     const elapsed = (m * 2 ** s) / cpus;
