@@ -33,7 +33,7 @@ export type Mapped =
   /** an input that is valid but publishes nothing (an EpilogSlurmctld environment) */
   | { kind: 'not-published'; jobId: number | undefined; reason: string };
 
-export const EPILOG_NOT_PUBLISHED = 'EpilogSlurmctld environments carry no job state or times; end records come from jobcomp';
+const EPILOG_NOT_PUBLISHED = 'EpilogSlurmctld environments carry no job state or times; end records come from jobcomp';
 
 /** Map and serialize one input. Throws a RecordError (with the job id when it is known) for input that is not a record. */
 export function toPayload(input: RecordInput, opts: PayloadOptions): Mapped {
