@@ -18,17 +18,17 @@ import {
   comparePublished,
   fuzzCases,
   fuzzSeed,
-  isAlive,
   missingKnownRecords,
   pool,
   predictElasticsearch,
   preview,
   readPublished,
-  RssSampler,
   settledStatus,
-  Supervisor,
   tally,
   type Prediction,
+  reportFuzzRun,
+  startFuzzRun,
+  stopFuzzRun,
 } from './fuzz-kit';
 
 jest.setTimeout(240_000);
@@ -422,12 +422,9 @@ function describeCase(c: Case): string {
 }
 
 it(`survives ${CASES} hostile bodies and keeps every record it acknowledged`, async () => {
-  const started = Date.now();
   const startDaemon = (o: Partial<Parameters<typeof suite.daemon>[0]> = {}): Promise<DaemonProcess> => suite.daemon({ clusterName: TOPIC, params: PARAMS, ...o });
-  const rss = new RssSampler();
-  const first = await startDaemon();
-  rss.start(first.proc.pid as number);
-  const sup = new Supervisor(first, (dead) => startDaemon({ dir: dead.dir, port: dead.port, adminPort: dead.adminPort }), (d) => rss.follow(d.proc.pid as number));
+  const run = await startFuzzRun(startDaemon);
+  const { started, rss, sup } = run;
 
   const results: Result[] = [];
   const lost: Case[] = [];
@@ -513,9 +510,7 @@ it(`survives ${CASES} hostile bodies and keeps every record it acknowledged`, as
   problems.push(...published.problems, ...comparePublished(expectedPayloads, published.seen, sup.crashes.length > 0));
   const missingKnown = missingKnownRecords(published.jobIds, CASES, KNOWN_ID_BASE, probeId);
 
-  rss.stop();
-  const alive = isAlive(d);
-  sup.close();
+  const alive = stopFuzzRun(run, d);
   const report = {
     seed: SEED,
     cases: CASES,
@@ -532,7 +527,6 @@ it(`survives ${CASES} hostile bodies and keeps every record it acknowledged`, as
     rss: rss.report,
     problems: problems.length,
   };
-  console.log(`fuzz-http report: ${JSON.stringify(report, null, 1)}`);
 
   // Every failure in one list, most important first.
   const failures = [
@@ -543,7 +537,7 @@ it(`survives ${CASES} hostile bodies and keeps every record it acknowledged`, as
       : [`status says ${status.quarantined} quarantined, expected ${expectedQuarantined} (${quarantinedAnswers} answered quarantined + ${refusedByKafka} refused by Kafka)`]),
     ...(total === expectedPublished || (sup.crashes.length > 0 && total > expectedPublished) ? [] : [`${total} messages in ${TOPIC}, expected ${expectedPublished}`]),
   ];
-  expect(failures).toEqual([]);
+  reportFuzzRun('fuzz-http', report, failures);
 });
 
 function predictDedupKey(body: Buffer): string {

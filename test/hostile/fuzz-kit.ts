@@ -13,7 +13,7 @@ import { JobEvent } from '../../src/record/job-record';
 import { parseEnvDump } from '../../src/record/slurm-env';
 import { toPayload, type PayloadOptions, type RecordInput } from '../../src/record/to-payload';
 import { runCliAsync } from '../helpers/cli';
-import type { DaemonProcess } from '../helpers/daemon';
+import type { DaemonOptions, DaemonProcess } from '../helpers/daemon';
 
 // ---------------------------------------------------------------------------
 // Seeds (the generator is test/helpers/random.ts)
@@ -423,4 +423,38 @@ export function commonFailures(o: RunOutcome): string[] {
     ...(o.backlog === 0 ? [] : [`backlog ${o.backlog} at the end`]),
     ...(o.rss.peakKb < o.rssLimitKb ? [] : [`daemon RSS peaked at ${o.rss.peakKb} kB (limit ${o.rssLimitKb} kB)`]),
   ];
+}
+
+// ---------------------------------------------------------------------------
+// The start and the end of every fuzz run
+
+export interface FuzzRun {
+  started: number;
+  first: DaemonProcess;
+  rss: RssSampler;
+  sup: Supervisor;
+}
+
+/** A daemon whose RSS is sampled, started again (same directory and ports) when a case kills it. */
+export async function startFuzzRun(startDaemon: (o?: Partial<DaemonOptions>) => Promise<DaemonProcess>, rssEveryMs = 100): Promise<FuzzRun> {
+  const started = Date.now();
+  const rss = new RssSampler();
+  const first = await startDaemon();
+  rss.start(first.proc.pid as number, rssEveryMs);
+  const sup = new Supervisor(first, (dead) => startDaemon({ dir: dead.dir, port: dead.port, adminPort: dead.adminPort }), (d) => rss.follow(d.proc.pid as number));
+  return { started, first, rss, sup };
+}
+
+/** No more sampling or restarts; whether the daemon `d` is still running. */
+export function stopFuzzRun(run: FuzzRun, d: DaemonProcess): boolean {
+  run.rss.stop();
+  const alive = isAlive(d);
+  run.sup.close();
+  return alive;
+}
+
+/** Print the run's report (with its seed), then fail with every problem at once, most important first. */
+export function reportFuzzRun(name: string, report: Record<string, unknown>, failures: string[]): void {
+  console.log(`${name} report: ${JSON.stringify(report, null, 1)}`);
+  expect(failures).toEqual([]);
 }

@@ -21,18 +21,18 @@ import {
   frame,
   fuzzCases,
   fuzzSeed,
-  isAlive,
   missingKnownRecords,
   pool,
   predictHookEnv,
   preview,
   readPublished,
-  RssSampler,
   settledStatus,
   sleep,
-  Supervisor,
   tally,
   type Prediction,
+  reportFuzzRun,
+  startFuzzRun,
+  stopFuzzRun,
 } from './fuzz-kit';
 import { generateEnv, HEAVY_ENV_CASES, jobcompEnv, KNOWN_ID_BASE } from './hook-inputs';
 
@@ -281,12 +281,9 @@ function describeCase(c: SockCase): string {
 }
 
 it(`survives ${CASES} hostile hook connections and keeps every record it acknowledged`, async () => {
-  const started = Date.now();
   const startDaemon = (o: Partial<Parameters<typeof suite.daemon>[0]> = {}): Promise<DaemonProcess> => suite.daemon({ clusterName: CLUSTER, params: PARAMS, hookConf: HOOK_CONF, ...o });
-  const rss = new RssSampler();
-  const first = await startDaemon();
-  rss.start(first.proc.pid as number);
-  const sup = new Supervisor(first, (dead) => startDaemon({ dir: dead.dir, port: dead.port, adminPort: dead.adminPort }), (d) => rss.follow(d.proc.pid as number));
+  const run = await startFuzzRun(startDaemon);
+  const { started, rss, sup } = run;
 
   const results: Result[] = [];
   const lost: SockCase[] = [];
@@ -354,9 +351,7 @@ it(`survives ${CASES} hostile hook connections and keeps every record it acknowl
   problems.push(...published.problems, ...comparePublished(expectedPayloads, published.seen, sup.crashes.length > 0));
   const missingKnown = missingKnownRecords(published.jobIds, CASES, KNOWN_ID_BASE, probeId);
 
-  rss.stop();
-  const alive = isAlive(d);
-  sup.close();
+  const alive = stopFuzzRun(run, d);
   const quarantinedByFraming = tally(results.filter((r) => r.quarantines > 0).map((r) => (r.c.expect.type === 'content' || r.c.expect.type === 'content-or-extra' ? 'content' : r.c.framing)));
   const report = {
     seed: SEED,
@@ -375,7 +370,6 @@ it(`survives ${CASES} hostile hook connections and keeps every record it acknowl
     rss: rss.report,
     problems: problems.length,
   };
-  console.log(`fuzz-socket report: ${JSON.stringify(report, null, 1)}`);
 
   // A case we closed without reading the answer, in flight when the daemon died, may not have been kept.
   const inFlightAtCrash = new Set(sup.crashes.flatMap((x) => x.inFlight));
@@ -388,5 +382,5 @@ it(`survives ${CASES} hostile hook connections and keeps every record it acknowl
       : [`status says ${status.quarantined} quarantined, expected ${expectedQuarantined}; cases that must have been quarantined, by framing: ${JSON.stringify(quarantinedByFraming)}`]),
     ...(total === expectedPublished || (sup.crashes.length > 0 && total > expectedPublished) ? [] : [`${total} messages published, expected ${expectedPublished}`]),
   ];
-  expect(failures).toEqual([]);
+  reportFuzzRun('fuzz-socket', report, failures);
 });

@@ -21,17 +21,18 @@ import {
   frame,
   fuzzCases,
   fuzzSeed,
-  isAlive,
   missingKnownRecords,
   predictHookEnv,
   preview,
   readPublished,
-  RssSampler,
   settledStatus,
   sleep,
-  Supervisor,
   tally,
   type Prediction,
+  isAlive,
+  reportFuzzRun,
+  startFuzzRun,
+  stopFuzzRun,
 } from './fuzz-kit';
 import { generateEnv, HEAVY_ENV_CASES, jobcompEnv, KNOWN_ID_BASE } from './hook-inputs';
 
@@ -151,12 +152,9 @@ function describeCase(c: SpoolCase): string {
 }
 
 it(`survives ${CASES} hostile spool files and keeps every record they hold`, async () => {
-  const started = Date.now();
   const startDaemon = (o: Partial<Parameters<typeof suite.daemon>[0]> = {}): Promise<DaemonProcess> => suite.daemon({ clusterName: CLUSTER, params: PARAMS, hookConf: HOOK_CONF, ...o });
-  const rss = new RssSampler();
-  const first = await startDaemon();
-  rss.start(first.proc.pid as number, 50);
-  const sup = new Supervisor(first, (dead) => startDaemon({ dir: dead.dir, port: dead.port, adminPort: dead.adminPort }), (d) => rss.follow(d.proc.pid as number));
+  const run = await startFuzzRun(startDaemon, 50);
+  const { started, first, rss, sup } = run;
   const spool = first.spoolDir;
   const holding = join(first.dir, 'holding');
   mkdirSync(holding, { recursive: true });
@@ -253,9 +251,7 @@ it(`survives ${CASES} hostile spool files and keeps every record they hold`, asy
   problems.push(...published.problems, ...comparePublished(expectedPayloads, published.seen, sup.crashes.length > 0));
   const missingKnown = missingKnownRecords(published.jobIds, CASES, KNOWN_ID_BASE, probeId);
 
-  rss.stop();
-  const alive = isAlive(d);
-  sup.close();
+  const alive = stopFuzzRun(run, d);
   const all = [...cases.values()];
   const report = {
     seed: SEED,
@@ -274,7 +270,6 @@ it(`survives ${CASES} hostile spool files and keeps every record they hold`, asy
     rss: rss.report,
     problems: problems.length,
   };
-  console.log(`fuzz-spool report: ${JSON.stringify(report, null, 1)}`);
 
   // Every failure in one list, most important first. After a crash, files the daemon had
   // committed but not yet removed are imported again: duplicates (not published twice) or a
@@ -286,5 +281,5 @@ it(`survives ${CASES} hostile spool files and keeps every record they hold`, asy
       : [`status says ${status.quarantined} quarantined, expected ${expectedQuarantined}`]),
     ...(total === expectedPayloads.size || (sup.crashes.length > 0 && total > expectedPayloads.size) ? [] : [`${total} messages published, expected ${expectedPayloads.size}`]),
   ];
-  expect(failures).toEqual([]);
+  reportFuzzRun('fuzz-spool', report, failures);
 });
