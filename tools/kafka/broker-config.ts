@@ -186,14 +186,6 @@ import org.apache.kafka.common.acl.AclPermissionType;
 import org.apache.kafka.common.resource.PatternType;
 import org.apache.kafka.common.resource.ResourcePattern;
 import org.apache.kafka.common.resource.ResourceType;
-import { BrokerOptions, HARNESS_ADMIN_USER, KafkaHarnessError, SaslOptions, ScramMechanism } from './broker-types';
-import { BrokerOptions, HARNESS_ADMIN_USER, KafkaHarnessError, SaslOptions, ScramMechanism } from './broker-types';
-import { BrokerOptions, HARNESS_ADMIN_USER, KafkaHarnessError, SaslOptions, ScramMechanism } from './broker-types';
-import { BrokerOptions, HARNESS_ADMIN_USER, KafkaHarnessError, SaslOptions, ScramMechanism } from './broker-types';
-import { BrokerOptions, HARNESS_ADMIN_USER, KafkaHarnessError, SaslOptions, ScramMechanism } from './broker-types';
-import { BrokerOptions, HARNESS_ADMIN_USER, KafkaHarnessError, SaslOptions, ScramMechanism } from './broker-types';
-import { BrokerOptions, HARNESS_ADMIN_USER, KafkaHarnessError, SaslOptions, ScramMechanism } from './broker-types';
-import { BrokerOptions, HARNESS_ADMIN_USER, KafkaHarnessError, SaslOptions, ScramMechanism } from './broker-types';
 
 public class GrantAcls {
   public static void main(String[] args) throws Exception {
