@@ -16,6 +16,13 @@ export interface CliResult {
 }
 
 let installedForOtherUsers: string | undefined;
+let installDir: string | undefined;
+// jest ends its workers without running process 'exit' handlers: clean up per test file
+afterAll(() => {
+  if (installDir !== undefined) rmSync(installDir, { recursive: true, force: true });
+  installDir = undefined;
+  installedForOtherUsers = undefined;
+});
 
 /**
  * The jobcompd another user runs: `make install` of this checkout into a world-readable
@@ -29,7 +36,7 @@ function jobcompdForOtherUsers(): string {
   const r = spawnSync('make', ['-s', 'install', `DESTDIR=${destdir}`], { cwd: PROJECT_ROOT, encoding: 'utf8', timeout: 110_000 });
   if (r.error) throw r.error;
   if (r.status !== 0) throw new Error(`make install DESTDIR=${destdir} failed (exit ${r.status}): ${r.stderr}`);
-  process.on('exit', () => rmSync(destdir, { recursive: true, force: true }));
+  installDir = destdir;
   installedForOtherUsers = join(destdir, 'usr/lib/jobcompd/bin/jobcompd');
   return installedForOtherUsers;
 }
