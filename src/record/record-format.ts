@@ -97,3 +97,10 @@ export function parseRecordFormat(value: string, loc: ConfigLocation): RecordFor
   }
   return { release: value.trim(), layout: layoutOf([major, minor, 0]) };
 }
+
+/** Why job start records are not published, or undefined when they are. */
+export function startRecordsOff(layout: RecordLayout, enableJobStart: boolean): string | undefined {
+  if (!layout.startRecords) return `start records disabled: the ${layout.name} record format has none (Slurm added them in 25.05)`;
+  if (!enableJobStart) return 'start records disabled: no enable_job_start in JobCompParams';
+  return undefined;
+}

@@ -207,7 +207,7 @@ describe('check-config on a good configuration', () => {
     writeFiles(dir, { 'slurm.conf': `ClusterName=hpc1\nJobCompType=jobcomp/kafka\nJobCompLoc=${join(dir, 'rdkafka.conf')}\nJobCompParams=topic=a#b\n` });
     const r = runCli(['check-config', '--slurm-conf', join(dir, 'slurm.conf')]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('topics:        finish -> a, start -> hpc1-job-start (start records disabled)\n');
+    expect(r.stdout).toContain('topics:        finish -> a, start -> hpc1-job-start (start records disabled: no enable_job_start in JobCompParams)\n');
   });
 
   it('redacts a secret even when librdkafka refuses the configuration', () => {

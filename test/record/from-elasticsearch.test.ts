@@ -6,14 +6,15 @@ import { join } from 'node:path';
 import { RecordCodes, RecordError } from '../../src/errors';
 import { parseElasticsearchBody } from '../../src/record/from-elasticsearch';
 import { serialize } from '../../src/record/serialize';
+import { optionsFor } from '../helpers/records';
 
 const ES_DIR = join(__dirname, '../fixtures/es-22.05');
 const KAFKA_DIR = join(__dirname, '../fixtures/kafka-25.05');
-const noScript = { sendScript: false };
+const AT_25_11 = optionsFor('25.11');
 
 function convert(body: Buffer | string, sendScript = false): string {
   const buf = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
-  return serialize(parseElasticsearchBody(buf, { sendScript })).toString('latin1');
+  return serialize(parseElasticsearchBody(buf), optionsFor('25.11', { sendScript })).toString('latin1');
 }
 
 /** A captured 22.05 body with some keys changed (undefined deletes the key). */
@@ -34,7 +35,7 @@ describe('captured Slurm 22.05 jobcomp/elasticsearch bodies (golden)', () => {
   });
 
   it.each(bodies)('%s maps to its golden 25.05 payload', (name) => {
-    const out = serialize(parseElasticsearchBody(readFileSync(join(ES_DIR, name)), noScript));
+    const out = serialize(parseElasticsearchBody(readFileSync(join(ES_DIR, name))), AT_25_11);
     const expected = readFileSync(join(ES_DIR, 'expected', name.replace(/\.json$/, '.kafka.json')));
     expect(out.toString('latin1')).toBe(expected.toString('latin1'));
   });
@@ -116,7 +117,7 @@ describe('22.05 mapping rules', () => {
     const utf8Name = Buffer.from('"Jé€-\\u00e9"', 'utf8').toString('latin1'); // raw é and €, then an escaped é
     const invalidAccount = '"a\xff\xc3("'; // bytes 0xff and 0xc3 0x28 are not UTF-8
     const latin1 = captured({ job_name: 'NAME', account: 'ACCT' }).replace('"NAME"', utf8Name).replace('"ACCT"', invalidAccount);
-    const out = serialize(parseElasticsearchBody(Buffer.from(latin1, 'latin1'), noScript));
+    const out = serialize(parseElasticsearchBody(Buffer.from(latin1, 'latin1')), AT_25_11);
     expect(out.includes(Buffer.from('"job_name":"Jé€-é"', 'utf8'))).toBe(true);
     expect(out.includes(Buffer.from([0x22, 0x61, 0xff, 0xc3, 0x28, 0x22]))).toBe(true);
   });
@@ -125,7 +126,7 @@ describe('22.05 mapping rules', () => {
 describe('bodies that cannot be mapped', () => {
   const fails = (body: string): RecordError => {
     try {
-      parseElasticsearchBody(Buffer.from(body), noScript);
+      parseElasticsearchBody(Buffer.from(body));
     } catch (err) {
       if (err instanceof RecordError) return err;
       throw err;

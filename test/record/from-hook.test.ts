@@ -7,6 +7,9 @@ import { RecordCodes, RecordError } from '../../src/errors';
 import { mapHookEnv, mapJobcompScriptEnv, mapPrologEnv } from '../../src/record/from-hook';
 import { hookContext, parseEnvBlock, parseEnvDump } from '../../src/record/slurm-env';
 import { serialize } from '../../src/record/serialize';
+import { optionsFor } from '../helpers/records';
+
+const AT_25_11 = optionsFor('25.11');
 import { timeLimitSeconds, totalCpus } from '../../src/record/slurm-values';
 import { decodeMessage, encodeRequest } from '../../src/sources/hook-protocol';
 
@@ -34,7 +37,7 @@ describe('captured jobcomp/script environments (golden)', () => {
   it.each(dumps('jobcomp.'))('%s', (_name, path) => {
     const env = parseEnvDump(readFileSync(path));
     expect(hookContext(env)).toBe('jobcomp');
-    expect(serialize(mapJobcompScriptEnv(env)).toString('latin1')).toBe(expected(path));
+    expect(serialize(mapJobcompScriptEnv(env), AT_25_11).toString('latin1')).toBe(expected(path));
   });
 });
 
@@ -42,7 +45,7 @@ describe('captured PrologSlurmctld environments (golden)', () => {
   it.each(dumps('prolog_ctld.'))('%s', (_name, path) => {
     const env = parseEnvDump(readFileSync(path));
     expect(hookContext(env)).toBe('prolog');
-    expect(serialize(mapPrologEnv(env)).toString('latin1')).toBe(expected(path));
+    expect(serialize(mapPrologEnv(env), AT_25_11).toString('latin1')).toBe(expected(path));
   });
 });
 
@@ -53,7 +56,7 @@ describe('jobcomp/script rules', () => {
     env.set('ARRAYTASKID', '2');
     env.set('LIMIT', '1-02:03:00');
     env.set('EXITCODE', '3:0');
-    const out = serialize(mapJobcompScriptEnv(env)).toString('latin1');
+    const out = serialize(mapJobcompScriptEnv(env), AT_25_11).toString('latin1');
     expect(out).toContain('"@start":"2026-11-22T03:50:10","@end":"2026-11-22T03:50:11","elapsed":1');
     expect(out).toContain('"exit_code":"3:0","state":"COMPLETED"');
     expect(out).toContain('"array_job_id":7,"array_task_id":2,"pack_job_id":0');
@@ -64,7 +67,7 @@ describe('jobcomp/script rules', () => {
     const env = okJob();
     env.set('START', '0');
     env.set('LIMIT', 'UNLIMITED');
-    const out = serialize(mapJobcompScriptEnv(env)).toString('latin1');
+    const out = serialize(mapJobcompScriptEnv(env), AT_25_11).toString('latin1');
     expect(out).not.toContain('@start');
     expect(out).not.toContain('time_limit');
     expect(out).toContain('"elapsed":0,');
@@ -74,7 +77,7 @@ describe('jobcomp/script rules', () => {
     const env = okJob();
     env.set('START', '1795319412');
     env.set('END', '1795319411');
-    const out = serialize(mapJobcompScriptEnv(env)).toString('latin1');
+    const out = serialize(mapJobcompScriptEnv(env), AT_25_11).toString('latin1');
     expect(out).not.toContain('@start');
     expect(out).toContain('"@end":"2026-11-22T03:50:11","elapsed":0,');
   });
@@ -82,7 +85,7 @@ describe('jobcomp/script rules', () => {
   it('uses ELIGIBLE (Slurm 24.05+) for @eligible and @queue_wait', () => {
     const env = okJob();
     env.set('ELIGIBLE', '1795319409');
-    expect(serialize(mapJobcompScriptEnv(env)).toString('latin1')).toContain('"@submit":"2026-11-22T03:50:09","@eligible":"2026-11-22T03:50:09","@queue_wait":1');
+    expect(serialize(mapJobcompScriptEnv(env), AT_25_11).toString('latin1')).toContain('"@submit":"2026-11-22T03:50:09","@eligible":"2026-11-22T03:50:09","@queue_wait":1');
   });
 
   it('treats empty variables as unset and WORK_DIR=unknown as no directory; nobody for another uid is null', () => {
@@ -90,7 +93,7 @@ describe('jobcomp/script rules', () => {
     env.set('WORK_DIR', 'unknown');
     env.set('USERNAME', 'nobody');
     env.set('UID', '4242');
-    const out = serialize(mapJobcompScriptEnv(env)).toString('latin1');
+    const out = serialize(mapJobcompScriptEnv(env), AT_25_11).toString('latin1');
     expect(out).not.toContain('work_dir');
     expect(out).not.toContain('"account"');
     expect(out).toContain('"username":null,"user_id":4242');
@@ -117,7 +120,7 @@ describe('PrologSlurmctld rules', () => {
     });
 
   it('builds a start record: @start from the hook time, CPUs summed, state null, no account "(null)"', () => {
-    expect(serialize(mapPrologEnv(prolog())).toString('latin1')).toBe(
+    expect(serialize(mapPrologEnv(prolog()), AT_25_11).toString('latin1')).toBe(
       '{"jobid":77,"container":null,"username":"alice","user_id":1001,"groupname":"physics","group_id":2001,"@start":"2025-06-02T10:00:00",' +
         '"partition":"compute","alloc_node":null,"nodes":"node[001-002]","total_cpus":64,"total_nodes":2,"state":null,' +
         '"het_job_id":0,"het_job_offset":0,"job_name":"lammps_run"}',
