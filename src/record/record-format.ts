@@ -100,7 +100,7 @@ export function parseRecordFormat(value: string, loc: ConfigLocation): RecordFor
 
 /** Why job start records are not published, or undefined when they are. */
 export function startRecordsOff(layout: RecordLayout, enableJobStart: boolean): string | undefined {
-  if (!layout.startRecords) return `start records disabled: the ${layout.name} record format has none (Slurm added them in 25.05)`;
+  if (!layout.startRecords) return `start records disabled: the ${layout.name} record format has none, Slurm added them in 25.05`;
   if (!enableJobStart) return 'start records disabled: no enable_job_start in JobCompParams';
   return undefined;
 }

@@ -58,6 +58,53 @@ describe('23.02+ bodies (same record builder as jobcomp/kafka)', () => {
   });
 });
 
+describe('bodies of each release, in each release\'s layout (RecordFormat)', () => {
+  const LAYOUTS = join(__dirname, '../fixtures/kafka-layouts');
+  const layoutRecord = (name: string): Buffer => readFileSync(join(LAYOUTS, name));
+  /** jobcomp/elasticsearch POSTs the record jobcomp/kafka of its release builds, without a NUL */
+  const bodyOf = (name: string): Buffer => {
+    const record = layoutRecord(name);
+    return record[record.length - 1] === 0 ? record.subarray(0, -1) : record;
+  };
+  const as = (body: Buffer, release: string, flags: { sendScript?: boolean; sendComment?: boolean } = {}): string =>
+    serialize(parseElasticsearchBody(body), optionsFor(release, flags)).toString('latin1');
+
+  it.each([
+    ['26.05-send_comment.finish.json', '26.05', { sendComment: true }],
+    ['24.05.1-24.11.finish.json', '24.11', {}],
+    ['23.11.9+.finish.json', '23.11.9', {}],
+    ['23.11.1-23.11.6.finish.json', '23.11.1', {}],
+    ['23.02-23.11.0.finish.json', '23.02', {}],
+  ])('a body like %s comes out as its release\'s record, byte for byte', (name, release, flags) => {
+    expect(as(bodyOf(name), release, flags)).toBe(layoutRecord(name).toString('latin1'));
+  });
+
+  it('a 26.05 body: sluid, original_sluid, admin_comment from the body; comment only with send_comment', () => {
+    const body = bodyOf('26.05-send_comment.finish.json');
+    expect(as(body, '26.05')).toBe(layoutRecord('26.05.finish.json').toString('latin1'));
+    expect(as(body, '25.11')).toBe(layoutRecord('25.05-25.11.finish.json').toString('latin1'));
+  });
+
+  it('a 24.11 body (with the script it always sent) as a 25.11 record: the script only with send_script', () => {
+    const body = bodyOf('24.05.1-24.11.finish.json');
+    expect(as(body, '25.11')).toBe(layoutRecord('25.05-25.11.finish.json').toString('latin1'));
+    expect(as(body, '25.11', { sendScript: true })).toBe(layoutRecord('25.05-25.11-send_script.finish.json').toString('latin1'));
+  });
+
+  it('a body without a SLUID as a 26.05 record: no sluid key, nothing invented', () => {
+    const out = as(bodyOf('25.05-25.11.finish.json'), '26.05', { sendComment: true });
+    expect(out).toBe(layoutRecord('25.05-25.11.finish.json').toString('latin1'));
+  });
+
+  it('a 22.05 body in the 23.02 layout keeps its unguarded elapsed and negative @queue_wait', () => {
+    const body = captured({ '@start': '2026-11-22T03:50:20', '@end': '2026-11-22T03:50:11', elapsed: -9, '@queue_wait': -4 });
+    const out = as(Buffer.from(body), '23.02');
+    expect(out).toContain('"@start":"Unknown","@end":"2026-11-22T03:50:11","elapsed":-9,');
+    expect(out).toContain('"@queue_wait":-4,');
+    expect(as(Buffer.from(body), '26.05')).toContain('"group_id":0,"@end":"2026-11-22T03:50:11","elapsed":0,');
+  });
+});
+
 describe('22.05 mapping rules', () => {
   it('"" becomes null for container, nodes, alloc_node and partition', () => {
     const out = convert(captured({ container: '', nodes: '', alloc_node: '', partition: '' }));

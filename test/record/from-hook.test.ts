@@ -100,6 +100,29 @@ describe('jobcomp/script rules', () => {
   });
 });
 
+describe('jobcomp/script environments of 26.05', () => {
+  it('SLUID and ORIGINAL_SLUID become sluid and original_sluid, after jobid, only in the 26.05 layout', () => {
+    const env = okJob();
+    env.set('SLUID', 's0CJ4W8K2ZQ6M2');
+    env.set('ORIGINAL_SLUID', 's0CJ4W8K2ZQ6M1');
+    const out = serialize(mapJobcompScriptEnv(env), optionsFor('26.05', { sendComment: true })).toString('latin1');
+    expect(out).toMatch(/^\{"jobid":\d+,"sluid":"s0CJ4W8K2ZQ6M2","original_sluid":"s0CJ4W8K2ZQ6M1","container":null,/);
+    expect(out).not.toContain('comment');
+    expect(serialize(mapJobcompScriptEnv(env), AT_25_11).toString('latin1')).not.toContain('sluid');
+  });
+
+  it('in a layout before 24.05.1 a START after END is printed "Unknown", and a negative @queue_wait is kept', () => {
+    const env = okJob();
+    env.set('START', '0');
+    env.set('ELIGIBLE', env.get('END') ?? '');
+    expect(serialize(mapJobcompScriptEnv(env), optionsFor('24.05.0')).toString('latin1')).toContain('"@start":"Unknown","@end":');
+    env.set('START', String(Number(env.get('END')) - 1));
+    env.set('ELIGIBLE', env.get('END') ?? '');
+    expect(serialize(mapJobcompScriptEnv(env), optionsFor('24.05.0')).toString('latin1')).toContain('"@queue_wait":-1,');
+    expect(serialize(mapJobcompScriptEnv(env), optionsFor('24.05.1')).toString('latin1')).not.toContain('@queue_wait');
+  });
+});
+
 describe('PrologSlurmctld rules', () => {
   const prolog = (extra: Record<string, string> = {}): Map<string, string> =>
     envOf({
@@ -125,6 +148,19 @@ describe('PrologSlurmctld rules', () => {
         '"partition":"compute","alloc_node":null,"nodes":"node[001-002]","total_cpus":64,"total_nodes":2,"state":null,' +
         '"het_job_id":0,"het_job_offset":0,"job_name":"lammps_run"}',
     );
+  });
+
+  it('26.05: SLURM_JOB_SLUID as sluid and original_sluid, SLURM_JOB_COMMENT as comment with send_comment; no admin_comment', () => {
+    const env = prolog({ SLURM_JOB_SLUID: 's0CJ4W8K2ZQ6M1', SLURM_JOB_COMMENT: 'run 7', SLURM_JOB_ACCOUNT: 'physics' });
+    const out = serialize(mapPrologEnv(env), optionsFor('26.05', { sendComment: true })).toString('latin1');
+    expect(out.startsWith('{"jobid":77,"sluid":"s0CJ4W8K2ZQ6M1","original_sluid":"s0CJ4W8K2ZQ6M1","container":null,')).toBe(true);
+    expect(out.endsWith('"job_name":"lammps_run","account":"physics","comment":"run 7"}')).toBe(true);
+    expect(serialize(mapPrologEnv(env), optionsFor('26.05')).toString('latin1')).not.toContain('"comment"');
+    expect(serialize(mapPrologEnv(env), AT_25_11).toString('latin1')).not.toContain('sluid');
+  });
+
+  it('26.05 without SLURM_JOB_SLUID: no sluid key', () => {
+    expect(serialize(mapPrologEnv(prolog()), optionsFor('26.05')).toString('latin1')).toBe(serialize(mapPrologEnv(prolog()), AT_25_11).toString('latin1'));
   });
 
   it('sums SLURM_JOB_CPUS_PER_NODE forms', () => {
