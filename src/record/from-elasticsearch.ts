@@ -116,7 +116,7 @@ export function mapElasticsearchRecord(input: unknown): JobRecord {
 
 function mapTres(f: Fields, record: JobRecord, key: 'tres_req' | 'tres_alloc'): void {
   const formatted = f.optString(key);
-  const raw = f.optString(`${key}_raw`) ?? (formatted === undefined ? undefined : deriveTresRaw(formatted));
+  const raw = f.optString(`${key}_raw`) ?? (formatted === undefined ? undefined : deriveTresRaw(formatted, key === 'tres_alloc' ? 'allocated' : 'requested'));
   setField(record, `${key}_raw`, raw);
   setField(record, key, formatted);
 }

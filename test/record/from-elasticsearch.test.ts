@@ -155,6 +155,8 @@ describe('22.05 mapping rules', () => {
 
   it('derives tres_*_raw only when every TRES has a fixed id', () => {
     expect(convert(captured({ tres_req: 'cpu=64,mem=128G,node=2,billing=64' }))).toContain('"tres_req_raw":"1=64,2=131072,4=2,5=64"');
+    // the allocated list also has energy (id 3) at NO_VAL64, as 25.11 and 26.05 print it for a job that ran
+    expect(convert(captured({ tres_alloc: 'cpu=4,mem=8G,node=1,billing=4' }))).toContain('"tres_alloc_raw":"1=4,2=8192,3=18446744073709551614,4=1,5=4"');
     const out = convert(captured({ tres_alloc: 'cpu=4,mem=8G,node=1,billing=4,gres/gpu=2' }));
     expect(out).not.toContain('tres_alloc_raw');
     expect(out).toContain('"tres_alloc":"cpu=4,mem=8G,node=1,billing=4,gres\\/gpu=2"');
