@@ -9,8 +9,7 @@ import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { librdkafkaVersion } from 'node-rdkafka';
-import { DEFAULT_PARAMS } from '../src/config/jobcomp-params';
-import { payloadOptionsOf, toPayload, type RecordInput } from '../src/record/to-payload';
+import { DEFAULT_PAYLOAD_OPTIONS, toPayload, type RecordInput } from '../src/record/to-payload';
 import { encodeRequest } from '../src/sources/hook-protocol';
 import { findProjectRoot, KafkaBroker, kafkaVersion } from '../tools/kafka/broker';
 import { reserveLoopbackPorts } from '../tools/harness-common';
@@ -106,7 +105,7 @@ export function payloadOf(body: Buffer): Buffer {
 
 /** The payload jobcompd publishes for an input (with the default JobCompParams). */
 export function publishedPayload(input: RecordInput): Buffer {
-  const mapped = toPayload(input, payloadOptionsOf(DEFAULT_PARAMS));
+  const mapped = toPayload(input, DEFAULT_PAYLOAD_OPTIONS);
   if (mapped.kind !== 'record') throw new Error(mapped.reason);
   return mapped.payload;
 }

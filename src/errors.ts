@@ -83,6 +83,8 @@ export const RecordCodes = {
   notObject: 'E_RECORD_NOT_OBJECT',
   missingField: 'E_RECORD_MISSING_FIELD',
   badField: 'E_RECORD_BAD_FIELD',
+  /** `convert`: a valid input that publishes no record (an EpilogSlurmctld environment, a start record in a layout without them) */
+  notPublished: 'E_RECORD_NOT_PUBLISHED',
 } as const;
 
 /** Reason codes of quarantined inputs that are neither a RecordError nor a librdkafka error. */

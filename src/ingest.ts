@@ -11,6 +11,7 @@ import { RecordError, StateError } from './errors';
 import type { Outbox } from './outbox/outbox';
 import { recordFields } from './producer/dispatcher';
 import { eventName, JobEvent } from './record/job-record';
+import { startRecordsOff, type RecordFormat } from './record/record-format';
 import { payloadOptionsOf, toPayload, type Mapped, type RecordInput } from './record/to-payload';
 
 /** Identical records (same event, same bytes) share this key: the outbox stores them once within DedupWindow. */
@@ -38,6 +39,7 @@ export class Ingest extends EventEmitter {
   constructor(
     private readonly outbox: Outbox,
     private readonly params: () => JobCompParams,
+    private readonly format: RecordFormat,
     private readonly log: Logger,
   ) {
     super();
@@ -63,7 +65,7 @@ export class Ingest extends EventEmitter {
     this.counters.received[source] += 1;
     let mapped: Mapped;
     try {
-      mapped = toPayload(input, payloadOptionsOf(this.params()));
+      mapped = toPayload(input, payloadOptionsOf(this.params(), this.format));
     } catch (err) {
       if (!(err instanceof RecordError)) throw err;
       // an elasticsearch body is always a job end record, a hook environment may be either
@@ -71,11 +73,10 @@ export class Ingest extends EventEmitter {
       return this.quarantine(raw, source, receivedAt, { code: err.code, reason: err.message, jobId: err.jobId, event });
     }
     if (mapped.kind === 'not-published') {
-      return Promise.resolve(this.ignore(mapped.jobId, undefined, mapped.reason, source, receivedAt));
+      return Promise.resolve(this.ignore(mapped.jobId, mapped.event, mapped.reason, source, receivedAt));
     }
-    if (mapped.event === JobEvent.start && !this.params().enableJobStart) {
-      return Promise.resolve(this.ignore(mapped.jobId, mapped.event, 'start records are disabled (JobCompParams enable_job_start)', source, receivedAt));
-    }
+    const startOff = mapped.event === JobEvent.start ? startRecordsOff(this.format.layout, this.params().enableJobStart) : undefined;
+    if (startOff !== undefined) return Promise.resolve(this.ignore(mapped.jobId, mapped.event, startOff, source, receivedAt));
     return this.storePayload(mapped.event, mapped.jobId, mapped.payload, source, receivedAt);
   }
 

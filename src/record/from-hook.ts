@@ -45,10 +45,12 @@ export function mapJobcompScriptEnv(env: Env): JobRecord {
   };
   const arrayTask = f.optUint('ARRAYTASKID');
   if (arrayTask !== undefined && arrayTask !== NO_ARRAY_TASK) record.array = { job_id: f.uint('ARRAYJOBID'), task_id: arrayTask };
+  setField(record, 'sluid', f.optString('SLUID')); // 26.05+
+  setField(record, 'original_sluid', f.optString('ORIGINAL_SLUID'));
   setField(record, 'submit', f.time('SUBMIT'));
   const eligible = f.time('ELIGIBLE'); // Slurm 24.05+
   setField(record, 'eligible', eligible);
-  if (eligible !== undefined && start !== undefined && start >= eligible) record.queue_wait = start - eligible;
+  if (eligible !== undefined && start !== undefined) record.queue_wait = start - eligible;
   const workDir = f.optString('WORK_DIR');
   if (workDir !== 'unknown') setField(record, 'work_dir', workDir); // the script plugin's "unset"
   setField(record, 'std_err', f.optString('STDERR'));
@@ -66,7 +68,7 @@ export function mapJobcompScriptEnv(env: Env): JobRecord {
   return record;
 }
 
-/** PrologSlurmctld environment -> job start record; @start is when the hook ran. */
+/** PrologSlurmctld environment -> job start record; @start is the job's start time, else when the hook ran. */
 export function mapPrologEnv(env: Env): JobRecord {
   const f = new EnvFields(env);
   const uid = f.uint('SLURM_JOB_UID');
@@ -84,7 +86,8 @@ export function mapPrologEnv(env: Env): JobRecord {
     user_id: uid,
     groupname: identityName(f.optString('SLURM_JOB_GROUP'), gid),
     group_id: gid,
-    start: hookTime(f),
+    // Slurm's own start time, exactly the plugin's @start (24.11+ set it; 22.05 does not: then the hook's clock)
+    start: f.time('SLURM_JOB_START_TIME') ?? hookTime(f),
     elapsed: 0,
     partition: f.nullableString('SLURM_JOB_PARTITION'),
     alloc_node: null,
@@ -102,6 +105,12 @@ export function mapPrologEnv(env: Env): JobRecord {
   };
   const arrayTask = f.optUint('SLURM_ARRAY_TASK_ID');
   if (arrayTask !== undefined) record.array = { job_id: f.uint('SLURM_ARRAY_JOB_ID'), task_id: arrayTask };
+  // 25.11+ give the prolog the job's first SLUID. The record's sluid is the current one,
+  // which departs from the first only when a running job is resized; at allocation, when
+  // the prolog runs, they are the same (docs/record-mapping.md).
+  const sluid = f.optString('SLURM_JOB_SLUID');
+  setField(record, 'sluid', sluid);
+  setField(record, 'original_sluid', sluid);
   setField(record, 'work_dir', f.optString('SLURM_JOB_WORK_DIR'));
   setField(record, 'std_err', f.optString('SLURM_JOB_STDERR'));
   setField(record, 'std_in', f.optString('SLURM_JOB_STDIN'));
@@ -110,6 +119,7 @@ export function mapPrologEnv(env: Env): JobRecord {
   setField(record, 'job_name', f.optString('SLURM_JOB_NAME'));
   const account = f.optString('SLURM_JOB_ACCOUNT');
   if (account !== '(null)') setField(record, 'account', account);
+  setField(record, 'comment', f.optString('SLURM_JOB_COMMENT'));
   return record;
 }
 

@@ -7,13 +7,20 @@
 // exact integer (convert_num_unit with CONVERT_NUM_UNIT_EXACT, base MiB), so for strings
 // made only of these types the raw list can be recovered exactly. Anything else (gres,
 // licenses, burst buffers, energy, ...) has site-specific ids or formats: no raw list then.
+//
+// The allocated list has one more entry the formatted string never shows: energy (id 3) at
+// NO_VAL64 when no energy was gathered. Every job that ran has it in the tres_alloc_raw of
+// the real 25.11 and 26.05 (conformance captures), since 23.11.1 set energy before the
+// record is built; a site that gathers energy has "energy=" in the string, and no raw list.
 
 const STATIC_IDS: Readonly<Record<string, number>> = { cpu: 1, mem: 2, node: 4, billing: 5 };
 const MEM_UNITS = ['M', 'G', 'T', 'P', 'E'];
+const TRES_ENERGY = 3;
+const NO_VAL64 = 18446744073709551614n;
 
-export function deriveTresRaw(formatted: string): string | undefined {
+export function deriveTresRaw(formatted: string, list: 'requested' | 'allocated'): string | undefined {
   if (formatted === '') return undefined;
-  const raw: string[] = [];
+  const raw: [number, bigint][] = list === 'allocated' ? [[TRES_ENERGY, NO_VAL64]] : [];
   for (const item of formatted.split(',')) {
     const eq = item.indexOf('=');
     if (eq <= 0) return undefined;
@@ -22,9 +29,13 @@ export function deriveTresRaw(formatted: string): string | undefined {
     if (id === undefined) return undefined;
     const count = name === 'mem' ? parseMemMiB(item.slice(eq + 1)) : parseCount(item.slice(eq + 1));
     if (count === undefined) return undefined;
-    raw.push(`${id}=${count}`);
+    raw.push([id, count]);
   }
-  return raw.join(',');
+  // Slurm prints the list in TRES id order
+  return raw
+    .sort((a, b) => a[0] - b[0])
+    .map(([id, count]) => `${id}=${count}`)
+    .join(',');
 }
 
 function parseCount(s: string): bigint | undefined {

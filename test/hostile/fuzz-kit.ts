@@ -11,7 +11,7 @@ import { consumeAll, countMessages, type ConsumedMessage } from '../../tools/kaf
 import { RecordError } from '../../src/errors';
 import { JobEvent } from '../../src/record/job-record';
 import { parseEnvDump } from '../../src/record/slurm-env';
-import { toPayload, type PayloadOptions, type RecordInput } from '../../src/record/to-payload';
+import { DEFAULT_PAYLOAD_OPTIONS, toPayload, type PayloadOptions, type RecordInput } from '../../src/record/to-payload';
 import { runCliAsync } from '../helpers/cli';
 import type { DaemonOptions, DaemonProcess } from '../helpers/daemon';
 
@@ -249,12 +249,12 @@ function failure(err: unknown): Prediction {
 
 /** A jobcomp/elasticsearch body, as Ingest.acceptElasticsearch handles it. */
 export function predictElasticsearch(body: Buffer, sendScript: boolean): Prediction {
-  return predict({ kind: 'elasticsearch', body }, { sendScript }, true);
+  return predict({ kind: 'elasticsearch', body }, { ...DEFAULT_PAYLOAD_OPTIONS, sendScript }, true);
 }
 
 /** A hook environment block, as Ingest.acceptHookEnvironment handles it. */
 export function predictHookEnv(env: Buffer, enableJobStart: boolean): Prediction {
-  return predict({ kind: 'hook', environment: env }, { sendScript: false }, enableJobStart);
+  return predict({ kind: 'hook', environment: env }, DEFAULT_PAYLOAD_OPTIONS, enableJobStart);
 }
 
 /** The daemon's own input -> payload path (src/record/to-payload.ts), and what Ingest does with its answer. */

@@ -3,23 +3,37 @@
 //   elasticsearch  the JSON body jobcomp/elasticsearch POSTs
 //   script         a jobcomp/script environment, KEY=VALUE lines (as `env` prints them)
 //   prolog         a PrologSlurmctld environment, KEY=VALUE lines; @start comes from
-//                  JOBCOMPD_HOOK_TIME (the hook stamps it), left out if absent
+//                  SLURM_JOB_START_TIME (24.11+), else JOBCOMPD_HOOK_TIME (the hook
+//                  stamps it), left out if neither is there
+// --format RELEASE picks the record layout as RecordFormat does (default: the newest).
 
 import { parseJobCompParams } from '../../config/jobcomp-params';
+import { RecordCodes, RecordError } from '../../errors';
+import { DEFAULT_RECORD_FORMAT, parseRecordFormat } from '../../record/record-format';
 import { payloadOptionsOf, toPayload, type RecordInput } from '../../record/to-payload';
 
 export const INPUT_FORMATS = ['elasticsearch', 'script', 'prolog'] as const;
 export type InputFormat = (typeof INPUT_FORMATS)[number];
 
-export async function runConvert(from: InputFormat, paramsText: string, newline: boolean): Promise<number> {
-  const { params, warnings } = parseJobCompParams(paramsText, { file: '--params' });
+export interface ConvertOptions {
+  from: InputFormat;
+  /** JobCompParams */
+  params: string;
+  /** a Slurm release, as RecordFormat takes it; undefined: the newest */
+  format: string | undefined;
+  newline: boolean;
+}
+
+export async function runConvert(opts: ConvertOptions): Promise<number> {
+  const { params, warnings } = parseJobCompParams(opts.params, { file: '--params' });
   for (const w of warnings) process.stderr.write(`jobcompd: warning: ${w}\n`);
+  const format = opts.format === undefined ? DEFAULT_RECORD_FORMAT : parseRecordFormat(opts.format, { file: '--format' });
   const input = await readAll(process.stdin);
-  const mapped = toPayload(inputOf(from, input), payloadOptionsOf(params));
-  // only a detected EpilogSlurmctld environment publishes nothing, and convert names its context
-  if (mapped.kind !== 'record') throw new Error(mapped.reason);
+  const mapped = toPayload(inputOf(opts.from, input), payloadOptionsOf(params, format));
+  // an EpilogSlurmctld environment publishes nothing, nor a start record in a layout without them
+  if (mapped.kind !== 'record') throw new RecordError(RecordCodes.notPublished, `no record is published for this input: ${mapped.reason}`);
   const { payload } = mapped;
-  await write(newline ? Buffer.concat([payload, Buffer.from('\n')]) : payload);
+  await write(opts.newline ? Buffer.concat([payload, Buffer.from('\n')]) : payload);
   return 0;
 }
 
