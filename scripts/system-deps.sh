@@ -3,7 +3,8 @@
 #   build:  g++ make python3 (node-gyp), libssl-dev zlib1g-dev (librdkafka with TLS/SASL),
 #           libsystemd-dev (sd-notify: Type=notify)
 #   kafka:  maven + a JRE 17 (the Kafka broker of the demo and the tests), and nothing else
-#   tests:  the kafka packages, libjson-c-dev pkg-config (the json-c oracle)
+#   tests:  the kafka packages, libjson-c-dev pkg-config (the json-c oracle), prometheus
+#           (promtool and a real Prometheus for the shipped alert rules and dashboard)
 #   bench:  the test packages, plus kcat (the raw producer jobcompd is compared with) and
 #           gnuplot-nox (the chart)
 # Usage: scripts/system-deps.sh [build|kafka|test|bench]
@@ -19,7 +20,7 @@ if [ "$mode" = bench ]; then
   want="$want kcat gnuplot-nox"
 fi
 if [ "$mode" = test ] || [ "$mode" = bench ]; then
-  want="$want libjson-c-dev pkg-config"
+  want="$want libjson-c-dev pkg-config prometheus"
 fi
 if [ "$mode" != build ]; then
   # any java >= 17 and mvn already on PATH will do

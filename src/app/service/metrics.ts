@@ -104,6 +104,7 @@ export function createMetrics(publisher: Publisher, ingest: Ingest): Registry {
   mirror('jobcompd_records_deduplicated_total', 'Records received again within DedupWindow and not published again (all time)', () => fresh().deduplicated);
   gauge('jobcompd_in_flight_records', 'Records handed to librdkafka and not yet confirmed', () => dispatcher.inFlightCount);
   gauge('jobcompd_retrying_records', 'Records waiting for their next delivery attempt', () => dispatcher.retryingCount);
+  gauge('jobcompd_state_commit_failing', '1 while the last commit to the state file failed (sources are told to retry)', () => (outbox.lastCommitFailed ? 1 : 0));
   gauge('jobcompd_producer_ready', '1 when the producer is connected and producing', () => (publisher.producerState === 'ready' ? 1 : 0));
 
   new Gauge({
