@@ -115,8 +115,13 @@ export function mapPrologEnv(env: Env): JobRecord {
   setField(record, 'std_err', f.optString('SLURM_JOB_STDERR'));
   setField(record, 'std_in', f.optString('SLURM_JOB_STDIN'));
   setField(record, 'std_out', f.optString('SLURM_JOB_STDOUT'));
+  const qos = f.optString('SLURM_JOB_QOS'); // 25.11+, set when the job has a QOS
+  if (qos !== '(null)') setField(record, 'qos', qos);
   setField(record, 'features', f.optString('SLURM_JOB_CONSTRAINTS'));
   setField(record, 'job_name', f.optString('SLURM_JOB_NAME'));
+  setField(record, 'reservation_name', f.optString('SLURM_JOB_RESERVATION'));
+  // set only when the job has a wckey, so "" is an empty wckey, which the plugin sends too
+  setField(record, 'wc_key', f.raw('SLURM_WCKEY'));
   const account = f.optString('SLURM_JOB_ACCOUNT');
   if (account !== '(null)') setField(record, 'account', account);
   setField(record, 'comment', f.optString('SLURM_JOB_COMMENT'));

@@ -190,6 +190,12 @@ describe('PrologSlurmctld rules', () => {
     expect(ours.toString('utf8')).toBe(JSON.stringify(expected).replace(/\//g, '\\/'));
   });
 
+  it('reservation, wckey and QOS from SLURM_JOB_RESERVATION, SLURM_WCKEY, SLURM_JOB_QOS (as the real 26.05 prolog and plugin give them)', () => {
+    const out = serialize(mapPrologEnv(prolog({ SLURM_JOB_RESERVATION: 'resv', SLURM_WCKEY: 'wk1', SLURM_JOB_QOS: 'normal' })), AT_25_11).toString('latin1');
+    expect(out).toContain('"het_job_offset":0,"qos":"normal","job_name":"lammps_run","reservation_name":"resv","wc_key":"wk1"}');
+    expect(serialize(mapPrologEnv(prolog({ SLURM_JOB_QOS: '(null)' })), AT_25_11).toString('latin1')).not.toContain('qos');
+  });
+
   it('sums SLURM_JOB_CPUS_PER_NODE forms', () => {
     expect(totalCpus('4(x2),2')).toBe(10);
     expect(totalCpus('1')).toBe(1);
