@@ -62,6 +62,8 @@ const CTLD_PRIMARY = /Running as primary controller/;
 /** Lines after which the node state is worth checking again. */
 const NODE_EVENT = /node localhost registered|Node localhost now responding|Spawning registration agent/;
 const LOGROTATE = /SIGUSR2/;
+/** The old slurmctld's last line on a reconfigure (23.11+). */
+const RELINQUISHED = /Relinquishing control to new child/;
 
 // ---------------------------------------------------------------------------
 // The cluster
@@ -234,6 +236,60 @@ export class SlurmCluster {
       const { killed } = await ctld.terminate(CTLD_STOP_GRACE_MS);
       if (killed) throw new SlurmStopError(this.stuckControllerMessage());
     }
+    await this.startAgain(startedAt);
+  }
+
+  /**
+   * kill -9 of slurmctld, then a start on the same configuration, as after a crash. Its saved
+   * state is stale: a restart may run finished jobs again (NOTES §10). For fault tests.
+   */
+  async crashController(): Promise<void> {
+    this.assertNotStopped('crashController()');
+    const startedAt = Date.now();
+    const ctld = this.slurmctld;
+    if (ctld !== undefined) {
+      this.log.note('slurmctld', 'crash: SIGKILL');
+      ctld.signal('SIGKILL');
+      await ctld.exited;
+    }
+    await this.startAgain(startedAt);
+  }
+
+  /**
+   * `scontrol reconfigure`. From 23.11 on slurmctld forks and execs a new slurmctld, which
+   * writes its pid file, and the old process exits without shutting its plugins down (docs/
+   * slurm-integration.md): from then on the harness signals the new pid. Resolves once the
+   * node is schedulable again.
+   */
+  async reconfigure(): Promise<void> {
+    this.assertNotStopped('reconfigure()');
+    const ctld = this.slurmctld;
+    if (ctld === undefined) throw new SlurmHarnessError('reconfigure(): slurmctld is not running');
+    const before = ctld.pid;
+    const handedOver = new Doorbell();
+    const unwatch = this.log.watch('slurmctld', RELINQUISHED, () => handedOver.ring());
+    try {
+      await this.client('scontrol', ['reconfigure']);
+      await handedOver.wait(CTLD_PRIMARY_TIMEOUT_MS);
+    } finally {
+      unwatch();
+    }
+    const pidFile = path.join(this.paths.run, 'slurmctld.pid');
+    const deadline = Date.now() + CTLD_PRIMARY_TIMEOUT_MS;
+    for (;;) {
+      const pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
+      if (pid > 0 && pid !== before) {
+        ctld.handOver(pid);
+        this.log.note('slurmctld', `reconfigure: slurmctld is now pid ${pid}`);
+        break;
+      }
+      if (Date.now() > deadline) throw new SlurmStartError('reconfigure: no new slurmctld pid', this.log.tails('slurmctld'));
+      await delay(LISTEN_POLL_MS);
+    }
+    await this.waitForNode();
+  }
+
+  private async startAgain(startedAt: number): Promise<void> {
     const stoppedAt = Date.now();
     await this.startController();
     await this.waitForNode();

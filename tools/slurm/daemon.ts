@@ -54,16 +54,36 @@ export class Daemon {
     return daemon;
   }
 
+  /**
+   * The process that carries on after this one exec'd a successor and exited (slurmctld's
+   * reconfigure from 23.11 on): it holds our pipes, so `exited` waits for it too.
+   */
+  private successor: number | undefined;
+
   get pid(): number | undefined {
-    return this.running ? this.child.pid : undefined;
+    return this.running ? (this.successor ?? this.child.pid) : undefined;
   }
 
   get running(): boolean {
     return this.status === undefined;
   }
 
+  /** From now on, signals go to `pid` (see successor). */
+  handOver(pid: number): void {
+    this.successor = pid;
+  }
+
   signal(sig: NodeJS.Signals): void {
-    if (this.running) this.child.kill(sig);
+    if (!this.running) return;
+    if (this.successor === undefined) {
+      this.child.kill(sig);
+      return;
+    }
+    try {
+      process.kill(this.successor, sig);
+    } catch {
+      // already gone; its pipes close and `exited` settles
+    }
   }
 
   /** SIGTERM, then SIGKILL after `graceMs`. Resolves with the exit status and whether SIGKILL was needed. */
