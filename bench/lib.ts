@@ -9,8 +9,7 @@ import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { librdkafkaVersion } from 'node-rdkafka';
-import { parseElasticsearchBody } from '../src/record/from-elasticsearch';
-import { serialize } from '../src/record/serialize';
+import { DEFAULT_PAYLOAD_OPTIONS, toPayload, type RecordInput } from '../src/record/to-payload';
 import { encodeRequest } from '../src/sources/hook-protocol';
 import { findProjectRoot, KafkaBroker, kafkaVersion } from '../tools/kafka/broker';
 import { reserveLoopbackPorts } from '../tools/harness-common';
@@ -101,7 +100,14 @@ export function esBodyOf(firstJobId: number): (i: number) => Buffer {
 
 /** The jobcomp/kafka payload jobcompd publishes for a body. */
 export function payloadOf(body: Buffer): Buffer {
-  return serialize(parseElasticsearchBody(body, { sendScript: false }));
+  return publishedPayload({ kind: 'elasticsearch', body });
+}
+
+/** The payload jobcompd publishes for an input (with the default JobCompParams). */
+export function publishedPayload(input: RecordInput): Buffer {
+  const mapped = toPayload(input, DEFAULT_PAYLOAD_OPTIONS);
+  if (mapped.kind !== 'record') throw new Error(mapped.reason);
+  return mapped.payload;
 }
 
 /** A jobcomp/script environment, framed as the hook sends it. */

@@ -20,6 +20,7 @@ import {
   option,
   runBench,
   payloadOf,
+  publishedPayload,
   removeFileDir,
   saveResult,
   saturate,
@@ -28,9 +29,6 @@ import {
   writePayloadFile,
   type Spread,
 } from './lib';
-import { mapHookEnv } from '../src/record/from-hook';
-import { parseEnvBlock } from '../src/record/slurm-env';
-import { serialize } from '../src/record/serialize';
 import { HEADER_BYTES } from '../src/sources/hook-protocol';
 
 /** Enough to saturate two cores without queueing thousands of requests in the client. */
@@ -65,7 +63,7 @@ async function oneRun(broker: KafkaBroker, path: Path, seconds: number, partitio
     const t1 = await daemon.waitDelivered(records);
     const elapsed = Number(t1 - t0) / 1e9;
 
-    const payloads = Array.from({ length: records }, (_, i) => (path === 'http' ? payloadOf(body(i)) : serialize(recordOfHook(message(i)))));
+    const payloads = Array.from({ length: records }, (_, i) => (path === 'http' ? payloadOf(body(i)) : publishedPayload({ kind: 'hook', environment: message(i).subarray(HEADER_BYTES) })));
     const file = writePayloadFile(payloads);
     const kcatSeconds = await kcatProduce(broker.bootstrapServers, `${topic}-kcat`, file);
     removeFileDir(file);
@@ -75,12 +73,6 @@ async function oneRun(broker: KafkaBroker, path: Path, seconds: number, partitio
   } finally {
     await daemon.stop();
   }
-}
-
-function recordOfHook(message: Buffer): Parameters<typeof serialize>[0] {
-  const mapped = mapHookEnv(parseEnvBlock(message.subarray(HEADER_BYTES)));
-  if (mapped.kind !== 'record') throw new Error('not a record');
-  return mapped.record;
 }
 
 interface Row {

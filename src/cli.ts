@@ -105,8 +105,13 @@ export function buildProgram(): Command {
     .description('read one input record on stdin, print the jobcomp/kafka payload on stdout (exact bytes)')
     .addOption(new Option('--from <format>', 'input format: an elasticsearch body, or a script/prolog environment (KEY=VALUE lines)').choices([...INPUT_FORMATS]).makeOptionMandatory())
     .option('--params <JobCompParams>', 'JobCompParams to apply (e.g. send_script)', '')
+    .option('--format <release>', 'the Slurm release whose record layout to print, as RecordFormat takes it (e.g. 24.11, 23.11.7; default: the newest, 26.05)')
     .option('--newline', 'end the output with a newline (not part of the payload)')
-    .action(action((flags: { from: InputFormat; params: string; newline?: boolean }) => runConvert(flags.from, flags.params, flags.newline === true)));
+    .action(
+      action((flags: { from: InputFormat; params: string; format?: string; newline?: boolean }) =>
+        runConvert({ from: flags.from, params: flags.params, format: flags.format, newline: flags.newline === true }),
+      ),
+    );
 
   withConfigOptions(program.command('replay').description('resend the saved state (undelivered records) and exit when it is drained'))
     .option('--job <ids>', 'only these job ids (comma-separated)', parseJobIds)

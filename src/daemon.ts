@@ -40,7 +40,7 @@ export class Daemon extends EventEmitter {
   static async start(cfg: LoadedConfig, log: Logger): Promise<Daemon> {
     // Wait a little for a `jobcompd status` that may hold the file for a moment.
     const publisher = new Publisher(cfg, log, { busyTimeoutMs: 5000 });
-    const ingest = new Ingest(publisher.outbox, () => publisher.currentParams, log);
+    const ingest = new Ingest(publisher.outbox, () => publisher.currentParams, cfg.daemon.recordFormat, log);
     const notifier = new ServiceNotifier();
     let daemon: Daemon | undefined;
     let sources: Sources | undefined;
@@ -160,6 +160,7 @@ function warnAboutRestartOnlyChanges(current: LoadedConfig, next: LoadedConfig, 
     ClusterName: c.daemon.clusterName,
     StateDir: c.daemon.stateDir,
     DedupWindow: c.daemon.dedupWindowMs,
+    RecordFormat: c.daemon.recordFormat.layout.name,
     LogLevel: c.daemon.logLevel,
     '[admin]': c.daemon.adminListen,
     '[http]': c.daemon.http,

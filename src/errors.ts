@@ -84,6 +84,8 @@ export const RecordCodes = {
   missingField: 'E_RECORD_MISSING_FIELD',
   badField: 'E_RECORD_BAD_FIELD',
   tooLarge: 'E_RECORD_TOO_LARGE',
+  /** `convert`: a valid input that publishes no record (an EpilogSlurmctld environment, a start record in a layout without them) */
+  notPublished: 'E_RECORD_NOT_PUBLISHED',
 } as const;
 
 /** The state file cannot be used (locked, corrupt, foreign, newer schema, full disk...). */

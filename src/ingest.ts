@@ -10,21 +10,9 @@ import type { JobCompParams } from './config/jobcomp-params';
 import { RecordError, StateError } from './errors';
 import type { Outbox } from './outbox/outbox';
 import { recordFields } from './producer/dispatcher';
-import { parseElasticsearchBody } from './record/from-elasticsearch';
-import { mapHookEnv } from './record/from-hook';
-import { eventName, JobEvent, type JobRecord } from './record/job-record';
-import { parseEnvBlock } from './record/slurm-env';
-import { serialize } from './record/serialize';
-
-/** serialize(), with the record's job id on a RecordError (for the quarantine log line). */
-function serializeFor(record: JobRecord): Buffer {
-  try {
-    return serialize(record);
-  } catch (err) {
-    if (err instanceof RecordError) err.jobId = record.jobid;
-    throw err;
-  }
-}
+import { eventName, JobEvent } from './record/job-record';
+import { startRecordsOff, type RecordFormat } from './record/record-format';
+import { payloadOptionsOf, toPayload, type Mapped, type RecordInput } from './record/to-payload';
 
 /** Identical records (same event, same bytes) share this key: the outbox stores them once within DedupWindow. */
 export function dedupKeyOf(event: JobEvent, payload: Buffer): Buffer {
@@ -51,6 +39,7 @@ export class Ingest extends EventEmitter {
   constructor(
     private readonly outbox: Outbox,
     private readonly params: () => JobCompParams,
+    private readonly format: RecordFormat,
     private readonly log: Logger,
   ) {
     super();
@@ -63,41 +52,32 @@ export class Ingest extends EventEmitter {
 
   /** A body POSTed by jobcomp/elasticsearch: always a job end record. */
   acceptElasticsearch(body: Buffer, source: SourceName): Promise<AcceptResult> {
-    const receivedAt = Date.now();
-    this.counters.received[source] += 1;
-    let record: JobRecord;
-    let payload: Buffer;
-    try {
-      record = parseElasticsearchBody(body, { sendScript: this.params().sendScript });
-      payload = serializeFor(record);
-    } catch (err) {
-      if (!(err instanceof RecordError)) throw err;
-      return this.quarantineInput(body, source, receivedAt, { code: err.code, reason: err.message, jobId: err.jobId, event: JobEvent.finish });
-    }
-    return this.storePayload(record.event, record.jobid, payload, source, receivedAt);
+    return this.accept({ kind: 'elasticsearch', body }, body, source);
   }
 
   /** The environment the native hook forwards (jobcomp/script, PrologSlurmctld, EpilogSlurmctld). */
   acceptHookEnvironment(environment: Buffer, source: SourceName): Promise<AcceptResult> {
+    return this.accept({ kind: 'hook', environment }, environment, source);
+  }
+
+  private accept(input: RecordInput, raw: Buffer, source: SourceName): Promise<AcceptResult> {
     const receivedAt = Date.now();
     this.counters.received[source] += 1;
-    let mapped: ReturnType<typeof mapHookEnv>;
-    let payload: Buffer | undefined;
+    let mapped: Mapped;
     try {
-      mapped = mapHookEnv(parseEnvBlock(environment));
-      if (mapped.kind === 'record') payload = serializeFor(mapped.record);
+      mapped = toPayload(input, payloadOptionsOf(this.params(), this.format));
     } catch (err) {
       if (!(err instanceof RecordError)) throw err;
-      return this.quarantineInput(environment, source, receivedAt, { code: err.code, reason: err.message, jobId: err.jobId, event: undefined });
+      // an elasticsearch body is always a job end record, a hook environment may be either
+      const event = input.kind === 'elasticsearch' ? JobEvent.finish : undefined;
+      return this.quarantineInput(raw, source, receivedAt, { code: err.code, reason: err.message, jobId: err.jobId, event });
     }
     if (mapped.kind === 'not-published') {
-      return Promise.resolve(this.ignore(mapped.jobId, undefined, 'EpilogSlurmctld environments carry no job state or times; end records come from jobcomp', source, receivedAt));
+      return Promise.resolve(this.ignore(mapped.jobId, undefined, mapped.reason, source, receivedAt));
     }
-    const { record } = mapped;
-    if (record.event === JobEvent.start && !this.params().enableJobStart) {
-      return Promise.resolve(this.ignore(record.jobid, record.event, 'start records are disabled (JobCompParams enable_job_start)', source, receivedAt));
-    }
-    return this.storePayload(record.event, record.jobid, payload as Buffer, source, receivedAt);
+    const startOff = mapped.event === JobEvent.start ? startRecordsOff(this.format.layout, this.params().enableJobStart) : undefined;
+    if (startOff !== undefined) return Promise.resolve(this.ignore(mapped.jobId, mapped.event, startOff, source, receivedAt));
+    return this.storePayload(mapped.event, mapped.jobId, mapped.payload, source, receivedAt);
   }
 
   /** A record that is already a jobcomp/kafka payload (migrated from Slurm's own state file). */

@@ -2,6 +2,7 @@
 
 import type { LoadOptions } from '../config/daemon-conf';
 import { loadConfig, topicsOf } from '../config/load';
+import { startRecordsOff, type RecordFormat } from '../record/record-format';
 import { isSecretProperty, REDACTED } from '../config/rdkafka-conf';
 import { verifyProducerCreation } from '../producer/rdkafka-config';
 import { probeKafka, ProbeError, type ProbeResult } from '../producer/kafka-probe';
@@ -13,7 +14,8 @@ export async function runCheckConfig(opts: LoadOptions, json: boolean, connect: 
   const cfg = loadConfig(opts);
   await verifyProducerCreation(cfg.producer);
   const topics = topicsOf(cfg.params, cfg.daemon.clusterName);
-  const wanted = cfg.params.enableJobStart ? [topics.finish, topics.start] : [topics.finish];
+  const startOff = startRecordsOff(cfg.daemon.recordFormat.layout, cfg.params.enableJobStart);
+  const wanted = startOff === undefined ? [topics.finish, topics.start] : [topics.finish];
   let kafka: ProbeResult | { error: string } | undefined;
   if (connect) {
     try {
@@ -32,6 +34,7 @@ export async function runCheckConfig(opts: LoadOptions, json: boolean, connect: 
     stateDir: cfg.daemon.stateDir,
     jobCompLoc: cfg.daemon.jobCompLoc,
     topics,
+    recordFormat: { release: cfg.daemon.recordFormat.release, layout: cfg.daemon.recordFormat.layout },
     params: cfg.params,
     http: { ...cfg.daemon.http, basicAuth: cfg.daemon.http.basicAuth ? { user: cfg.daemon.http.basicAuth.user, password: REDACTED } : null },
     librdkafka: properties,
@@ -47,7 +50,8 @@ export async function runCheckConfig(opts: LoadOptions, json: boolean, connect: 
       `  ClusterName:   ${summary.clusterName}`,
       `  state dir:     ${summary.stateDir}`,
       `  JobCompLoc:    ${summary.jobCompLoc}`,
-      `  topics:        finish -> ${summary.topics.finish}, start -> ${summary.topics.start}${cfg.params.enableJobStart ? '' : ' (start records disabled)'}`,
+      `  record format: ${recordFormatLine(cfg.daemon.recordFormat)}`,
+      `  topics:        finish -> ${summary.topics.finish}, start -> ${summary.topics.start}${startOff === undefined ? '' : ` (${startOff})`}`,
       `  HTTP listener: ${summary.http.listen ? `${summary.http.listen.host}:${summary.http.listen.port}` : 'off'}`,
       `  librdkafka:    ${Object.entries(properties).map(([k, v]) => `${k}=${v}`).join(' ')}`,
     ];
@@ -55,6 +59,11 @@ export async function runCheckConfig(opts: LoadOptions, json: boolean, connect: 
     process.stdout.write(`${lines.join('\n')}\n`);
   }
   return kafka && 'error' in kafka ? EXIT_UNAVAILABLE : 0;
+}
+
+function recordFormatLine(format: RecordFormat): string {
+  const given = format.release === format.layout.name ? '' : ` (RecordFormat=${format.release})`;
+  return `jobcomp/kafka ${format.layout.name}${given}`;
 }
 
 function connectLines(kafka: ProbeResult | { error: string }): string[] {

@@ -4,34 +4,46 @@
 //   script         a jobcomp/script environment, KEY=VALUE lines (as `env` prints them)
 //   prolog         a PrologSlurmctld environment, KEY=VALUE lines; @start comes from
 //                  JOBCOMPD_HOOK_TIME (the hook stamps it), left out if absent
+// --format RELEASE picks the record layout as RecordFormat does (default: the newest).
 
 import { parseJobCompParams } from '../config/jobcomp-params';
-import { parseElasticsearchBody } from '../record/from-elasticsearch';
-import { mapJobcompScriptEnv, mapPrologEnv } from '../record/from-hook';
-import type { JobRecord } from '../record/job-record';
-import { parseEnvDump } from '../record/slurm-env';
-import { serialize } from '../record/serialize';
+import { RecordCodes, RecordError } from '../errors';
+import { DEFAULT_RECORD_FORMAT, parseRecordFormat } from '../record/record-format';
+import { payloadOptionsOf, toPayload, type RecordInput } from '../record/to-payload';
 
 export const INPUT_FORMATS = ['elasticsearch', 'script', 'prolog'] as const;
 export type InputFormat = (typeof INPUT_FORMATS)[number];
 
-export async function runConvert(from: InputFormat, paramsText: string, newline: boolean): Promise<number> {
-  const { params, warnings } = parseJobCompParams(paramsText, { file: '--params' });
+export interface ConvertOptions {
+  from: InputFormat;
+  /** JobCompParams */
+  params: string;
+  /** a Slurm release, as RecordFormat takes it; undefined: the newest */
+  format: string | undefined;
+  newline: boolean;
+}
+
+export async function runConvert(opts: ConvertOptions): Promise<number> {
+  const { params, warnings } = parseJobCompParams(opts.params, { file: '--params' });
   for (const w of warnings) process.stderr.write(`jobcompd: warning: ${w}\n`);
+  const format = opts.format === undefined ? DEFAULT_RECORD_FORMAT : parseRecordFormat(opts.format, { file: '--format' });
   const input = await readAll(process.stdin);
-  const payload = serialize(mapInput(from, input, params.sendScript));
-  await write(newline ? Buffer.concat([payload, Buffer.from('\n')]) : payload);
+  const mapped = toPayload(inputOf(opts.from, input), payloadOptionsOf(params, format));
+  // an EpilogSlurmctld environment publishes nothing, nor a start record in a layout without them
+  if (mapped.kind !== 'record') throw new RecordError(RecordCodes.notPublished, `no record is published for this input: ${mapped.reason}`);
+  const { payload } = mapped;
+  await write(opts.newline ? Buffer.concat([payload, Buffer.from('\n')]) : payload);
   return 0;
 }
 
-function mapInput(from: InputFormat, input: Buffer, sendScript: boolean): JobRecord {
+function inputOf(from: InputFormat, input: Buffer): RecordInput {
   switch (from) {
     case 'elasticsearch':
-      return parseElasticsearchBody(input, { sendScript });
+      return { kind: 'elasticsearch', body: input };
     case 'script':
-      return mapJobcompScriptEnv(parseEnvDump(input));
+      return { kind: 'env-dump', context: 'jobcomp', text: input };
     case 'prolog':
-      return mapPrologEnv(parseEnvDump(input));
+      return { kind: 'env-dump', context: 'prolog', text: input };
   }
 }
 

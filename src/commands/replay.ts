@@ -16,6 +16,7 @@ import { createLogger } from '../log';
 import { matchesFilter, Outbox, STATE_FILE_NAME, type OutboxRow, type RowFilter } from '../outbox/outbox';
 import { Publisher } from '../publisher';
 import { eventName, JobEvent } from '../record/job-record';
+import { payloadOptionsOf } from '../record/to-payload';
 import { importSlurmState, planSlurmStateImport, publishableFrom, requeueQuarantined, type Imported, type Requeued } from '../replay/sources';
 
 export interface ReplayOptions {
@@ -42,13 +43,13 @@ export async function runReplay(loadOpts: LoadOptions, opts: ReplayOptions): Pro
   };
   const summary: ReplaySummary = { stateFile: publisher.outbox.file, imported: null, requeued: null, total: 0, delivered: 0, quarantined: 0, remaining: 0, outcome: 'drained' };
   if (stateFile) {
-    const ingest = new Ingest(publisher.outbox, () => publisher.currentParams, log);
+    const ingest = new Ingest(publisher.outbox, () => publisher.currentParams, cfg.daemon.recordFormat, log);
     const r = await importSlurmState(ingest, stateFile.buf, stateFile.name);
     summary.imported = { file: stateFile.name, ...r };
     say(`imported ${stateFile.name} (${r.kind}${r.slurmVersion ? `, Slurm ${r.slurmVersion}` : ''}): ${r.stored} new, ${r.duplicates} already known, ${r.quarantined} quarantined`);
   }
   if (opts.quarantined) {
-    const r = requeueQuarantined(publisher.outbox, opts.filter, publisher.currentParams);
+    const r = requeueQuarantined(publisher.outbox, opts.filter, payloadOptionsOf(publisher.currentParams, cfg.daemon.recordFormat));
     summary.requeued = r;
     say(`moved ${r.requeued} quarantined record(s) back to be sent; ${r.kept.length} kept in quarantine`);
     for (const k of r.kept) say(`  quarantine id ${k.id} kept: ${k.reason}`);
@@ -137,6 +138,7 @@ interface Planned {
  */
 async function dryRun(cfg: LoadedConfig, opts: ReplayOptions, stateFile: { buf: Buffer; name: string } | undefined): Promise<number> {
   const topics = topicsOf(cfg.params, cfg.daemon.clusterName);
+  const payloadOptions = payloadOptionsOf(cfg.params, cfg.daemon.recordFormat);
   const print = (r: Planned): void => {
     if (!opts.json) {
       process.stdout.write(Buffer.concat([r.payload, Buffer.from('\n')]));
@@ -146,7 +148,7 @@ async function dryRun(cfg: LoadedConfig, opts: ReplayOptions, stateFile: { buf: 
     const receivedAt = r.receivedAt === null ? null : new Date(r.receivedAt).toISOString();
     process.stdout.write(`${JSON.stringify({ from: r.from, rowId: r.id, jobId: r.jobId, event: eventName(r.event), topic, receivedAt, payload: r.payload.toString('utf8') })}\n`);
   };
-  const plan = stateFile ? planSlurmStateImport(stateFile.buf, stateFile.name, cfg.params) : undefined;
+  const plan = stateFile ? planSlurmStateImport(stateFile.buf, stateFile.name, payloadOptions) : undefined;
   const outbox = existsSync(join(cfg.daemon.stateDir, STATE_FILE_NAME))
     ? Outbox.open(cfg.daemon.stateDir, { mustExist: true, dedupWindowMs: cfg.daemon.dedupWindowMs })
     : undefined;
@@ -173,7 +175,7 @@ async function dryRun(cfg: LoadedConfig, opts: ReplayOptions, stateFile: { buf: 
     }
     if (outbox && opts.quarantined) {
       for (const row of outbox.quarantineRows(opts.filter)) {
-        const p = publishableFrom(row, cfg.params);
+        const p = publishableFrom(row, payloadOptions);
         if (typeof p !== 'string') print({ from: 'quarantine', id: row.id, ...p, receivedAt: row.receivedAt });
       }
     }

@@ -9,6 +9,7 @@ import { ConfigCodes, ConfigError, type ConfigLocation } from '../errors';
 import { MAIN_SECTION, readIniFile, type IniEntry } from './ini-file';
 import { readSlurmConf } from './slurm-conf';
 import { groupId, primaryGroupId, userId } from './accounts';
+import { DEFAULT_RECORD_FORMAT, parseRecordFormat, type RecordFormat } from '../record/record-format';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -27,6 +28,8 @@ export interface DaemonConfig {
   jobCompLocFrom: ConfigLocation;
   jobCompParams: string;
   jobCompParamsFrom: ConfigLocation;
+  /** the Slurm release whose jobcomp/kafka record layout is produced */
+  recordFormat: RecordFormat;
   logLevel: LogLevel;
   /** status, metrics and health endpoint */
   adminListen: ListenAddress | undefined;
@@ -86,6 +89,7 @@ const SCHEMA: Record<string, Record<string, Setter>> = {
       c.jobCompParamsFrom = loc;
     },
     slurmconf: () => undefined, // read before the other keys, see loadDaemonConfig
+    recordformat: (c, v, loc) => (c.recordFormat = parseRecordFormat(v, loc)),
     loglevel: (c, v, loc) => (c.logLevel = oneOf(v.toLowerCase(), LOG_LEVELS, loc)),
     dedupwindow: (c, v, loc) => (c.dedupWindowMs = seconds(v, loc)),
   },
@@ -130,6 +134,7 @@ export function defaultDaemonConfig(): DaemonConfig {
     jobCompLocFrom: nowhere,
     jobCompParams: '',
     jobCompParamsFrom: nowhere,
+    recordFormat: DEFAULT_RECORD_FORMAT,
     logLevel: 'info',
     adminListen: { host: '127.0.0.1', port: 9201 },
     http: {

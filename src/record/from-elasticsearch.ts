@@ -5,7 +5,8 @@
 //     "nobody", invalid dates as "Unknown", raw (possibly negative) elapsed, no failed_node.
 //   - 23.02 and newer: the same record builder as jobcomp/kafka, so values already follow
 //     kafka's rules (recognised by the failed_node key, which 23.02+ always writes).
-// Both are mapped to the 25.05/25.11 record.
+// Both are mapped to one JobRecord with everything the body carries; which of it a
+// release's record sends is the serializer's rule (record-format.ts).
 
 import { RecordCodes, RecordError } from '../errors';
 import { parseJsonBytes } from './bytes';
@@ -14,14 +15,9 @@ import { finishTimes, isValidSlurmTime, parseUtc } from './slurm-time';
 import { identityName } from './slurm-values';
 import { deriveTresRaw } from './tres';
 
-export interface MapOptions {
-  /** JobCompParams send_script: keep the batch script. */
-  sendScript: boolean;
-}
-
 export type EsFlavor = 'slurm-22.05' | 'slurm-23.02+';
 
-export function parseElasticsearchBody(body: Buffer, opts: MapOptions): JobRecord {
+export function parseElasticsearchBody(body: Buffer): JobRecord {
   let parsed: unknown;
   try {
     parsed = parseJsonBytes(body);
@@ -29,7 +25,7 @@ export function parseElasticsearchBody(body: Buffer, opts: MapOptions): JobRecor
     throw new RecordError(RecordCodes.notJson, `body is not valid JSON: ${(err as Error).message}`);
   }
   try {
-    return mapElasticsearchRecord(parsed, opts);
+    return mapElasticsearchRecord(parsed);
   } catch (err) {
     const jobid = (parsed as { jobid?: unknown } | null)?.jobid;
     if (err instanceof RecordError && typeof jobid === 'number') err.jobId = jobid;
@@ -37,7 +33,7 @@ export function parseElasticsearchBody(body: Buffer, opts: MapOptions): JobRecor
   }
 }
 
-export function mapElasticsearchRecord(input: unknown, opts: MapOptions): JobRecord {
+export function mapElasticsearchRecord(input: unknown): JobRecord {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     throw new RecordError(RecordCodes.notObject, 'body is not a JSON object');
   }
@@ -84,14 +80,18 @@ export function mapElasticsearchRecord(input: unknown, opts: MapOptions): JobRec
     het_job_id: f.optUint('het_job_id') ?? 0,
     het_job_offset: f.optUint('het_job_offset') ?? 0,
   };
+  setField(record, 'sluid', f.optString('sluid')); // 26.05+
+  setField(record, 'original_sluid', f.optString('original_sluid'));
   const arrayJob = f.optUint('array_job_id');
   const arrayTask = f.optUint('array_task_id');
   if (arrayJob !== undefined && arrayTask !== undefined) record.array = { job_id: arrayJob, task_id: arrayTask };
   setField(record, 'priority', f.optUint('priority'));
   setField(record, 'submit', f.time('@submit'));
   setField(record, 'eligible', f.time('@eligible'));
-  const queueWait = f.optInt('@queue_wait');
-  if (queueWait !== undefined && queueWait >= 0) record.queue_wait = queueWait;
+  setField(record, 'queue_wait', f.optInt('@queue_wait'));
+  // 22.05-23.11.0 sent end - start unclamped; layouts of that time send it so again.
+  const sentElapsed = f.optInt('elapsed');
+  if (sentElapsed !== undefined && sentElapsed !== elapsed) record.rawElapsed = sentElapsed;
   for (const key of ['work_dir', 'std_err', 'std_in', 'std_out'] as const) setField(record, key, f.optString(key));
   for (const key of ['cluster', 'qos'] as const) {
     const v = f.optString(key);
@@ -107,7 +107,9 @@ export function mapElasticsearchRecord(input: unknown, opts: MapOptions): JobRec
   mapTres(f, record, 'tres_req');
   mapTres(f, record, 'tres_alloc');
   setField(record, 'account', f.optString('account'));
-  if (opts.sendScript) setField(record, 'script', f.optString('script'));
+  setField(record, 'admin_comment', f.optString('admin_comment')); // 26.05+
+  setField(record, 'comment', f.optString('comment')); // 26.05+, when slurmctld has send_comment
+  setField(record, 'script', f.optString('script'));
   if (f.has('parent_accounts')) record.parent_accounts = f.nullableString('parent_accounts');
   return record;
 }

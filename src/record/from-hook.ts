@@ -45,10 +45,12 @@ export function mapJobcompScriptEnv(env: Env): JobRecord {
   };
   const arrayTask = f.optUint('ARRAYTASKID');
   if (arrayTask !== undefined && arrayTask !== NO_ARRAY_TASK) record.array = { job_id: f.uint('ARRAYJOBID'), task_id: arrayTask };
+  setField(record, 'sluid', f.optString('SLUID')); // 26.05+
+  setField(record, 'original_sluid', f.optString('ORIGINAL_SLUID'));
   setField(record, 'submit', f.time('SUBMIT'));
   const eligible = f.time('ELIGIBLE'); // Slurm 24.05+
   setField(record, 'eligible', eligible);
-  if (eligible !== undefined && start !== undefined && start >= eligible) record.queue_wait = start - eligible;
+  if (eligible !== undefined && start !== undefined) record.queue_wait = start - eligible;
   const workDir = f.optString('WORK_DIR');
   if (workDir !== 'unknown') setField(record, 'work_dir', workDir); // the script plugin's "unset"
   setField(record, 'std_err', f.optString('STDERR'));
@@ -102,6 +104,12 @@ export function mapPrologEnv(env: Env): JobRecord {
   };
   const arrayTask = f.optUint('SLURM_ARRAY_TASK_ID');
   if (arrayTask !== undefined) record.array = { job_id: f.uint('SLURM_ARRAY_JOB_ID'), task_id: arrayTask };
+  // 25.11+ give the prolog the job's first SLUID. The record's sluid is the current one,
+  // which departs from the first only when a running job is resized; at allocation, when
+  // the prolog runs, they are the same (docs/record-mapping.md).
+  const sluid = f.optString('SLURM_JOB_SLUID');
+  setField(record, 'sluid', sluid);
+  setField(record, 'original_sluid', sluid);
   setField(record, 'work_dir', f.optString('SLURM_JOB_WORK_DIR'));
   setField(record, 'std_err', f.optString('SLURM_JOB_STDERR'));
   setField(record, 'std_in', f.optString('SLURM_JOB_STDIN'));
@@ -110,6 +118,7 @@ export function mapPrologEnv(env: Env): JobRecord {
   setField(record, 'job_name', f.optString('SLURM_JOB_NAME'));
   const account = f.optString('SLURM_JOB_ACCOUNT');
   if (account !== '(null)') setField(record, 'account', account);
+  setField(record, 'comment', f.optString('SLURM_JOB_COMMENT'));
   return record;
 }
 

@@ -27,6 +27,10 @@ export type EpochSeconds = number;
 export interface JobRecord {
   event: JobEvent;
   jobid: number;
+  /** 26.05: the job's current SLUID ("s" + 13 base32 characters) */
+  sluid?: string;
+  /** 26.05: the SLUID the job was given first (differs after a resize) */
+  original_sluid?: string;
   container: string | null;
   username: string | null;
   user_id: number;
@@ -35,8 +39,10 @@ export interface JobRecord {
   start?: EpochSeconds;
   /** finish only */
   end?: EpochSeconds;
-  /** finish only; already clamped to 0 when start/end are invalid (kafka's rule) */
+  /** finish only; already clamped to 0 when start/end are invalid (kafka's rule since 23.11.1) */
   elapsed: number;
+  /** finish only: the unclamped end - start an input sent (22.05-23.11.0 bodies), when it differs from elapsed */
+  rawElapsed?: number;
   partition: string | null;
   alloc_node: string | null;
   nodes: string | null;
@@ -60,6 +66,7 @@ export interface JobRecord {
   priority?: number;
   submit?: EpochSeconds;
   eligible?: EpochSeconds;
+  /** may be negative: layouts before 23.11.9/24.05.1 send it, later ones leave it out */
   queue_wait?: number;
   work_dir?: string;
   std_err?: string;
@@ -84,6 +91,11 @@ export interface JobRecord {
   tres_alloc_raw?: string;
   tres_alloc?: string;
   account?: string;
+  /** 26.05 */
+  admin_comment?: string;
+  /** 26.05, sent only with send_comment */
+  comment?: string;
+  /** the batch script, when the input carried it; which layouts send it is the serializer's rule */
   script?: string;
   parent_accounts?: string | null;
 }

@@ -1,11 +1,25 @@
-// JobRecord -> the exact bytes jobcomp/kafka 25.05/25.11 produces (spec §7): compact
-// json-c output, keys in the plugin's insertion order, finish-only keys left out of
-// start records. Pure: no I/O, no configuration beyond the record itself.
+// JobRecord -> the exact bytes jobcomp/kafka of the chosen release produces
+// (docs/record-mapping.md): compact json-c output, keys in the plugin's insertion order,
+// finish-only keys left out of start records, and the rules of the release's layout
+// (record-format.ts). Pure: no I/O.
 
 import { RecordCodes, RecordError } from '../errors';
 import { JobEvent, type JobRecord } from './job-record';
 import { jsonCDouble, jsonCString } from './json-c';
+import type { RecordLayout } from './record-format';
 import { formatUtc, isValidSlurmTime } from './slurm-time';
+
+/** What decides the bytes beyond the record: the layout, and the JobCompParams flags that add fields. */
+export interface SerializeOptions {
+  layout: RecordLayout;
+  /** JobCompParams send_script (layouts that send the script only on request) */
+  sendScript: boolean;
+  /** JobCompParams send_comment (26.05) */
+  sendComment: boolean;
+}
+
+/** What Slurm prints for a time that is 0 or INFINITE (parse_time_make_str_utc). */
+const UNKNOWN_TIME = 'Unknown';
 
 /** cpu_hours as the plugin computes it: int64 product -> float, / 3600.0f, widened to double. */
 export function cpuHours(elapsed: number, totalCpus: number): number {
@@ -50,8 +64,12 @@ class JsonCObject {
     if (v !== undefined) this.str(k, v);
   }
 
-  optTime(k: string, t: number | undefined): void {
-    if (t === undefined) return;
+  /** Left out when undefined, or written "Unknown" when the layout prints invalid dates. */
+  optTime(k: string, t: number | undefined, printUnknown = false): void {
+    if (t === undefined) {
+      if (printUnknown) this.str(k, UNKNOWN_TIME);
+      return;
+    }
     if (!isValidSlurmTime(t)) throw new RecordError(RecordCodes.badField, `field "${k}" is not a time Slurm can print: ${String(t)}`, k);
     this.str(k, formatUtc(t));
   }
@@ -61,20 +79,28 @@ class JsonCObject {
   }
 }
 
-/** The payload as a byte string (one char per byte). */
-export function serializeToByteString(r: JobRecord): string {
+/** The payload as a byte string (one char per byte), without the trailing NUL of old layouts. */
+export function serializeToByteString(r: JobRecord, opts: SerializeOptions): string {
+  const { layout } = opts;
   const finish = r.event === JobEvent.finish;
+  // Before 23.11.9/24.05.1 a finish record always had @start and @end, "Unknown" when invalid.
+  const printUnknown = finish && layout.invalidDates === 'print';
+  const elapsed = layout.elapsedGuard ? r.elapsed : (r.rawElapsed ?? r.elapsed);
   const o = new JsonCObject();
   o.int('jobid', r.jobid);
+  if (layout.sluidAndComments) {
+    o.optStr('sluid', r.sluid);
+    o.optStr('original_sluid', r.original_sluid);
+  }
   o.str('container', r.container);
   o.str('username', r.username);
   o.int('user_id', r.user_id);
   o.str('groupname', r.groupname);
   o.int('group_id', r.group_id);
-  o.optTime('@start', r.start);
+  o.optTime('@start', r.start, printUnknown);
   if (finish) {
-    o.optTime('@end', r.end);
-    o.int('elapsed', r.elapsed);
+    o.optTime('@end', r.end, printUnknown);
+    o.int('elapsed', elapsed);
   }
   o.str('partition', r.partition);
   o.str('alloc_node', r.alloc_node);
@@ -88,7 +114,7 @@ export function serializeToByteString(r: JobRecord): string {
   o.str('state', finish ? r.state : null);
   if (finish) {
     o.str('failed_node', r.failed_node);
-    o.double('cpu_hours', cpuHours(r.elapsed, r.total_cpus));
+    o.double('cpu_hours', cpuHours(elapsed, r.total_cpus));
   }
   if (r.array) {
     o.int('array_job_id', r.array.job_id);
@@ -100,10 +126,10 @@ export function serializeToByteString(r: JobRecord): string {
   }
   o.int('het_job_id', r.het_job_id);
   o.int('het_job_offset', r.het_job_offset);
-  o.optInt('priority', r.priority);
+  if (layout.priority) o.optInt('priority', r.priority);
   o.optTime('@submit', r.submit);
   o.optTime('@eligible', r.eligible);
-  o.optInt('@queue_wait', r.queue_wait);
+  if (r.queue_wait !== undefined && (r.queue_wait >= 0 || layout.invalidDates === 'print')) o.int('@queue_wait', r.queue_wait);
   o.optStr('work_dir', r.work_dir);
   o.optStr('std_err', r.std_err);
   o.optStr('std_in', r.std_in);
@@ -121,17 +147,22 @@ export function serializeToByteString(r: JobRecord): string {
   o.optStr('job_name', r.job_name);
   o.optStr('reservation_name', r.reservation_name);
   o.optStr('wc_key', r.wc_key);
-  o.optStr('tres_req_raw', r.tres_req_raw);
+  if (layout.tresRaw) o.optStr('tres_req_raw', r.tres_req_raw);
   o.optStr('tres_req', r.tres_req);
-  o.optStr('tres_alloc_raw', r.tres_alloc_raw);
+  if (layout.tresRaw) o.optStr('tres_alloc_raw', r.tres_alloc_raw);
   o.optStr('tres_alloc', r.tres_alloc);
   o.optStr('account', r.account);
-  o.optStr('script', r.script);
+  if (layout.sluidAndComments) {
+    o.optStr('admin_comment', r.admin_comment);
+    if (opts.sendComment) o.optStr('comment', r.comment);
+  }
+  if (layout.script === 'always' || opts.sendScript) o.optStr('script', r.script);
   o.optStr('parent_accounts', r.parent_accounts);
   return o.close();
 }
 
-/** The Kafka message value: compact JSON, no trailing NUL, no newline. */
-export function serialize(r: JobRecord): Buffer {
-  return Buffer.from(serializeToByteString(r), 'latin1');
+/** The Kafka message value: compact JSON, no newline; a trailing NUL only in the layouts that had one. */
+export function serialize(r: JobRecord, opts: SerializeOptions): Buffer {
+  const json = Buffer.from(serializeToByteString(r, opts), 'latin1');
+  return opts.layout.trailingNul ? Buffer.concat([json, Buffer.alloc(1)]) : json;
 }

@@ -1,16 +1,12 @@
 // Where `jobcompd replay` finds records beyond the outbox itself: the quarantine table (after
 // the cause was fixed) and the state files Slurm's own plugins leave behind (migration).
 
-import type { JobCompParams } from '../config/jobcomp-params';
 import { RecordError } from '../errors';
 import type { Ingest } from '../ingest';
 import { parseSlurmState } from '../migrate/slurm-state';
 import type { Outbox, QuarantineRow, RowFilter } from '../outbox/outbox';
-import { parseElasticsearchBody } from '../record/from-elasticsearch';
-import { mapHookEnv } from '../record/from-hook';
 import { isJobEvent, type JobEvent } from '../record/job-record';
-import { parseEnvBlock } from '../record/slurm-env';
-import { serialize } from '../record/serialize';
+import { toPayload, type PayloadOptions, type RecordInput } from '../record/to-payload';
 
 export interface Requeued {
   requeued: number;
@@ -28,34 +24,31 @@ export interface Publishable {
  * The record to publish for a quarantine row: the stored record when Kafka refused it,
  * or the raw input mapped again (it may map now, after an upgrade of jobcompd).
  */
-export function publishableFrom(row: QuarantineRow, params: JobCompParams): Publishable | string {
+export function publishableFrom(row: QuarantineRow, opts: PayloadOptions): Publishable | string {
   if (row.payload && row.event !== null && isJobEvent(row.event) && row.jobId !== null) {
     return { event: row.event, jobId: row.jobId, payload: row.payload };
   }
   if (!row.raw) return 'no record and no raw input';
+  const input: RecordInput = row.source === 'socket' || row.source === 'spool' ? { kind: 'hook', environment: row.raw } : { kind: 'elasticsearch', body: row.raw };
   try {
-    if (row.source === 'socket' || row.source === 'spool') {
-      const mapped = mapHookEnv(parseEnvBlock(row.raw));
-      if (mapped.kind !== 'record') return 'an EpilogSlurmctld environment: never published';
-      return { event: mapped.record.event, jobId: mapped.record.jobid, payload: serialize(mapped.record) };
-    }
-    return fromElasticsearch(row.raw, params);
+    return publishableOf(input, opts);
   } catch (err) {
     return (err as Error).message;
   }
 }
 
-/** An elasticsearch body mapped and serialized as the HTTP source does (throws a RecordError). */
-function fromElasticsearch(body: Buffer, params: JobCompParams): Publishable {
-  const record = parseElasticsearchBody(body, { sendScript: params.sendScript });
-  return { event: record.event, jobId: record.jobid, payload: serialize(record) };
+/** An input mapped and serialized as the daemon's ingest does (throws a RecordError), or why it publishes nothing. */
+function publishableOf(input: RecordInput, opts: PayloadOptions): Publishable | string {
+  const mapped = toPayload(input, opts);
+  if (mapped.kind === 'not-published') return mapped.reason;
+  return { event: mapped.event, jobId: mapped.jobId, payload: mapped.payload };
 }
 
 /** Move the matching quarantine rows that can be published back into the outbox. */
-export function requeueQuarantined(outbox: Outbox, filter: RowFilter, params: JobCompParams): Requeued {
+export function requeueQuarantined(outbox: Outbox, filter: RowFilter, opts: PayloadOptions): Requeued {
   const result: Requeued = { requeued: 0, kept: [] };
   for (const row of outbox.quarantineRows(filter)) {
-    const p = publishableFrom(row, params);
+    const p = publishableFrom(row, opts);
     if (typeof p === 'string') result.kept.push({ id: row.id, reason: p });
     else {
       outbox.requeueQuarantined(row.id, p, row.receivedAt);
@@ -102,12 +95,14 @@ export type PlannedImport = ({ kind: 'publish' } & Publishable) | { kind: 'quara
  * record as it would be published, or why it would go to quarantine. Duplicates are left to
  * the caller, who knows the state file.
  */
-export function planSlurmStateImport(file: Buffer, fileName: string, params: JobCompParams): { kind: string; records: PlannedImport[] } {
+export function planSlurmStateImport(file: Buffer, fileName: string, opts: PayloadOptions): { kind: string; records: PlannedImport[] } {
   const state = parseSlurmState(file, fileName);
   const records = state.records.map((r, index): PlannedImport => {
     if (state.kind !== 'elasticsearch_state') return { kind: 'publish', event: r.event, jobId: r.jobId ?? 0, payload: r.payload };
     try {
-      return { kind: 'publish', ...fromElasticsearch(r.payload, params) };
+      const p = publishableOf({ kind: 'elasticsearch', body: r.payload }, opts);
+      if (typeof p === 'string') return { kind: 'quarantine', index, jobId: r.jobId, reason: p };
+      return { kind: 'publish', ...p };
     } catch (err) {
       if (!(err instanceof RecordError)) throw err;
       return { kind: 'quarantine', index, jobId: r.jobId, reason: err.message };

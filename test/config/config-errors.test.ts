@@ -50,6 +50,16 @@ const cases: Case[] = [
     message: '@dir/jobcompd.conf:3: LogLevel: must be one of fatal, error, warn, info, debug, trace, silent, got "loud"',
   },
   {
+    name: 'RecordFormat of a release without jobcomp/kafka',
+    conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\nRecordFormat=22.05\n',
+    message: '@dir/jobcompd.conf:3: RecordFormat: must be a Slurm release with jobcomp/kafka (23.02, 23.11, 24.05, 24.11, 25.05, 25.11, 26.05, or one of their patch releases such as 24.11.7), got "22.05"',
+  },
+  {
+    name: 'RecordFormat of a series whose record changed between patch releases',
+    conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\nRecordFormat=23.11\n',
+    message: '@dir/jobcompd.conf:3: RecordFormat: "23.11" is ambiguous: the record changed within 23.11 (23.02-23.11.0, 23.11.1-23.11.6, 23.11.7-23.11.8, 23.11.9+); give the patch release, e.g. 23.11.9',
+  },
+  {
     name: 'bad Listen',
     conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\n[http]\nListen=9200\n',
     message: '@dir/jobcompd.conf:4: Listen: must be host:port (e.g. 127.0.0.1:9200) or "off", got "9200"',
@@ -186,6 +196,23 @@ describe('check-config on a good configuration', () => {
     expect(`${r.stdout}${r.stderr}`).not.toContain('hunter2');
   });
 
+  it('prints the record format in force: the default 26.05, or the layout of the release in RecordFormat', () => {
+    const dir = tempDir();
+    const files = writeFiles(dir, { 'rdkafka.conf': GOOD_RDKAFKA });
+    writeFiles(dir, { 'default.conf': `ClusterName=hpc1\nJobCompLoc=${files['rdkafka.conf'] ?? ''}\nJobCompParams=enable_job_start\n` });
+    writeFiles(dir, { 'old.conf': `ClusterName=hpc1\nJobCompLoc=${files['rdkafka.conf'] ?? ''}\nJobCompParams=enable_job_start\nRecordFormat=24.11.7\n` });
+    const byDefault = runCli(['check-config', '-c', join(dir, 'default.conf')]);
+    expect(byDefault.code).toBe(0);
+    expect(byDefault.stdout).toContain('  record format: jobcomp/kafka 26.05\n');
+    expect(byDefault.stdout).toContain('finish -> hpc1, start -> hpc1-job-start\n');
+    const old = runCli(['check-config', '-c', join(dir, 'old.conf')]);
+    expect(old.code).toBe(0);
+    expect(old.stdout).toContain('  record format: jobcomp/kafka 24.05.1-24.11 (RecordFormat=24.11.7)\n');
+    expect(old.stdout).toContain('start -> hpc1-job-start (start records disabled: the 24.05.1-24.11 record format has none, Slurm added them in 25.05)\n');
+    const json = JSON.parse(runCli(['check-config', '--json', '-c', join(dir, 'old.conf')]).stdout) as { recordFormat: { release: string; layout: { name: string; trailingNul: boolean; script: string } } };
+    expect(json.recordFormat).toMatchObject({ release: '24.11.7', layout: { name: '24.05.1-24.11', trailingNul: false, script: 'always' } });
+  });
+
   it("keeps a quoted '#' in jobcompd.conf, allows comments after a space, and warns when rdkafka.conf cuts a value at '#'", () => {
     const dir = tempDir();
     writeFiles(dir, { 'rdkafka.conf': 'bootstrap.servers=127.0.0.1:9092 # the broker\nclient.id=slurm#1\n' });
@@ -207,7 +234,7 @@ describe('check-config on a good configuration', () => {
     writeFiles(dir, { 'slurm.conf': `ClusterName=hpc1\nJobCompType=jobcomp/kafka\nJobCompLoc=${join(dir, 'rdkafka.conf')}\nJobCompParams=topic=a#b\n` });
     const r = runCli(['check-config', '--slurm-conf', join(dir, 'slurm.conf')]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('topics:        finish -> a, start -> hpc1-job-start (start records disabled)\n');
+    expect(r.stdout).toContain('topics:        finish -> a, start -> hpc1-job-start (start records disabled: no enable_job_start in JobCompParams)\n');
   });
 
   it('redacts a secret even when librdkafka refuses the configuration', () => {

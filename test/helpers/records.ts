@@ -5,6 +5,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseElasticsearchBody } from '../../src/record/from-elasticsearch';
 import { serialize } from '../../src/record/serialize';
+import { parseRecordFormat } from '../../src/record/record-format';
+import { DEFAULT_PAYLOAD_OPTIONS, type PayloadOptions } from '../../src/record/to-payload';
 
 export const ES_FIXTURES = join(__dirname, '../fixtures/es-22.05');
 
@@ -24,13 +26,18 @@ export function numberedBodies(count: number, firstJobId: number): Buffer[] {
   });
 }
 
-/** What jobcompd publishes for a body (default JobCompParams). */
+/** What jobcompd publishes for a body (default JobCompParams and RecordFormat). */
 export function expectedPayload(body: Buffer): Buffer {
-  return serialize(parseElasticsearchBody(body, { sendScript: false }));
+  return serialize(parseElasticsearchBody(body), DEFAULT_PAYLOAD_OPTIONS);
 }
 
 export function jobIdOf(payload: Buffer): number {
   const m = /^\{"jobid":(\d+),/.exec(payload.toString('latin1'));
   if (!m) throw new Error(`not a job record: ${payload.toString('latin1').slice(0, 40)}`);
   return Number(m[1]);
+}
+
+/** Payload options for the layout of `release` (as RecordFormat takes it), default JobCompParams unless given. */
+export function optionsFor(release: string, flags: { sendScript?: boolean; sendComment?: boolean } = {}): PayloadOptions {
+  return { layout: parseRecordFormat(release, { file: '(test)' }).layout, sendScript: flags.sendScript ?? false, sendComment: flags.sendComment ?? false };
 }

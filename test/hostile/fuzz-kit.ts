@@ -14,6 +14,7 @@ import { mapHookEnv } from '../../src/record/from-hook';
 import { JobEvent } from '../../src/record/job-record';
 import { parseEnvBlock, parseEnvDump } from '../../src/record/slurm-env';
 import { serialize } from '../../src/record/serialize';
+import { DEFAULT_PAYLOAD_OPTIONS } from '../../src/record/to-payload';
 import { runCliAsync } from '../helpers/cli';
 import { mulberry32 } from '../helpers/random';
 import type { DaemonProcess } from '../helpers/daemon';
@@ -309,8 +310,8 @@ function failure(err: unknown): Prediction {
 /** A jobcomp/elasticsearch body, as Ingest.acceptElasticsearch handles it. */
 export function predictElasticsearch(body: Buffer, sendScript: boolean): Prediction {
   try {
-    const record = parseElasticsearchBody(body, { sendScript });
-    return stored(record.event, record.jobid, serialize(record));
+    const record = parseElasticsearchBody(body);
+    return stored(record.event, record.jobid, serialize(record, { ...DEFAULT_PAYLOAD_OPTIONS, sendScript }));
   } catch (err) {
     return failure(err);
   }
@@ -322,7 +323,7 @@ export function predictHookEnv(env: Buffer, enableJobStart: boolean): Prediction
     const mapped = mapHookEnv(parseEnvBlock(env));
     if (mapped.kind === 'not-published') return { kind: 'ignored' };
     if (mapped.record.event === JobEvent.start && !enableJobStart) return { kind: 'ignored' };
-    return stored(mapped.record.event, mapped.record.jobid, serialize(mapped.record));
+    return stored(mapped.record.event, mapped.record.jobid, serialize(mapped.record, DEFAULT_PAYLOAD_OPTIONS));
   } catch (err) {
     return failure(err);
   }

@@ -50,3 +50,35 @@ it('refuses input it cannot map with exit 65 and the reason, and prints nothing 
   expect(env.code).toBe(65);
   expect(env.stderr).toContain('UID');
 });
+
+describe('--format: the layout of another Slurm release', () => {
+  const LAYOUTS = join(__dirname, '../fixtures/kafka-layouts');
+  const body = readFileSync(join(LAYOUTS, '26.05-send_comment.finish.json'));
+
+  it.each([
+    ['26.05', 'send_comment', '26.05-send_comment.finish.json'],
+    ['25.11', '', '25.05-25.11.finish.json'],
+    ['23.11.7', '', '23.11.7-23.11.8.finish.json'],
+  ])('--format %s --params %j prints that release\'s record', (format, params, name) => {
+    const r = runCliBytes(['convert', '--from', 'elasticsearch', '--format', format, '--params', params], body);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const expected = readFileSync(join(LAYOUTS, name)).toString('latin1').replace(/"script":"[^"]*",/, '');
+    expect(r.stdout.toString('latin1')).toBe(expected);
+  });
+
+  it('defaults to 26.05', () => {
+    expect(runCliBytes(['convert', '--from', 'elasticsearch'], body).stdout.toString('latin1')).toBe(readFileSync(join(LAYOUTS, '26.05.finish.json')).toString('latin1'));
+  });
+
+  it('refuses a release it does not know with exit 78, and a start record under a release without them with exit 65', () => {
+    const bad = runCliBytes(['convert', '--from', 'elasticsearch', '--format', '23.11'], body);
+    expect(bad.code).toBe(78);
+    expect(bad.stderr).toMatch(/^jobcompd: --format: "23.11" is ambiguous/);
+    const { input } = fixture(SCRIPT, 'prolog_ctld.1.');
+    const start = runCliBytes(['convert', '--from', 'prolog', '--format', '24.11'], input);
+    expect(start.code).toBe(65);
+    expect(start.stdout.length).toBe(0);
+    expect(start.stderr).toContain('Slurm added them in 25.05');
+  });
+});

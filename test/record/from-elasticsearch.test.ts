@@ -6,14 +6,15 @@ import { join } from 'node:path';
 import { RecordCodes, RecordError } from '../../src/errors';
 import { parseElasticsearchBody } from '../../src/record/from-elasticsearch';
 import { serialize } from '../../src/record/serialize';
+import { optionsFor } from '../helpers/records';
 
 const ES_DIR = join(__dirname, '../fixtures/es-22.05');
 const KAFKA_DIR = join(__dirname, '../fixtures/kafka-25.05');
-const noScript = { sendScript: false };
+const AT_25_11 = optionsFor('25.11');
 
 function convert(body: Buffer | string, sendScript = false): string {
   const buf = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
-  return serialize(parseElasticsearchBody(buf, { sendScript })).toString('latin1');
+  return serialize(parseElasticsearchBody(buf), optionsFor('25.11', { sendScript })).toString('latin1');
 }
 
 /** A captured 22.05 body with some keys changed (undefined deletes the key). */
@@ -34,7 +35,7 @@ describe('captured Slurm 22.05 jobcomp/elasticsearch bodies (golden)', () => {
   });
 
   it.each(bodies)('%s maps to its golden 25.05 payload', (name) => {
-    const out = serialize(parseElasticsearchBody(readFileSync(join(ES_DIR, name)), noScript));
+    const out = serialize(parseElasticsearchBody(readFileSync(join(ES_DIR, name))), AT_25_11);
     const expected = readFileSync(join(ES_DIR, 'expected', name.replace(/\.json$/, '.kafka.json')));
     expect(out.toString('latin1')).toBe(expected.toString('latin1'));
   });
@@ -54,6 +55,53 @@ describe('23.02+ bodies (same record builder as jobcomp/kafka)', () => {
     expect(out).toContain('"container":""');
     expect(out).not.toContain('"@start"');
     expect(out).toContain('"elapsed":0,');
+  });
+});
+
+describe('bodies of each release, in each release\'s layout (RecordFormat)', () => {
+  const LAYOUTS = join(__dirname, '../fixtures/kafka-layouts');
+  const layoutRecord = (name: string): Buffer => readFileSync(join(LAYOUTS, name));
+  /** jobcomp/elasticsearch POSTs the record jobcomp/kafka of its release builds, without a NUL */
+  const bodyOf = (name: string): Buffer => {
+    const record = layoutRecord(name);
+    return record[record.length - 1] === 0 ? record.subarray(0, -1) : record;
+  };
+  const as = (body: Buffer, release: string, flags: { sendScript?: boolean; sendComment?: boolean } = {}): string =>
+    serialize(parseElasticsearchBody(body), optionsFor(release, flags)).toString('latin1');
+
+  it.each([
+    ['26.05-send_comment.finish.json', '26.05', { sendComment: true }],
+    ['24.05.1-24.11.finish.json', '24.11', {}],
+    ['23.11.9+.finish.json', '23.11.9', {}],
+    ['23.11.1-23.11.6.finish.json', '23.11.1', {}],
+    ['23.02-23.11.0.finish.json', '23.02', {}],
+  ])('a body like %s comes out as its release\'s record, byte for byte', (name, release, flags) => {
+    expect(as(bodyOf(name), release, flags)).toBe(layoutRecord(name).toString('latin1'));
+  });
+
+  it('a 26.05 body: sluid, original_sluid, admin_comment from the body; comment only with send_comment', () => {
+    const body = bodyOf('26.05-send_comment.finish.json');
+    expect(as(body, '26.05')).toBe(layoutRecord('26.05.finish.json').toString('latin1'));
+    expect(as(body, '25.11')).toBe(layoutRecord('25.05-25.11.finish.json').toString('latin1'));
+  });
+
+  it('a 24.11 body (with the script it always sent) as a 25.11 record: the script only with send_script', () => {
+    const body = bodyOf('24.05.1-24.11.finish.json');
+    expect(as(body, '25.11')).toBe(layoutRecord('25.05-25.11.finish.json').toString('latin1'));
+    expect(as(body, '25.11', { sendScript: true })).toBe(layoutRecord('25.05-25.11-send_script.finish.json').toString('latin1'));
+  });
+
+  it('a body without a SLUID as a 26.05 record: no sluid key, nothing invented', () => {
+    const out = as(bodyOf('25.05-25.11.finish.json'), '26.05', { sendComment: true });
+    expect(out).toBe(layoutRecord('25.05-25.11.finish.json').toString('latin1'));
+  });
+
+  it('a 22.05 body in the 23.02 layout keeps its unguarded elapsed and negative @queue_wait', () => {
+    const body = captured({ '@start': '2026-11-22T03:50:20', '@end': '2026-11-22T03:50:11', elapsed: -9, '@queue_wait': -4 });
+    const out = as(Buffer.from(body), '23.02');
+    expect(out).toContain('"@start":"Unknown","@end":"2026-11-22T03:50:11","elapsed":-9,');
+    expect(out).toContain('"@queue_wait":-4,');
+    expect(as(Buffer.from(body), '26.05')).toContain('"group_id":0,"@end":"2026-11-22T03:50:11","elapsed":0,');
   });
 });
 
@@ -116,7 +164,7 @@ describe('22.05 mapping rules', () => {
     const utf8Name = Buffer.from('"Jé€-\\u00e9"', 'utf8').toString('latin1'); // raw é and €, then an escaped é
     const invalidAccount = '"a\xff\xc3("'; // bytes 0xff and 0xc3 0x28 are not UTF-8
     const latin1 = captured({ job_name: 'NAME', account: 'ACCT' }).replace('"NAME"', utf8Name).replace('"ACCT"', invalidAccount);
-    const out = serialize(parseElasticsearchBody(Buffer.from(latin1, 'latin1'), noScript));
+    const out = serialize(parseElasticsearchBody(Buffer.from(latin1, 'latin1')), AT_25_11);
     expect(out.includes(Buffer.from('"job_name":"Jé€-é"', 'utf8'))).toBe(true);
     expect(out.includes(Buffer.from([0x22, 0x61, 0xff, 0xc3, 0x28, 0x22]))).toBe(true);
   });
@@ -125,7 +173,7 @@ describe('22.05 mapping rules', () => {
 describe('bodies that cannot be mapped', () => {
   const fails = (body: string): RecordError => {
     try {
-      parseElasticsearchBody(Buffer.from(body), noScript);
+      parseElasticsearchBody(Buffer.from(body));
     } catch (err) {
       if (err instanceof RecordError) return err;
       throw err;

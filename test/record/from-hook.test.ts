@@ -7,6 +7,9 @@ import { RecordCodes, RecordError } from '../../src/errors';
 import { mapHookEnv, mapJobcompScriptEnv, mapPrologEnv } from '../../src/record/from-hook';
 import { hookContext, parseEnvBlock, parseEnvDump } from '../../src/record/slurm-env';
 import { serialize } from '../../src/record/serialize';
+import { optionsFor } from '../helpers/records';
+
+const AT_25_11 = optionsFor('25.11');
 import { timeLimitSeconds, totalCpus } from '../../src/record/slurm-values';
 import { decodeMessage, encodeRequest } from '../../src/sources/hook-protocol';
 
@@ -34,7 +37,7 @@ describe('captured jobcomp/script environments (golden)', () => {
   it.each(dumps('jobcomp.'))('%s', (_name, path) => {
     const env = parseEnvDump(readFileSync(path));
     expect(hookContext(env)).toBe('jobcomp');
-    expect(serialize(mapJobcompScriptEnv(env)).toString('latin1')).toBe(expected(path));
+    expect(serialize(mapJobcompScriptEnv(env), AT_25_11).toString('latin1')).toBe(expected(path));
   });
 });
 
@@ -42,7 +45,7 @@ describe('captured PrologSlurmctld environments (golden)', () => {
   it.each(dumps('prolog_ctld.'))('%s', (_name, path) => {
     const env = parseEnvDump(readFileSync(path));
     expect(hookContext(env)).toBe('prolog');
-    expect(serialize(mapPrologEnv(env)).toString('latin1')).toBe(expected(path));
+    expect(serialize(mapPrologEnv(env), AT_25_11).toString('latin1')).toBe(expected(path));
   });
 });
 
@@ -53,7 +56,7 @@ describe('jobcomp/script rules', () => {
     env.set('ARRAYTASKID', '2');
     env.set('LIMIT', '1-02:03:00');
     env.set('EXITCODE', '3:0');
-    const out = serialize(mapJobcompScriptEnv(env)).toString('latin1');
+    const out = serialize(mapJobcompScriptEnv(env), AT_25_11).toString('latin1');
     expect(out).toContain('"@start":"2026-11-22T03:50:10","@end":"2026-11-22T03:50:11","elapsed":1');
     expect(out).toContain('"exit_code":"3:0","state":"COMPLETED"');
     expect(out).toContain('"array_job_id":7,"array_task_id":2,"pack_job_id":0');
@@ -64,7 +67,7 @@ describe('jobcomp/script rules', () => {
     const env = okJob();
     env.set('START', '0');
     env.set('LIMIT', 'UNLIMITED');
-    const out = serialize(mapJobcompScriptEnv(env)).toString('latin1');
+    const out = serialize(mapJobcompScriptEnv(env), AT_25_11).toString('latin1');
     expect(out).not.toContain('@start');
     expect(out).not.toContain('time_limit');
     expect(out).toContain('"elapsed":0,');
@@ -74,7 +77,7 @@ describe('jobcomp/script rules', () => {
     const env = okJob();
     env.set('START', '1795319412');
     env.set('END', '1795319411');
-    const out = serialize(mapJobcompScriptEnv(env)).toString('latin1');
+    const out = serialize(mapJobcompScriptEnv(env), AT_25_11).toString('latin1');
     expect(out).not.toContain('@start');
     expect(out).toContain('"@end":"2026-11-22T03:50:11","elapsed":0,');
   });
@@ -82,7 +85,7 @@ describe('jobcomp/script rules', () => {
   it('uses ELIGIBLE (Slurm 24.05+) for @eligible and @queue_wait', () => {
     const env = okJob();
     env.set('ELIGIBLE', '1795319409');
-    expect(serialize(mapJobcompScriptEnv(env)).toString('latin1')).toContain('"@submit":"2026-11-22T03:50:09","@eligible":"2026-11-22T03:50:09","@queue_wait":1');
+    expect(serialize(mapJobcompScriptEnv(env), AT_25_11).toString('latin1')).toContain('"@submit":"2026-11-22T03:50:09","@eligible":"2026-11-22T03:50:09","@queue_wait":1');
   });
 
   it('treats empty variables as unset and WORK_DIR=unknown as no directory; nobody for another uid is null', () => {
@@ -90,10 +93,33 @@ describe('jobcomp/script rules', () => {
     env.set('WORK_DIR', 'unknown');
     env.set('USERNAME', 'nobody');
     env.set('UID', '4242');
-    const out = serialize(mapJobcompScriptEnv(env)).toString('latin1');
+    const out = serialize(mapJobcompScriptEnv(env), AT_25_11).toString('latin1');
     expect(out).not.toContain('work_dir');
     expect(out).not.toContain('"account"');
     expect(out).toContain('"username":null,"user_id":4242');
+  });
+});
+
+describe('jobcomp/script environments of 26.05', () => {
+  it('SLUID and ORIGINAL_SLUID become sluid and original_sluid, after jobid, only in the 26.05 layout', () => {
+    const env = okJob();
+    env.set('SLUID', 's0CJ4W8K2ZQ6M2');
+    env.set('ORIGINAL_SLUID', 's0CJ4W8K2ZQ6M1');
+    const out = serialize(mapJobcompScriptEnv(env), optionsFor('26.05', { sendComment: true })).toString('latin1');
+    expect(out).toMatch(/^\{"jobid":\d+,"sluid":"s0CJ4W8K2ZQ6M2","original_sluid":"s0CJ4W8K2ZQ6M1","container":null,/);
+    expect(out).not.toContain('comment');
+    expect(serialize(mapJobcompScriptEnv(env), AT_25_11).toString('latin1')).not.toContain('sluid');
+  });
+
+  it('in a layout before 24.05.1 a START after END is printed "Unknown", and a negative @queue_wait is kept', () => {
+    const env = okJob();
+    env.set('START', '0');
+    env.set('ELIGIBLE', env.get('END') ?? '');
+    expect(serialize(mapJobcompScriptEnv(env), optionsFor('24.05.0')).toString('latin1')).toContain('"@start":"Unknown","@end":');
+    env.set('START', String(Number(env.get('END')) - 1));
+    env.set('ELIGIBLE', env.get('END') ?? '');
+    expect(serialize(mapJobcompScriptEnv(env), optionsFor('24.05.0')).toString('latin1')).toContain('"@queue_wait":-1,');
+    expect(serialize(mapJobcompScriptEnv(env), optionsFor('24.05.1')).toString('latin1')).not.toContain('@queue_wait');
   });
 });
 
@@ -117,11 +143,24 @@ describe('PrologSlurmctld rules', () => {
     });
 
   it('builds a start record: @start from the hook time, CPUs summed, state null, no account "(null)"', () => {
-    expect(serialize(mapPrologEnv(prolog())).toString('latin1')).toBe(
+    expect(serialize(mapPrologEnv(prolog()), AT_25_11).toString('latin1')).toBe(
       '{"jobid":77,"container":null,"username":"alice","user_id":1001,"groupname":"physics","group_id":2001,"@start":"2025-06-02T10:00:00",' +
         '"partition":"compute","alloc_node":null,"nodes":"node[001-002]","total_cpus":64,"total_nodes":2,"state":null,' +
         '"het_job_id":0,"het_job_offset":0,"job_name":"lammps_run"}',
     );
+  });
+
+  it('26.05: SLURM_JOB_SLUID as sluid and original_sluid, SLURM_JOB_COMMENT as comment with send_comment; no admin_comment', () => {
+    const env = prolog({ SLURM_JOB_SLUID: 's0CJ4W8K2ZQ6M1', SLURM_JOB_COMMENT: 'run 7', SLURM_JOB_ACCOUNT: 'physics' });
+    const out = serialize(mapPrologEnv(env), optionsFor('26.05', { sendComment: true })).toString('latin1');
+    expect(out.startsWith('{"jobid":77,"sluid":"s0CJ4W8K2ZQ6M1","original_sluid":"s0CJ4W8K2ZQ6M1","container":null,')).toBe(true);
+    expect(out.endsWith('"job_name":"lammps_run","account":"physics","comment":"run 7"}')).toBe(true);
+    expect(serialize(mapPrologEnv(env), optionsFor('26.05')).toString('latin1')).not.toContain('"comment"');
+    expect(serialize(mapPrologEnv(env), AT_25_11).toString('latin1')).not.toContain('sluid');
+  });
+
+  it('26.05 without SLURM_JOB_SLUID: no sluid key', () => {
+    expect(serialize(mapPrologEnv(prolog()), optionsFor('26.05')).toString('latin1')).toBe(serialize(mapPrologEnv(prolog()), AT_25_11).toString('latin1'));
   });
 
   it('sums SLURM_JOB_CPUS_PER_NODE forms', () => {
