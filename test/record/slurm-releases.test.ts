@@ -8,6 +8,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCliBytes } from '../helpers/cli';
+import { deriveTresRaw } from '../../src/record/tres';
 import { compareFields, normalised, parsePayload, type Payload } from '../helpers/payload';
 
 const FIXTURES = join(__dirname, '..', 'fixtures');
@@ -49,6 +50,19 @@ describe.each(releases)('Slurm %s', (format) => {
       const theirs = parsePayload(plugin.get(job) as Buffer);
       expect({ job, bytes: normalised(ours, ids([ours])) }).toEqual({ job, bytes: normalised(theirs, pluginIds) });
     }
+  });
+
+  it('derives tres_req_raw and tres_alloc_raw from the formatted strings as the release printed them (the 22.05 inference)', () => {
+    const checked: string[] = [];
+    for (const bytes of [...plugin.values(), ...pluginStart.values()]) {
+      const v = parsePayload(bytes).value;
+      for (const key of ['tres_req', 'tres_alloc']) {
+        if (typeof v[key] !== 'string') continue;
+        checked.push(String(v[key]));
+        expect({ formatted: v[key], raw: deriveTresRaw(v[key] as string) }).toEqual({ formatted: v[key], raw: v[`${key}_raw`] });
+      }
+    }
+    expect(checked.length).toBeGreaterThan(0);
   });
 
   it.each([
