@@ -15,10 +15,11 @@ export interface RelayedBody {
 
 /** Relays every POST to `target` unchanged and answers with its status; keeps the bodies. */
 export class BodyRelay {
-  readonly bodies: RelayedBody[] = [];
   private constructor(
     private readonly server: Server,
     readonly url: string,
+    /** every POST, in arrival order, with jobcompd's answer */
+    readonly bodies: readonly RelayedBody[],
   ) {}
 
   static async start(target: string): Promise<BodyRelay> {
@@ -41,10 +42,7 @@ export class BodyRelay {
       });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const relay = new BodyRelay(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
-    // the same array, filled by the handler above
-    (relay as { bodies: RelayedBody[] }).bodies = bodies;
-    return relay;
+    return new BodyRelay(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`, bodies);
   }
 
   /** Bodies jobcompd accepted (a retry of a refused one comes again). */

@@ -2,7 +2,7 @@
 // jobcompd's hook as PrologSlurmctld), jobcomp/elasticsearch -> jobcompd, or jobcomp/script ->
 // jobcompd's hook. Each run gets its own jobcompd, topics and cluster directory.
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { consumeAll } from '../../../tools/kafka/consume';
 import { SlurmCluster, type ClusterOptions, type SlurmInstallation } from '../../../tools/slurm/cluster';
@@ -46,8 +46,15 @@ export interface RunOptions {
 
 export const CLUSTER_NAME = 'conformance';
 
+/** A fresh directory munged accepts its socket under (every ancestor searchable by all). */
+export function clusterBaseDir(prefix: string): string {
+  const dir = tempDir(prefix);
+  chmodSync(dir, 0o755);
+  return dir;
+}
+
 export async function startRun(o: RunOptions): Promise<PathRun> {
-  const dir = tempDir(`jobcompd-conf-${o.release.format}-${o.path}-`);
+  const dir = clusterBaseDir(`jobcompd-conf-${o.release.format}-${o.path}-`);
   const tag = `${o.release.format.replace('.', '')}-${o.path}-${Date.now()}`;
   const jobStart = o.release.jobStart ? ',enable_job_start' : '';
   const daemon = await startDaemon({
@@ -93,8 +100,13 @@ export async function startRun(o: RunOptions): Promise<PathRun> {
     mkdirSync(dumps, { recursive: true });
     Object.assign(opts, { jobCompType: 'jobcomp/script', jobCompLoc: environmentRecorder(dir, 'jobcomp', installHook(dir, 'jobcomp-hook', hookCfg), dumps) });
   }
-  const slurm = await SlurmCluster.start(opts);
-  return { ...run, slurm };
+  try {
+    return { ...run, slurm: await SlurmCluster.start(opts) };
+  } catch (err) {
+    await run.relay?.close();
+    await daemon.stop('SIGTERM');
+    throw err;
+  }
 }
 
 export async function stopRun(run: PathRun | undefined): Promise<void> {
