@@ -56,7 +56,7 @@ export function parsePayload(bytes: Buffer): Payload {
     if (text[i] === ',') i++;
     else if (text[i] !== '}') throw new Error(`payload: expected , or } at byte ${i}`);
   }
-  if (i !== text.length - 1) throw new Error(`payload: ${text.length - 1 - i} bytes after the object`);
+  if (i !== text.length - 1) throw new Error(`payload: ${text.length - 1 - i} bytes after the object: ${bytes.subarray(i + 1).toString('hex')} (${text.slice(0, 60)}...)`);
   return { bytes, entries, value: JSON.parse(bytes.toString('utf8')) as Record<string, unknown> };
 }
 
