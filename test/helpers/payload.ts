@@ -17,6 +17,25 @@ export interface Payload {
   value: Record<string, unknown>;
 }
 
+/**
+ * The bytes up to the end of the top-level JSON object, and what follows it. Slurm 24.11's
+ * jobcomp/kafka can save a record with bytes after it in its state file (docs/migration.md).
+ */
+export function splitAfterObject(bytes: Buffer): { object: Buffer; after: Buffer } {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i];
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) depth++;
+    else if ((c === 0x7d || c === 0x5d) && --depth === 0) return { object: bytes.subarray(0, i + 1), after: bytes.subarray(i + 1) };
+  }
+  return { object: bytes, after: Buffer.alloc(0) };
+}
+
 export function parsePayload(bytes: Buffer): Payload {
   const text = bytes.toString('latin1');
   const entries: Entry[] = [];
