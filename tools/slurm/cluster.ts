@@ -62,8 +62,15 @@ const CTLD_PRIMARY = /Running as primary controller/;
 /** Lines after which the node state is worth checking again. */
 const NODE_EVENT = /node localhost registered|Node localhost now responding|Spawning registration agent/;
 const LOGROTATE = /SIGUSR2/;
-/** The old slurmctld's last line on a reconfigure (23.11+). */
-const RELINQUISHED = /Relinquishing control to new child/;
+
+/** The command name of a process (/proc/PID/comm), '' once it is gone. */
+function processName(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
 
 // ---------------------------------------------------------------------------
 // The cluster
@@ -256,8 +263,8 @@ export class SlurmCluster {
   }
 
   /**
-   * `scontrol reconfigure`. From 23.11 on slurmctld forks and execs a new slurmctld, which
-   * writes its pid file, and the old process exits without shutting its plugins down (docs/
+   * `scontrol reconfigure`. From 23.11 on slurmctld forks and execs a new slurmctld, and the
+   * old process exits without shutting its plugins down (docs/
    * slurm-integration.md): from then on the harness signals the new pid. Resolves once the
    * node is schedulable again.
    */
@@ -266,24 +273,25 @@ export class SlurmCluster {
     const ctld = this.slurmctld;
     if (ctld === undefined) throw new SlurmHarnessError('reconfigure(): slurmctld is not running');
     const before = ctld.pid;
+    // The new process logs what a fresh start logs.
     const handedOver = new Doorbell();
-    const unwatch = this.log.watch('slurmctld', RELINQUISHED, () => handedOver.ring());
+    const unwatch = this.log.watch('slurmctld', CTLD_PRIMARY, () => handedOver.ring());
     try {
       await this.client('scontrol', ['reconfigure']);
       await handedOver.wait(CTLD_PRIMARY_TIMEOUT_MS);
     } finally {
       unwatch();
     }
-    const pidFile = path.join(this.paths.run, 'slurmctld.pid');
+    // The successor carries our marker (it inherited the environment); slurmscriptd has its own name.
     const deadline = Date.now() + CTLD_PRIMARY_TIMEOUT_MS;
     for (;;) {
-      const pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
-      if (pid > 0 && pid !== before) {
-        ctld.handOver(pid);
-        this.log.note('slurmctld', `reconfigure: slurmctld is now pid ${pid}`);
+      const successor = this.processes().find((pid) => pid !== before && processName(pid) === 'slurmctld');
+      if (successor !== undefined) {
+        ctld.handOver(successor);
+        this.log.note('slurmctld', `reconfigure: slurmctld is now pid ${successor}`);
         break;
       }
-      if (Date.now() > deadline) throw new SlurmStartError('reconfigure: no new slurmctld pid', this.log.tails('slurmctld'));
+      if (Date.now() > deadline) throw new SlurmStartError('reconfigure: no new slurmctld process', this.log.tails('slurmctld'));
       await delay(LISTEN_POLL_MS);
     }
     await this.waitForNode();
