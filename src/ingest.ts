@@ -73,7 +73,7 @@ export class Ingest extends EventEmitter {
       return this.quarantineInput(raw, source, receivedAt, { code: err.code, reason: err.message, jobId: err.jobId, event });
     }
     if (mapped.kind === 'not-published') {
-      return Promise.resolve(this.ignore(mapped.jobId, undefined, mapped.reason, source, receivedAt));
+      return Promise.resolve(this.ignore(mapped.jobId, mapped.event, mapped.reason, source, receivedAt));
     }
     const startOff = mapped.event === JobEvent.start ? startRecordsOff(this.format.layout, this.params().enableJobStart) : undefined;
     if (startOff !== undefined) return Promise.resolve(this.ignore(mapped.jobId, mapped.event, startOff, source, receivedAt));

@@ -3,7 +3,8 @@
 //   elasticsearch  the JSON body jobcomp/elasticsearch POSTs
 //   script         a jobcomp/script environment, KEY=VALUE lines (as `env` prints them)
 //   prolog         a PrologSlurmctld environment, KEY=VALUE lines; @start comes from
-//                  JOBCOMPD_HOOK_TIME (the hook stamps it), left out if absent
+//                  SLURM_JOB_START_TIME (24.11+), else JOBCOMPD_HOOK_TIME (the hook
+//                  stamps it), left out if neither is there
 // --format RELEASE picks the record layout as RecordFormat does (default: the newest).
 
 import { parseJobCompParams } from '../config/jobcomp-params';

@@ -44,7 +44,7 @@ export async function runReplay(loadOpts: LoadOptions, opts: ReplayOptions): Pro
   const summary: ReplaySummary = { stateFile: publisher.outbox.file, imported: null, requeued: null, total: 0, delivered: 0, quarantined: 0, remaining: 0, outcome: 'drained' };
   if (stateFile) {
     const ingest = new Ingest(publisher.outbox, () => publisher.currentParams, cfg.daemon.recordFormat, log);
-    const r = await importSlurmState(ingest, stateFile.buf, stateFile.name);
+    const r = await importSlurmState(ingest, stateFile.buf, stateFile.name, payloadOptionsOf(publisher.currentParams, cfg.daemon.recordFormat));
     summary.imported = { file: stateFile.name, ...r };
     say(`imported ${stateFile.name} (${r.kind}${r.slurmVersion ? `, Slurm ${r.slurmVersion}` : ''}): ${r.stored} new, ${r.duplicates} already known, ${r.quarantined} quarantined`);
   }

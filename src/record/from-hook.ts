@@ -68,7 +68,7 @@ export function mapJobcompScriptEnv(env: Env): JobRecord {
   return record;
 }
 
-/** PrologSlurmctld environment -> job start record; @start is when the hook ran. */
+/** PrologSlurmctld environment -> job start record; @start is the job's start time, else when the hook ran. */
 export function mapPrologEnv(env: Env): JobRecord {
   const f = new EnvFields(env);
   const uid = f.uint('SLURM_JOB_UID');
@@ -86,7 +86,8 @@ export function mapPrologEnv(env: Env): JobRecord {
     user_id: uid,
     groupname: identityName(f.optString('SLURM_JOB_GROUP'), gid),
     group_id: gid,
-    start: hookTime(f),
+    // Slurm's own start time, exactly the plugin's @start (24.11+ set it; 22.05 does not: then the hook's clock)
+    start: f.time('SLURM_JOB_START_TIME') ?? hookTime(f),
     elapsed: 0,
     partition: f.nullableString('SLURM_JOB_PARTITION'),
     alloc_node: null,

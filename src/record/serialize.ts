@@ -163,6 +163,10 @@ export function serializeToByteString(r: JobRecord, opts: SerializeOptions): str
 
 /** The Kafka message value: compact JSON, no newline; a trailing NUL only in the layouts that had one. */
 export function serialize(r: JobRecord, opts: SerializeOptions): Buffer {
-  const json = Buffer.from(serializeToByteString(r, opts), 'latin1');
-  return opts.layout.trailingNul ? Buffer.concat([json, Buffer.alloc(1)]) : json;
+  return messageValue(Buffer.from(serializeToByteString(r, opts), 'latin1'), opts.layout);
+}
+
+/** A record's JSON as the layout's plugin handed it to librdkafka: 23.02-23.11.6 passed strlen + 1 bytes. */
+export function messageValue(json: Buffer, layout: RecordLayout): Buffer {
+  return layout.trailingNul ? Buffer.concat([json, Buffer.alloc(1)]) : json;
 }

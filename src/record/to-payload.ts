@@ -31,8 +31,8 @@ export type RecordInput =
 
 export type Mapped =
   | { kind: 'record'; record: JobRecord; event: JobEvent; jobId: number; payload: Buffer }
-  /** an input that is valid but publishes nothing (an EpilogSlurmctld environment) */
-  | { kind: 'not-published'; jobId: number | undefined; reason: string };
+  /** an input that is valid but publishes nothing (an EpilogSlurmctld environment, a start record in a layout without them) */
+  | { kind: 'not-published'; jobId: number | undefined; event: JobEvent | undefined; reason: string };
 
 export const EPILOG_NOT_PUBLISHED = 'EpilogSlurmctld environments carry no job state or times; end records come from jobcomp';
 
@@ -43,7 +43,7 @@ export function toPayload(input: RecordInput, opts: PayloadOptions): Mapped {
   const { record } = mapped;
   // a release without start records has no layout for one (enable_job_start is the caller's)
   const noStart = record.event === JobEvent.start ? startRecordsOff(opts.layout, true) : undefined;
-  if (noStart !== undefined) return { kind: 'not-published', jobId: record.jobid, reason: noStart };
+  if (noStart !== undefined) return { kind: 'not-published', jobId: record.jobid, event: record.event, reason: noStart };
   return recordWithPayload(record, opts);
 }
 
@@ -53,7 +53,7 @@ function mapInput(input: RecordInput): { kind: 'record'; record: JobRecord } | E
       return { kind: 'record', record: parseElasticsearchBody(input.body) };
     case 'hook': {
       const mapped = mapHookEnv(parseEnvBlock(input.environment));
-      if (mapped.kind === 'not-published') return { kind: 'not-published', jobId: mapped.jobId, reason: EPILOG_NOT_PUBLISHED };
+      if (mapped.kind === 'not-published') return { kind: 'not-published', jobId: mapped.jobId, event: undefined, reason: EPILOG_NOT_PUBLISHED };
       return mapped;
     }
     case 'env-dump': {

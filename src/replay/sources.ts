@@ -6,6 +6,7 @@ import type { Ingest } from '../ingest';
 import { parseSlurmState } from '../migrate/slurm-state';
 import type { Outbox, QuarantineRow, RowFilter } from '../outbox/outbox';
 import { isJobEvent, type JobEvent } from '../record/job-record';
+import { messageValue } from '../record/serialize';
 import { toPayload, type PayloadOptions, type RecordInput } from '../record/to-payload';
 
 export interface Requeued {
@@ -69,18 +70,18 @@ export interface Imported {
 /**
  * Import what Slurm's jobcomp/kafka (jobcomp_kafka_state) or jobcomp/elasticsearch
  * (elasticsearch_state) saved at its last clean shutdown. jobcomp/kafka payloads are
- * published as saved, as the plugin itself would at its next start; elasticsearch bodies
- * are mapped like any body it POSTs. Importing the same file twice stores nothing twice
- * (within DedupWindow).
+ * published as saved, as the plugin itself would at its next start (with the trailing NUL
+ * of the layouts that sent one); elasticsearch bodies are mapped like any body it POSTs.
+ * Importing the same file twice stores nothing twice (within DedupWindow).
  */
-export async function importSlurmState(ingest: Ingest, file: Buffer, fileName: string): Promise<Imported> {
+export async function importSlurmState(ingest: Ingest, file: Buffer, fileName: string, opts: PayloadOptions): Promise<Imported> {
   const state = parseSlurmState(file, fileName);
   const out: Imported = { kind: state.kind, slurmVersion: state.slurmVersion, stored: 0, duplicates: 0, quarantined: 0 };
   for (const r of state.records) {
     const result =
       state.kind === 'elasticsearch_state'
         ? await ingest.acceptElasticsearch(r.payload, 'replay')
-        : await ingest.acceptSerialized({ event: r.event, jobId: r.jobId ?? 0, payload: r.payload }, 'replay');
+        : await ingest.acceptSerialized({ event: r.event, jobId: r.jobId ?? 0, payload: messageValue(r.payload, opts.layout) }, 'replay');
     if (result.kind === 'stored') out.stored += 1;
     else if (result.kind === 'duplicate') out.duplicates += 1;
     else if (result.kind === 'quarantined') out.quarantined += 1;
@@ -98,7 +99,7 @@ export type PlannedImport = ({ kind: 'publish' } & Publishable) | { kind: 'quara
 export function planSlurmStateImport(file: Buffer, fileName: string, opts: PayloadOptions): { kind: string; records: PlannedImport[] } {
   const state = parseSlurmState(file, fileName);
   const records = state.records.map((r, index): PlannedImport => {
-    if (state.kind !== 'elasticsearch_state') return { kind: 'publish', event: r.event, jobId: r.jobId ?? 0, payload: r.payload };
+    if (state.kind !== 'elasticsearch_state') return { kind: 'publish', event: r.event, jobId: r.jobId ?? 0, payload: messageValue(r.payload, opts.layout) };
     try {
       const p = publishableOf({ kind: 'elasticsearch', body: r.payload }, opts);
       if (typeof p === 'string') return { kind: 'quarantine', index, jobId: r.jobId, reason: p };

@@ -9,6 +9,7 @@ import { runCli, runCliBytes, tempDir } from '../helpers/cli';
 import { useBroker } from '../helpers/broker-suite';
 import { installHook, runHook } from '../helpers/hook';
 import { jobIdOf } from '../helpers/records';
+import { post } from '../helpers/daemon';
 import { parseEnvDump } from '../../src/record/slurm-env';
 
 jest.setTimeout(120_000);
@@ -70,6 +71,22 @@ it('start records are not stored without enable_job_start; epilog environments n
   expect(spoolFiles(d.spoolDir)).toEqual([]);
   await d.stop();
   expect(JSON.parse(runCli(['status', '--json', '-c', d.configFile]).stdout)).toMatchObject({ backlog: 0, delivered: 0, quarantined: 0 });
+});
+
+it('RecordFormat=24.11: a 26.05 body is published in the 24.11 layout, and a prolog makes no start record (24.11 had none)', async () => {
+  const d = await suite.daemon({ clusterName: 'fmt2411', params: 'enable_job_start,send_comment,poll_interval=0.05', extraConf: 'RecordFormat=24.11' });
+  const layouts = join(__dirname, '../fixtures/kafka-layouts');
+  expect((await post(d.url, readFileSync(join(layouts, '26.05-send_comment.finish.json')))).status).toBe(201);
+  const [message] = await consumeAll(suite.broker().bootstrapServers, 'fmt2411', { count: 1, timeoutMs: 30_000 });
+  // the 24.11 record of the same job; the body had no script to send
+  const expected = readFileSync(join(layouts, '24.05.1-24.11.finish.json'), 'latin1').replace(/"script":"[^"]*",/, '');
+  expect(message?.value?.toString('latin1')).toBe(expected);
+
+  const hook = installHook(d.dir, 'prolog-hook', { socket: d.hookSocket, spool: d.spoolDir });
+  expect((await runHook(hook, withJobId(capture('prolog_ctld.1.'), 'SLURM_JOB_ID', 2411))).code).toBe(0);
+  expect(spoolFiles(d.spoolDir)).toEqual([]);
+  await d.stop();
+  expect(JSON.parse(runCli(['status', '--json', '-c', d.configFile]).stdout)).toMatchObject({ backlog: 0, delivered: 1, quarantined: 0 });
 });
 
 it('with jobcompd down the hook spools the record and exits 0; jobcompd imports it at start', async () => {

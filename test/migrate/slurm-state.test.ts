@@ -11,6 +11,8 @@ import {
   SlurmStateError,
   type SavedRecord,
 } from '../../src/migrate/slurm-state';
+import { planSlurmStateImport } from '../../src/replay/sources';
+import { optionsFor } from '../helpers/records';
 
 const FIXTURES = join(__dirname, '../fixtures');
 const finish = readFileSync(join(FIXTURES, 'kafka-25.05/job4242-finish.json'));
@@ -297,5 +299,21 @@ describe('writers refuse what Slurm could not read back', () => {
   });
   test('a payload with a NUL', () => {
     expect(() => encodeElasticsearchState([Buffer.from('{\0}', 'latin1')])).toThrow('cannot contain a NUL');
+  });
+});
+
+describe('importing a jobcomp_kafka_state in the RecordFormat layout (replay --from-slurm-state --dry-run)', () => {
+  const file = encodeKafkaState(0x2800, [{ event: 1, jobId: 4242, payload: finish }]);
+
+  it('23.11.0-23.11.6 re-produced a saved payload with its trailing NUL; 23.11.7+ without', () => {
+    const planned = (release: string): Buffer[] =>
+      planSlurmStateImport(file, 'jobcomp_kafka_state', optionsFor(release)).records.map((r) => (r.kind === 'publish' ? r.payload : Buffer.alloc(0)));
+    expect(planned('23.11.6')).toEqual([Buffer.concat([finish, Buffer.alloc(1)])]);
+    expect(planned('23.11.7')).toEqual([finish]);
+  });
+
+  it('a 26.05 file (protocol 0x2D00, the 25.05 layout) keeps events and payloads as saved', () => {
+    const records = planSlurmStateImport(encodeKafkaState(0x2d00, [{ event: 2, jobId: 4242, payload: start }]), 'jobcomp_kafka_state', optionsFor('26.05')).records;
+    expect(records).toEqual([{ kind: 'publish', event: 2, jobId: 4242, payload: start }]);
   });
 });

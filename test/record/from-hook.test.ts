@@ -163,6 +163,33 @@ describe('PrologSlurmctld rules', () => {
     expect(serialize(mapPrologEnv(prolog()), optionsFor('26.05')).toString('latin1')).toBe(serialize(mapPrologEnv(prolog()), AT_25_11).toString('latin1'));
   });
 
+  it('a real 26.05 prolog environment gives the real plugin start record, less the fields a prolog is not given', () => {
+    // captured from Slurm 26.05.3 by the conformance suite (job "ok"): the prolog's environment
+    // and jobcomp/kafka's start record of the same job, in the same run
+    const env = parseEnvDump(
+      Buffer.from(
+        'SLURM_CLUSTER_NAME=conformance\nSLURM_JOBID=1\nSLURM_JOB_ACCOUNT=(null)\nSLURM_JOB_CPUS_PER_NODE=1\nSLURM_JOB_END_TIME=1796391404\n' +
+          'SLURM_JOB_EXCLUSIVE=NO\nSLURM_JOB_GID=0\nSLURM_JOB_GROUP=root\nSLURM_JOB_ID=1\nSLURM_JOB_NAME=ok\nSLURM_JOB_NODELIST=localhost\n' +
+          'SLURM_JOB_NUM_NODES=1\nSLURM_JOB_OVERSUBSCRIBE=NO\nSLURM_JOB_PARTITION=debug\nSLURM_JOB_RESTART_COUNT=0\nSLURM_JOB_SLUID=s9P9M90M1VJP00\n' +
+          'SLURM_JOB_START_TIME=1796391104\nSLURM_JOB_STDIN=/dev/null\nSLURM_JOB_STDOUT=/dev/null\nSLURM_JOB_UID=0\nSLURM_JOB_USER=root\n' +
+          'SLURM_JOB_WORK_DIR=/tmp/wd "q" back\\slash\ttab ünïcødé\nSLURM_SCRIPT_CONTEXT=prolog_slurmctld\nJOBCOMPD_HOOK_TIME=1796391105.5\n',
+        'utf8',
+      ),
+    );
+    const plugin: Record<string, unknown> = {
+      jobid: 1, sluid: 's9P9M90M1VJP00', original_sluid: 's9P9M90M1VJP00', container: null, username: 'root', user_id: 0, groupname: 'root', group_id: 0,
+      '@start': '2026-12-04T13:31:44', partition: 'debug', alloc_node: 'localhost', nodes: 'localhost', total_cpus: 1, total_nodes: 1, state: null,
+      het_job_id: 0, het_job_offset: 0, priority: 1, '@submit': '2026-12-04T13:31:44', '@eligible': '2026-12-04T13:31:44', '@queue_wait': 0,
+      work_dir: '/tmp/wd "q" back\\slash\ttab ünïcødé', std_in: '/dev/null', std_out: '/dev/null', ntasks: 0, ntasks_per_node: 0, ntasks_per_tres: 0,
+      cpus_per_task: 1, time_limit: 300, job_name: 'ok', tres_req_raw: '1=1,2=24105,4=1,5=1', tres_req: 'cpu=1,mem=24105M,node=1,billing=1',
+      tres_alloc_raw: '1=1,3=18446744073709551614,4=1,5=1', tres_alloc: 'cpu=1,node=1,billing=1', script: '#!/bin/sh\n# This script was created by sbatch --wrap.\n\nsleep 1\n',
+    };
+    const notGiven = ['priority', '@submit', '@eligible', '@queue_wait', 'ntasks', 'ntasks_per_node', 'ntasks_per_tres', 'cpus_per_task', 'time_limit', 'tres_req_raw', 'tres_req', 'tres_alloc_raw', 'tres_alloc', 'script'];
+    const expected = Object.fromEntries(Object.entries({ ...plugin, alloc_node: null }).filter(([k]) => !notGiven.includes(k)));
+    const ours = serialize(mapPrologEnv(env), optionsFor('26.05', { sendScript: true, sendComment: true }));
+    expect(ours.toString('utf8')).toBe(JSON.stringify(expected).replace(/\//g, '\\/'));
+  });
+
   it('sums SLURM_JOB_CPUS_PER_NODE forms', () => {
     expect(totalCpus('4(x2),2')).toBe(10);
     expect(totalCpus('1')).toBe(1);
