@@ -58,7 +58,7 @@ test: build test-deps
 # Builds each release once (tools/slurm/build-release.sh, cached outside the checkout) from
 # its jest suite, then runs it. On a shared machine run it under the heavy lock.
 conformance: build test-deps
-	npx jest -c jest.conformance.config.js --ci
+	npx jest -c jest.conformance.config.js --ci --forceExit
 
 bench-deps: deps kafka-jars
 	scripts/system-deps.sh bench

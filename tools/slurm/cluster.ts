@@ -24,7 +24,7 @@ import {
   renderSlurmConf,
   withoutSlurmVariables,
 } from './config';
-import { Daemon, isListening, raceAgainstDeath } from './daemon';
+import { Daemon, isListening, processAlive, raceAgainstDeath } from './daemon';
 import { SlurmCommandError, SlurmHarnessError, SlurmStartError, SlurmStopError, SlurmTimeoutError } from './errors';
 import { clientPath, daemonCommand, DEBIAN_SLURM, ensureInstalled, machineNodeShape, type SlurmInstallation } from './install';
 import { ClusterLog, Doorbell, type LogSource, type SlurmDaemonName } from './log';
@@ -56,6 +56,8 @@ const STOP_GRACE_MS = 15_000;
  */
 const CTLD_STOP_GRACE_MS = 60_000;
 const ES_KICK_ACK_TIMEOUT_MS = 5_000;
+/** After a reconfigure, how long a second slurmctld may take to show up before we conclude there is none. */
+const RECONFIGURE_SUCCESSOR_MS = 1_000;
 
 const MUNGED_READY = /Created socket/;
 const CTLD_PRIMARY = /Running as primary controller/;
@@ -284,8 +286,14 @@ export class SlurmCluster {
     }
     // The successor carries our marker (it inherited the environment); slurmscriptd has its own name.
     const deadline = Date.now() + CTLD_PRIMARY_TIMEOUT_MS;
+    const inPlaceAfter = Date.now() + RECONFIGURE_SUCCESSOR_MS;
     for (;;) {
       const successor = this.processes().find((pid) => pid !== before && processName(pid) === 'slurmctld');
+      // No other slurmctld, and ours runs as primary again: it exec'd itself in place.
+      if (successor === undefined && Date.now() > inPlaceAfter && before !== undefined && processAlive(before)) {
+        this.log.note('slurmctld', `reconfigure: slurmctld pid ${before} re-executed itself`);
+        break;
+      }
       if (successor !== undefined) {
         ctld.handOver(successor);
         this.log.note('slurmctld', `reconfigure: slurmctld is now pid ${successor}`);
