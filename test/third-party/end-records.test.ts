@@ -116,9 +116,13 @@ describe.each(selectedReleases())('Slurm $version built from source', (release) 
 
   it('publishes what the real jobcomp/kafka publishes, through elasticsearch byte for byte, through script and prolog all that they carry', async () => {
     const paths: PathName[] = ['kafka', 'elasticsearch', 'script'];
-    const started = await Promise.all(
-      paths.map((path) => startRun({ release, installation, bootstrapServers: bootstrap(), path, cluster: SUITE_CLUSTER }).then((r) => (runs.push(r), r))),
-    );
+    // One after the other: a cluster binds the ports it reserved before the next one reserves.
+    const started: PathRun[] = [];
+    for (const path of paths) {
+      const run = await startRun({ release, installation, bootstrapServers: bootstrap(), path, cluster: SUITE_CLUSTER });
+      runs.push(run);
+      started.push(run);
+    }
     const [kafka, es, script] = started as [PathRun, PathRun, PathRun];
     const workBase = tempDir('jobcompd-conf-wd-');
     const workDir = prepareWorkDir(workBase);

@@ -103,10 +103,15 @@ describe.each(selectedReleases())('Slurm $version built from source', (release) 
 
   it('counts what the plugin loses and duplicates on kill -9 and reconfigure; jobcompd loses nothing', async () => {
     const b = broker as KafkaBroker;
-    const started = await Promise.all(
-      FAULTS.flatMap((fault) => PATHS.map(async (path) => ({ fault, run: await startRun({ release, installation, bootstrapServers: b.bootstrapServers, path, cluster: { nodeCpus: 8 } }) }))),
-    );
-    runs.push(...started.map((s) => s.run));
+    // One after the other: a cluster binds the ports it reserved before the next one reserves.
+    const started: { fault: Fault; run: PathRun }[] = [];
+    for (const fault of FAULTS) {
+      for (const path of PATHS) {
+        const run = await startRun({ release, installation, bootstrapServers: b.bootstrapServers, path, cluster: { nodeCpus: 8 } });
+        runs.push(run);
+        started.push({ fault, run });
+      }
+    }
     const all = started.map((s) => s.run);
     const viaJobcompd = all.filter((r) => r.path !== 'kafka');
 
