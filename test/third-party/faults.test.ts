@@ -12,6 +12,7 @@ import { KafkaBroker } from '../../tools/kafka/broker';
 import { consumeAll } from '../../tools/kafka/consume';
 import { buildRelease, type SlurmCluster, type SlurmInstallation } from '../../tools/slurm/cluster';
 import type { DaemonProcess } from '../helpers/daemon';
+import { parsePayload, splitAfterObject } from '../helpers/payload';
 import { writeGeneratedBlock } from './helpers/evidence';
 import { RELEASES, selectedReleases } from './helpers/releases';
 import { startRun, stopRun, type PathName, type PathRun } from './helpers/runs';
@@ -79,7 +80,8 @@ async function waitForCommits(d: DaemonProcess, count: number): Promise<void> {
 async function jobNamesOnceThere(bootstrapServers: string, topic: string, required: string[]): Promise<string[]> {
   for (let count = 1; ; ) {
     const messages = await consumeAll(bootstrapServers, topic, { count, timeoutMs: 120_000 });
-    const names = messages.map((m) => String((JSON.parse(m.value?.toString('utf8') ?? '{}') as { job_name?: unknown }).job_name));
+    // 24.11's plugin resends records from its state file with stray bytes after them (docs/migration.md).
+    const names = messages.map((m) => String(parsePayload(splitAfterObject(m.value ?? Buffer.from('{}')).object).value['job_name']));
     if (required.every((r) => names.includes(r))) return names;
     count = messages.length + 1;
   }
