@@ -1,6 +1,8 @@
 # jobcompd: every rule installs what it needs and nothing that is already there.
 #   make demo   run jobcompd end to end against a local Kafka broker started for it
 #   make test   run the whole test suite (what CI runs, via .ci/run)
+#   make conformance  the suite against Slurm 24.11/25.11/26.05 built from source (needs their
+#               archives: SLURM_SRC, default ../shared/slurm-src; docs/development.md)
 #   make build  compile (TypeScript -> dist/)
 #   make bench  run every benchmark (about an hour; see bench/README.md)
 #   make install  install the built tree (make build first) under DESTDIR (docs/install.md)
@@ -16,7 +18,7 @@ export npm_config_build_from_source := true
 
 TS_SOURCES := $(shell find src tools bench -name '*.ts' 2>/dev/null)
 
-.PHONY: build demo test bench deps test-deps bench-deps kafka-jars slurm clean native install
+.PHONY: build demo test conformance bench deps test-deps bench-deps kafka-jars slurm clean native install
 
 node_modules/.installed: package.json package-lock.json scripts/system-deps.sh
 	scripts/system-deps.sh build
@@ -52,6 +54,11 @@ test-deps: deps kafka-jars slurm
 
 test: build test-deps
 	npx jest
+
+# Builds each release once (tools/slurm/build-release.sh, cached outside the checkout) from
+# its jest suite, then runs it. On a shared machine run it under the heavy lock.
+conformance: build test-deps
+	npx jest -c jest.conformance.config.js --ci --forceExit
 
 bench-deps: deps kafka-jars
 	scripts/system-deps.sh bench

@@ -6,6 +6,8 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
+  // Real Slurm releases built from source: `make conformance` (jest.conformance.config.js).
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/third-party/'],
   transform: { '^.+\\.ts$': ['ts-jest', { diagnostics: false }] },
   maxWorkers: 1,
   testTimeout: 30000,
