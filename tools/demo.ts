@@ -49,7 +49,7 @@ async function main(): Promise<void> {
       say(`\n  partition ${m.partition} offset ${m.offset}, key ${m.key === null ? 'null' : m.key.toString()}, ${m.value?.length ?? 0} bytes:`);
       say(`  ${m.value?.toString('utf8') ?? ''}`);
     }
-    say(`\n✓ ${messages.length} records published byte-compatible with jobcomp/kafka 25.05`);
+    say(`\n✓ ${messages.length} records published byte-compatible with jobcomp/kafka (RecordFormat: the newest layout, 26.05)`);
   } finally {
     if (daemon && daemon.exitCode === null) {
       const exited = new Promise((resolve) => daemon?.once('exit', resolve));
