@@ -7,7 +7,6 @@
 //   run in docs/slurm-integration.md; every other field equals the plugin's.
 
 import { KafkaBroker } from '../../tools/kafka/broker';
-import { buildRelease, type SlurmInstallation } from '../../tools/slurm/cluster';
 import { cpuHours } from '../../src/record/serialize';
 import { jsonCDouble } from '../../src/record/json-c';
 import { tempDir } from '../helpers/cli';
@@ -15,10 +14,9 @@ import { recordedEnvironments } from './helpers/capture';
 import { byMatchKey, envBytes, envMatchKey, fieldTable, idsOf, matchKey, writeFixture, writeGeneratedBlock, writingFixtures } from './helpers/evidence';
 import { prepareWorkDir, submitSuite, SUITE_CLUSTER } from './helpers/job-suite';
 import { compareFields, normalised, parsePayload, type FieldComparison, type Payload, type Verdict } from '../helpers/payload';
-import { selectedReleases } from './helpers/releases';
-import { consumePayloads, startRun, stopRun, type PathName, type PathRun } from './helpers/runs';
+import { selectedReleases, useRelease } from './helpers/releases';
+import { consumePayloads, startRun, type PathName, type PathRun } from './helpers/runs';
 
-const BUILD_TIMEOUT_MS = 60 * 60_000;
 /** The TIMEOUT job's record comes 60-90 s after it starts (time limits are whole minutes). */
 const RECORDS_TIMEOUT_MS = 240_000;
 jest.setTimeout(420_000);
@@ -103,23 +101,14 @@ function unknowable(table: ReturnType<typeof fieldTable>): string[] {
 }
 
 describe.each(selectedReleases())('Slurm $version built from source', (release) => {
-  let installation: SlurmInstallation;
-  const runs: PathRun[] = [];
-
-  beforeAll(async () => {
-    installation = await buildRelease(release.version);
-  }, BUILD_TIMEOUT_MS);
-
-  afterAll(async () => {
-    await Promise.all(runs.splice(0).map((r) => stopRun(r)));
-  });
+  const { installation, runs } = useRelease(release);
 
   it('publishes what the real jobcomp/kafka publishes, through elasticsearch byte for byte, through script and prolog all that they carry', async () => {
     const paths: PathName[] = ['kafka', 'elasticsearch', 'script'];
     // One after the other: a cluster binds the ports it reserved before the next one reserves.
     const started: PathRun[] = [];
     for (const path of paths) {
-      const run = await startRun({ release, installation, bootstrapServers: bootstrap(), path, cluster: SUITE_CLUSTER });
+      const run = await startRun({ release, installation: installation(), bootstrapServers: bootstrap(), path, cluster: SUITE_CLUSTER });
       runs.push(run);
       started.push(run);
     }

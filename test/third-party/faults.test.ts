@@ -10,14 +10,13 @@
 
 import { KafkaBroker } from '../../tools/kafka/broker';
 import { consumeAll } from '../../tools/kafka/consume';
-import { buildRelease, type SlurmCluster, type SlurmInstallation } from '../../tools/slurm/cluster';
+import type { SlurmCluster } from '../../tools/slurm/cluster';
 import type { DaemonProcess } from '../helpers/daemon';
 import { parsePayload, splitAfterObject } from '../helpers/payload';
 import { writeGeneratedBlock } from './helpers/evidence';
-import { RELEASES, selectedReleases } from './helpers/releases';
-import { startRun, stopRun, type PathName, type PathRun } from './helpers/runs';
+import { RELEASES, selectedReleases, useRelease } from './helpers/releases';
+import { startRun, type PathName, type PathRun } from './helpers/runs';
 
-const BUILD_TIMEOUT_MS = 60 * 60_000;
 const EARLY = 2;
 const N = 5;
 const MARKER = 'marker';
@@ -94,14 +93,7 @@ async function submitAndFinish(slurm: SlurmCluster, name: string, count: number)
 }
 
 describe.each(selectedReleases())('Slurm $version built from source', (release) => {
-  let installation: SlurmInstallation;
-  const runs: PathRun[] = [];
-  beforeAll(async () => {
-    installation = await buildRelease(release.version);
-  }, BUILD_TIMEOUT_MS);
-  afterAll(async () => {
-    await Promise.all(runs.splice(0).map((r) => stopRun(r)));
-  });
+  const { installation, runs } = useRelease(release);
 
   it('counts what the plugin loses and duplicates on kill -9 and reconfigure; jobcompd loses nothing', async () => {
     const b = broker as KafkaBroker;
@@ -109,7 +101,7 @@ describe.each(selectedReleases())('Slurm $version built from source', (release) 
     const started: { fault: Fault; run: PathRun }[] = [];
     for (const fault of FAULTS) {
       for (const path of PATHS) {
-        const run = await startRun({ release, installation, bootstrapServers: b.bootstrapServers, path, cluster: { nodeCpus: 8 } });
+        const run = await startRun({ release, installation: installation(), bootstrapServers: b.bootstrapServers, path, cluster: { nodeCpus: 8 } });
         runs.push(run);
         started.push({ fault, run });
       }

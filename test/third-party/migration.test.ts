@@ -7,16 +7,15 @@ import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KafkaBroker } from '../../tools/kafka/broker';
 import { reserveLoopbackPorts } from '../../tools/harness-common';
-import { buildRelease, SlurmCluster, type SlurmInstallation } from '../../tools/slurm/cluster';
+import { SlurmCluster } from '../../tools/slurm/cluster';
 import { runCliAsync, tempDir } from '../helpers/cli';
 import { freePort, writeDaemonConfig } from '../helpers/daemon';
 import { consumeAll } from '../../tools/kafka/consume';
 import { parsePayload, splitAfterObject } from '../helpers/payload';
 import { matchKey, writeGeneratedBlock } from './helpers/evidence';
-import { selectedReleases } from './helpers/releases';
+import { selectedReleases, useRelease } from './helpers/releases';
 import { CLUSTER_NAME, clusterBaseDir } from './helpers/runs';
 
-const BUILD_TIMEOUT_MS = 60 * 60_000;
 jest.setTimeout(300_000);
 
 let broker: KafkaBroker | undefined;
@@ -36,10 +35,7 @@ const JOBS: [string, string[]][] = [
 const RECORDS = 5;
 
 describe.each(selectedReleases())('Slurm $version built from source', (release) => {
-  let installation: SlurmInstallation;
-  beforeAll(async () => {
-    installation = await buildRelease(release.version);
-  }, BUILD_TIMEOUT_MS);
+  const { installation } = useRelease(release);
 
   it("jobcompd replays the plugin's jobcomp_kafka_state byte for byte as the plugin resends it", async () => {
     const bootstrapServers = (broker as KafkaBroker).bootstrapServers;
@@ -54,7 +50,7 @@ describe.each(selectedReleases())('Slurm $version built from source', (release) 
       writeFileSync(file, `bootstrap.servers=${servers}\n`);
       return file;
     };
-    const common = { dir: slurmDir, clusterName: CLUSTER_NAME, installation, jobCompType: 'jobcomp/kafka' as const, jobCompParams: `topic=${topic},topic_job_start=${topic}-start`, nodeCpus: 8 };
+    const common = { dir: slurmDir, clusterName: CLUSTER_NAME, installation: installation(), jobCompType: 'jobcomp/kafka' as const, jobCompParams: `topic=${topic},topic_job_start=${topic}-start`, nodeCpus: 8 };
 
     const down = await SlurmCluster.start({ ...common, jobCompLoc: rdkafka(`127.0.0.1:${String(deadPort)}`) });
     try {

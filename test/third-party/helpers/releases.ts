@@ -1,5 +1,11 @@
 // The Slurm releases the conformance suite runs (their archives: tools/slurm/releases.tsv).
 
+import { buildRelease, type SlurmInstallation } from '../../../tools/slurm/cluster';
+import { stopRun, type PathRun } from './runs';
+
+/** A fresh machine builds each release here, once (cached outside the checkout after). */
+const BUILD_TIMEOUT_MS = 60 * 60_000;
+
 export interface Release {
   /** the archive's version, as build-release.sh takes it */
   version: string;
@@ -23,4 +29,26 @@ export function selectedReleases(): Release[] {
   const unknown = wanted.filter((v) => !RELEASES.some((r) => r.version === v));
   if (unknown.length > 0) throw new Error(`CONFORMANCE_RELEASES names unknown releases: ${unknown.join(', ')}`);
   return RELEASES.filter((r) => wanted.includes(r.version));
+}
+
+/**
+ * In a describe block of one release: its installation, built before the block's tests, and
+ * the list of runs those tests start, all stopped after the block.
+ */
+export function useRelease(release: Release): { installation: () => SlurmInstallation; runs: PathRun[] } {
+  let installation: SlurmInstallation | undefined;
+  const runs: PathRun[] = [];
+  beforeAll(async () => {
+    installation = await buildRelease(release.version);
+  }, BUILD_TIMEOUT_MS);
+  afterAll(async () => {
+    await Promise.all(runs.splice(0).map((r) => stopRun(r)));
+  });
+  return {
+    installation: () => {
+      if (installation === undefined) throw new Error(`Slurm ${release.version} is not built yet`);
+      return installation;
+    },
+    runs,
+  };
 }
