@@ -10,10 +10,11 @@
 #   /run/jobcompd       hook socket         (volume: bind-mount the host's, shared with the hook)
 
 # ---- build: exactly what `make build` does in CI, then `make install` into /out -----------
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /src
-# g++ make python3 libssl-dev zlib1g-dev libsystemd-dev (make itself is among them, so the
-# script runs before make).
+# g++ make python3 libsystemd-dev and librdkafka's libraries (make itself is among them, so
+# the script runs before make). The image's Node.js 24 (with include/node under /usr/local)
+# is the one scripts/node.sh picks.
 COPY scripts/ scripts/
 RUN scripts/system-deps.sh build && rm -rf /var/lib/apt/lists/*
 # The npm CI uses (the image has npm 10): npm 11 honours package.json's allowScripts, so only
@@ -46,25 +47,25 @@ COPY native/Makefile native/jobcompd-hook.c native/
 RUN make build && make install DESTDIR=/out
 
 # ---- runtime ---------------------------------------------------------------------------
-FROM node:20-bookworm-slim
-# Runtime libraries of the native modules: libssl3 (librdkafka's TLS/SASL; the Node image
-# links its own OpenSSL statically and does not have it), ca-certificates (to verify brokers'
-# certificates), zlib1g and libsystemd0 (sd-notify; both already in the base image).
-# tini: PID 1 (see ENTRYPOINT).
+# Plain Debian: make install put the build's Node.js in /usr/lib/jobcompd/node.
+FROM debian:bookworm-slim
+# Runtime libraries of Node.js (libstdc++6) and of librdkafka as scripts/system-deps.sh built
+# it: libssl3 (TLS, SCRAM), zlib1g, libzstd1, libsasl2-2 and libsasl2-modules-gssapi-mit
+# (Kerberos), libcurl4 (OAUTHBEARER OIDC); libsystemd0 (sd-notify); ca-certificates (to
+# verify brokers' certificates). tini: PID 1 (see ENTRYPOINT).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libssl3 zlib1g libsystemd0 ca-certificates tini \
+ && apt-get install -y --no-install-recommends libstdc++6 libssl3 zlib1g libzstd1 libsasl2-2 \
+      libsasl2-modules-gssapi-mit libcurl4 libsystemd0 ca-certificates tini \
  && rm -rf /var/lib/apt/lists/*
 
 # The daemon runs as slurm. When the hook socket and the spool are shared with the host
 # (bind mounts of /run/jobcompd and /var/spool/jobcompd), these ids MUST be those of the
 # host's SlurmUser: the hook, run by slurmctld as SlurmUser, connects to the socket (0660)
 # and writes into the spool (0700). 64030 is what Debian's slurm-wlm packages give the slurm
-# user (unless one existed before): check with `id slurm` on the host. The image's unused
-# node user and group (1000) are removed so that any id can be chosen.
+# user (unless one existed before): check with `id slurm` on the host.
 ARG SLURM_UID=64030
 ARG SLURM_GID=64030
-RUN userdel node \
- && groupadd --system --gid "${SLURM_GID}" slurm \
+RUN groupadd --system --gid "${SLURM_GID}" slurm \
  && useradd --system --uid "${SLURM_UID}" --gid slurm --no-create-home \
       --home-dir /nonexistent --shell /usr/sbin/nologin slurm \
  && install -d -o slurm -g slurm -m 0700 /var/lib/jobcompd /var/spool/jobcompd \

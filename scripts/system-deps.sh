@@ -1,7 +1,10 @@
 #!/bin/sh
 # Installs the Debian packages jobcompd's build and tests need, only those missing.
-#   build:  g++ make python3 (node-gyp), libssl-dev zlib1g-dev (librdkafka with TLS/SASL),
-#           libsystemd-dev (sd-notify: Type=notify)
+#   build:  g++ make python3 (node-gyp), libsystemd-dev (sd-notify: Type=notify), and what
+#           librdkafka's configure looks for, so that every build has the same features
+#           (test/producer/librdkafka-features.test.ts): libssl-dev (TLS, SCRAM), zlib1g-dev
+#           (gzip), libzstd-dev (zstd), libsasl2-dev (GSSAPI/Kerberos), libcurl4-openssl-dev
+#           (OAUTHBEARER OIDC). Node.js 24 itself comes from scripts/node.sh.
 #   kafka:  maven + a JRE 17 (the Kafka broker of the demo and the tests), and nothing else
 #   tests:  the kafka packages, libjson-c-dev pkg-config (the json-c oracle), prometheus
 #           (promtool and a real Prometheus for the shipped alert rules and dashboard)
@@ -14,7 +17,7 @@ here=$(dirname "$0")
 mode=${1:-build}
 want=""
 if [ "$mode" != kafka ]; then
-  want="g++ make python3 libssl-dev zlib1g-dev libsystemd-dev"
+  want="g++ make python3 libssl-dev zlib1g-dev libzstd-dev libsasl2-dev libcurl4-openssl-dev libsystemd-dev"
 fi
 if [ "$mode" = bench ]; then
   want="$want kcat gnuplot-nox"
