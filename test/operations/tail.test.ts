@@ -11,7 +11,7 @@ import { consumeAll } from '../../tools/kafka/consume';
 import { dieWithParent } from '../../tools/harness-common';
 import { JOBCOMPD, runCli, tempDir, writeFiles } from '../helpers/cli';
 import { useBroker } from '../helpers/broker-suite';
-import { postAll, type DaemonProcess } from '../helpers/daemon';
+import { postAll, startDaemon, type DaemonProcess } from '../helpers/daemon';
 import { expectedPayload, jobIdOf, numberedBodies } from '../helpers/records';
 import { parseElasticsearchBody } from '../../src/record/from-elasticsearch';
 import { serialize } from '../../src/record/serialize';
@@ -61,12 +61,17 @@ function tail(args: string[]): { code: number | null; stdout: string; stderr: st
 }
 
 beforeAll(async () => {
-  daemon = await suite.daemon({ clusterName: CLUSTER, params: 'poll_interval=0.05,enable_job_start' });
+  // one daemon for the whole file (suite.daemon() ones are killed after each test)
+  daemon = await startDaemon({ bootstrapServers: suite.broker().bootstrapServers, clusterName: CLUSTER, params: 'poll_interval=0.05,enable_job_start' });
   conf = join(daemon.dir, 'jobcompd.conf');
   expect(runCli(['topics', 'create', '--partitions', '2', '-c', conf]).code).toBe(0);
   await postAll(daemon.url, FINISH, 4);
   await produceStartRecords(START.map(startPayload));
   await consumeAll(suite.broker().bootstrapServers, CLUSTER, { count: FINISH.length, timeoutMs: 60_000 });
+});
+
+afterAll(async () => {
+  await daemon?.stop('SIGKILL');
 });
 
 const sorted = (xs: string[]): string[] => [...xs].sort();
@@ -169,12 +174,14 @@ test('a --group sink killed with SIGKILL resumes where it stopped: nothing lost,
   const first = startSink(file, ['--from-beginning']);
   await waitForLines(file, before.length);
   const burst = numberedBodies(1500, 5000);
-  const posting = postAll(daemon.url, burst, 8);
-  // kill while the burst is flowing
+  const posting = postAll(daemon.url, burst.slice(0, 750), 8);
+  // kill while the first half is flowing
   await waitForLines(file, before.length + 200);
   first.kill('SIGKILL');
   await new Promise((resolve) => first.once('exit', resolve));
   await posting;
+  // the second half is published while no sink runs
+  await postAll(daemon.url, burst.slice(750), 8);
 
   // no --from-beginning: only the group's committed offsets can make it start where it was
   const second = startSink(file, []);
