@@ -13,6 +13,8 @@ export const EXIT_DATAERR = 65;
 export const EXIT_NOINPUT = 66;
 /** sysexits.h EX_UNAVAILABLE: a service needed is not available (check-config --connect). */
 export const EXIT_UNAVAILABLE = 69;
+/** sysexits.h EX_CANTCREAT: something could not be created (`topics create`: the broker refused a topic). */
+export const EXIT_CANTCREAT = 73;
 /** sysexits.h EX_NOPERM: permission denied (e.g. the state file, for a user who is not SlurmUser). */
 export const EXIT_NOPERM = 77;
 
@@ -106,18 +108,26 @@ export class SlurmStateError extends JobcompdError {
   }
 }
 
-/** The state file cannot be used (locked, corrupt, foreign, newer schema, full disk...). */
-export class StateError extends JobcompdError {
+/** An error whose code and exit code are chosen where it is raised, among those documented for its kind. */
+abstract class CodedError extends JobcompdError {
   readonly code: string;
   readonly exitCode: number;
+
+  constructor(code: string, message: string, exitCode: number) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+    this.exitCode = exitCode;
+  }
+}
+
+/** The state file cannot be used (locked, corrupt, foreign, newer schema, full disk...). */
+export class StateError extends CodedError {
   /** The record that could not be committed, when there was one, for the source's log line. */
   record: { jobId: number; event: string } | undefined;
 
   constructor(code: string, message: string, exitCode: number = EXIT_SOFTWARE) {
-    super(message);
-    this.name = 'StateError';
-    this.code = code;
-    this.exitCode = exitCode;
+    super(code, message, exitCode);
   }
 }
 
@@ -136,6 +146,18 @@ export const StateCodes = {
   full: 'E_STATE_DISK_FULL',
   socketPath: 'E_SOCKET_PATH',
   socketInUse: 'E_SOCKET_IN_USE',
+} as const;
+
+/** `jobcompd topics` and `jobcompd tail`: the brokers cannot be reached, or refused a request. */
+export class KafkaAdminError extends CodedError {}
+
+export const KafkaAdminCodes = {
+  /** no broker answered (exit 69) */
+  unreachable: 'E_KAFKA_UNREACHABLE',
+  /** the broker refused to create a topic, e.g. a replication factor above the broker count (exit 73) */
+  topicRefused: 'E_TOPIC_REFUSED',
+  /** `tail`: a topic to read does not exist (exit 69) */
+  topicMissing: 'E_TOPIC_MISSING',
 } as const;
 
 export function errorMessage(err: unknown): string {

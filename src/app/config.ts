@@ -6,6 +6,7 @@
 import { loadDaemonConfig, type DaemonConfig, type LoadOptions } from '../config/daemon-conf';
 import { checkTopicName, parseJobCompParams, type JobCompParams } from '../config/jobcomp-params';
 import { readRdkafkaConf } from '../config/jobcomploc-file';
+import { startRecordsOff } from '../record/record-format';
 import { buildProducerSettings, verifyProducerCreation, type ProducerSettings } from '../producer/librdkafka-settings';
 
 export interface LoadedConfig {
@@ -47,4 +48,14 @@ export function sameProducerSettings(a: ProducerSettings, b: ProducerSettings): 
 /** The topic each event goes to (docs/configuration.md "JobCompParams"): JobCompParams, else derived from ClusterName. */
 export function topicsOf(params: JobCompParams, clusterName: string): { finish: string; start: string } {
   return { finish: params.topic ?? clusterName, start: params.topicJobStart ?? `${clusterName}-job-start` };
+}
+
+/**
+ * The topics this configuration publishes to: the finish topic, and the start topic unless
+ * start records are off (`startOff` says why: the layout has none, or enable_job_start is not set).
+ */
+export function writtenTopics(cfg: LoadedConfig): { finish: string; start: string; startOff: string | undefined; names: string[] } {
+  const topics = topicsOf(cfg.params, cfg.daemon.clusterName);
+  const startOff = startRecordsOff(cfg.daemon.recordFormat.layout, cfg.params.enableJobStart);
+  return { ...topics, startOff, names: startOff === undefined ? [topics.finish, topics.start] : [topics.finish] };
 }

@@ -8,9 +8,12 @@ import { runDaemon } from './commands/run';
 import { runRepairState } from './commands/repair-state';
 import { runReplay } from './commands/replay';
 import { runStatus } from './commands/status';
+import { runTail } from './commands/tail';
+import { runTopicsCreate, runTopicsDescribe } from './commands/topics';
 import { EXIT_SOFTWARE, JobcompdError } from '../errors';
-import type { LoadOptions } from '../config/daemon-conf';
+import { parseTopicConfigs, type LoadOptions } from '../config/daemon-conf';
 import { JobEvent } from '../record/job-record';
+import { OUTPUT_FORMATS, type OutputFormat } from '../tail/formats';
 
 export const DEFAULT_CONFIG_FILE = '/etc/jobcompd/jobcompd.conf';
 
@@ -55,6 +58,20 @@ function parseTime(v: string): number {
   const ms = Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(v) || !v.includes('T') ? v : `${v}Z`);
   if (Number.isNaN(ms)) throw new InvalidArgumentError('expected ISO 8601 (2026-11-22T03:50:00) or epoch seconds');
   return ms;
+}
+
+function parsePositiveInt(v: string): number {
+  if (!/^\d+$/.test(v) || Number(v) < 1) throw new InvalidArgumentError('expected a positive integer');
+  return Number(v);
+}
+
+/** Repeatable `--topic-config name=value[,name=value]`. */
+function collectTopicConfigs(v: string, previous: Record<string, string>): Record<string, string> {
+  try {
+    return { ...previous, ...parseTopicConfigs(v, { file: '--topic-config' }) };
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 }
 
 /** Resolves once everything written to the stream before has been handed to the OS. */
@@ -143,6 +160,44 @@ export function buildProgram(): Command {
   withConfigOptions(program.command('status').description('backlog, oldest pending record, delivered and quarantined counts'))
     .option('--json', 'machine-readable output')
     .action(action((flags: ConfigFlags & { json?: boolean }) => runStatus(loadOptions(flags), flags.json === true)));
+
+  withConfigOptions(program.command('tail').description('print the records on the topics as they arrive (by default: new ones, following)'))
+    .option('--from-beginning', 'start at the oldest record the topics still hold')
+    .option('--since <time>', 'start at the first record published at or after this time (ISO 8601 or epoch seconds; Kafka message time)', parseTime)
+    .option('-f, --follow', 'keep printing new records (the default when neither --from-beginning nor --since is given); otherwise stop at the records there were when tail started')
+    .addOption(new Option('--event <event>', 'only job end or job start records').choices(['start', 'end']))
+    .option('--job <ids>', 'only these job ids (comma-separated)', parseJobIds)
+    .addOption(new Option('--format <format>', 'output: a table (default on a terminal), JSON lines (the payloads as published; default otherwise), CSV (the plugin\'s columns)').choices([...OUTPUT_FORMATS]))
+    .option('--no-header', 'no header line (table, csv): for a sink appending to its file')
+    .option('--group <id>', 'consumer group: resume where this group stopped, commit offsets after the output is written and flushed')
+    .action(
+      action((flags: ConfigFlags & { fromBeginning?: boolean; since?: number; follow?: boolean; event?: 'start' | 'end'; job?: number[]; format?: OutputFormat; header: boolean; group?: string }) =>
+        runTail(loadOptions(flags), {
+          startAt: flags.since !== undefined ? { from: 'time', ms: flags.since } : flags.fromBeginning === true ? { from: 'beginning' } : { from: 'end' },
+          follow: flags.follow === true || (flags.since === undefined && flags.fromBeginning !== true),
+          event: flags.event,
+          jobIds: flags.job,
+          format: flags.format ?? (process.stdout.isTTY ? 'table' : 'json'),
+          header: flags.header,
+          group: flags.group,
+        }),
+      ),
+    );
+
+  const topics = program.command('topics').description('create or describe the topics this configuration writes (finish, and start when enabled)');
+  withConfigOptions(topics.command('describe').description('partitions, replication factor and health of each topic, as the brokers report them'))
+    .option('--json', 'machine-readable output')
+    .action(action((flags: ConfigFlags & { json?: boolean }) => runTopicsDescribe(loadOptions(flags), flags.json === true)));
+  withConfigOptions(topics.command('create').description('create the topics that do not exist yet ([topics] in jobcompd.conf gives the defaults); existing ones are left as they are'))
+    .option('--partitions <n>', 'partitions of each new topic (default: [topics] Partitions, else the broker default)', parsePositiveInt)
+    .option('--replication-factor <n>', 'replicas of each partition (default: [topics] ReplicationFactor, else the broker default)', parsePositiveInt)
+    .option('--topic-config <name=value,...>', 'topic configs, e.g. retention.ms=604800000,min.insync.replicas=2 (repeatable; added to [topics] Config)', collectTopicConfigs, {})
+    .option('--json', 'machine-readable output')
+    .action(
+      action((flags: ConfigFlags & { partitions?: number; replicationFactor?: number; topicConfig: Record<string, string>; json?: boolean }) =>
+        runTopicsCreate(loadOptions(flags), { partitions: flags.partitions, replicationFactor: flags.replicationFactor, configs: flags.topicConfig }, flags.json === true),
+      ),
+    );
 
   return program;
 }

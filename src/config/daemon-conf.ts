@@ -19,6 +19,18 @@ export interface ListenAddress {
   port: number;
 }
 
+/**
+ * The topics jobcompd writes, as the operator wants them ([topics], docs/operations.md
+ * "jobcompd topics"): what `jobcompd topics create` creates by default and what
+ * `check-config --connect` compares existing topics with. Unset: the broker's defaults.
+ */
+export interface TopicsWanted {
+  partitions: number | undefined;
+  replicationFactor: number | undefined;
+  /** topic configs (retention.ms, min.insync.replicas, ...) for `topics create` */
+  configs: Record<string, string>;
+}
+
 export interface DaemonConfig {
   /** The jobcompd.conf that was read, if any. */
   configFile: string | undefined;
@@ -52,6 +64,7 @@ export interface DaemonConfig {
   };
   /** identical records within this window are published once; 0 disables */
   dedupWindowMs: number;
+  topics: TopicsWanted;
   hook: {
     /** Unix socket the native hook connects to; undefined: off */
     socket: string | undefined;
@@ -117,6 +130,11 @@ const SCHEMA: Record<string, Record<string, Setter>> = {
     basicauthpassword: (c, v, loc) => (c.http.basicAuth = { user: c.http.basicAuth?.user ?? '', password: nonEmpty(v, loc) }),
     allowunauthenticated: (c, v, loc) => (c.http.allowUnauthenticated = yesNo(v, loc)),
   },
+  topics: {
+    partitions: (c, v, loc) => (c.topics.partitions = positiveInt(v, loc)),
+    replicationfactor: (c, v, loc) => (c.topics.replicationFactor = positiveInt(v, loc)),
+    config: (c, v, loc) => (c.topics.configs = parseTopicConfigs(v, loc)),
+  },
   producer: {
     maxinflight: (c, v, loc) => (c.producer.maxInFlight = positiveInt(v, loc)),
     retrybackoffmin: (c, v, loc) => (c.producer.retryBackoffMinMs = seconds(v, loc)),
@@ -148,6 +166,7 @@ export function defaultDaemonConfig(): DaemonConfig {
     },
     producer: { maxInFlight: 1000, retryBackoffMinMs: 500, retryBackoffMaxMs: 60_000 },
     dedupWindowMs: 86_400_000,
+    topics: { partitions: undefined, replicationFactor: undefined, configs: {} },
     // the native hook's compiled-in defaults
     hook: {
       socket: '/run/jobcompd/hook.sock',
@@ -301,4 +320,25 @@ export function parseListen(v: string, loc: ConfigLocation): ListenAddress | und
   const port = Number(m?.[3]);
   if (!m || port > 65535) throw new ConfigError(ConfigCodes.badValue, loc, `must be host:port (e.g. 127.0.0.1:9200) or "off", got "${v}"`);
   return { host: m[1] ?? m[2] ?? '', port };
+}
+
+const TOPIC_CONFIG_KEY = /^[a-z][a-z0-9._-]*$/;
+
+/**
+ * "retention.ms=604800000, min.insync.replicas=2": Kafka topic configs, comma-separated
+ * (jobcompd.conf [topics] Config and `jobcompd topics create --config`). The broker
+ * judges the names and values; this only checks the shape.
+ */
+export function parseTopicConfigs(v: string, loc: ConfigLocation): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of v.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const eq = item.indexOf('=');
+    const key = eq < 0 ? item : item.slice(0, eq).trim();
+    const value = eq < 0 ? '' : item.slice(eq + 1).trim();
+    if (!TOPIC_CONFIG_KEY.test(key) || value === '') {
+      throw new ConfigError(ConfigCodes.badValue, loc, `expected topic configs as name=value, comma-separated (e.g. retention.ms=604800000), got "${item}"`);
+    }
+    out[key] = value;
+  }
+  return out;
 }

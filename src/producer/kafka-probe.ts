@@ -8,9 +8,19 @@
 import { Producer, type Metadata } from 'node-rdkafka';
 import { producerConfigs, type ProducerSettings } from './librdkafka-settings';
 
+export interface ProbedTopic {
+  name: string;
+  exists: boolean;
+  partitions: number;
+  /** replicas of its partitions (the largest count, should they differ); 0 when missing */
+  replicationFactor: number;
+  /** partitions with fewer in-sync replicas than replicas */
+  underReplicated: number;
+}
+
 export interface ProbeResult {
   brokers: string[];
-  topics: { name: string; exists: boolean; partitions: number }[];
+  topics: ProbedTopic[];
 }
 
 export class ProbeError extends Error {}
@@ -35,8 +45,14 @@ function describe(metadata: Metadata, wanted: string[]): ProbeResult {
   return {
     brokers: metadata.brokers.map((b) => `${b.host}:${b.port} (id ${b.id})`),
     topics: wanted.map((name) => {
-      const t = metadata.topics.find((x) => x.name === name);
-      return { name, exists: t !== undefined && t.partitions.length > 0, partitions: t?.partitions.length ?? 0 };
+      const partitions = metadata.topics.find((x) => x.name === name)?.partitions ?? [];
+      return {
+        name,
+        exists: partitions.length > 0,
+        partitions: partitions.length,
+        replicationFactor: Math.max(0, ...partitions.map((p) => p.replicas.length)),
+        underReplicated: partitions.filter((p) => p.isrs.length < p.replicas.length).length,
+      };
     }),
   };
 }

@@ -100,6 +100,14 @@ export function producerConfigs(settings: ProducerSettings): { global: ProducerG
 }
 
 /**
+ * The JobCompLoc properties for another kind of client (admin, consumer): the connection
+ * and security ones; the topic properties (acks, message.timeout.ms...) are the producer's.
+ */
+export function clientProperties(settings: ProducerSettings): Record<string, string> {
+  return Object.fromEntries([...settings.properties].filter(([key]) => !settings.topicKeys.has(key)).map(([key, p]) => [key, p.value]));
+}
+
+/**
  * An error from rd_kafka_new (properties that are fine alone but not together, unreadable
  * certificates, unknown SASL mechanisms...), located at the property it names if any.
  */

@@ -35,7 +35,7 @@ const cases: Case[] = [
   {
     name: 'unknown section',
     conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\n[kafka]\nlinger=5\n',
-    message: '@dir/jobcompd.conf:4: linger: unknown section [kafka] (known: [jobcompd], [hook], [admin], [http], [producer])',
+    message: '@dir/jobcompd.conf:4: linger: unknown section [kafka] (known: [jobcompd], [hook], [admin], [http], [topics], [producer])',
   },
   { name: 'no ClusterName', conf: 'JobCompLoc=@rdkafka\n', message: '@dir/jobcompd.conf: ClusterName: is not set: set it in jobcompd.conf or point SlurmConf at slurm.conf' },
   { name: 'no JobCompLoc', conf: 'ClusterName=hpc1\n', message: '@dir/jobcompd.conf: JobCompLoc: is not set: it must name the librdkafka properties file (as for jobcomp/kafka)' },

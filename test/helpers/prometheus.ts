@@ -13,6 +13,11 @@ export interface PromSample {
   value: [number, string];
 }
 
+export interface PromSeries {
+  metric: Record<string, string>;
+  values: [number, string][];
+}
+
 export class PrometheusServer {
   private constructor(
     private readonly proc: ChildProcess,
@@ -62,6 +67,12 @@ export class PrometheusServer {
     const body = (await res.json()) as { status: string; error?: string; data?: { resultType: string; result: PromSample[] } };
     if (body.status !== 'success' || !body.data) throw new Error(`query ${expr} failed: ${body.error ?? res.status}`);
     return body.data.result;
+  }
+
+  /** A range query (start and end in epoch seconds), as a Grafana time series panel sends it. */
+  async queryRange(expr: string, start: number, end: number, stepSeconds: number): Promise<PromSeries[]> {
+    const params = new URLSearchParams({ query: expr, start: String(start), end: String(end), step: String(stepSeconds) });
+    return (await this.get<{ result: PromSeries[] }>(`/api/v1/query_range?${params.toString()}`)).result;
   }
 
   async get<T>(path: string): Promise<T> {

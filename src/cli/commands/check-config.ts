@@ -1,23 +1,26 @@
 // `jobcompd check-config`: everything the daemon would check at start, without starting.
 
 import type { LoadOptions } from '../../config/daemon-conf';
-import { loadVerifiedConfig, topicsOf } from '../../app/config';
+import { loadVerifiedConfig, writtenTopics } from '../../app/config';
+import { topicLine, topicMismatches } from '../../app/topic-check';
 import { isSecretProperty, REDACTED } from '../../config/jobcomploc-file';
 import { probeKafka, ProbeError, type ProbeResult } from '../../producer/kafka-probe';
 import { EXIT_UNAVAILABLE } from '../../errors';
-import { startRecordsOff, type RecordFormat } from '../../record/record-format';
+import type { RecordFormat } from '../../record/record-format';
 
 const CONNECT_TIMEOUT_MS = 15_000;
 
 export async function runCheckConfig(opts: LoadOptions, json: boolean, connect: boolean): Promise<number> {
   const cfg = await loadVerifiedConfig(opts);
-  const topics = topicsOf(cfg.params, cfg.daemon.clusterName);
-  const startOff = startRecordsOff(cfg.daemon.recordFormat.layout, cfg.params.enableJobStart);
-  const wanted = startOff === undefined ? [topics.finish, topics.start] : [topics.finish];
+  const written = writtenTopics(cfg);
+  const { startOff } = written;
+  const topics = { finish: written.finish, start: written.start };
   let kafka: ProbeResult | { error: string } | undefined;
+  const warnings = [...cfg.warnings];
   if (connect) {
     try {
-      kafka = await probeKafka(cfg.producer, wanted, CONNECT_TIMEOUT_MS);
+      kafka = await probeKafka(cfg.producer, written.names, CONNECT_TIMEOUT_MS);
+      warnings.push(...kafka.topics.flatMap((t) => topicMismatches(t, cfg.daemon.topics)));
     } catch (err) {
       if (!(err instanceof ProbeError)) throw err;
       kafka = { error: err.message };
@@ -36,13 +39,14 @@ export async function runCheckConfig(opts: LoadOptions, json: boolean, connect: 
     params: cfg.params,
     http: { ...cfg.daemon.http, basicAuth: cfg.daemon.http.basicAuth ? { user: cfg.daemon.http.basicAuth.user, password: REDACTED } : null },
     librdkafka: properties,
-    warnings: cfg.warnings,
+    topicsWanted: cfg.daemon.topics,
+    warnings,
     kafka: kafka ?? null,
   };
   if (json) {
     process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
   } else {
-    for (const w of cfg.warnings) process.stderr.write(`jobcompd: warning: ${w}\n`);
+    for (const w of warnings) process.stderr.write(`jobcompd: warning: ${w}\n`);
     const lines = [
       `configuration OK${cfg.daemon.configFile ? ` (${cfg.daemon.configFile})` : ''}`,
       `  ClusterName:   ${summary.clusterName}`,
@@ -69,9 +73,7 @@ function connectLines(kafka: ProbeResult | { error: string }): string[] {
   return [
     `  Kafka:         reachable; brokers ${kafka.brokers.join(', ')}`,
     ...kafka.topics.map((t) =>
-      t.exists
-        ? `  topic ${t.name}: exists, ${t.partitions} partition(s)`
-        : `  topic ${t.name}: MISSING (or not visible to this principal): records will be quarantined unless the broker auto-creates topics`,
+      t.exists ? `  ${topicLine(t)}` : `  ${topicLine(t)}: records will be quarantined unless the broker auto-creates topics (jobcompd topics create)`,
     ),
     '  write permission: not testable without writing a record; a denied write quarantines the record (TOPIC_AUTHORIZATION_FAILED)',
   ];

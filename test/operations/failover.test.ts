@@ -1,0 +1,58 @@
+// Backup controllers, jobcompd's side (docs/operations.md "Backup controllers"): each
+// controller host has its own jobcompd. The primary's host loses Kafka and dies with
+// records undelivered; the backup's jobcompd, which shares nothing with it, publishes what
+// the backup controller sends; a copy of the failed host's state directory, replayed on
+// another host, delivers the records it held. Two real slurmctld taking over from each other
+// are not run here (the same document says why).
+
+import { cpSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { consumeAll, ConsumeTimeoutError } from '../../tools/kafka/consume';
+import { runCli, runCliAsync, tempDir } from '../helpers/cli';
+import { useBroker } from '../helpers/broker-suite';
+import { freePort, postAll, writeDaemonConfig } from '../helpers/daemon';
+import { jobIdOf, numberedBodies } from '../helpers/records';
+
+jest.setTimeout(180_000);
+
+const suite = useBroker({ autoCreateTopics: true });
+const CLUSTER = 'ha';
+
+async function jobIdsOnTopic(want: number): Promise<number[]> {
+  const bootstrap = suite.broker().bootstrapServers;
+  await consumeAll(bootstrap, CLUSTER, { count: want, timeoutMs: 60_000 });
+  // one more than expected must not arrive
+  const all = await consumeAll(bootstrap, CLUSTER, { count: want + 1, timeoutMs: 3_000 }).catch((err: unknown) => {
+    if (err instanceof ConsumeTimeoutError) return err.received;
+    throw err;
+  });
+  return all.map((m) => jobIdOf(m.value as Buffer)).sort((a, b) => a - b);
+}
+
+test('the failed controller host keeps its undelivered records; the backup publishes its own; a copy of the state replayed elsewhere delivers the rest', async () => {
+  // the primary's host cannot reach Kafka (nothing listens on port 1) when it dies
+  const primary = await suite.daemon({ clusterName: CLUSTER, bootstrapServers: '127.0.0.1:1' });
+  const beforeFailure = numberedBodies(40, 1000);
+  await postAll(primary.url, beforeFailure, 4);
+  // (not runCli: the daemon, retrying Kafka, must keep being read while the command runs)
+  expect(JSON.parse((await runCliAsync(['status', '--json', '-c', primary.configFile])).stdout)).toMatchObject({ backlog: 40 });
+  await primary.stop('SIGKILL');
+
+  // the backup controller takes over and sends to the jobcompd beside it
+  const backup = await suite.daemon({ clusterName: CLUSTER });
+  const afterTakeover = numberedBodies(25, 2000);
+  await postAll(backup.url, afterTakeover, 4);
+  expect(await jobIdsOnTopic(25)).toEqual(afterTakeover.map((_b, i) => 2000 + i));
+
+  // the failed host's state directory, copied (e.g. from its disk) and replayed on another host
+  const copy = tempDir('jobcompd-failed-host-copy-');
+  mkdirSync(join(copy, 'state'));
+  cpSync(primary.stateDir, join(copy, 'state'), { recursive: true });
+  writeDaemonConfig(copy, await freePort(), await freePort(), { bootstrapServers: suite.broker().bootstrapServers, clusterName: CLUSTER });
+  const replay = runCli(['replay', '--json', '--timeout', '60', '-c', join(copy, 'jobcompd.conf')], { timeoutMs: 90_000 });
+  expect(replay.code).toBe(0);
+  expect(JSON.parse(replay.stdout)).toMatchObject({ delivered: 40, remaining: 0, outcome: 'drained' });
+
+  const everyJob = [...beforeFailure.map((_b, i) => 1000 + i), ...afterTakeover.map((_b, i) => 2000 + i)];
+  expect(await jobIdsOnTopic(65)).toEqual(everyJob);
+});
