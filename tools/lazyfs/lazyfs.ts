@@ -4,7 +4,7 @@
 // kill itself before an operation, after which every I/O on the mount fails (ENOTCONN), a
 // disk that dies under the process. docs/development.md "Power loss".
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { constants, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import * as path from 'node:path';
@@ -48,7 +48,7 @@ function isMounted(dir: string): boolean {
 
 function unmount(dir: string): void {
   // -z: a test that failed may still hold a file open there
-  spawn('fusermount3', ['-u', '-z', dir], { stdio: 'ignore' });
+  spawnSync('fusermount3', ['-u', '-z', dir], { stdio: 'ignore', timeout: 10_000 });
 }
 
 export class LazyFsMount {
