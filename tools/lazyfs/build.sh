@@ -20,34 +20,20 @@ version=0.3.0
 want=b8e4da99c79f527802a60c977bf549749598c656d247c4c7c3cc7326e545a9c4
 
 fail() { echo "lazyfs/build.sh: $*" >&2; exit 1; }
+. "$checkout/tools/build-common.sh"
 
 "$checkout/scripts/apt-install.sh" g++ cmake libfuse3-dev fuse3 libtoml11-dev libspdlog-dev >/dev/null \
   || fail "could not install LazyFS's build dependencies"
 archive=$src/lazyfs-$version.tar.gz
-[ -f "$archive" ] || fail "missing archive $archive (set TOOLS_SRC to the directory holding it)"
-got=$(sha256sum "$archive" | cut -d' ' -f1)
-[ "$got" = "$want" ] || fail "$archive: sha256 $got, expected $want"
+check_archive "$archive" "$want" "set TOOLS_SRC to the directory holding it"
 prefix=$cache/$version-$(echo "$want" | cut -c1-12)
 mkdir -p "$cache"
 # One builder per prefix; a second caller waits here and then finds it done.
 exec 9>"$prefix.lock"
 flock 9
 if [ ! -f "$prefix/.built" ]; then
-  work=$prefix.build
-  log=$prefix.build.log
-  rm -rf "$work" "$prefix"
-  mkdir -p "$work" "$prefix"
-  : >"$log"
-  t0=$(date +%s)
-  step() {
-    name=$1; shift
-    s=$(date +%s)
-    if ! "$@" >>"$log" 2>&1; then
-      tail -n 40 "$log" >&2
-      fail "$name failed (full log: $log)"
-    fi
-    echo "$name $(( $(date +%s) - s ))s" >>"$work/times"
-  }
+  start_build
+  mkdir -p "$prefix"
   step unpack tar -xzf "$archive" -C "$work"
   tree=$work/lazyfs-$version
   step configure-libpcache cmake -S "$tree/libs/libpcache" -B "$tree/libs/libpcache/build" \
@@ -63,10 +49,7 @@ if [ ! -f "$prefix/.built" ]; then
   step make-lazyfs cmake --build "$tree/lazyfs/build" -j"$(nproc)"
   cp "$tree/lazyfs/build/lazyfs" "$prefix/"
   cp -P "$tree"/libs/libpcache/build/libpcache.so* "$prefix/"
-  echo "total $(( $(date +%s) - t0 ))s" >>"$work/times"
-  cp "$work/times" "$prefix/.build-times"
-  rm -rf "$work"
-  touch "$prefix/.built"
+  finish_build
 fi
 exec 9>&-
 echo "$prefix"
