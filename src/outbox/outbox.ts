@@ -143,7 +143,12 @@ interface CommittedBatch {
 }
 
 const RETRY_FLUSH_MS = 1000;
-/** Row writes between checkpoints: a few MB of WAL, as SQLite's default of 1000 pages. */
+/**
+ * Row writes between checkpoints. Each touches a few pages (the row, the dedup index), so the
+ * WAL grows to a few thousand pages between checkpoints (up to about 20 MB measured in the
+ * power-loss test), against SQLite's default of 1,000; fewer checkpoints mean fewer pauses of
+ * the group commit for the database file's fdatasync.
+ */
 export const CHECKPOINT_AFTER_CHANGES = 1000;
 const DEDUP_PRUNE_INTERVAL_MS = 60_000;
 
