@@ -2,7 +2,8 @@
 #   make demo   run jobcompd end to end against a local Kafka broker started for it
 #   make test   run the whole test suite (what CI runs, via .ci/run)
 #   make conformance  the suite against Slurm 24.11/25.11/26.05 built from source (needs their
-#               archives: SLURM_SRC, default ../shared/slurm-src; docs/development.md)
+#               archives: SLURM_SRC, default ../shared/slurm-src), and the power-loss tests
+#               on LazyFS (TOOLS_SRC, default ../shared/tools-src; docs/development.md)
 #   make build  compile (TypeScript -> dist/)
 #   make bench  run every benchmark (about an hour; see bench/README.md)
 #   make install  install the built tree (make build first) under DESTDIR (docs/install.md)

@@ -15,6 +15,11 @@ export const EXIT_NOINPUT = 66;
 export const EXIT_UNAVAILABLE = 69;
 /** sysexits.h EX_CANTCREAT: something could not be created (`topics create`: the broker refused a topic). */
 export const EXIT_CANTCREAT = 73;
+/**
+ * sysexits.h EX_IOERR: the state file failed to sync or to commit (an I/O error). The daemon
+ * stops at once rather than answer another batch from pages that may never reach the disk.
+ */
+export const EXIT_IOERR = 74;
 /** sysexits.h EX_NOPERM: permission denied (e.g. the state file, for a user who is not SlurmUser). */
 export const EXIT_NOPERM = 77;
 
@@ -144,6 +149,8 @@ export const StateCodes = {
   io: 'E_STATE_IO',
   permission: 'E_STATE_PERMISSION',
   full: 'E_STATE_DISK_FULL',
+  /** fdatasync failed, or SQLite reported an I/O error in a commit: fatal (EXIT_IOERR) */
+  syncFailed: 'E_STATE_SYNC_FAILED',
   socketPath: 'E_SOCKET_PATH',
   socketInUse: 'E_SOCKET_IN_USE',
 } as const;

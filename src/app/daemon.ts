@@ -4,9 +4,10 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { loadVerifiedConfig, sameProducerSettings, type LoadedConfig } from './config';
-import { errorMessage, type ConfigError } from '../errors';
+import { errorMessage, type ConfigError, type StateError } from '../errors';
 import { Ingest } from '../ingest';
 import { Publisher } from './publisher';
+import { fsyncSkipped, SKIP_FSYNC_VARIABLE } from '../outbox/sync';
 import { AdminServer, type Health } from './service/admin-server';
 import { createMetrics } from './service/metrics';
 import { ServiceNotifier } from './service/systemd';
@@ -17,7 +18,10 @@ import { SpoolSource } from '../sources/spool-source';
 /** Records waiting longer than this make /healthz say "degraded". */
 const DEGRADED_AFTER_MS = 5 * 60_000;
 
-/** Events: 'fatal' (error with exitCode): the daemon cannot go on and has shut down. */
+/**
+ * Events: 'fatal' (error with exitCode): the daemon cannot go on and has shut down, or (the
+ * state file failed to sync) must exit at once, answering nothing more.
+ */
 export class Daemon extends EventEmitter {
   private stopping: Promise<void> | undefined;
   private reloading: Promise<void> = Promise.resolve();
@@ -34,6 +38,11 @@ export class Daemon extends EventEmitter {
       this.log.fatal({ logEvent: 'config.refused-by-librdkafka', err: err.message, code: err.code }, 'librdkafka refused the configuration');
       void this.shutdown().then(() => this.emit('fatal', err));
     });
+    // No graceful stop: it would commit, and flush to Kafka, on a file whose state is unknown.
+    publisher.outbox.once('fatal', (err: StateError) => {
+      this.log.fatal({ logEvent: 'state.sync-failed', code: err.code, err: err.message }, 'the state file failed to sync or commit: exiting without answering another record');
+      this.emit('fatal', err);
+    });
   }
 
   static async start(cfg: LoadedConfig, log: Logger): Promise<Daemon> {
@@ -41,6 +50,7 @@ export class Daemon extends EventEmitter {
     const publisher = new Publisher(cfg, log, { busyTimeoutMs: 5000 });
     const ingest = new Ingest(publisher.outbox, () => publisher.currentParams, cfg.daemon.recordFormat, log);
     const notifier = new ServiceNotifier();
+    if (fsyncSkipped) log.warn({ logEvent: 'state.fsync-skipped', variable: SKIP_FSYNC_VARIABLE }, 'the state file is never synced (a test-only switch): acknowledged records are lost in a power cut');
     let daemon: Daemon | undefined;
     let sources: Sources | undefined;
     try {

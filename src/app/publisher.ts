@@ -57,6 +57,7 @@ export class Publisher extends EventEmitter {
     );
     this.dispatcher.on('producer-fatal', () => this.replaceAfterFatal());
     this.outbox.on('commit-error', (err: Error) => this.log.error({ logEvent: 'state.commit-failed', err: err.message }, 'state file commit failed'));
+    this.outbox.on('checkpointed', (pages: number, seconds: number) => this.log.debug({ logEvent: 'state.checkpointed', pages, seconds }, 'state file checkpointed'));
     this.producer = this.newProducer(cfg.producer);
   }
 

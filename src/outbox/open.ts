@@ -2,11 +2,12 @@
 // locked for this process (locking_mode=EXCLUSIVE), in WAL mode, migrated and checked, with
 // SQLite's errors translated into StateErrors a user can act on (docs/errors.md).
 
-import { chmodSync, chownSync, closeSync, existsSync, fdatasyncSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { EXIT_TEMPFAIL, StateCodes, StateError, errorMessage } from '../errors';
 import { migrate } from './schema';
+import { sqliteSynchronous, syncDataNow } from './sync';
 
 export const STATE_FILE_NAME = 'jobcompd.sqlite';
 
@@ -19,7 +20,16 @@ export interface OpenOptions {
   dedupWindowMs?: number;
 }
 
-export function openStateFile(stateDir: string, opts: OpenOptions): { file: string; db: Database.Database; walFd: number } {
+export interface OpenStateFile {
+  file: string;
+  db: Database.Database;
+  /** the write-ahead log, synced before each answer */
+  walFd: number;
+  /** the database file, synced after each checkpoint */
+  dbFd: number;
+}
+
+export function openStateFile(stateDir: string, opts: OpenOptions): OpenStateFile {
   const file = join(stateDir, STATE_FILE_NAME);
   if (!opts.mustExist) createPrivate(stateDir, file);
   let db: Database.Database;
@@ -33,8 +43,10 @@ export function openStateFile(stateDir: string, opts: OpenOptions): { file: stri
     db.pragma('locking_mode = EXCLUSIVE');
     const mode = db.pragma('journal_mode = WAL', { simple: true }) as string;
     if (mode !== 'wal') throw new StateError(StateCodes.io, `cannot put state file ${file} in WAL mode (SQLite answered journal_mode=${mode})`);
-    // Commit durability comes from syncing the WAL before answering (see the top).
-    db.pragma('synchronous = NORMAL');
+    // Commit durability comes from syncing the WAL before answering (outbox.ts).
+    db.pragma(`synchronous = ${sqliteSynchronous}`);
+    // Checkpoints run off the event loop (outbox.ts), never inside a commit.
+    db.pragma('wal_autocheckpoint = 0');
     // Take the write lock now and keep it: a second process fails here, clearly.
     db.exec('BEGIN EXCLUSIVE; COMMIT');
   } catch (err) {
@@ -42,6 +54,7 @@ export function openStateFile(stateDir: string, opts: OpenOptions): { file: stri
     throw translateOpenError(err, file);
   }
   let walFd: number;
+  let dbFd: number;
   try {
     walFd = openSync(`${file}-wal`, 'r');
   } catch (err) {
@@ -49,13 +62,21 @@ export function openStateFile(stateDir: string, opts: OpenOptions): { file: stri
     throw new StateError(StateCodes.io, `cannot open the write-ahead log of state file ${file}: ${errorMessage(err)}`);
   }
   try {
-    migrate(db, file);
-    fdatasyncSync(walFd);
-    checkIntegrity(db, file);
-    return { file, db, walFd };
+    dbFd = openSync(file, 'r');
   } catch (err) {
     db.close();
     closeSync(walFd);
+    throw new StateError(StateCodes.io, `cannot open state file ${file}: ${errorMessage(err)}`);
+  }
+  try {
+    migrate(db, file);
+    syncDataNow(walFd);
+    checkIntegrity(db, file);
+    return { file, db, walFd, dbFd };
+  } catch (err) {
+    db.close();
+    closeSync(walFd);
+    closeSync(dbFd);
     throw translateOpenError(err, file);
   }
 }

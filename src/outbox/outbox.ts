@@ -12,20 +12,36 @@
 // new requests wait and make up the next transaction, so the event loop keeps reading,
 // mapping and serializing records instead of blocking in fsync.
 //
+// Checkpoints (copying the WAL into the database file) are jobcompd's too
+// (wal_autocheckpoint=0): SQLite's automatic ones run inside a commit on the event loop,
+// with two fsyncs that freeze every timer on a stalling disk. After a synced transaction
+// that brings the row writes since the last checkpoint to CHECKPOINT_AFTER_CHANGES, the
+// pages are copied without SQLite's syncs (page-cache writes: the WAL is already synced),
+// then the database file is fdatasync'd in libuv's pool; no transaction starts meanwhile,
+// because the next one restarts the WAL over frames whose pages must be on disk first.
+//
 // The file is opened with locking_mode=EXCLUSIVE: one process (daemon or replay) owns it
 // until it exits, and the kernel drops the lock if that process dies.
 //
+// A commit that fails for lack of space is rolled back by SQLite: its records are refused and
+// the bookkeeping retried. A failed fdatasync, or an I/O error inside a commit, is fatal
+// (E_STATE_SYNC_FAILED): after a failed fsync Linux may report the next one as successful
+// while the earlier pages are gone, so the outbox answers nothing more, ever: every waiter
+// is refused and the 'fatal' event tells the daemon to exit (docs/delivery-guarantees.md).
+//
 // Events: 'committed' (rows inserted), 'flushed' (seconds the transaction took),
-// 'commit-error' (StateError).
+// 'commit-error' (StateError), 'fatal' (StateError: the outbox is unusable), 'checkpointed'
+// (WAL pages copied, seconds including the sync).
 
 import { EventEmitter } from 'node:events';
-import { closeSync, fdatasync, fdatasyncSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { StateCodes, StateError, errorMessage } from '../errors';
+import { EXIT_IOERR, StateCodes, StateError, errorMessage } from '../errors';
 import type { JobEvent } from '../record/job-record';
 import { OUTBOX_INSERT, OUTBOX_ROW, QUARANTINE_INSERT, QUARANTINE_ROW } from './columns';
 import { whereClause, type RowFilter } from './filter';
-import { isDiskFull, openStateFile, sqliteCode, type OpenOptions } from './open';
+import { isDiskFull, openStateFile, sqliteCode, type OpenOptions, type OpenStateFile } from './open';
+import { sqliteSynchronous, syncData, syncDataNow } from './sync';
 
 
 export interface NewRecord {
@@ -127,11 +143,16 @@ interface CommittedBatch {
 }
 
 const RETRY_FLUSH_MS = 1000;
+/**
+ * Row writes between checkpoints. Each touches a few pages (the row, the dedup index), so the
+ * WAL grows to a few thousand pages between checkpoints (up to about 20 MB measured in the
+ * power-loss test), against SQLite's default of 1,000; fewer checkpoints mean fewer pauses of
+ * the group commit for the database file's fdatasync.
+ */
+export const CHECKPOINT_AFTER_CHANGES = 1000;
 const DEDUP_PRUNE_INTERVAL_MS = 60_000;
 
 export class Outbox extends EventEmitter {
-  readonly file: string;
-  private readonly db: Database.Database;
   private pending = emptyWrites();
   private flushScheduled = false;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -141,28 +162,32 @@ export class Outbox extends EventEmitter {
   private readonly stmt: ReturnType<Outbox['prepare']>;
   /** the transaction whose fdatasync is in flight */
   private syncing: CommittedBatch | undefined;
-  private lastSyncFailed = false;
+  /** set once a sync or commit failed with an I/O error: nothing is committed or answered after */
+  private failure: StateError | undefined;
+  private changesSinceCheckpoint = 0;
+  /** the database file's fdatasync after a checkpoint, while it is in libuv's pool */
+  private checkpointSync: { durable: boolean } | undefined;
+  readonly file: string;
+  private readonly db: Database.Database;
+  /** the WAL file, which SQLite keeps (same inode) until the connection closes */
+  private readonly walFd: number;
+  private readonly dbFd: number;
   /** every outbox row up to this id is on disk; pendingAfter reads no further */
   private syncedMaxId: number;
 
   private constructor(
-    file: string,
-    db: Database.Database,
+    opened: OpenStateFile,
     private readonly dedupWindowMs: number,
-    /** the WAL file, which SQLite keeps (same inode) until the connection closes */
-    private readonly walFd: number,
   ) {
     super();
-    this.file = file;
-    this.db = db;
+    ({ file: this.file, db: this.db, walFd: this.walFd, dbFd: this.dbFd } = opened);
     this.stmt = this.prepare();
     this.backlog = (this.db.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n;
     this.syncedMaxId = this.maxRowId();
   }
 
   static open(stateDir: string, opts: OpenOptions = {}): Outbox {
-    const { file, db, walFd } = openStateFile(stateDir, opts);
-    return new Outbox(file, db, opts.dedupWindowMs ?? 0, walFd);
+    return new Outbox(openStateFile(stateDir, opts), opts.dedupWindowMs ?? 0);
   }
 
   private prepare() {
@@ -299,6 +324,7 @@ export class Outbox extends EventEmitter {
    * never both or none.
    */
   requeueQuarantined(id: number, record: { event: JobEvent; jobId: number; payload: Buffer }, receivedAt: number): number {
+    this.checkpointDurableNow();
     const rowId = this.db.transaction(() => {
       const inserted = Number(this.stmt.insert.run(record.event, record.jobId, record.payload, 'replay', receivedAt).lastInsertRowid);
       this.db.prepare('DELETE FROM quarantine WHERE id = ?').run(id);
@@ -311,12 +337,13 @@ export class Outbox extends EventEmitter {
   }
 
   get lastCommitFailed(): boolean {
-    return this.retryTimer !== undefined || this.lastSyncFailed;
+    return this.retryTimer !== undefined || this.failure !== undefined;
   }
 
   /** Fill a fresh state file with what repair-state could read, in one durable transaction. */
   insertRecovered(records: RecoveredRecord[], quarantine: QuarantineEntry[]): void {
     const now = Date.now();
+    this.checkpointDurableNow();
     this.db.transaction(() => {
       for (const r of records) this.stmt.insert.run(r.event, r.jobId, r.payload, r.source, r.receivedAt);
       for (const q of quarantine) {
@@ -328,18 +355,27 @@ export class Outbox extends EventEmitter {
     this.backlog += records.length;
   }
 
-  /** Commit what is pending now and close the file. */
+  /**
+   * Commit what is pending now and close the file. After a fatal failure nothing is written:
+   * closing the connection would checkpoint the WAL into the database file.
+   */
   close(): void {
     if (this.closed) return;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.failure !== undefined) {
+      this.closed = true;
+      return;
+    }
     this.flush();
     this.closed = true;
     this.db.close();
     // an fdatasync still in the thread pool closes the descriptor when it returns
     if (this.syncing === undefined) closeSync(this.walFd);
+    if (this.checkpointSync === undefined) closeSync(this.dbFd);
   }
 
   private enqueue<T>(push: (w: Waiter<T>) => void): Promise<T> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new StateError(StateCodes.io, 'the state file is closed'));
     return new Promise<T>((resolve, reject) => {
       push({ resolve, reject });
@@ -348,20 +384,20 @@ export class Outbox extends EventEmitter {
   }
 
   private scheduleFlush(): void {
-    if (this.flushScheduled || this.closed) return;
+    if (this.flushScheduled || this.closed || this.failure !== undefined) return;
     this.flushScheduled = true;
     // during an fdatasync, its completion commits what has come in meanwhile
-    if (this.syncing === undefined) setImmediate(() => this.groupCommit());
+    if (this.syncing === undefined && this.checkpointSync === undefined) setImmediate(() => this.groupCommit());
   }
 
   /** One transaction for everything pending; its waiters are answered once it is synced. */
   private groupCommit(): void {
-    if (this.closed || this.syncing !== undefined || !this.flushScheduled) return;
+    if (this.closed || this.failure !== undefined || this.syncing !== undefined || this.checkpointSync !== undefined || !this.flushScheduled) return;
     this.flushScheduled = false;
     const batch = this.commit();
     if (batch === undefined) return;
     this.syncing = batch;
-    fdatasync(this.walFd, (err) => this.synced(batch, err));
+    syncData(this.walFd, (err) => this.synced(batch, err));
   }
 
   private synced(batch: CommittedBatch, err: NodeJS.ErrnoException | null): void {
@@ -371,18 +407,73 @@ export class Outbox extends EventEmitter {
       return;
     }
     this.settle(batch, err ?? undefined);
-    this.groupCommit();
+    if (this.failure === undefined && this.changesSinceCheckpoint >= CHECKPOINT_AFTER_CHANGES) this.checkpoint();
+    else this.groupCommit();
+  }
+
+  /** Copy the WAL into the database file, then sync that in libuv's pool (see the top). */
+  private checkpoint(): void {
+    this.changesSinceCheckpoint = 0;
+    const started = process.hrtime.bigint();
+    let pages: number;
+    try {
+      this.db.pragma('synchronous = OFF');
+      const [result] = this.db.pragma('wal_checkpoint(PASSIVE)') as { checkpointed: number }[];
+      pages = result?.checkpointed ?? 0;
+    } catch (err) {
+      // out of space: the WAL stays whole, and the next checkpoint tries again
+      if (isDiskFull(err)) this.emit('commit-error', this.commitError(err));
+      else this.fail(this.commitError(err));
+      this.groupCommit();
+      return;
+    } finally {
+      this.db.pragma(`synchronous = ${sqliteSynchronous}`);
+    }
+    const pending = { durable: false };
+    this.checkpointSync = pending;
+    syncData(this.dbFd, (err) => {
+      this.checkpointSync = undefined;
+      if (this.closed) {
+        closeSync(this.dbFd);
+        return;
+      }
+      if (err) {
+        this.fail(this.syncError(err));
+        return;
+      }
+      this.emit('checkpointed', pages, Number(process.hrtime.bigint() - started) / 1e9);
+      this.groupCommit();
+    });
+  }
+
+  /** Before a transaction outside the group commit: the running checkpoint's sync, now. */
+  private checkpointDurableNow(): void {
+    if (this.failure !== undefined) throw this.failure;
+    const pending = this.checkpointSync;
+    if (pending === undefined || pending.durable) return;
+    try {
+      syncDataNow(this.dbFd);
+    } catch (err) {
+      throw this.fail(this.syncError(err));
+    }
+    pending.durable = true;
   }
 
   /** Commit and sync everything pending now, synchronously (at shutdown). */
   flush(): void {
+    if (this.failure !== undefined) return;
+    try {
+      this.checkpointDurableNow();
+    } catch {
+      return; // failed for good: the daemon exits
+    }
     this.flushScheduled = false;
     const batch = this.commit();
     const inFlight = this.syncing;
     if (batch === undefined && inFlight === undefined) return;
     let error: unknown;
     try {
-      fdatasyncSync(this.walFd);
+      syncDataNow(this.walFd);
     } catch (err) {
       error = err;
     }
@@ -394,9 +485,9 @@ export class Outbox extends EventEmitter {
   /** After a synchronous transaction: sync the WAL before returning. */
   private syncNow(): void {
     try {
-      fdatasyncSync(this.walFd);
+      syncDataNow(this.walFd);
     } catch (err) {
-      throw this.syncError(err);
+      throw this.fail(this.syncError(err));
     }
   }
 
@@ -411,45 +502,73 @@ export class Outbox extends EventEmitter {
     try {
       [results, qids] = this.db.transaction(() => this.write(w, now))();
     } catch (err) {
-      this.failFlush(w, err);
+      if (isDiskFull(err)) this.failFlush(w, err);
+      else this.failCommit(w, err);
       return undefined;
     }
     const fresh = results.filter((r) => !r.duplicate);
     this.backlog += fresh.length - w.acks.length - w.moves.size;
+    this.changesSinceCheckpoint += w.inserts.length + w.quarantines.length + w.acks.length + w.failures.size + w.moves.size;
     return { writes: w, results, qids, inserted: fresh.length, maxId: fresh[fresh.length - 1]?.id ?? 0, started, settled: false };
   }
 
   /**
    * Answer a synced transaction's waiters. When the sync failed, its new records are
-   * refused (the sources keep them and send them again): the rows are committed but may
-   * not be on disk, so they may be published twice, never lost.
+   * refused (the sources keep them and send them again) and the outbox fails for good.
    */
   private settle(b: CommittedBatch, err: unknown): void {
     if (b.settled) return;
     b.settled = true;
     const w = b.writes;
     if (err === undefined) {
-      this.lastSyncFailed = false;
       this.syncedMaxId = Math.max(this.syncedMaxId, b.maxId);
       w.inserts.forEach((x, i) => x.waiter.resolve(b.results[i] ?? { id: 0, duplicate: false }));
       w.quarantines.forEach((x, i) => x.waiter.resolve(b.qids[i] ?? 0));
       this.emit('flushed', Number(process.hrtime.bigint() - b.started) / 1e9);
+      if (b.inserted > 0) this.emit('committed', b.inserted);
     } else {
-      this.lastSyncFailed = true;
       const error = this.syncError(err);
       for (const x of w.inserts) x.waiter.reject(error);
       for (const x of w.quarantines) x.waiter.reject(error);
-      this.emit('commit-error', error);
+      this.fail(error);
     }
-    if (b.inserted > 0) this.emit('committed', b.inserted);
   }
 
   private syncError(err: unknown): StateError {
     const code = (err as NodeJS.ErrnoException).code;
-    return new StateError(
-      code === 'ENOSPC' ? StateCodes.full : StateCodes.io,
-      `cannot sync the state file ${this.file}: ${errorMessage(err)}${code ? ` (${code})` : ''}`,
-    );
+    return new StateError(StateCodes.syncFailed, `cannot sync the state file ${this.file}: ${errorMessage(err)}${code ? ` (${code})` : ''}`, EXIT_IOERR);
+  }
+
+  /**
+   * The outbox is unusable from now on: every waiter is refused with `error`, nothing is
+   * committed or synced again, and 'fatal' tells the daemon to exit. Returns `error`.
+   */
+  private fail(error: StateError): StateError {
+    if (this.failure !== undefined) return this.failure;
+    this.failure = error;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    const pending = this.pending;
+    this.pending = emptyWrites();
+    for (const x of pending.inserts) x.waiter.reject(error);
+    for (const x of pending.quarantines) x.waiter.reject(error);
+    this.emit('fatal', error);
+    return error;
+  }
+
+  /** A commit that failed other than for lack of space (an I/O error): its records are refused, and the outbox fails. */
+  private failCommit(w: PendingWrites, err: unknown): void {
+    const error = this.commitError(err);
+    for (const x of w.inserts) x.waiter.reject(error);
+    for (const x of w.quarantines) x.waiter.reject(error);
+    this.fail(error);
+  }
+
+  /** SQLITE_FULL: the disk is full (retryable); anything else: an I/O error (fatal). */
+  private commitError(err: unknown): StateError {
+    const code = sqliteCode(err);
+    const what = `cannot commit to the state file ${this.file}: ${errorMessage(err)}${code ? ` (${code})` : ''}`;
+    return isDiskFull(err) ? new StateError(StateCodes.full, what) : new StateError(StateCodes.syncFailed, what, EXIT_IOERR);
   }
 
   private write(w: PendingWrites, now: number): [AppendResult[], number[]] {
@@ -505,15 +624,12 @@ export class Outbox extends EventEmitter {
   }
 
   /**
-   * New records are refused (their sources get an error and keep them); bookkeeping for
-   * rows already stored is kept and tried again, since losing it only means a duplicate.
+   * The disk is full (SQLite rolled the transaction back): new records are refused (their
+   * sources get an error and keep them); bookkeeping for rows already stored is kept and
+   * tried again, since losing it only means a duplicate.
    */
   private failFlush(w: PendingWrites, err: unknown): void {
-    const code = sqliteCode(err);
-    const error = new StateError(
-      isDiskFull(err) ? StateCodes.full : StateCodes.io,
-      `cannot commit to the state file ${this.file}: ${errorMessage(err)}${code ? ` (${code})` : ''}`,
-    );
+    const error = this.commitError(err);
     for (const x of w.inserts) x.waiter.reject(error);
     for (const x of w.quarantines) x.waiter.reject(error);
     this.pending.acks.unshift(...w.acks);

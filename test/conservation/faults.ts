@@ -80,7 +80,8 @@ export interface Kill {
 /**
  * A daemon (with the default MaxInFlight) that is killed and restarted in place (same
  * directory, ports, configuration). `current` is the live process; `kills` what each kill
- * hit.
+ * hit. `whileDown` runs between the kill and the restart (the power-loss test drops the
+ * unsynced data there).
  */
 export class RestartableDaemon {
   readonly kills: Kill[] = [];
@@ -91,12 +92,13 @@ export class RestartableDaemon {
   private constructor(
     public current: DaemonProcess,
     private readonly opts: DaemonOptions,
+    private readonly whileDown: () => Promise<void>,
   ) {
     this.processes = [current];
   }
 
-  static async start(opts: DaemonOptions): Promise<RestartableDaemon> {
-    return new RestartableDaemon(await startDaemon(opts), opts);
+  static async start(opts: DaemonOptions, whileDown: () => Promise<void> = () => Promise.resolve()): Promise<RestartableDaemon> {
+    return new RestartableDaemon(await startDaemon(opts), opts, whileDown);
   }
 
   /** SIGKILL at a random moment while records stream in, then start again. */
@@ -107,6 +109,7 @@ export class RestartableDaemon {
     const at = await counters(d);
     d.proc.kill('SIGKILL');
     await d.exited;
+    await this.whileDown();
     this.current = await startDaemon({ ...this.opts, dir: d.dir, port: d.port, adminPort: d.adminPort });
     this.processes.push(this.current);
     const inStateAtRestart = Number((await this.current.waitForLog((l) => l.logEvent === 'publisher.starting')).backlog);

@@ -24,7 +24,8 @@ function httpSender(daemon: RestartableDaemon, bodies: Buffer[]): Sender {
   };
 }
 
-function jobEnv(jobId: number): Map<string, string> {
+/** The environment jobcomp/script gives its script for a completed job. */
+export function jobEnv(jobId: number): Map<string, string> {
   return new Map(Object.entries({ JOBID: String(jobId), UID: '0', GID: '0', USERNAME: 'root', GROUPNAME: 'root', PROCS: '1', NODECNT: '1', NODES: 'localhost', PARTITION: 'debug', EXITCODE: '0:0', DERIVED_EC: '0:0', JOBSTATE: 'COMPLETED', START: '1795319410', END: '1795319411', SUBMIT: '1795319409', JOBNAME: `seq${jobId}` }));
 }
 

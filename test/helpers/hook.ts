@@ -1,7 +1,7 @@
 // Running the real native hook the way Slurm does: argv[0] is the installed path, the
 // environment holds only the job's variables, and "<argv0>.conf" configures it.
 
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from './cli';
@@ -28,11 +28,12 @@ export interface HookRun {
   ms: number;
 }
 
-/** Run the hook with exactly `env` as its environment, like slurmctld does. */
-export function runHook(path: string, env: ReadonlyMap<string, string>): Promise<HookRun> {
+/** Run the hook with exactly `env` as its environment, like slurmctld does; `onSpawn` gets the process. */
+export function runHook(path: string, env: ReadonlyMap<string, string>, onSpawn?: (child: ChildProcess) => void): Promise<HookRun> {
   const started = process.hrtime.bigint();
   return new Promise((resolve, reject) => {
     const child = spawn(path, [], { env: Object.fromEntries(env), cwd: '/tmp', stdio: ['ignore', 'ignore', 'pipe'] });
+    onSpawn?.(child);
     let stderr = '';
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     child.on('error', reject);

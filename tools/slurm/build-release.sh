@@ -17,6 +17,7 @@ cache=${JOBCOMPD_CACHE:-$HOME/.cache/jobcompd}/slurm
 [ $# -gt 0 ] || { echo "usage: $0 VERSION..." >&2; exit 64; }
 
 fail() { echo "build-release.sh: $*" >&2; exit 1; }
+. "$checkout/tools/build-common.sh"
 
 "$checkout/scripts/apt-install.sh" build-essential pkg-config munge libmunge-dev \
   libjson-c-dev librdkafka-dev libcurl4-openssl-dev libyaml-dev >/dev/null \
@@ -27,29 +28,14 @@ for version in "$@"; do
   want=$(awk -v v="$version" '$1 == v { print $2 }' "$here/releases.tsv")
   [ -n "$want" ] || fail "$version is not in $here/releases.tsv"
   archive=$src/slurm-$version.tar.gz
-  [ -f "$archive" ] || fail "missing archive $archive (set SLURM_SRC to the directory holding it)"
-  got=$(sha256sum "$archive" | cut -d' ' -f1)
-  [ "$got" = "$want" ] || fail "$archive: sha256 $got, expected $want"
+  check_archive "$archive" "$want" "set SLURM_SRC to the directory holding it"
   prefix=$cache/$version-$(echo "$want" | cut -c1-12)
   # One builder per prefix; a second caller waits here and then finds it done.
   exec 9>"$prefix.lock"
   flock 9
   if [ ! -f "$prefix/.built" ]; then
-    work=$prefix.build
-    log=$prefix.build.log
-    rm -rf "$work" "$prefix"
-    mkdir -p "$work"
-    : >"$log"
-    t0=$(date +%s)
-    step() {
-      name=$1; shift
-      s=$(date +%s)
-      if ! "$@" >>"$log" 2>&1; then
-        tail -n 40 "$log" >&2
-        fail "$version: $name failed (full log: $log)"
-      fi
-      echo "$name $(( $(date +%s) - s ))s" >>"$work/times"
-    }
+    start_build
+    step_context="$version: "
     step unpack tar -xzf "$archive" -C "$work"
     cd "$work/slurm-$version"
     step configure ./configure --prefix="$prefix" --sysconfdir="$prefix/etc" \
@@ -61,10 +47,7 @@ for version in "$@"; do
     for plugin in jobcomp_kafka jobcomp_elasticsearch jobcomp_script serializer_json; do
       [ -f "$prefix/lib/slurm/$plugin.so" ] || { tail -n 40 "$log" >&2; fail "$version: $plugin.so was not built (full log: $log)"; }
     done
-    echo "total $(( $(date +%s) - t0 ))s" >>"$work/times"
-    cp "$work/times" "$prefix/.build-times"
-    rm -rf "$work"
-    touch "$prefix/.built"
+    finish_build
   fi
   exec 9>&-
   echo "$prefix"
