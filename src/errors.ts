@@ -141,3 +141,29 @@ export const StateCodes = {
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/**
+ * A Kafka request that the listener cannot read (docs/kafka-listener.md): the connection
+ * is closed with a log line carrying the code, the daemon goes on.
+ */
+export class KafkaProtocolError extends JobcompdError {
+  readonly code: string;
+  readonly exitCode = EXIT_DATAERR;
+
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'KafkaProtocolError';
+    this.code = code;
+  }
+}
+
+export const KafkaProtocolCodes = {
+  /** a request or record batch that does not parse (short, bad length, bad varint) */
+  malformed: 'E_KAFKA_MALFORMED',
+  /** a frame longer than [kafka] MaxRequestBytes */
+  frameTooLarge: 'E_KAFKA_FRAME_TOO_LARGE',
+  /** a record batch whose CRC-32C does not match its bytes */
+  badCrc: 'E_KAFKA_BAD_CRC',
+  /** a record batch compressed with a codec this Node.js cannot decompress */
+  unsupportedCompression: 'E_KAFKA_UNSUPPORTED_COMPRESSION',
+} as const;
