@@ -34,8 +34,8 @@ const cases: Case[] = [
   },
   {
     name: 'unknown section',
-    conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\n[kafka]\nlinger=5\n',
-    message: '@dir/jobcompd.conf:4: linger: unknown section [kafka] (known: [jobcompd], [hook], [admin], [http], [producer])',
+    conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\n[rdkafka]\nlinger=5\n',
+    message: '@dir/jobcompd.conf:4: linger: unknown section [rdkafka] (known: [jobcompd], [hook], [admin], [http], [kafka], [producer])',
   },
   { name: 'no ClusterName', conf: 'JobCompLoc=@rdkafka\n', message: '@dir/jobcompd.conf: ClusterName: is not set: set it in jobcompd.conf or point SlurmConf at slurm.conf' },
   { name: 'no JobCompLoc', conf: 'ClusterName=hpc1\n', message: '@dir/jobcompd.conf: JobCompLoc: is not set: it must name the librdkafka properties file (as for jobcomp/kafka)' },
@@ -63,6 +63,25 @@ const cases: Case[] = [
     name: 'bad Listen',
     conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\n[http]\nListen=9200\n',
     message: '@dir/jobcompd.conf:4: Listen: must be host:port (e.g. 127.0.0.1:9200) or "off", got "9200"',
+  },
+  {
+    name: 'Kafka listener on a non-loopback address (it has no authentication)',
+    conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\n[kafka]\nListen=0.0.0.0:9292\n',
+    message: '@dir/jobcompd.conf:4: Listen: 0.0.0.0 is not a loopback address: the Kafka listener has no authentication yet (SASL is not implemented), so it listens on loopback only, beside slurmctld',
+  },
+  {
+    name: 'upstream rdkafka.conf pointing back at the Kafka listener',
+    conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\n[kafka]\nListen=127.0.0.1:9292\n',
+    rdkafka: 'linger.ms=5\nbootstrap.servers=kafka1:9092,localhost:9292\n',
+    message: "@dir/rdkafka.conf:2: bootstrap.servers: localhost:9292 is jobcompd's own [kafka] Listen: this file must name the upstream Kafka cluster; the plugin's JobCompLoc file is the one that points at jobcompd",
+  },
+  {
+    name: "Kafka listener on: slurm.conf's JobCompLoc (the plugin's file) is not taken for the upstream one",
+    conf: '[kafka]\nListen=127.0.0.1:9292\n',
+    slurmConf: 'ClusterName=hpc1\nJobCompType=jobcomp/kafka\nJobCompLoc=@rdkafka\n',
+    args: ['-c', '@dir/jobcompd.conf', '--slurm-conf', '@dir/slurm.conf'],
+    message:
+      "@dir/jobcompd.conf: JobCompLoc: is not set in jobcompd.conf: with [kafka] Listen on, slurm.conf's JobCompLoc is the plugin's file (pointing at jobcompd); name the upstream cluster's librdkafka file here",
   },
   {
     name: "'#' glued to a value (ini would cut the value there)",
