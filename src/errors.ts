@@ -91,6 +91,8 @@ export const RecordCodes = {
 export const QuarantineCodes = {
   /** a hook message or spool file that is not in the hook's wire format */
   hookBadMessage: 'E_HOOK_BAD_MESSAGE',
+  /** a record produced to the Kafka listener that node-rdkafka cannot publish unchanged (null value, binary header) */
+  kafkaUnpublishable: 'E_KAFKA_UNPUBLISHABLE',
   /** a quarantine row recovered by repair-state without its reason code */
   unknown: 'E_UNKNOWN',
 } as const;

@@ -7,8 +7,10 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { KafkaProtocolError, errorMessage } from '../errors';
+import type { Ingest } from '../ingest';
 import { FrameReader, frame } from '../kafka-protocol/frame';
-import { answerRequest, type KafkaSessionContext } from './kafka-session';
+import { ProducerState } from '../kafka-protocol/producer-state';
+import { answerRequest, type KafkaSessionContext, type KafkaSessionEvents } from './kafka-session';
 
 export interface KafkaListenerOptions {
   host: string;
@@ -24,7 +26,8 @@ export interface KafkaListenerOptions {
 const MAX_PENDING_REQUESTS = 16;
 
 export class KafkaListener {
-  private readonly connections = new Set<Socket>();
+  /** each connection and the promise of its last answer */
+  private readonly connections = new Map<Socket, { tail: Promise<void> }>();
 
   private constructor(
     private readonly server: Server,
@@ -50,22 +53,43 @@ export class KafkaListener {
     return listener;
   }
 
+  /** The daemon's listener: every record goes through `ingest` (committed, or quarantined) before the answer. */
+  static forIngest(ingest: Ingest, opts: KafkaListenerOptions, clusterName: string, log: Logger): Promise<KafkaListener> {
+    return KafkaListener.listen(
+      opts,
+      {
+        clusterId: `jobcompd-${clusterName}`,
+        maxRecordsBytes: opts.maxRequestBytes,
+        producers: new ProducerState(),
+        offsets: new Map(),
+        commit: async (records) => {
+          await Promise.all(records.map((r) => ingest.acceptProduced({ topic: r.topic, key: r.key, value: r.value, headers: r.headers })));
+        },
+        events: loggedEvents(log),
+      },
+      log,
+    );
+  }
+
   get port(): number {
     return this.context.broker.port;
   }
 
+  /** Stop accepting; requests already received are committed and answered first. */
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const socket of this.connections) socket.end();
+    for (const socket of this.connections.keys()) socket.pause();
+    await Promise.all([...this.connections.values()].map((c) => c.tail));
+    for (const socket of this.connections.keys()) socket.end();
     await closed;
   }
 
   private serve(socket: Socket): void {
-    this.connections.add(socket);
+    const connection = { tail: Promise.resolve() };
+    this.connections.set(socket, connection);
     socket.setNoDelay(true);
     const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     const frames = new FrameReader(this.opts.maxRequestBytes);
-    let tail: Promise<void> = Promise.resolve();
     let pending = 0;
     const fail = (err: unknown): void => {
       const code = err instanceof KafkaProtocolError ? err.code : 'E_KAFKA_INTERNAL';
@@ -86,7 +110,7 @@ export class KafkaListener {
         answer.catch(() => undefined); // awaited in order below; this only marks it handled meanwhile
         pending++;
         if (pending >= MAX_PENDING_REQUESTS) socket.pause();
-        tail = tail.then(async () => {
+        connection.tail = connection.tail.then(async () => {
           try {
             const response = await answer;
             if (response !== undefined && !socket.destroyed) socket.write(frame(response));
@@ -102,4 +126,17 @@ export class KafkaListener {
     socket.on('error', () => socket.destroy());
     socket.on('close', () => this.connections.delete(socket));
   }
+}
+
+function loggedEvents(log: Logger): KafkaSessionEvents {
+  return {
+    unsupportedCompression: (codec, clientId) =>
+      log.warn(
+        { logEvent: 'kafka.unsupported-compression', codec, clientId },
+        `a producer sent ${codec}-compressed records, which this jobcompd cannot read: set compression.type (compression.codec) to gzip or none in its configuration (for jobcomp/kafka: the JobCompLoc file)`,
+      ),
+    refusedBatch: (topic, code, reason, clientId) => log.warn({ logEvent: 'kafka.batch-refused', topic, code, err: reason, clientId }, 'a record batch was refused; the producer was told why'),
+    unsupportedRequest: (apiKey, apiVersion, clientId) =>
+      log.info({ logEvent: 'kafka.unsupported-request', apiKey, apiVersion, clientId }, 'a request of an API or version the listener does not serve was answered with UNSUPPORTED_VERSION'),
+  };
 }
