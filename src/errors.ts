@@ -166,6 +166,8 @@ export const KafkaProtocolCodes = {
   frameTooLarge: 'E_KAFKA_FRAME_TOO_LARGE',
   /** a record batch whose CRC-32C does not match its bytes */
   badCrc: 'E_KAFKA_BAD_CRC',
+  /** a request other than ApiVersions and SASL before the client authenticated ([kafka] SaslUser set) */
+  unauthenticated: 'E_KAFKA_UNAUTHENTICATED',
   /** a record batch compressed with a codec this Node.js cannot decompress */
   unsupportedCompression: 'E_KAFKA_UNSUPPORTED_COMPRESSION',
 } as const;

@@ -199,7 +199,7 @@ async function startSources(cfg: LoadedConfig, ingest: Ingest, log: Logger): Pro
       );
     }
     if (kafka.listen) {
-      sources.kafka = await KafkaListener.forIngest(ingest, { ...kafka.listen, maxConnections: kafka.maxConnections, maxRequestBytes: kafka.maxRequestBytes }, cfg.daemon.clusterName, log);
+      sources.kafka = await KafkaListener.forIngest(ingest, { ...kafka.listen, maxConnections: kafka.maxConnections, maxRequestBytes: kafka.maxRequestBytes }, cfg.daemon.clusterName, kafka.sasl, log);
     }
     if (hook.spool) {
       sources.spool = await SpoolSource.start(ingest, { dir: hook.spool, scanIntervalMs: hook.spoolScanIntervalMs, maxMessageBytes: hook.maxMessageBytes }, log);

@@ -53,6 +53,8 @@ export interface DaemonConfig {
     maxConnections: number;
     /** the largest request frame; also the most one record batch may decompress to */
     maxRequestBytes: number;
+    /** SASL/PLAIN credentials every client must present; required off loopback */
+    sasl: { user: string; password: string } | undefined;
   };
   producer: {
     maxInFlight: number;
@@ -133,6 +135,8 @@ const SCHEMA: Record<string, Record<string, Setter>> = {
     },
     maxconnections: (c, v, loc) => (c.kafka.maxConnections = positiveInt(v, loc)),
     maxrequestbytes: (c, v, loc) => (c.kafka.maxRequestBytes = positiveInt(v, loc)),
+    sasluser: (c, v, loc) => (c.kafka.sasl = { user: nonEmpty(v, loc), password: c.kafka.sasl?.password ?? '' }),
+    saslpassword: (c, v, loc) => (c.kafka.sasl = { user: c.kafka.sasl?.user ?? '', password: nonEmpty(v, loc) }),
   },
   producer: {
     maxinflight: (c, v, loc) => (c.producer.maxInFlight = positiveInt(v, loc)),
@@ -163,7 +167,7 @@ export function defaultDaemonConfig(): DaemonConfig {
       basicAuth: undefined,
       allowUnauthenticated: false,
     },
-    kafka: { listen: undefined, listenFrom: nowhere, maxConnections: 64, maxRequestBytes: 16 * 1024 * 1024 },
+    kafka: { listen: undefined, listenFrom: nowhere, maxConnections: 64, maxRequestBytes: 16 * 1024 * 1024, sasl: undefined },
     producer: { maxInFlight: 1000, retryBackoffMinMs: 500, retryBackoffMaxMs: 60_000 },
     dedupWindowMs: 86_400_000,
     // the native hook's compiled-in defaults
@@ -260,7 +264,7 @@ function checkRequired(cfg: DaemonConfig): void {
   if (auth && (auth.user === '' || auth.password === '')) {
     throw new ConfigError(ConfigCodes.missing, { ...where, key: '[http] BasicAuthUser/BasicAuthPassword' }, 'set both, or neither');
   }
-  checkKafkaListen(cfg);
+  checkKafkaListen(cfg, where);
   const listen = cfg.http.listen;
   if (listen && !isLoopback(listen.host) && !auth && !cfg.http.allowUnauthenticated) {
     throw new ConfigError(
@@ -271,13 +275,16 @@ function checkRequired(cfg: DaemonConfig): void {
   }
 }
 
-function checkKafkaListen(cfg: DaemonConfig): void {
-  const listen = cfg.kafka.listen;
-  if (listen && !isLoopback(listen.host)) {
+function checkKafkaListen(cfg: DaemonConfig, where: ConfigLocation): void {
+  const { listen, sasl } = cfg.kafka;
+  if (sasl && (sasl.user === '' || sasl.password === '')) {
+    throw new ConfigError(ConfigCodes.missing, { ...where, key: '[kafka] SaslUser/SaslPassword' }, 'set both, or neither');
+  }
+  if (listen && !isLoopback(listen.host) && !sasl) {
     throw new ConfigError(
       ConfigCodes.badValue,
       cfg.kafka.listenFrom,
-      `${listen.host} is not a loopback address: the Kafka listener has no authentication yet (SASL is not implemented), so it listens on loopback only, beside slurmctld`,
+      `${listen.host} is not a loopback address: set SaslUser and SaslPassword (the producers then need security.protocol=SASL_PLAINTEXT, sasl.mechanisms=PLAIN and those credentials), or listen on loopback beside slurmctld`,
     );
   }
 }

@@ -6,8 +6,10 @@ export const ApiKey = {
   produce: 0,
   fetch: 1,
   metadata: 3,
+  saslHandshake: 17,
   apiVersions: 18,
   initProducerId: 22,
+  saslAuthenticate: 36,
 } as const;
 
 export type ApiKeyNumber = (typeof ApiKey)[keyof typeof ApiKey];
@@ -27,6 +29,8 @@ export const SUPPORTED_APIS: readonly ApiRange[] = [
   { apiKey: ApiKey.metadata, minVersion: 0, maxVersion: 12, flexibleFrom: 9 },
   { apiKey: ApiKey.apiVersions, minVersion: 0, maxVersion: 3, flexibleFrom: 3 },
   { apiKey: ApiKey.initProducerId, minVersion: 0, maxVersion: 4, flexibleFrom: 2 },
+  { apiKey: ApiKey.saslHandshake, minVersion: 1, maxVersion: 1, flexibleFrom: Infinity },
+  { apiKey: ApiKey.saslAuthenticate, minVersion: 0, maxVersion: 2, flexibleFrom: 2 },
 ];
 
 /**
@@ -63,5 +67,8 @@ export const KafkaErrorCode = {
   invalidProducerEpoch: 47,
   transactionalIdAuthorizationFailed: 53,
   kafkaStorageError: 56,
+  unsupportedSaslMechanism: 33,
+  illegalSaslState: 34,
+  saslAuthenticationFailed: 58,
   unsupportedCompressionType: 76,
 } as const;

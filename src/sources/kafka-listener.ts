@@ -10,7 +10,7 @@ import { KafkaProtocolError, errorMessage } from '../errors';
 import type { Ingest } from '../ingest';
 import { FrameReader, frame } from '../kafka-protocol/frame';
 import { ProducerState } from '../kafka-protocol/producer-state';
-import { answerRequest, type KafkaSessionContext, type KafkaSessionEvents } from './kafka-session';
+import { answerRequest, newConnectionState, type KafkaSessionContext, type KafkaSessionEvents } from './kafka-session';
 
 export interface KafkaListenerOptions {
   host: string;
@@ -54,11 +54,18 @@ export class KafkaListener {
   }
 
   /** The daemon's listener: every record goes through `ingest` (committed, or quarantined) before the answer. */
-  static forIngest(ingest: Ingest, opts: KafkaListenerOptions, clusterName: string, log: Logger): Promise<KafkaListener> {
+  static forIngest(
+    ingest: Ingest,
+    opts: KafkaListenerOptions,
+    clusterName: string,
+    credentials: { user: string; password: string } | undefined,
+    log: Logger,
+  ): Promise<KafkaListener> {
     return KafkaListener.listen(
       opts,
       {
         clusterId: `jobcompd-${clusterName}`,
+        credentials,
         maxRecordsBytes: opts.maxRequestBytes,
         producers: new ProducerState(),
         offsets: new Map(),
@@ -86,6 +93,7 @@ export class KafkaListener {
 
   private serve(socket: Socket): void {
     const connection = { tail: Promise.resolve() };
+    const state = newConnectionState();
     this.connections.set(socket, connection);
     socket.setNoDelay(true);
     const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
@@ -106,7 +114,7 @@ export class KafkaListener {
       }
       for (const request of received) {
         this.opts.observeRequest?.(request);
-        const answer = answerRequest(request, this.context);
+        const answer = answerRequest(request, this.context, state);
         answer.catch(() => undefined); // awaited in order below; this only marks it handled meanwhile
         pending++;
         if (pending >= MAX_PENDING_REQUESTS) socket.pause();
@@ -136,6 +144,7 @@ function loggedEvents(log: Logger): KafkaSessionEvents {
         `a producer sent ${codec}-compressed records, which this jobcompd cannot read: set compression.type (compression.codec) to gzip or none in its configuration (for jobcomp/kafka: the JobCompLoc file)`,
       ),
     refusedBatch: (topic, code, reason, clientId) => log.warn({ logEvent: 'kafka.batch-refused', topic, code, err: reason, clientId }, 'a record batch was refused; the producer was told why'),
+    authenticationFailed: (user, clientId) => log.warn({ logEvent: 'kafka.authentication-failed', user, clientId }, 'a client failed SASL/PLAIN authentication'),
     unsupportedRequest: (apiKey, apiVersion, clientId) =>
       log.info({ logEvent: 'kafka.unsupported-request', apiKey, apiVersion, clientId }, 'a request of an API or version the listener does not serve was answered with UNSUPPORTED_VERSION'),
   };

@@ -2,6 +2,7 @@
 // InitProducerId and Produce (docs/kafka-listener.md). A produce request is answered only
 // after `commit` has made every new record of it durable; answers leave in request order.
 
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { KafkaProtocolCodes, KafkaProtocolError, errorMessage } from '../errors';
 import { ApiKey, KafkaErrorCode, isSupported } from '../kafka-protocol/api-keys';
 import { readApiVersionsRequest, writeApiVersionsResponse } from '../kafka-protocol/api-versions';
@@ -12,6 +13,7 @@ import { type BrokerAddress, isLegalTopicName, readMetadataRequest, writeMetadat
 import { type PartitionAnswer, type TopicAnswer, readProduceRequest, writeProduceResponse } from '../kafka-protocol/produce';
 import type { ProducerState } from '../kafka-protocol/producer-state';
 import { ByteReader } from '../kafka-protocol/reader';
+import { PLAIN, parsePlain, readSaslAuthenticateRequest, readSaslHandshakeRequest, writeSaslAuthenticateResponse, writeSaslHandshakeResponse } from '../kafka-protocol/sasl';
 import { type KafkaRecord, readRecordBatches } from '../kafka-protocol/record-batch';
 
 /** One record as produced, with where it was produced to. */
@@ -25,6 +27,7 @@ export interface KafkaSessionEvents {
   /** a batch refused for another reason (bad CRC, malformed, out of order) */
   refusedBatch(topic: string, code: string, reason: string, clientId: string | null): void;
   unsupportedRequest(apiKey: number, apiVersion: number, clientId: string | null): void;
+  authenticationFailed(user: string | null, clientId: string | null): void;
 }
 
 export interface KafkaSessionContext {
@@ -35,12 +38,30 @@ export interface KafkaSessionContext {
   readonly producers: ProducerState;
   /** the next offset of each topic's one partition */
   readonly offsets: Map<string, bigint>;
+  /** SASL/PLAIN credentials every connection must present first; undefined: none asked */
+  readonly credentials?: { readonly user: string; readonly password: string };
   /** makes the records durable; rejects if they are not */
   commit(records: readonly ProducedRecord[]): Promise<void>;
   readonly events: KafkaSessionEvents;
 }
 
 const NO_OFFSET = -1n;
+
+/** What one connection has said so far. */
+export interface ConnectionState {
+  /** a SaslHandshake for PLAIN was answered */
+  handshake: boolean;
+  authenticated: boolean;
+}
+
+export function newConnectionState(): ConnectionState {
+  return { handshake: false, authenticated: false };
+}
+
+function sameSecret(a: string, b: string): boolean {
+  const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+  return timingSafeEqual(digest(a), digest(b));
+}
 
 function partitionError(partition: number, errorCode: number, errorMessage: string | null): PartitionAnswer {
   return { partition, errorCode, baseOffset: NO_OFFSET, errorMessage };
@@ -55,7 +76,7 @@ function kafkaCodeFor(err: KafkaProtocolError): number {
  * (acks=0). Throws KafkaProtocolError for a request that does not parse: the caller closes
  * the connection.
  */
-export async function answerRequest(frame: Buffer, context: KafkaSessionContext): Promise<Buffer | undefined> {
+export async function answerRequest(frame: Buffer, context: KafkaSessionContext, connection: ConnectionState = newConnectionState()): Promise<Buffer | undefined> {
   const start = readHeaderStart(frame);
   if (start.apiKey === ApiKey.apiVersions) {
     // answered in any version: a version above ours gets the v0 fallback with our list
@@ -74,6 +95,11 @@ export async function answerRequest(frame: Buffer, context: KafkaSessionContext)
   }
   const reader = new ByteReader(frame);
   const header = readRequestHeader(reader);
+  if (header.apiKey === ApiKey.saslHandshake) return answerSaslHandshake(reader, header, context, connection);
+  if (header.apiKey === ApiKey.saslAuthenticate) return answerSaslAuthenticate(reader, header, context, connection);
+  if (context.credentials !== undefined && !connection.authenticated) {
+    throw new KafkaProtocolError(KafkaProtocolCodes.unauthenticated, `API ${header.apiKey} before SASL authentication`);
+  }
   switch (header.apiKey) {
     case ApiKey.metadata:
       return answerMetadata(reader, header, context);
@@ -82,6 +108,30 @@ export async function answerRequest(frame: Buffer, context: KafkaSessionContext)
     default:
       return answerProduce(reader, header, context);
   }
+}
+
+function answerSaslHandshake(reader: ByteReader, header: RequestHeader, context: KafkaSessionContext, connection: ConnectionState): Buffer {
+  const mechanism = readSaslHandshakeRequest(reader);
+  const offered = context.credentials === undefined ? [] : [PLAIN];
+  connection.handshake = offered.includes(mechanism);
+  return writeSaslHandshakeResponse(header, connection.handshake ? KafkaErrorCode.none : KafkaErrorCode.unsupportedSaslMechanism, offered);
+}
+
+function answerSaslAuthenticate(reader: ByteReader, header: RequestHeader, context: KafkaSessionContext, connection: ConnectionState): Buffer {
+  const message = readSaslAuthenticateRequest(reader, header.apiVersion);
+  if (!connection.handshake || context.credentials === undefined) {
+    return writeSaslAuthenticateResponse(header, KafkaErrorCode.illegalSaslState, 'SaslHandshake for PLAIN first');
+  }
+  const given = parsePlain(message);
+  const expected = context.credentials;
+  // both compared, whatever the first says: the time taken tells nothing
+  const userOk = sameSecret(given?.user ?? '', expected.user);
+  const passwordOk = sameSecret(given?.password ?? '', expected.password);
+  connection.authenticated = given !== undefined && userOk && passwordOk;
+  if (!connection.authenticated) context.events.authenticationFailed(given?.user ?? null, header.clientId);
+  return connection.authenticated
+    ? writeSaslAuthenticateResponse(header, KafkaErrorCode.none, null)
+    : writeSaslAuthenticateResponse(header, KafkaErrorCode.saslAuthenticationFailed, 'Authentication failed: invalid username or password');
 }
 
 function answerMetadata(reader: ByteReader, header: RequestHeader, context: KafkaSessionContext): Buffer {

@@ -65,9 +65,15 @@ const cases: Case[] = [
     message: '@dir/jobcompd.conf:4: Listen: must be host:port (e.g. 127.0.0.1:9200) or "off", got "9200"',
   },
   {
-    name: 'Kafka listener on a non-loopback address (it has no authentication)',
+    name: 'Kafka listener on a non-loopback address without SASL credentials',
     conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\n[kafka]\nListen=0.0.0.0:9292\n',
-    message: '@dir/jobcompd.conf:4: Listen: 0.0.0.0 is not a loopback address: the Kafka listener has no authentication yet (SASL is not implemented), so it listens on loopback only, beside slurmctld',
+    message:
+      '@dir/jobcompd.conf:4: Listen: 0.0.0.0 is not a loopback address: set SaslUser and SaslPassword (the producers then need security.protocol=SASL_PLAINTEXT, sasl.mechanisms=PLAIN and those credentials), or listen on loopback beside slurmctld',
+  },
+  {
+    name: 'Kafka listener SaslUser without SaslPassword',
+    conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\n[kafka]\nListen=0.0.0.0:9292\nSaslUser=slurm\n',
+    message: '@dir/jobcompd.conf: [kafka] SaslUser/SaslPassword: set both, or neither',
   },
   {
     name: 'upstream rdkafka.conf pointing back at the Kafka listener',
@@ -197,6 +203,18 @@ describe.each(['check-config', 'run'])('%s refuses broken configuration with exi
     expect(r.stderr.split('\n')[0]).toBe(`jobcompd: ${sub(c.message)}`);
     expect(r.code).toBe(78);
   });
+});
+
+test('check-config: a Kafka listener off loopback with SASL credentials is accepted, and the password not shown', () => {
+  const dir = tempDir();
+  writeFiles(dir, {
+    'rdkafka.conf': GOOD_RDKAFKA,
+    'jobcompd.conf': `ClusterName=hpc1\nJobCompLoc=${join(dir, 'rdkafka.conf')}\n[kafka]\nListen=0.0.0.0:9292\nSaslUser=slurm\nSaslPassword=kafka-secret-do-not-print\n`,
+  });
+  const r = runCli(['check-config', '--json', '-c', join(dir, 'jobcompd.conf')]);
+  expect(r.code).toBe(0);
+  expect(r.stdout + r.stderr).not.toContain('kafka-secret-do-not-print');
+  expect((JSON.parse(r.stdout) as { kafkaListener: { listen: unknown } }).kafkaListener.listen).toEqual({ host: '0.0.0.0', port: 9292 });
 });
 
 describe('check-config on a good configuration', () => {

@@ -8,7 +8,7 @@ import { KafkaListener, type KafkaListenerOptions } from '../../src/sources/kafk
 import type { ProducedRecord } from '../../src/sources/kafka-session';
 
 export interface ListenerEvent {
-  kind: 'unsupported-compression' | 'refused-batch' | 'unsupported-request';
+  kind: 'unsupported-compression' | 'refused-batch' | 'unsupported-request' | 'authentication-failed';
   detail: string;
 }
 
@@ -22,7 +22,7 @@ export interface MemoryListener {
   waitForRecords(n: number): Promise<void>;
 }
 
-export async function startMemoryListener(opts: Partial<KafkaListenerOptions> = {}): Promise<MemoryListener> {
+export async function startMemoryListener(opts: Partial<KafkaListenerOptions> = {}, credentials?: { user: string; password: string }): Promise<MemoryListener> {
   const records: ProducedRecord[] = [];
   const events: ListenerEvent[] = [];
   const logLines: Record<string, unknown>[] = [];
@@ -37,6 +37,7 @@ export async function startMemoryListener(opts: Partial<KafkaListenerOptions> = 
     { host: '127.0.0.1', port: 0, maxConnections: 16, maxRequestBytes: 16 * 1024 * 1024, ...opts },
     {
       clusterId: 'jobcompd-test',
+      credentials,
       maxRecordsBytes: 64 * 1024 * 1024,
       producers: new ProducerState(),
       offsets: new Map(),
@@ -51,6 +52,7 @@ export async function startMemoryListener(opts: Partial<KafkaListenerOptions> = 
         unsupportedCompression: (codec) => events.push({ kind: 'unsupported-compression', detail: codec }),
         refusedBatch: (_topic, code) => events.push({ kind: 'refused-batch', detail: code }),
         unsupportedRequest: (apiKey, apiVersion) => events.push({ kind: 'unsupported-request', detail: `${apiKey}v${apiVersion}` }),
+        authenticationFailed: (user) => events.push({ kind: 'authentication-failed', detail: user ?? '' }),
       },
     },
     pino({ base: null }, sink),

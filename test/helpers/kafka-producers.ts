@@ -90,7 +90,7 @@ import java.util.*;
 import org.apache.kafka.clients.producer.*;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 
-// args: bootstrap topic messageFile compression; the file: per message
+// args: bootstrap topic messageFile compression [property value]...; the file: per message
 // keyLen(int, -1 null) key valueLen value headerCount (keyLen key valueLen value)*
 public class TestProducer {
   public static void main(String[] args) throws Exception {
@@ -99,6 +99,7 @@ public class TestProducer {
     p.put("enable.idempotence", "true");
     p.put("acks", "all");
     p.put("compression.type", args[3]);
+    for (int i = 4; i + 1 < args.length; i += 2) p.put(args[i], args[i + 1]);
     p.put("request.timeout.ms", "15000");
     p.put("delivery.timeout.ms", "30000");
     p.put("key.serializer", ByteArraySerializer.class.getName());
@@ -171,11 +172,18 @@ async function javaProducerClasspath(): Promise<string> {
 }
 
 /** The Java producer (idempotence on, acks=all): resolves with its delivered and failed counts. */
-export async function produceWithJava(bootstrap: string, topic: string, messages: readonly TestMessage[], compression: string, workDir: string): Promise<{ delivered: number; failed: number }> {
+export async function produceWithJava(
+  bootstrap: string,
+  topic: string,
+  messages: readonly TestMessage[],
+  compression: string,
+  workDir: string,
+  properties: Record<string, string> = {},
+): Promise<{ delivered: number; failed: number }> {
   const classpath = await javaProducerClasspath();
   const file = join(workDir, `messages-${compression}.bin`);
   writeFileSync(file, encodeForJava(messages));
-  const { stdout } = await execFileAsync('java', ['-cp', classpath, 'TestProducer', bootstrap, topic, file, compression], { timeout: 60_000 });
+  const { stdout } = await execFileAsync('java', ['-cp', classpath, 'TestProducer', bootstrap, topic, file, compression, ...Object.entries(properties).flat()], { timeout: 60_000 });
   const match = /delivered (\d+) failed (\d+)/.exec(stdout);
   if (match === null) throw new Error(`the Java producer said: ${stdout}`);
   return { delivered: Number(match[1]), failed: Number(match[2]) };

@@ -35,7 +35,7 @@ export async function runCheckConfig(opts: LoadOptions, json: boolean, connect: 
     recordFormat: { release: cfg.daemon.recordFormat.release, layout: cfg.daemon.recordFormat.layout },
     params: cfg.params,
     http: { ...cfg.daemon.http, basicAuth: cfg.daemon.http.basicAuth ? { user: cfg.daemon.http.basicAuth.user, password: REDACTED } : null },
-    kafkaListener: { ...cfg.daemon.kafka, listenFrom: undefined },
+    kafkaListener: { ...cfg.daemon.kafka, listenFrom: undefined, sasl: cfg.daemon.kafka.sasl ? { user: cfg.daemon.kafka.sasl.user, password: REDACTED } : null },
     librdkafka: properties,
     warnings: cfg.warnings,
     kafka: kafka ?? null,
