@@ -229,13 +229,20 @@ function takePartition(
   let firstOffset: bigint | undefined;
   const records: ProducedRecord[] = [];
   const producerIds: bigint[] = [];
+  // a refusal after earlier batches of the partition were counted as seen: they are not
+  // committed either, so their sequence numbers must be forgotten, or their resend would be
+  // answered as a duplicate of nothing
+  const refuseAll = (errorCode: number, reason: string): PendingPartition => {
+    for (const id of producerIds) context.producers.forget(topic, partition, id);
+    return refuse(errorCode, reason);
+  };
   for (const batch of batches) {
-    if (batch.isControl || batch.isTransactional) return refuse(KafkaErrorCode.transactionalIdAuthorizationFailed, 'transactions are not supported');
+    if (batch.isControl || batch.isTransactional) return refuseAll(KafkaErrorCode.transactionalIdAuthorizationFailed, 'transactions are not supported');
     const check = context.producers.accept(topic, partition, batch, offset);
-    if (check.kind === 'fenced') return refuse(KafkaErrorCode.invalidProducerEpoch, 'an older producer epoch');
+    if (check.kind === 'fenced') return refuseAll(KafkaErrorCode.invalidProducerEpoch, 'an older producer epoch');
     if (check.kind === 'out-of-order') {
       context.events.refusedBatch(topic, 'OUT_OF_ORDER_SEQUENCE_NUMBER', `sequence ${batch.baseSequence}, expected ${check.expected}`, header.clientId);
-      return refuse(KafkaErrorCode.outOfOrderSequenceNumber, `expected sequence ${check.expected}`);
+      return refuseAll(KafkaErrorCode.outOfOrderSequenceNumber, `expected sequence ${check.expected}`);
     }
     if (check.kind === 'duplicate') {
       firstOffset ??= check.baseOffset;
