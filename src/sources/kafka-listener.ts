@@ -101,7 +101,7 @@ export class KafkaListener {
     let pending = 0;
     const fail = (err: unknown): void => {
       const code = err instanceof KafkaProtocolError ? err.code : 'E_KAFKA_INTERNAL';
-      this.log.warn({ logEvent: 'kafka.connection-closed', code, peer, err: errorMessage(err) }, 'kafka listener: closing a connection whose request cannot be read');
+      this.log.warn({ logEvent: 'kafka-listener.connection-closed', code, peer, err: errorMessage(err) }, 'kafka listener: closing a connection whose request cannot be read');
       socket.destroy();
     };
     socket.on('data', (chunk: Buffer) => {
@@ -140,12 +140,12 @@ function loggedEvents(log: Logger): KafkaSessionEvents {
   return {
     unsupportedCompression: (codec, clientId) =>
       log.warn(
-        { logEvent: 'kafka.unsupported-compression', codec, clientId },
+        { logEvent: 'kafka-listener.unsupported-compression', codec, clientId },
         `a producer sent ${codec}-compressed records, which this jobcompd cannot read: set compression.type (compression.codec) to gzip or none in its configuration (for jobcomp/kafka: the JobCompLoc file)`,
       ),
-    refusedBatch: (topic, code, reason, clientId) => log.warn({ logEvent: 'kafka.batch-refused', topic, code, err: reason, clientId }, 'a record batch was refused; the producer was told why'),
-    authenticationFailed: (user, clientId) => log.warn({ logEvent: 'kafka.authentication-failed', user, clientId }, 'a client failed SASL/PLAIN authentication'),
+    refusedBatch: (topic, code, reason, clientId) => log.warn({ logEvent: 'kafka-listener.batch-refused', topic, code, err: reason, clientId }, 'a record batch was refused; the producer was told why'),
+    authenticationFailed: (user, clientId) => log.warn({ logEvent: 'kafka-listener.authentication-failed', user, clientId }, 'a client failed SASL/PLAIN authentication'),
     unsupportedRequest: (apiKey, apiVersion, clientId) =>
-      log.info({ logEvent: 'kafka.unsupported-request', apiKey, apiVersion, clientId }, 'a request of an API or version the listener does not serve was answered with UNSUPPORTED_VERSION'),
+      log.info({ logEvent: 'kafka-listener.unsupported-request', apiKey, apiVersion, clientId }, 'a request of an API or version the listener does not serve was answered with UNSUPPORTED_VERSION'),
   };
 }

@@ -54,7 +54,7 @@ test('a frame over MaxRequestBytes closes its connection before its bytes are re
   size.writeInt32BE(1001);
   socket.write(size);
   expect((await closed).length).toBe(0);
-  expect(memory.logLines).toContainEqual(expect.objectContaining({ logEvent: 'kafka.connection-closed', code: 'E_KAFKA_FRAME_TOO_LARGE' }));
+  expect(memory.logLines).toContainEqual(expect.objectContaining({ logEvent: 'kafka-listener.connection-closed', code: 'E_KAFKA_FRAME_TOO_LARGE' }));
   const outcome = await produceWithRdkafka(memory.bootstrap, 'after', testMessages(3, 'after'));
   expect(outcome.delivered).toBe(3);
 });
@@ -66,7 +66,7 @@ test('a request that does not parse closes its connection with E_KAFKA_MALFORMED
   // a Produce v3 header whose body ends inside the acks field
   socket.write(frame(Buffer.concat([requestHeader(ApiKey.produce, 3, 1), Buffer.from([0xff, 0xff, 0x00])])));
   await closed;
-  expect(memory.logLines).toContainEqual(expect.objectContaining({ logEvent: 'kafka.connection-closed', code: 'E_KAFKA_MALFORMED' }));
+  expect(memory.logLines).toContainEqual(expect.objectContaining({ logEvent: 'kafka-listener.connection-closed', code: 'E_KAFKA_MALFORMED' }));
 });
 
 test.each([

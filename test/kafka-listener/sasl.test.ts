@@ -40,7 +40,7 @@ test('node-rdkafka with a wrong password: it cannot connect, nothing is committe
 test('a client without SASL: its first request after ApiVersions closes the connection; nothing committed', async () => {
   await expect(produceWithRdkafka(memory.bootstrap, 'nosasl', testMessages(2, 'nosasl'), { 'message.timeout.ms': 3000 })).rejects.toThrow(/connect/);
   expect(memory.records).toHaveLength(0);
-  expect(memory.logLines).toContainEqual(expect.objectContaining({ logEvent: 'kafka.connection-closed', code: 'E_KAFKA_UNAUTHENTICATED' }));
+  expect(memory.logLines).toContainEqual(expect.objectContaining({ logEvent: 'kafka-listener.connection-closed', code: 'E_KAFKA_UNAUTHENTICATED' }));
 });
 
 test('the Java producer with the right credentials: every message committed', async () => {
