@@ -7,9 +7,10 @@
 #           (OAUTHBEARER OIDC). Node.js 24 itself comes from scripts/node.sh.
 #   kafka:  maven + a JRE 17 (the Kafka broker of the demo and the tests), and nothing else
 #   tests:  the kafka packages, libjson-c-dev pkg-config (the json-c oracle), prometheus
-#           (promtool and a real Prometheus for the shipped alert rules and dashboard)
-#   bench:  the test packages, plus kcat (the raw producer jobcompd is compared with) and
-#           gnuplot-nox (the chart)
+#           (promtool and a real Prometheus for the shipped alert rules and dashboard),
+#           kcat (a librdkafka 2.0 producer against the Kafka listener)
+#   bench:  the test packages, plus gnuplot-nox (the chart); kcat is also the raw producer
+#           jobcompd is compared with
 # Usage: scripts/system-deps.sh [build|kafka|test|bench]
 #   (test includes build and kafka, bench includes test)
 set -eu
@@ -20,10 +21,10 @@ if [ "$mode" != kafka ]; then
   want="g++ make python3 libssl-dev zlib1g-dev libzstd-dev libsasl2-dev libcurl4-openssl-dev libsystemd-dev"
 fi
 if [ "$mode" = bench ]; then
-  want="$want kcat gnuplot-nox"
+  want="$want gnuplot-nox"
 fi
 if [ "$mode" = test ] || [ "$mode" = bench ]; then
-  want="$want libjson-c-dev pkg-config prometheus"
+  want="$want libjson-c-dev pkg-config prometheus kcat"
 fi
 if [ "$mode" != build ]; then
   # any java >= 17 and mvn already on PATH will do

@@ -98,6 +98,8 @@ export const RecordCodes = {
 export const QuarantineCodes = {
   /** a hook message or spool file that is not in the hook's wire format */
   hookBadMessage: 'E_HOOK_BAD_MESSAGE',
+  /** a record produced to the Kafka listener that node-rdkafka cannot publish unchanged (null value, binary header) */
+  kafkaUnpublishable: 'E_KAFKA_UNPUBLISHABLE',
   /** a quarantine row recovered by repair-state without its reason code */
   unknown: 'E_UNKNOWN',
 } as const;
@@ -170,3 +172,31 @@ export const KafkaAdminCodes = {
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/**
+ * A Kafka request that the listener cannot read (docs/kafka-listener.md): the connection
+ * is closed with a log line carrying the code, the daemon goes on.
+ */
+export class KafkaProtocolError extends JobcompdError {
+  readonly code: string;
+  readonly exitCode = EXIT_DATAERR;
+
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'KafkaProtocolError';
+    this.code = code;
+  }
+}
+
+export const KafkaProtocolCodes = {
+  /** a request or record batch that does not parse (short, bad length, bad varint) */
+  malformed: 'E_KAFKA_MALFORMED',
+  /** a frame longer than [kafka] MaxRequestBytes */
+  frameTooLarge: 'E_KAFKA_FRAME_TOO_LARGE',
+  /** a record batch whose CRC-32C does not match its bytes */
+  badCrc: 'E_KAFKA_BAD_CRC',
+  /** a request other than ApiVersions and SASL before the client authenticated ([kafka] SaslUser set) */
+  unauthenticated: 'E_KAFKA_UNAUTHENTICATED',
+  /** a record batch compressed with a codec this Node.js cannot decompress */
+  unsupportedCompression: 'E_KAFKA_UNSUPPORTED_COMPRESSION',
+} as const;

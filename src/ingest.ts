@@ -7,19 +7,39 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { JobCompParams } from './config/jobcomp-params';
-import { RecordError, StateError } from './errors';
-import type { Outbox } from './outbox/outbox';
+import { QuarantineCodes, RecordError, StateError } from './errors';
+import { encodeHeaders, unpublishableHeader, type MessageHeader } from './outbox/message-headers';
+import { EVENT_TOPIC, type Destination, type Outbox } from './outbox/outbox';
+import { identifyPluginRecord } from './record/plugin-record';
 import { recordFields } from './producer/dispatcher';
 import { eventName, JobEvent } from './record/job-record';
 import { startRecordsOff, type RecordFormat } from './record/record-format';
 import { payloadOptionsOf, toPayload, type Mapped, type RecordInput } from './record/to-payload';
 
-/** Identical records (same event, same bytes) share this key: the outbox stores them once within DedupWindow. */
-export function dedupKeyOf(event: JobEvent, payload: Buffer): Buffer {
-  return createHash('sha256').update(Buffer.from([event])).update(payload).digest();
+/**
+ * Identical records (same event, same bytes; for the Kafka listener also the same topic,
+ * key and headers) share this key: the outbox stores them once within DedupWindow.
+ */
+export function dedupKeyOf(event: JobEvent, payload: Buffer, destination: Destination = EVENT_TOPIC): Buffer {
+  const hash = createHash('sha256').update(Buffer.from([event])).update(payload);
+  if (destination.topic !== null) {
+    for (const part of [Buffer.from(destination.topic), destination.key, destination.headers]) {
+      hash.update(part === null ? '\u0000-1' : `\u0000${part.length}\u0000`);
+      if (part !== null) hash.update(part);
+    }
+  }
+  return hash.digest();
 }
 
-export type SourceName = 'http' | 'socket' | 'spool' | 'replay';
+export type SourceName = 'http' | 'socket' | 'spool' | 'replay' | 'kafka';
+
+/** A record as a Kafka producer sent it to the listener. */
+export interface ProducedMessage {
+  topic: string;
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: readonly MessageHeader[];
+}
 
 export type AcceptResult =
   | { kind: 'stored'; id: number; jobId: number; event: JobEvent }
@@ -34,7 +54,7 @@ export interface IngestCounters {
 
 /** Events: 'accepted' (AcceptResult, SourceName, seconds from receipt to commit). */
 export class Ingest extends EventEmitter {
-  readonly counters: IngestCounters = { received: { http: 0, socket: 0, spool: 0, replay: 0 }, ignored: 0 };
+  readonly counters: IngestCounters = { received: { http: 0, socket: 0, spool: 0, replay: 0, kafka: 0 }, ignored: 0 };
 
   constructor(
     private readonly outbox: Outbox,
@@ -80,18 +100,49 @@ export class Ingest extends EventEmitter {
     return this.storePayload(mapped.event, mapped.jobId, mapped.payload, source, receivedAt);
   }
 
+  /**
+   * A record produced to the Kafka listener: published unchanged to its own topic, with its
+   * key and headers. The job id and event come from the plugin's JSON; a value that is not
+   * a plugin record is published all the same, as job 0 (docs/kafka-listener.md#records).
+   */
+  acceptProduced(message: ProducedMessage): Promise<AcceptResult> {
+    const receivedAt = Date.now();
+    this.counters.received.kafka += 1;
+    const identity = message.value === null ? undefined : identifyPluginRecord(message.value);
+    const unpublishable = message.value === null ? 'the record has a null value (a tombstone)' : unpublishableHeader(message.headers);
+    const headers = encodeHeaders(message.headers);
+    if (message.value === null || unpublishable !== undefined) {
+      return this.quarantine(message.value ?? Buffer.alloc(0), 'kafka', receivedAt, {
+        code: QuarantineCodes.kafkaUnpublishable,
+        reason: `${unpublishable ?? ''}: node-rdkafka cannot publish it unchanged`,
+        jobId: identity?.jobId,
+        event: identity?.event,
+        destination: { topic: message.topic, key: message.key, headers },
+      });
+    }
+    const destination = { topic: message.topic, key: message.key, headers };
+    return this.storePayload(identity?.event ?? JobEvent.finish, identity?.jobId ?? 0, message.value, 'kafka', receivedAt, destination);
+  }
+
   /** A record that is already a jobcomp/kafka payload (migrated from Slurm's own state file). */
   acceptSerialized(record: { event: JobEvent; jobId: number; payload: Buffer }, source: SourceName): Promise<AcceptResult> {
     this.counters.received[source] += 1;
     return this.storePayload(record.event, record.jobId, record.payload, source, Date.now());
   }
 
-  private async storePayload(event: JobEvent, jobId: number, payload: Buffer, source: SourceName, receivedAt: number): Promise<AcceptResult> {
+  private async storePayload(
+    event: JobEvent,
+    jobId: number,
+    payload: Buffer,
+    source: SourceName,
+    receivedAt: number,
+    destination: Destination = EVENT_TOPIC,
+  ): Promise<AcceptResult> {
     // a SHA-256 per record is wasted when the outbox would not look at it
-    const dedupKey = this.outbox.deduplicates ? dedupKeyOf(event, payload) : undefined;
+    const dedupKey = this.outbox.deduplicates ? dedupKeyOf(event, payload, destination) : undefined;
     let appended: Awaited<ReturnType<Outbox['append']>>;
     try {
-      appended = await this.outbox.append({ event, jobId, payload, source, receivedAt, dedupKey });
+      appended = await this.outbox.append({ event, jobId, payload, source, receivedAt, dedupKey, ...destination });
     } catch (err) {
       if (err instanceof StateError) err.record = { jobId, event: eventName(event) };
       throw err;
@@ -122,9 +173,10 @@ export class Ingest extends EventEmitter {
     raw: Buffer,
     source: SourceName,
     receivedAt: number,
-    why: { code: string; reason: string; jobId: number | undefined; event: JobEvent | undefined },
+    why: { code: string; reason: string; jobId: number | undefined; event: JobEvent | undefined; destination?: Destination },
   ): Promise<AcceptResult> {
     const id = await this.outbox.quarantineInput({
+      ...why.destination,
       event: why.event ?? null,
       jobId: why.jobId ?? null,
       payload: null,

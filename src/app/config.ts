@@ -7,6 +7,7 @@ import { loadDaemonConfig, type DaemonConfig, type LoadOptions } from '../config
 import { checkTopicName, parseJobCompParams, type JobCompParams } from '../config/jobcomp-params';
 import { readRdkafkaConf } from '../config/jobcomploc-file';
 import { startRecordsOff } from '../record/record-format';
+import { checkUpstreamIsNotListener } from '../config/upstream-loop';
 import { buildProducerSettings, verifyProducerCreation, type ProducerSettings } from '../producer/librdkafka-settings';
 
 export interface LoadedConfig {
@@ -22,6 +23,7 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
   const daemon = loadDaemonConfig(opts);
   const { params, warnings } = parseJobCompParams(daemon.jobCompParams, daemon.jobCompParamsFrom);
   const producer = buildProducerSettings(readRdkafkaConf(daemon.jobCompLoc));
+  checkUpstreamIsNotListener(producer.file, producer.properties, daemon.kafka.listen);
   if (params.topic === undefined || params.topicJobStart === undefined) {
     // the default topics derive from ClusterName, which must then make a legal topic name
     checkTopicName(daemon.clusterName, { file: daemon.configFile ?? '(command line)', key: 'ClusterName' });

@@ -12,6 +12,7 @@ import { AdminServer, type Health } from './service/admin-server';
 import { createMetrics } from './service/metrics';
 import { ServiceNotifier } from './service/systemd';
 import { HttpSource } from '../sources/http-source';
+import { KafkaListener } from '../sources/kafka-listener';
 import { SocketSource } from '../sources/socket-source';
 import { SpoolSource } from '../sources/spool-source';
 
@@ -73,6 +74,7 @@ export class Daemon extends EventEmitter {
       {
         logEvent: 'daemon.ready',
         http: sources.http?.address ?? null,
+        kafka: sources.kafka ? { host: cfg.daemon.kafka.listen?.host, port: sources.kafka.port } : null,
         admin: sources.admin?.address ?? null,
         hookSocket: cfg.daemon.hook.socket ?? null,
         spool: cfg.daemon.hook.spool ?? null,
@@ -169,6 +171,7 @@ function warnAboutRestartOnlyChanges(current: LoadedConfig, next: LoadedConfig, 
     '[admin]': c.daemon.adminListen,
     '[http]': c.daemon.http,
     '[hook]': c.daemon.hook,
+    '[kafka]': c.daemon.kafka,
     '[producer]': c.daemon.producer,
   });
   const before = pick(current);
@@ -181,12 +184,13 @@ interface Sources {
   http: HttpSource | undefined;
   socket: SocketSource | undefined;
   spool: SpoolSource | undefined;
+  kafka: KafkaListener | undefined;
   admin: AdminServer | undefined;
 }
 
 async function startSources(cfg: LoadedConfig, ingest: Ingest, log: Logger): Promise<Sources> {
-  const sources: Sources = { http: undefined, socket: undefined, spool: undefined, admin: undefined };
-  const { http, hook } = cfg.daemon;
+  const sources: Sources = { http: undefined, socket: undefined, spool: undefined, kafka: undefined, admin: undefined };
+  const { http, hook, kafka } = cfg.daemon;
   try {
     if (http.listen) sources.http = await HttpSource.listen(ingest, { ...http, listen: http.listen }, log);
     if (hook.socket) {
@@ -204,6 +208,9 @@ async function startSources(cfg: LoadedConfig, ingest: Ingest, log: Logger): Pro
         log,
       );
     }
+    if (kafka.listen) {
+      sources.kafka = await KafkaListener.forIngest(ingest, { ...kafka.listen, maxConnections: kafka.maxConnections, maxRequestBytes: kafka.maxRequestBytes }, cfg.daemon.clusterName, kafka.sasl, log);
+    }
     if (hook.spool) {
       sources.spool = await SpoolSource.start(ingest, { dir: hook.spool, scanIntervalMs: hook.spoolScanIntervalMs, maxMessageBytes: hook.maxMessageBytes }, log);
     }
@@ -216,5 +223,5 @@ async function startSources(cfg: LoadedConfig, ingest: Ingest, log: Logger): Pro
 
 /** Stop accepting input; what was received is committed and answered first. */
 async function closeSources(s: Sources): Promise<void> {
-  await Promise.all([s.http?.close(), s.socket?.close(), s.spool?.close()]);
+  await Promise.all([s.http?.close(), s.socket?.close(), s.spool?.close(), s.kafka?.close()]);
 }

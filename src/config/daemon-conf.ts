@@ -57,6 +57,17 @@ export interface DaemonConfig {
     /** explicitly allow a non-loopback Listen without basic auth */
     allowUnauthenticated: boolean;
   };
+  /** the Kafka listener, broker of Slurm's jobcomp/kafka (docs/kafka-listener.md) */
+  kafka: {
+    /** undefined: off (the default) */
+    listen: ListenAddress | undefined;
+    listenFrom: ConfigLocation;
+    maxConnections: number;
+    /** the largest request frame; also the most one record batch may decompress to */
+    maxRequestBytes: number;
+    /** SASL/PLAIN credentials every client must present; required off loopback */
+    sasl: { user: string; password: string } | undefined;
+  };
   producer: {
     maxInFlight: number;
     retryBackoffMinMs: number;
@@ -130,6 +141,16 @@ const SCHEMA: Record<string, Record<string, Setter>> = {
     basicauthpassword: (c, v, loc) => (c.http.basicAuth = { user: c.http.basicAuth?.user ?? '', password: nonEmpty(v, loc) }),
     allowunauthenticated: (c, v, loc) => (c.http.allowUnauthenticated = yesNo(v, loc)),
   },
+  kafka: {
+    listen: (c, v, loc) => {
+      c.kafka.listen = parseListen(v, loc);
+      c.kafka.listenFrom = loc;
+    },
+    maxconnections: (c, v, loc) => (c.kafka.maxConnections = positiveInt(v, loc)),
+    maxrequestbytes: (c, v, loc) => (c.kafka.maxRequestBytes = positiveInt(v, loc)),
+    sasluser: (c, v, loc) => (c.kafka.sasl = { user: nonEmpty(v, loc), password: c.kafka.sasl?.password ?? '' }),
+    saslpassword: (c, v, loc) => (c.kafka.sasl = { user: c.kafka.sasl?.user ?? '', password: nonEmpty(v, loc) }),
+  },
   topics: {
     partitions: (c, v, loc) => (c.topics.partitions = positiveInt(v, loc)),
     replicationfactor: (c, v, loc) => (c.topics.replicationFactor = positiveInt(v, loc)),
@@ -164,6 +185,7 @@ export function defaultDaemonConfig(): DaemonConfig {
       basicAuth: undefined,
       allowUnauthenticated: false,
     },
+    kafka: { listen: undefined, listenFrom: nowhere, maxConnections: 64, maxRequestBytes: 16 * 1024 * 1024, sasl: undefined },
     producer: { maxInFlight: 1000, retryBackoffMinMs: 500, retryBackoffMaxMs: 60_000 },
     dedupWindowMs: 86_400_000,
     topics: { partitions: undefined, replicationFactor: undefined, configs: {} },
@@ -191,8 +213,14 @@ export function loadDaemonConfig(opts: LoadOptions): DaemonConfig {
   const slurmConfEntry = entries.find((e) => e.section === MAIN_SECTION && e.key.toLowerCase() === 'slurmconf');
   const slurmConf = opts.slurmConf ?? (slurmConfEntry ? resolvePath(slurmConfEntry.value, baseDir) : undefined);
   if (slurmConf !== undefined) applySlurmConf(cfg, slurmConf);
+  const jobCompLocOfSlurmConf = slurmConf !== undefined && cfg.jobCompLoc !== '' ? cfg.jobCompLocFrom : undefined;
 
   for (const e of entries) applyEntry(cfg, e, baseDir);
+  if (cfg.kafka.listen !== undefined && cfg.jobCompLocFrom === jobCompLocOfSlurmConf) {
+    // with the listener on, slurm.conf's JobCompLoc is the plugin's file, which points at
+    // jobcompd itself: the upstream file must be named in jobcompd.conf
+    cfg.jobCompLoc = '';
+  }
   checkRequired(cfg);
   return cfg;
 }
@@ -241,6 +269,13 @@ function checkRequired(cfg: DaemonConfig): void {
   if (cfg.clusterName === '') {
     throw new ConfigError(ConfigCodes.missing, { ...where, key: 'ClusterName' }, 'is not set: set it in jobcompd.conf or point SlurmConf at slurm.conf');
   }
+  if (cfg.jobCompLoc === '' && cfg.kafka.listen !== undefined) {
+    throw new ConfigError(
+      ConfigCodes.missing,
+      { ...where, key: 'JobCompLoc' },
+      'is not set in jobcompd.conf: with [kafka] Listen on, slurm.conf\'s JobCompLoc is the plugin\'s file (pointing at jobcompd); name the upstream cluster\'s librdkafka file here',
+    );
+  }
   if (cfg.jobCompLoc === '') {
     throw new ConfigError(ConfigCodes.missing, { ...where, key: 'JobCompLoc' }, 'is not set: it must name the librdkafka properties file (as for jobcomp/kafka)');
   }
@@ -248,6 +283,7 @@ function checkRequired(cfg: DaemonConfig): void {
   if (auth && (auth.user === '' || auth.password === '')) {
     throw new ConfigError(ConfigCodes.missing, { ...where, key: '[http] BasicAuthUser/BasicAuthPassword' }, 'set both, or neither');
   }
+  checkKafkaListen(cfg, where);
   const listen = cfg.http.listen;
   if (listen && !isLoopback(listen.host) && !auth && !cfg.http.allowUnauthenticated) {
     throw new ConfigError(
@@ -258,7 +294,21 @@ function checkRequired(cfg: DaemonConfig): void {
   }
 }
 
-function isLoopback(host: string): boolean {
+function checkKafkaListen(cfg: DaemonConfig, where: ConfigLocation): void {
+  const { listen, sasl } = cfg.kafka;
+  if (sasl && (sasl.user === '' || sasl.password === '')) {
+    throw new ConfigError(ConfigCodes.missing, { ...where, key: '[kafka] SaslUser/SaslPassword' }, 'set both, or neither');
+  }
+  if (listen && !isLoopback(listen.host) && !sasl) {
+    throw new ConfigError(
+      ConfigCodes.badValue,
+      cfg.kafka.listenFrom,
+      `${listen.host} is not a loopback address: set SaslUser and SaslPassword (the producers then need security.protocol=SASL_PLAINTEXT, sasl.mechanisms=PLAIN and those credentials), or listen on loopback beside slurmctld`,
+    );
+  }
+}
+
+export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 

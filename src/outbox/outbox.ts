@@ -44,7 +44,19 @@ import { isDiskFull, openStateFile, sqliteCode, type OpenOptions, type OpenState
 import { sqliteSynchronous, syncData, syncDataNow } from './sync';
 
 
-export interface NewRecord {
+/**
+ * Where a record taken by the Kafka listener goes: its own topic, key and headers
+ * (message-headers.ts). Records of the other sources have none: the event's topic.
+ */
+export interface Destination {
+  topic: string | null;
+  key: Buffer | null;
+  headers: Buffer | null;
+}
+
+export const EVENT_TOPIC: Destination = { topic: null, key: null, headers: null };
+
+export interface NewRecord extends Partial<Destination> {
   event: JobEvent;
   jobId: number;
   payload: Buffer;
@@ -60,7 +72,7 @@ export interface AppendResult {
   duplicate: boolean;
 }
 
-export interface OutboxRow {
+export interface OutboxRow extends Destination {
   id: number;
   event: JobEvent;
   jobId: number;
@@ -69,7 +81,7 @@ export interface OutboxRow {
   attempts: number;
 }
 
-export interface QuarantineEntry {
+export interface QuarantineEntry extends Partial<Destination> {
   event: JobEvent | null;
   jobId: number | null;
   /** the record, when the input could be mapped */
@@ -88,7 +100,7 @@ export interface QuarantineRow extends QuarantineEntry {
 }
 
 /** A record read back from a damaged state file (jobcompd repair-state). */
-export interface RecoveredRecord {
+export interface RecoveredRecord extends Partial<Destination> {
   event: JobEvent;
   jobId: number;
   payload: Buffer;
@@ -193,13 +205,13 @@ export class Outbox extends EventEmitter {
   private prepare() {
     const db = this.db;
     return {
-      insert: db.prepare(`INSERT INTO outbox (${OUTBOX_INSERT}) VALUES (?, ?, ?, ?, ?)`),
+      insert: db.prepare(`INSERT INTO outbox (${OUTBOX_INSERT}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
       quarantineInput: db.prepare(
-        `INSERT INTO quarantine (${QUARANTINE_INSERT}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO quarantine (${QUARANTINE_INSERT}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       quarantineRow: db.prepare(
         `INSERT INTO quarantine (${QUARANTINE_INSERT}) ` +
-          'SELECT event, job_id, payload, NULL, source, received_at, ?, ?, ? FROM outbox WHERE id = ?',
+          'SELECT event, job_id, payload, NULL, source, received_at, ?, ?, ?, topic, msg_key, headers FROM outbox WHERE id = ?',
       ),
       delete: db.prepare('DELETE FROM outbox WHERE id = ?'),
       noteFailure: db.prepare('UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?'),
@@ -215,6 +227,10 @@ export class Outbox extends EventEmitter {
       dedupPut: db.prepare('INSERT OR REPLACE INTO dedup (hash, row_id, first_seen) VALUES (?, ?, ?)'),
       dedupPrune: db.prepare('DELETE FROM dedup WHERE first_seen < ?'),
     };
+  }
+
+  private insertRow(r: { event: JobEvent; jobId: number; payload: Buffer } & Partial<Destination>, source: string, receivedAt: number): number | bigint {
+    return this.stmt.insert.run(r.event, r.jobId, r.payload, source, receivedAt, r.topic ?? null, r.key ?? null, r.headers ?? null).lastInsertRowid;
   }
 
   /** Resolves once the record is committed to disk (or found to be a duplicate). */
@@ -323,10 +339,10 @@ export class Outbox extends EventEmitter {
    * raw input. Synchronous, atomic and durable on return: it is in one table or the other,
    * never both or none.
    */
-  requeueQuarantined(id: number, record: { event: JobEvent; jobId: number; payload: Buffer }, receivedAt: number): number {
+  requeueQuarantined(id: number, record: { event: JobEvent; jobId: number; payload: Buffer } & Partial<Destination>, receivedAt: number): number {
     this.checkpointDurableNow();
     const rowId = this.db.transaction(() => {
-      const inserted = Number(this.stmt.insert.run(record.event, record.jobId, record.payload, 'replay', receivedAt).lastInsertRowid);
+      const inserted = Number(this.insertRow(record, 'replay', receivedAt));
       this.db.prepare('DELETE FROM quarantine WHERE id = ?').run(id);
       this.backlog += 1;
       return inserted;
@@ -345,9 +361,9 @@ export class Outbox extends EventEmitter {
     const now = Date.now();
     this.checkpointDurableNow();
     this.db.transaction(() => {
-      for (const r of records) this.stmt.insert.run(r.event, r.jobId, r.payload, r.source, r.receivedAt);
+      for (const r of records) this.insertRow(r, r.source, r.receivedAt);
       for (const q of quarantine) {
-        this.stmt.quarantineInput.run(q.event, q.jobId, q.payload, q.raw, q.source, q.receivedAt, now, q.reasonCode, q.reason);
+        this.stmt.quarantineInput.run(q.event, q.jobId, q.payload, q.raw, q.source, q.receivedAt, now, q.reasonCode, q.reason, q.topic ?? null, q.key ?? null, q.headers ?? null);
       }
     })();
     this.syncNow();
@@ -581,7 +597,7 @@ export class Outbox extends EventEmitter {
       this.lastDedupPrune = now;
     }
     const qids = w.quarantines.map(({ entry: q }) =>
-      Number(s.quarantineInput.run(q.event, q.jobId, q.payload, q.raw, q.source, q.receivedAt, now, q.reasonCode, q.reason).lastInsertRowid),
+      Number(s.quarantineInput.run(q.event, q.jobId, q.payload, q.raw, q.source, q.receivedAt, now, q.reasonCode, q.reason, q.topic ?? null, q.key ?? null, q.headers ?? null).lastInsertRowid),
     );
     for (const id of w.acks) s.delete.run(id);
     if (w.acks.length > 0) s.addCounter.run('delivered', w.acks.length);
@@ -618,7 +634,7 @@ export class Outbox extends EventEmitter {
       const copy = this.recentCopy(key, now);
       if (copy !== undefined) return { id: copy, duplicate: true };
     }
-    const id = Number(s.insert.run(rec.event, rec.jobId, rec.payload, rec.source, rec.receivedAt).lastInsertRowid);
+    const id = Number(this.insertRow(rec, rec.source, rec.receivedAt));
     if (key) s.dedupPut.run(key, id, now);
     return { id, duplicate: false };
   }

@@ -8,7 +8,7 @@ import { copyFileSync, existsSync, mkdtempSync, renameSync, rmSync } from 'node:
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { EXIT_TEMPFAIL, QuarantineCodes, StateCodes, StateError, errorMessage } from '../errors';
-import { OUTBOX_RECOVERABLE, QUARANTINE_ROW } from './columns';
+import { columnsPresentIn, OUTBOX_RECOVERABLE, QUARANTINE_ROW } from './columns';
 import { giveToStateDirOwner, isLocked, STATE_FILE_NAME } from './open';
 import { Outbox, type QuarantineEntry, type RecoveredRecord } from './outbox';
 import { isJobEvent } from '../record/job-record';
@@ -37,8 +37,8 @@ export function repairStateFile(stateDir: string, now = new Date()): RepairRepor
     // one table must not hide the others.
     damaged.unsafeMode(true);
     damaged.pragma('writable_schema = ON');
-    const outboxRows = readRows(damaged, 'outbox', OUTBOX_RECOVERABLE);
-    const quarantineRows = readRows(damaged, 'quarantine', QUARANTINE_ROW);
+    const outboxRows = readRows(damaged, 'outbox', columnsPresentIn(OUTBOX_RECOVERABLE, tableColumns(damaged, 'outbox')));
+    const quarantineRows = readRows(damaged, 'quarantine', columnsPresentIn(QUARANTINE_ROW, tableColumns(damaged, 'quarantine')));
     damaged.close();
 
     const freshDir = join(work, 'fresh');
@@ -64,9 +64,18 @@ export function repairStateFile(stateDir: string, now = new Date()): RepairRepor
 }
 
 function asRecord(r: Record<string, unknown>): RecoveredRecord | undefined {
-  const { event, jobId, payload, source, receivedAt } = r;
+  const { event, jobId, payload, source, receivedAt, topic, key, headers } = r;
   if (typeof event !== 'number' || !isJobEvent(event) || typeof jobId !== 'number' || !Buffer.isBuffer(payload)) return undefined;
-  return { event, jobId, payload, source: typeof source === 'string' ? source : 'repair', receivedAt: typeof receivedAt === 'number' ? receivedAt : Date.now() };
+  return {
+    event,
+    jobId,
+    payload,
+    source: typeof source === 'string' ? source : 'repair',
+    receivedAt: typeof receivedAt === 'number' ? receivedAt : Date.now(),
+    topic: typeof topic === 'string' ? topic : null,
+    key: Buffer.isBuffer(key) ? key : null,
+    headers: Buffer.isBuffer(headers) ? headers : null,
+  };
 }
 
 function asQuarantine(q: Record<string, unknown>): QuarantineEntry | undefined {
@@ -84,6 +93,9 @@ function asQuarantine(q: Record<string, unknown>): QuarantineEntry | undefined {
     receivedAt: typeof q.receivedAt === 'number' ? q.receivedAt : Date.now(),
     reasonCode: typeof q.reasonCode === 'string' ? q.reasonCode : QuarantineCodes.unknown,
     reason: typeof q.reason === 'string' ? q.reason : 'recovered from a damaged state file',
+    topic: typeof q.topic === 'string' ? q.topic : null,
+    key: blob(q.key),
+    headers: blob(q.headers),
   };
 }
 
@@ -100,6 +112,15 @@ function assertNotInUse(file: string): void {
     // anything else is the damage itself: reading row by row will find out what is left
   } finally {
     db.close();
+  }
+}
+
+/** The columns a table of the file has (fewer in a file of an older schema). */
+function tableColumns(db: Database.Database, table: string): Set<string> {
+  try {
+    return new Set((db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name));
+  } catch {
+    return new Set();
   }
 }
 

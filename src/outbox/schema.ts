@@ -8,7 +8,7 @@ import { StateCodes, StateError, EXIT_SOFTWARE } from '../errors';
 
 /** "JCMP" */
 export const APPLICATION_ID = 0x4a434d50;
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 const MIGRATIONS: readonly string[] = [
   // 0 -> 1
@@ -52,6 +52,18 @@ const MIGRATIONS: readonly string[] = [
     first_seen INTEGER NOT NULL              -- ms since the epoch
   ) WITHOUT ROWID;
   CREATE INDEX dedup_first_seen ON dedup (first_seen);
+  `,
+  // 2 -> 3
+  `
+  -- Records taken by the Kafka listener are published as they came: to their own topic,
+  -- with their key and headers (message-headers.ts). NULL topic: the event's topic from
+  -- JobCompParams, no key, no headers, as before.
+  ALTER TABLE outbox ADD COLUMN topic TEXT;
+  ALTER TABLE outbox ADD COLUMN msg_key BLOB;
+  ALTER TABLE outbox ADD COLUMN headers BLOB;
+  ALTER TABLE quarantine ADD COLUMN topic TEXT;
+  ALTER TABLE quarantine ADD COLUMN msg_key BLOB;
+  ALTER TABLE quarantine ADD COLUMN headers BLOB;
   `,
 ];
 

@@ -16,6 +16,7 @@ import type { Logger } from 'pino';
 import { eventName, type JobEvent } from '../record/job-record';
 import type { RowFilter } from '../outbox/filter';
 import type { Outbox, OutboxRow } from '../outbox/outbox';
+import { decodeHeaders } from '../outbox/message-headers';
 import { dispositionOf, errorCodeName, type Disposition } from './delivery-errors';
 import type { DeliveryOutcome, KafkaProducer, ProduceFailure } from './kafka-producer';
 
@@ -192,7 +193,7 @@ export class Dispatcher extends EventEmitter {
       while (this.occupiedSlots < this.opts.maxInFlight) {
         const row = this.nextRow();
         if (!row) break;
-        const failure = producer.produce(this.opts.topicFor(row.event), row.payload, row.id);
+        const failure = producer.produce(row.topic ?? this.opts.topicFor(row.event), row.payload, row.id, row.key, decodeHeaders(row.headers));
         if (!failure) {
           this.inFlight.set(row.id, row);
           this.counters.produced += 1;

@@ -11,6 +11,7 @@ import { EventEmitter } from 'node:events';
 import { CODES, Producer, type DeliveryReport, type LibrdKafkaError, type ProducerGlobalConfig } from 'node-rdkafka';
 import type { Logger } from 'pino';
 import { redactSecrets } from '../config/jobcomploc-file';
+import type { MessageHeader } from '../outbox/message-headers';
 import { creationError, producerConfigs, type ProducerSettings } from './librdkafka-settings';
 import { errorCodeName, librdkafkaCode } from './delivery-errors';
 
@@ -123,10 +124,12 @@ export class KafkaProducer extends EventEmitter {
   }
 
   /** Produce one record. Returns undefined when librdkafka took it. */
-  produce(topic: string, payload: Buffer, id: number): ProduceFailure | undefined {
+  produce(topic: string, payload: Buffer, id: number, key: Buffer | null = null, headers: readonly MessageHeader[] = []): ProduceFailure | undefined {
     try {
-      // partition null: the configured partitioner decides; no key, no timestamp, no headers.
-      this.producer.produce(topic, null, payload, undefined, null, id);
+      // partition null: the configured partitioner decides; no timestamp. Key and headers
+      // only for records of the Kafka listener (their values are UTF-8 text: ingest.ts).
+      const rdHeaders = headers.length === 0 ? undefined : headers.map((h) => ({ [h.key]: h.value?.toString('utf8') ?? '' }));
+      this.producer.produce(topic, null, payload, key ?? undefined, null, id, rdHeaders);
       return undefined;
     } catch (err) {
       const e = err as Partial<LibrdKafkaError> & Error;

@@ -5,7 +5,7 @@ import { RecordError } from '../errors';
 import type { Ingest } from '../ingest';
 import { parseSlurmState } from '../migrate/slurm-state';
 import type { RowFilter } from '../outbox/filter';
-import type { Outbox, QuarantineRow } from '../outbox/outbox';
+import type { Destination, Outbox, QuarantineRow } from '../outbox/outbox';
 import { isJobEvent, type JobEvent } from '../record/job-record';
 import { messageValue } from '../record/serialize';
 import { toPayload, type PayloadOptions, type RecordInput } from '../record/to-payload';
@@ -16,7 +16,7 @@ export interface Requeued {
   kept: { id: number; reason: string }[];
 }
 
-export interface Publishable {
+export interface Publishable extends Partial<Destination> {
   event: JobEvent;
   jobId: number;
   payload: Buffer;
@@ -28,7 +28,8 @@ export interface Publishable {
  */
 export function publishableFrom(row: QuarantineRow, opts: PayloadOptions): Publishable | string {
   if (row.payload && row.event !== null && isJobEvent(row.event) && row.jobId !== null) {
-    return { event: row.event, jobId: row.jobId, payload: row.payload };
+    // a record of the Kafka listener keeps its own topic, key and headers
+    return { event: row.event, jobId: row.jobId, payload: row.payload, topic: row.topic ?? null, key: row.key ?? null, headers: row.headers ?? null };
   }
   if (!row.raw) return 'no record and no raw input';
   const input: RecordInput = row.source === 'socket' || row.source === 'spool' ? { kind: 'hook', environment: row.raw } : { kind: 'elasticsearch', body: row.raw };

@@ -34,8 +34,8 @@ const cases: Case[] = [
   },
   {
     name: 'unknown section',
-    conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\n[kafka]\nlinger=5\n',
-    message: '@dir/jobcompd.conf:4: linger: unknown section [kafka] (known: [jobcompd], [hook], [admin], [http], [topics], [producer])',
+    conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\n[rdkafka]\nlinger=5\n',
+    message: '@dir/jobcompd.conf:4: linger: unknown section [rdkafka] (known: [jobcompd], [hook], [admin], [http], [kafka], [topics], [producer])',
   },
   { name: 'no ClusterName', conf: 'JobCompLoc=@rdkafka\n', message: '@dir/jobcompd.conf: ClusterName: is not set: set it in jobcompd.conf or point SlurmConf at slurm.conf' },
   { name: 'no JobCompLoc', conf: 'ClusterName=hpc1\n', message: '@dir/jobcompd.conf: JobCompLoc: is not set: it must name the librdkafka properties file (as for jobcomp/kafka)' },
@@ -63,6 +63,31 @@ const cases: Case[] = [
     name: 'bad Listen',
     conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\n[http]\nListen=9200\n',
     message: '@dir/jobcompd.conf:4: Listen: must be host:port (e.g. 127.0.0.1:9200) or "off", got "9200"',
+  },
+  {
+    name: 'Kafka listener on a non-loopback address without SASL credentials',
+    conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\n[kafka]\nListen=0.0.0.0:9292\n',
+    message:
+      '@dir/jobcompd.conf:4: Listen: 0.0.0.0 is not a loopback address: set SaslUser and SaslPassword (the producers then need security.protocol=SASL_PLAINTEXT, sasl.mechanisms=PLAIN and those credentials), or listen on loopback beside slurmctld',
+  },
+  {
+    name: 'Kafka listener SaslUser without SaslPassword',
+    conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\n[kafka]\nListen=0.0.0.0:9292\nSaslUser=slurm\n',
+    message: '@dir/jobcompd.conf: [kafka] SaslUser/SaslPassword: set both, or neither',
+  },
+  {
+    name: 'upstream rdkafka.conf pointing back at the Kafka listener',
+    conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\n[kafka]\nListen=127.0.0.1:9292\n',
+    rdkafka: 'linger.ms=5\nbootstrap.servers=kafka1:9092,localhost:9292\n',
+    message: "@dir/rdkafka.conf:2: bootstrap.servers: localhost:9292 is jobcompd's own [kafka] Listen: this file must name the upstream Kafka cluster; the plugin's JobCompLoc file is the one that points at jobcompd",
+  },
+  {
+    name: "Kafka listener on: slurm.conf's JobCompLoc (the plugin's file) is not taken for the upstream one",
+    conf: '[kafka]\nListen=127.0.0.1:9292\n',
+    slurmConf: 'ClusterName=hpc1\nJobCompType=jobcomp/kafka\nJobCompLoc=@rdkafka\n',
+    args: ['-c', '@dir/jobcompd.conf', '--slurm-conf', '@dir/slurm.conf'],
+    message:
+      "@dir/jobcompd.conf: JobCompLoc: is not set in jobcompd.conf: with [kafka] Listen on, slurm.conf's JobCompLoc is the plugin's file (pointing at jobcompd); name the upstream cluster's librdkafka file here",
   },
   {
     name: "'#' glued to a value (ini would cut the value there)",
@@ -178,6 +203,18 @@ describe.each(['check-config', 'run'])('%s refuses broken configuration with exi
     expect(r.stderr.split('\n')[0]).toBe(`jobcompd: ${sub(c.message)}`);
     expect(r.code).toBe(78);
   });
+});
+
+test('check-config: a Kafka listener off loopback with SASL credentials is accepted, and the password not shown', () => {
+  const dir = tempDir();
+  writeFiles(dir, {
+    'rdkafka.conf': GOOD_RDKAFKA,
+    'jobcompd.conf': `ClusterName=hpc1\nJobCompLoc=${join(dir, 'rdkafka.conf')}\n[kafka]\nListen=0.0.0.0:9292\nSaslUser=slurm\nSaslPassword=kafka-secret-do-not-print\n`,
+  });
+  const r = runCli(['check-config', '--json', '-c', join(dir, 'jobcompd.conf')]);
+  expect(r.code).toBe(0);
+  expect(r.stdout + r.stderr).not.toContain('kafka-secret-do-not-print');
+  expect((JSON.parse(r.stdout) as { kafkaListener: { listen: unknown } }).kafkaListener.listen).toEqual({ host: '0.0.0.0', port: 9292 });
 });
 
 describe('check-config on a good configuration', () => {

@@ -23,6 +23,8 @@ export interface DaemonOptions {
   hookConf?: string;
   /** lines for [http] */
   httpConf?: string;
+  /** lines for [kafka] (the Kafka listener; off without a Listen line) */
+  kafkaConf?: string;
   /** extra environment (e.g. NOTIFY_SOCKET) */
   env?: NodeJS.ProcessEnv;
 }
@@ -164,6 +166,8 @@ export function writeDaemonConfig(dir: string, port: number, adminPort: number, 
       'Socket=hook.sock',
       'Spool=spool',
       opts.hookConf ?? '',
+      '[kafka]',
+      opts.kafkaConf ?? '',
       '',
     ].join('\n'),
   });

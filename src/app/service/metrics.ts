@@ -6,7 +6,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { AcceptResult, Ingest, SourceName } from '../../ingest';
 import type { Publisher } from '../publisher';
 
-const SOURCES: SourceName[] = ['http', 'socket', 'spool', 'replay'];
+const SOURCES: SourceName[] = ['http', 'socket', 'spool', 'replay', 'kafka'];
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
 export function createMetrics(publisher: Publisher, ingest: Ingest): Registry {
@@ -39,7 +39,7 @@ export function createMetrics(publisher: Publisher, ingest: Ingest): Registry {
 
   new Counter({
     name: 'jobcompd_records_received_total',
-    help: 'Inputs received, by source (http, socket, spool, replay)',
+    help: 'Inputs received, by source (http, socket, spool, replay, kafka)',
     labelNames: ['source'],
     registers: [registry],
     collect() {

@@ -38,6 +38,7 @@ export async function runCheckConfig(opts: LoadOptions, json: boolean, connect: 
     recordFormat: { release: cfg.daemon.recordFormat.release, layout: cfg.daemon.recordFormat.layout },
     params: cfg.params,
     http: { ...cfg.daemon.http, basicAuth: cfg.daemon.http.basicAuth ? { user: cfg.daemon.http.basicAuth.user, password: REDACTED } : null },
+    kafkaListener: { ...cfg.daemon.kafka, listenFrom: undefined, sasl: cfg.daemon.kafka.sasl ? { user: cfg.daemon.kafka.sasl.user, password: REDACTED } : null },
     librdkafka: properties,
     topicsWanted: cfg.daemon.topics,
     warnings,
@@ -55,6 +56,7 @@ export async function runCheckConfig(opts: LoadOptions, json: boolean, connect: 
       `  record format: ${recordFormatLine(cfg.daemon.recordFormat)}`,
       `  topics:        finish -> ${summary.topics.finish}, start -> ${summary.topics.start}${startOff === undefined ? '' : ` (${startOff})`}`,
       `  HTTP listener: ${summary.http.listen ? `${summary.http.listen.host}:${summary.http.listen.port}` : 'off'}`,
+      `  Kafka listener: ${cfg.daemon.kafka.listen ? `${cfg.daemon.kafka.listen.host}:${cfg.daemon.kafka.listen.port} (the broker of jobcomp/kafka; upstream: JobCompLoc)` : 'off'}`,
       `  librdkafka:    ${Object.entries(properties).map(([k, v]) => `${k}=${v}`).join(' ')}`,
     ];
     if (kafka) lines.push(...connectLines(kafka));

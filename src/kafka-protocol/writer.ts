@@ -1,0 +1,88 @@
+// Writes the Kafka protocol's primitive types into a growing buffer, for responses.
+
+export class ByteWriter {
+  private buffer: Buffer;
+  private length = 0;
+
+  constructor(initial = 256) {
+    this.buffer = Buffer.allocUnsafe(initial);
+  }
+
+  private reserve(n: number): number {
+    if (this.length + n > this.buffer.length) {
+      const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.length + n));
+      this.buffer.copy(grown, 0, 0, this.length);
+      this.buffer = grown;
+    }
+    const at = this.length;
+    this.length += n;
+    return at;
+  }
+
+  int8(v: number): this {
+    this.buffer.writeInt8(v, this.reserve(1));
+    return this;
+  }
+
+  int16(v: number): this {
+    this.buffer.writeInt16BE(v, this.reserve(2));
+    return this;
+  }
+
+  int32(v: number): this {
+    this.buffer.writeInt32BE(v, this.reserve(4));
+    return this;
+  }
+
+  int64(v: bigint): this {
+    this.buffer.writeBigInt64BE(v, this.reserve(8));
+    return this;
+  }
+
+  bool(v: boolean): this {
+    return this.int8(v ? 1 : 0);
+  }
+
+  raw(bytes: Buffer): this {
+    bytes.copy(this.buffer, this.reserve(bytes.length));
+    return this;
+  }
+
+  uvarint(v: number): this {
+    let rest = v;
+    while (rest >= 0x80) {
+      this.buffer.writeUInt8((rest & 0x7f) | 0x80, this.reserve(1));
+      rest = Math.floor(rest / 128);
+    }
+    this.buffer.writeUInt8(rest, this.reserve(1));
+    return this;
+  }
+
+  /** A string (null allowed) in the encoding of the version: compact when flexible. */
+  string(s: string | null, flexible: boolean): this {
+    if (s === null) return flexible ? this.uvarint(0) : this.int16(-1);
+    const bytes = Buffer.from(s, 'utf8');
+    if (flexible) this.uvarint(bytes.length + 1);
+    else this.int16(bytes.length);
+    return this.raw(bytes);
+  }
+
+  arrayLength(n: number, flexible: boolean): this {
+    return flexible ? this.uvarint(n + 1) : this.int32(n);
+  }
+
+  array<T>(items: readonly T[], flexible: boolean, element: (item: T) => void): this {
+    this.arrayLength(items.length, flexible);
+    for (const item of items) element(item);
+    return this;
+  }
+
+  /** An empty tagged-field section, written only in flexible versions. */
+  taggedFields(flexible: boolean): this {
+    return flexible ? this.uvarint(0) : this;
+  }
+
+  toBuffer(): Buffer {
+    return this.buffer.subarray(0, this.length);
+  }
+}

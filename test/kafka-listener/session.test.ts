@@ -1,0 +1,99 @@
+// Produce requests through the session, in process, from the golden frames of an
+// idempotent librdkafka producer: a retried batch is committed once and answered with its
+// first offset; a gap in the sequence is refused and commits nothing; a failed commit is
+// answered KAFKA_STORAGE_ERROR and its batch may be sent again.
+
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { KafkaErrorCode } from '../../src/kafka-protocol/api-keys';
+import { readRequestHeader } from '../../src/kafka-protocol/header';
+import { readProduceRequest } from '../../src/kafka-protocol/produce';
+import { ProducerState } from '../../src/kafka-protocol/producer-state';
+import { ByteReader } from '../../src/kafka-protocol/reader';
+import { crc32c } from '../../src/kafka-protocol/crc32c';
+import { answerRequest, type KafkaSessionContext, type ProducedRecord } from '../../src/sources/kafka-session';
+
+const DIR = join(__dirname, '..', 'fixtures', 'kafka-protocol', 'node-rdkafka-none');
+const PRODUCE = readFileSync(join(DIR, readdirSync(DIR).find((f) => f.includes('-produce-')) as string));
+/** byte offset in the frame of the batch (one, in this capture) */
+const BATCH_AT = (() => {
+  const reader = new ByteReader(PRODUCE);
+  const header = readRequestHeader(reader);
+  const records = readProduceRequest(reader, header.apiVersion).topics[0]?.partitions[0]?.records as Buffer;
+  return records.byteOffset - PRODUCE.byteOffset;
+})();
+/** baseOffset, length, leader epoch, magic | crc | attributes ... producer epoch | baseSequence */
+const CRC_AT = BATCH_AT + 8 + 4 + 4 + 1;
+const BASE_SEQUENCE_AT = CRC_AT + 4 + 2 + 4 + 8 + 8 + 8 + 2;
+
+/** The capture with its batch's sequence moved by `by`, and its CRC-32C made right again. */
+function withSequence(by: number): Buffer {
+  const frame = Buffer.from(PRODUCE);
+  frame.writeInt32BE(frame.readInt32BE(BASE_SEQUENCE_AT) + by, BASE_SEQUENCE_AT);
+  const batchEnd = BATCH_AT + 12 + frame.readInt32BE(BATCH_AT + 8);
+  frame.writeUInt32BE(crc32c(frame.subarray(CRC_AT + 4, batchEnd)), CRC_AT);
+  return frame;
+}
+
+function session(commit: (records: readonly ProducedRecord[]) => Promise<void>): KafkaSessionContext {
+  const ignore = (): void => undefined;
+  return {
+    broker: { nodeId: 0, host: '127.0.0.1', port: 9292 },
+    clusterId: 'test',
+    maxRecordsBytes: 1 << 20,
+    producers: new ProducerState(),
+    offsets: new Map(),
+    commit,
+    events: { unsupportedCompression: ignore, refusedBatch: ignore, unsupportedRequest: ignore, authenticationFailed: ignore },
+  };
+}
+
+/** error code and base offset of the one partition of a Produce v10 answer */
+function partitionAnswer(answer: Buffer | undefined): { errorCode: number; baseOffset: bigint } {
+  const r = new ByteReader(answer as Buffer);
+  r.int32();
+  r.taggedFields();
+  r.uvarint();
+  r.compactString();
+  r.uvarint();
+  r.int32();
+  return { errorCode: r.int16(), baseOffset: r.int64() };
+}
+
+test('a batch sent again after its answer was lost: committed once, answered with its first offset', async () => {
+  const committed: ProducedRecord[] = [];
+  const ctx = session(async (records) => void committed.push(...records));
+  const first = partitionAnswer(await answerRequest(PRODUCE, ctx));
+  const count = committed.length;
+  const again = partitionAnswer(await answerRequest(PRODUCE, ctx));
+  expect(count).toBeGreaterThan(0);
+  expect(committed).toHaveLength(count);
+  expect(again).toEqual(first);
+  expect(first.errorCode).toBe(KafkaErrorCode.none);
+});
+
+test('a gap in the sequence: OUT_OF_ORDER_SEQUENCE_NUMBER, nothing committed', async () => {
+  const committed: ProducedRecord[] = [];
+  const ctx = session(async (records) => void committed.push(...records));
+  await answerRequest(PRODUCE, ctx);
+  const count = committed.length;
+  expect(partitionAnswer(await answerRequest(withSequence(100), ctx)).errorCode).toBe(KafkaErrorCode.outOfOrderSequenceNumber);
+  expect(committed).toHaveLength(count);
+  // the next batch in sequence is taken
+  const records = committed.length;
+  expect(partitionAnswer(await answerRequest(withSequence(records), ctx)).errorCode).toBe(KafkaErrorCode.none);
+  expect(committed).toHaveLength(2 * count);
+});
+
+test('a commit that fails is answered KAFKA_STORAGE_ERROR; the same batch sent again is committed', async () => {
+  let fail = true;
+  const committed: ProducedRecord[] = [];
+  const ctx = session(async (records) => {
+    if (fail) throw new Error('disk full');
+    committed.push(...records);
+  });
+  expect(partitionAnswer(await answerRequest(PRODUCE, ctx)).errorCode).toBe(KafkaErrorCode.kafkaStorageError);
+  fail = false;
+  expect(partitionAnswer(await answerRequest(PRODUCE, ctx)).errorCode).toBe(KafkaErrorCode.none);
+  expect(committed.length).toBeGreaterThan(0);
+});
