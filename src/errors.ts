@@ -95,6 +95,14 @@ export const QuarantineCodes = {
   unknown: 'E_UNKNOWN',
 } as const;
 
+/** Codes of log lines about inputs that are not committed here, and where they are kept instead. */
+export const SourceCodes = {
+  /** a hook message over [hook] MaxMessageBytes: answered "not committed", the hook spools it whole */
+  hookTooLarge: 'E_HOOK_TOO_LARGE',
+  /** a spool file that cannot be imported (over MaxMessageBytes, not a regular file, unreadable): moved to rejected/ whole */
+  spoolRejected: 'E_SPOOL_REJECTED',
+} as const;
+
 /** `replay --from-slurm-state`: the file is not a readable jobcomp_kafka_state or elasticsearch_state. */
 export class SlurmStateError extends JobcompdError {
   readonly code = 'E_SLURM_STATE';
