@@ -142,6 +142,8 @@ export const StateCodes = {
   io: 'E_STATE_IO',
   permission: 'E_STATE_PERMISSION',
   full: 'E_STATE_DISK_FULL',
+  /** [jobcompd] MaxQuarantineBytes reached: an input that would be quarantined is not committed */
+  quarantineFull: 'E_QUARANTINE_FULL',
   socketPath: 'E_SOCKET_PATH',
   socketInUse: 'E_SOCKET_IN_USE',
 } as const;

@@ -39,7 +39,7 @@ export class Daemon extends EventEmitter {
   static async start(cfg: LoadedConfig, log: Logger): Promise<Daemon> {
     // Wait a little for a `jobcompd status` that may hold the file for a moment.
     const publisher = new Publisher(cfg, log, { busyTimeoutMs: 5000 });
-    const ingest = new Ingest(publisher.outbox, () => publisher.currentParams, cfg.daemon.recordFormat, log);
+    const ingest = new Ingest(publisher.outbox, () => publisher.currentParams, cfg.daemon.recordFormat, log, cfg.daemon.maxQuarantineBytes);
     const notifier = new ServiceNotifier();
     let daemon: Daemon | undefined;
     let sources: Sources | undefined;
@@ -50,7 +50,7 @@ export class Daemon extends EventEmitter {
           status: () => publisher.status(),
           health: () => daemon?.health() ?? { status: 'failing', reason: 'starting' },
           metrics: createMetrics(publisher, ingest),
-        });
+        }, cfg.daemon.http.requestTimeoutMs);
       }
     } catch (err) {
       publisher.outbox.close();
