@@ -8,12 +8,20 @@
  *   1. connect to jobcompd's Unix socket, send the environment, wait for the answer that
  *      the record is committed (at most timeout_ms);
  *   2. if that fails for any reason, write the record into the spool directory atomically
- *      (temporary file, fsync, rename, fsync of the directory): jobcompd imports it later;
+ *      (temporary file, fsync, rename, fsync of the directory): jobcompd imports it later.
+ *      The directory must be the hook user's own, writable by nobody else, and not reached
+ *      through a symbolic link; files are created O_EXCL|O_NOFOLLOW under a random name
+ *      that includes the host name (several controllers may share one spool);
  *   3. exit 0 once the record is committed or spooled. In prolog/epilog context it always
  *      exits 0, because a non-zero PrologSlurmctld exit requeues or holds the job.
  *
+ * deadline_s bounds the whole run (alarm()): slurmctld waits for this hook, so whatever
+ * hangs (the socket, a stalled spool disk), the hook exits by then, 0 in prolog/epilog
+ * context. The socket gets at most half of it, so the spool write has the other half.
+ *
  * Configuration: "<argv[0]>.conf" if it exists, else /etc/jobcompd/hook.conf, else the
- * defaults below. Lines "key = value", '#' comments. Keys: socket, spool, timeout_ms.
+ * defaults below. Lines "key = value", '#' comments. Keys: socket, spool, timeout_ms,
+ * deadline_s.
  *
  * Wire format (both the socket request and a spool file):
  *   "JCH1" | uint32 big-endian length | environment: "KEY=VALUE" entries, each NUL-ended
@@ -28,11 +36,13 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -44,6 +54,7 @@
 #define DEFAULT_SOCKET "/run/jobcompd/hook.sock"
 #define DEFAULT_SPOOL "/var/spool/jobcompd"
 #define DEFAULT_TIMEOUT_MS 1000
+#define DEFAULT_DEADLINE_S 10
 #define MAGIC "JCH1"
 #define MAX_ANSWER 4096
 
@@ -55,6 +66,7 @@ struct config {
 	char socket[108];
 	char spool[4096];
 	long timeout_ms;
+	long deadline_s;
 };
 
 struct buffer {
@@ -134,6 +146,8 @@ static int read_config(const char *path, struct config *cfg)
 			copy(cfg->spool, sizeof(cfg->spool), val);
 		else if (!strcmp(key, "timeout_ms"))
 			cfg->timeout_ms = strtol(val, NULL, 10);
+		else if (!strcmp(key, "deadline_s"))
+			cfg->deadline_s = strtol(val, NULL, 10);
 	}
 	fclose(f);
 	return 0;
@@ -146,11 +160,41 @@ static void load_config(const char *argv0, struct config *cfg)
 	copy(cfg->socket, sizeof(cfg->socket), DEFAULT_SOCKET);
 	copy(cfg->spool, sizeof(cfg->spool), DEFAULT_SPOOL);
 	cfg->timeout_ms = DEFAULT_TIMEOUT_MS;
+	cfg->deadline_s = DEFAULT_DEADLINE_S;
 	snprintf(beside, sizeof(beside), "%s.conf", argv0);
 	if (read_config(beside, cfg) < 0)
 		read_config(DEFAULT_CONF, cfg);
 	if (cfg->timeout_ms <= 0)
 		cfg->timeout_ms = DEFAULT_TIMEOUT_MS;
+	if (cfg->deadline_s <= 0)
+		cfg->deadline_s = DEFAULT_DEADLINE_S;
+	if (cfg->timeout_ms > cfg->deadline_s * 500)
+		cfg->timeout_ms = cfg->deadline_s * 500;
+}
+
+/* the exit status when deadline_s passes; set once before alarm() */
+static volatile sig_atomic_t deadline_status = 1;
+
+static void deadline_passed(int sig)
+{
+	static const char msg[] = "jobcompd-hook: deadline_s passed; giving up\n";
+
+	(void)sig;
+	/* only async-signal-safe calls here: no syslog */
+	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+		/* nothing left to tell */
+	}
+	_exit(deadline_status);
+}
+
+static void arm_deadline(long seconds, int status)
+{
+	struct sigaction sa = { .sa_handler = deadline_passed };
+
+	deadline_status = status;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, NULL);
+	alarm((unsigned)seconds);
 }
 
 static enum context detect_context(void)
@@ -311,35 +355,92 @@ out:
 	return status;
 }
 
-static int fsync_dir(const char *dir)
+/*
+ * A part of a spool file name: letters, digits, '-' and '_' kept, '.' too if allowed (a
+ * host name), anything else (a '/' above all) made '_'.
+ */
+static void name_part(char *dst, size_t size, const char *src, int allow_dot)
 {
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int r;
+	size_t i;
 
-	if (fd < 0)
+	for (i = 0; src[i] && i + 1 < size; i++) {
+		char c = src[i];
+		int keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+			   (c == '.' && allow_dot);
+
+		dst[i] = keep ? c : '_';
+	}
+	dst[i] = '\0';
+}
+
+static unsigned long long random64(void)
+{
+	unsigned long long r;
+	struct timespec now;
+
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) == (ssize_t)sizeof(r))
+		return r;
+	clock_gettime(CLOCK_REALTIME, &now);
+	return ((unsigned long long)now.tv_nsec << 32) ^ (unsigned long long)now.tv_sec ^ ((unsigned long long)getpid() << 16);
+}
+
+/*
+ * The spool directory, opened without following a symbolic link, and only if it is the
+ * hook user's own and nobody else may write to it: a directory others control could hold
+ * a planted link that redirects the write. Returns its fd, or -1 with *why set.
+ */
+static int open_spool_dir(const char *dir, const char **why)
+{
+	struct stat st;
+	int fd;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		*why = strerror(errno);
 		return -1;
-	r = fsync(fd);
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		*why = errno == ENOTDIR || errno == ELOOP ? "not a directory (or a symbolic link)" : strerror(errno);
+		return -1;
+	}
+	if (fstat(fd, &st) < 0) {
+		*why = strerror(errno);
+	} else if (st.st_uid != geteuid()) {
+		*why = "owned by another user";
+	} else if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		*why = "writable by group or others";
+	} else {
+		return fd;
+	}
 	close(fd);
-	return r;
+	return -1;
 }
 
 /* temp file, write, fsync, rename, fsync the directory: the file appears whole or not at all */
-static int spool(const struct config *cfg, const struct buffer *msg, const char *kind)
+static int spool(const struct config *cfg, const struct buffer *msg, const char *kind, const char **why)
 {
-	char tmp[4400], final[4400];
+	char tmp[512], final[512], host[256], id[64];
+	unsigned long long r = random64();
 	struct timespec now;
 	size_t off = 0;
-	int fd;
+	int dfd, fd, created = 0;
 
+	dfd = open_spool_dir(cfg->spool, why);
+	if (dfd < 0)
+		return -1;
+	if (gethostname(tmp, sizeof(tmp)) < 0)
+		snprintf(tmp, sizeof(tmp), "unknown");
+	tmp[sizeof(tmp) - 1] = '\0';
+	/* dots in the host name are harmless: jobcompd reads only the first two fields of a name */
+	name_part(host, sizeof(host), tmp, 1);
+	name_part(id, sizeof(id), job_id(), 0);
 	clock_gettime(CLOCK_REALTIME, &now);
-	if (mkdir(cfg->spool, 0700) < 0 && errno != EEXIST)
-		return -1;
-	snprintf(final, sizeof(final), "%s/%s.%s.%lld.%09ld.%d.jch", cfg->spool, kind, job_id(),
-		 (long long)now.tv_sec, now.tv_nsec, (int)getpid());
-	snprintf(tmp, sizeof(tmp), "%s/.tmp.%s.%d", cfg->spool, kind, (int)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	snprintf(final, sizeof(final), "%s.%s.%s.%lld.%09ld.%016llx.jch", kind, id, host, (long long)now.tv_sec, now.tv_nsec, r);
+	snprintf(tmp, sizeof(tmp), ".tmp.%s.%016llx", host, r);
+	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return -1;
+		goto fail;
+	created = 1;
 	while (off < msg->len) {
 		ssize_t w = write(fd, msg->data + off, msg->len - off);
 
@@ -356,18 +457,17 @@ static int spool(const struct config *cfg, const struct buffer *msg, const char 
 		goto fail;
 	}
 	fd = -1;
-	if (rename(tmp, final) < 0)
+	if (renameat(dfd, tmp, dfd, final) < 0 || fsync(dfd) < 0)
 		goto fail;
-	return fsync_dir(cfg->spool);
+	close(dfd);
+	return 0;
 fail:
-	{
-		int saved = errno;
-
-		if (fd >= 0)
-			close(fd);
-		unlink(tmp);
-		errno = saved;
-	}
+	*why = strerror(errno);
+	if (fd >= 0)
+		close(fd);
+	if (created)
+		unlinkat(dfd, tmp, 0);
+	close(dfd);
 	return -1;
 }
 
@@ -380,6 +480,7 @@ int main(int argc, char **argv)
 	struct buffer msg = { 0 };
 	struct config cfg;
 	char text[MAX_ANSWER];
+	const char *why = "";
 	char status;
 
 	(void)argc;
@@ -391,6 +492,7 @@ int main(int argc, char **argv)
 		return 64;
 	}
 	load_config(argv[0] ? argv[0] : "jobcompd-hook", &cfg);
+	arm_deadline(cfg.deadline_s, always_zero ? 0 : 1);
 	if (build_message(&msg)) {
 		logmsg(LOG_ERR, "JobId=%s %s: out of memory; record not forwarded", job_id(), kind);
 		return always_zero ? 0 : 1;
@@ -406,9 +508,8 @@ int main(int argc, char **argv)
 	else
 		logmsg(LOG_WARNING, "JobId=%s %s: cannot reach jobcompd at %s (%s); spooling the record", job_id(), kind,
 		       cfg.socket, strerror(errno));
-	if (spool(&cfg, &msg, kind) == 0)
+	if (spool(&cfg, &msg, kind, &why) == 0)
 		return 0;
-	logmsg(LOG_ERR, "JobId=%s %s: cannot spool the record in %s: %s; the record is lost", job_id(), kind, cfg.spool,
-	       strerror(errno));
+	logmsg(LOG_ERR, "JobId=%s %s: cannot spool the record in %s: %s; the record is lost", job_id(), kind, cfg.spool, why);
 	return always_zero ? 0 : 1;
 }

@@ -104,6 +104,14 @@ export const QuarantineCodes = {
   unknown: 'E_UNKNOWN',
 } as const;
 
+/** Codes of log lines about inputs that are not committed here, and where they are kept instead. */
+export const SourceCodes = {
+  /** a hook message over [hook] MaxMessageBytes: answered "not committed", the hook spools it whole */
+  hookTooLarge: 'E_HOOK_TOO_LARGE',
+  /** a spool file that cannot be imported (over MaxMessageBytes, not a regular file, unreadable): moved to rejected/ whole */
+  spoolRejected: 'E_SPOOL_REJECTED',
+} as const;
+
 /** `replay --from-slurm-state`: the file is not a readable jobcomp_kafka_state or elasticsearch_state. */
 export class SlurmStateError extends JobcompdError {
   readonly code = 'E_SLURM_STATE';
@@ -153,6 +161,8 @@ export const StateCodes = {
   full: 'E_STATE_DISK_FULL',
   /** fdatasync failed, or SQLite reported an I/O error in a commit: fatal (EXIT_IOERR) */
   syncFailed: 'E_STATE_SYNC_FAILED',
+  /** [jobcompd] MaxQuarantineBytes reached: an input that would be quarantined is not committed */
+  quarantineFull: 'E_QUARANTINE_FULL',
   socketPath: 'E_SOCKET_PATH',
   socketInUse: 'E_SOCKET_IN_USE',
 } as const;

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { JobCompParams } from './config/jobcomp-params';
-import { QuarantineCodes, RecordError, StateError } from './errors';
+import { QuarantineCodes, RecordError, StateCodes, StateError } from './errors';
 import { encodeHeaders, unpublishableHeader, type MessageHeader } from './outbox/message-headers';
 import { EVENT_TOPIC, type Destination, type Outbox } from './outbox/outbox';
 import { identifyPluginRecord } from './record/plugin-record';
@@ -56,11 +56,16 @@ export interface IngestCounters {
 export class Ingest extends EventEmitter {
   readonly counters: IngestCounters = { received: { http: 0, socket: 0, spool: 0, replay: 0, kafka: 0 }, ignored: 0 };
 
+  /** what the quarantine table held at the last look, plus the inputs quarantined since */
+  private quarantinedBytes: number | undefined;
+
   constructor(
     private readonly outbox: Outbox,
     private readonly params: () => JobCompParams,
     private readonly format: RecordFormat,
     private readonly log: Logger,
+    /** [jobcompd] MaxQuarantineBytes */
+    private readonly maxQuarantineBytes: number = Number.POSITIVE_INFINITY,
   ) {
     super();
   }
@@ -175,21 +180,48 @@ export class Ingest extends EventEmitter {
     receivedAt: number,
     why: { code: string; reason: string; jobId: number | undefined; event: JobEvent | undefined; destination?: Destination },
   ): Promise<AcceptResult> {
-    const id = await this.outbox.quarantineInput({
-      ...why.destination,
-      event: why.event ?? null,
-      jobId: why.jobId ?? null,
-      payload: null,
-      raw,
-      source,
-      receivedAt,
-      reasonCode: why.code,
-      reason: why.reason,
-    });
+    this.takeQuarantineQuota(raw.length, why.jobId, why.event);
+    let id: number;
+    try {
+      id = await this.outbox.quarantineInput({
+        ...why.destination,
+        event: why.event ?? null,
+        jobId: why.jobId ?? null,
+        payload: null,
+        raw,
+        source,
+        receivedAt,
+        reasonCode: why.code,
+        reason: why.reason,
+      });
+    } catch (err) {
+      this.quarantinedBytes = (this.quarantinedBytes ?? 0) - raw.length;
+      throw err;
+    }
     this.log.error(
       { logEvent: 'record.quarantined', jobId: why.jobId, event: why.event === undefined ? 'unknown' : eventName(why.event), quarantineId: id, source, code: why.code, err: why.reason, bytes: raw.length },
       'input cannot be mapped to a job record; kept raw in quarantine',
     );
     return this.accepted({ kind: 'quarantined', id, code: why.code, reason: why.reason }, source, receivedAt);
+  }
+
+  /**
+   * Bad inputs must not fill the disk that holds acknowledged records: over the quota they
+   * are not committed (a StateError: the sender keeps them and retries, the hook spools).
+   * The running total is looked up again when it says "over", as a replay may have emptied
+   * the quarantine since. The bytes are counted before the commit, so that concurrent
+   * inputs cannot all pass the check.
+   */
+  private takeQuarantineQuota(bytes: number, jobId: number | undefined, event: JobEvent | undefined): void {
+    if (!Number.isFinite(this.maxQuarantineBytes)) return;
+    const over = (): boolean => (this.quarantinedBytes ?? 0) + bytes > this.maxQuarantineBytes;
+    if (this.quarantinedBytes === undefined || over()) this.quarantinedBytes = this.outbox.quarantinedBytes();
+    if (!over()) {
+      this.quarantinedBytes = (this.quarantinedBytes ?? 0) + bytes;
+      return;
+    }
+    const err = new StateError(StateCodes.quarantineFull, `the quarantine holds ${this.quarantinedBytes} bytes; ${bytes} more would pass [jobcompd] MaxQuarantineBytes=${this.maxQuarantineBytes}: not committed (replay or remove quarantined inputs)`);
+    if (jobId !== undefined && event !== undefined) err.record = { jobId, event: eventName(event) };
+    throw err;
   }
 }

@@ -49,7 +49,7 @@ export class Daemon extends EventEmitter {
   static async start(cfg: LoadedConfig, log: Logger): Promise<Daemon> {
     // Wait a little for a `jobcompd status` that may hold the file for a moment.
     const publisher = new Publisher(cfg, log, { busyTimeoutMs: 5000 });
-    const ingest = new Ingest(publisher.outbox, () => publisher.currentParams, cfg.daemon.recordFormat, log);
+    const ingest = new Ingest(publisher.outbox, () => publisher.currentParams, cfg.daemon.recordFormat, log, cfg.daemon.maxQuarantineBytes);
     const notifier = new ServiceNotifier();
     if (fsyncSkipped) log.warn({ logEvent: 'state.fsync-skipped', variable: SKIP_FSYNC_VARIABLE }, 'the state file is never synced (a test-only switch): acknowledged records are lost in a power cut');
     let daemon: Daemon | undefined;
@@ -61,7 +61,7 @@ export class Daemon extends EventEmitter {
           status: () => publisher.status(),
           health: () => daemon?.health() ?? { status: 'failing', reason: 'starting' },
           metrics: createMetrics(publisher, ingest),
-        });
+        }, cfg.daemon.http.requestTimeoutMs);
       }
     } catch (err) {
       publisher.outbox.close();

@@ -14,6 +14,18 @@ import type { ProducerSettings } from '../producer/librdkafka-settings';
 import { JobEvent } from '../record/job-record';
 import { buildStatus, type StatusReport } from './status';
 
+/**
+ * The longest a producer swap waits for the old producer: production is paused meanwhile,
+ * so flush_timeout=-1 (wait for ever) or a long flush_timeout must not hold it, nor a
+ * SIGTERM that waits for the swap. What the old producer did not confirm is produced
+ * again by the new one (docs/configuration.md, flush_timeout).
+ */
+export const MAX_SWAP_FLUSH_MS = 10_000;
+
+export function swapFlushMs(flushTimeoutMs: number): number {
+  return flushTimeoutMs < 0 ? MAX_SWAP_FLUSH_MS : Math.min(flushTimeoutMs, MAX_SWAP_FLUSH_MS);
+}
+
 export interface PublisherOptions {
   /** how long to wait for another process that holds the state file */
   busyTimeoutMs?: number;
@@ -30,6 +42,7 @@ export class Publisher extends EventEmitter {
   private settings: ProducerSettings;
   private replacing: Promise<void> = Promise.resolve();
   private fatalReplacementPending = false;
+  private stopping = false;
 
   constructor(
     private readonly cfg: LoadedConfig,
@@ -114,6 +127,9 @@ export class Publisher extends EventEmitter {
    * Resolves with the number of (matching) records still saved.
    */
   async stop(): Promise<{ remaining: number }> {
+    // a swap in progress (reload, fatal error) ends first: it is bounded by MAX_SWAP_FLUSH_MS
+    this.stopping = true;
+    await this.replacing;
     await this.dispatcher.stop(this.params.flushTimeoutMs);
     this.outbox.flush();
     const remaining = this.outbox.count(this.opts.filter);
@@ -134,8 +150,11 @@ export class Publisher extends EventEmitter {
    */
   replaceSettings(settings: ProducerSettings): Promise<void> {
     const run = this.replacing.then(async () => {
+      if (this.stopping) return;
+      const flushMs = swapFlushMs(this.params.flushTimeoutMs);
+      this.log.info({ logEvent: 'producer.replacing', flushMs }, 'replacing the producer; the old one flushes first');
       const next = this.newProducer(settings);
-      await this.dispatcher.replaceProducer(next, this.params.flushTimeoutMs);
+      await this.dispatcher.replaceProducer(next, flushMs);
       this.producer = next;
       this.settings = settings;
       this.log.info({ logEvent: 'producer.replaced' }, 'producer replaced');

@@ -45,6 +45,8 @@ export interface DaemonConfig {
   logLevel: LogLevel;
   /** status, metrics and health endpoint */
   adminListen: ListenAddress | undefined;
+  /** explicitly allow a non-loopback [admin] Listen (it has no authentication) */
+  adminAllowUnauthenticated: boolean;
   http: {
     listen: ListenAddress | undefined;
     maxBodyBytes: number;
@@ -52,6 +54,8 @@ export interface DaemonConfig {
     /** longest wait for the commit before answering 503 (a stalled disk must not stall Slurm's sender) */
     commitTimeoutMs: number;
     maxConnections: number;
+    /** request bodies held in memory at once, across connections: bounds MaxConnections x MaxBodyBytes */
+    maxBufferedBytes: number;
     /** HTTP basic auth every POST must carry (Slurm: JobCompLoc=http://user:password@host/...) */
     basicAuth: { user: string; password: string } | undefined;
     /** explicitly allow a non-loopback Listen without basic auth */
@@ -75,6 +79,8 @@ export interface DaemonConfig {
   };
   /** identical records within this window are published once; 0 disables */
   dedupWindowMs: number;
+  /** inputs that would take the quarantine table past this are not committed (answered "retry") */
+  maxQuarantineBytes: number;
   topics: TopicsWanted;
   hook: {
     /** Unix socket the native hook connects to; undefined: off */
@@ -116,6 +122,7 @@ const SCHEMA: Record<string, Record<string, Setter>> = {
     recordformat: (c, v, loc) => (c.recordFormat = parseRecordFormat(v, loc)),
     loglevel: (c, v, loc) => (c.logLevel = oneOf(v.toLowerCase(), LOG_LEVELS, loc)),
     dedupwindow: (c, v, loc) => (c.dedupWindowMs = seconds(v, loc)),
+    maxquarantinebytes: (c, v, loc) => (c.maxQuarantineBytes = positiveInt(v, loc)),
   },
   hook: {
     socket: (c, v, loc, base) => (c.hook.socket = offOrPath(v, loc, base)),
@@ -130,6 +137,7 @@ const SCHEMA: Record<string, Record<string, Setter>> = {
   },
   admin: {
     listen: (c, v, loc) => (c.adminListen = parseListen(v, loc)),
+    allowunauthenticated: (c, v, loc) => (c.adminAllowUnauthenticated = yesNo(v, loc)),
   },
   http: {
     listen: (c, v, loc) => (c.http.listen = parseListen(v, loc)),
@@ -137,6 +145,7 @@ const SCHEMA: Record<string, Record<string, Setter>> = {
     requesttimeout: (c, v, loc) => (c.http.requestTimeoutMs = seconds(v, loc)),
     committimeout: (c, v, loc) => (c.http.commitTimeoutMs = seconds(v, loc)),
     maxconnections: (c, v, loc) => (c.http.maxConnections = positiveInt(v, loc)),
+    maxbufferedbytes: (c, v, loc) => (c.http.maxBufferedBytes = positiveInt(v, loc)),
     basicauthuser: (c, v, loc) => (c.http.basicAuth = { user: nonEmpty(v, loc), password: c.http.basicAuth?.password ?? '' }),
     basicauthpassword: (c, v, loc) => (c.http.basicAuth = { user: c.http.basicAuth?.user ?? '', password: nonEmpty(v, loc) }),
     allowunauthenticated: (c, v, loc) => (c.http.allowUnauthenticated = yesNo(v, loc)),
@@ -176,18 +185,21 @@ export function defaultDaemonConfig(): DaemonConfig {
     recordFormat: DEFAULT_RECORD_FORMAT,
     logLevel: 'info',
     adminListen: { host: '127.0.0.1', port: 9201 },
+    adminAllowUnauthenticated: false,
     http: {
       listen: { host: '127.0.0.1', port: 9200 },
       maxBodyBytes: 16 * 1024 * 1024,
       requestTimeoutMs: 30_000,
       commitTimeoutMs: 10_000,
       maxConnections: 256,
+      maxBufferedBytes: 256 * 1024 * 1024,
       basicAuth: undefined,
       allowUnauthenticated: false,
     },
     kafka: { listen: undefined, listenFrom: nowhere, maxConnections: 64, maxRequestBytes: 16 * 1024 * 1024, sasl: undefined },
     producer: { maxInFlight: 1000, retryBackoffMinMs: 500, retryBackoffMaxMs: 60_000 },
     dedupWindowMs: 86_400_000,
+    maxQuarantineBytes: 1024 * 1024 * 1024,
     topics: { partitions: undefined, replicationFactor: undefined, configs: {} },
     // the native hook's compiled-in defaults
     hook: {
@@ -283,6 +295,9 @@ function checkRequired(cfg: DaemonConfig): void {
   if (auth && (auth.user === '' || auth.password === '')) {
     throw new ConfigError(ConfigCodes.missing, { ...where, key: '[http] BasicAuthUser/BasicAuthPassword' }, 'set both, or neither');
   }
+  if (cfg.http.maxBufferedBytes < cfg.http.maxBodyBytes) {
+    throw new ConfigError(ConfigCodes.badValue, { ...where, key: '[http] MaxBufferedBytes' }, `${cfg.http.maxBufferedBytes} is less than MaxBodyBytes=${cfg.http.maxBodyBytes}: a body of that size could never be accepted`);
+  }
   checkKafkaListen(cfg, where);
   const listen = cfg.http.listen;
   if (listen && !isLoopback(listen.host) && !auth && !cfg.http.allowUnauthenticated) {
@@ -290,6 +305,14 @@ function checkRequired(cfg: DaemonConfig): void {
       ConfigCodes.badValue,
       { ...where, key: '[http] Listen' },
       `${listen.host} is not a loopback address: set BasicAuthUser and BasicAuthPassword (Slurm sends them from JobCompLoc=http://user:password@host:port/...), or AllowUnauthenticated=yes to accept records from anyone who can reach it`,
+    );
+  }
+  const admin = cfg.adminListen;
+  if (admin && !isLoopback(admin.host) && !cfg.adminAllowUnauthenticated) {
+    throw new ConfigError(
+      ConfigCodes.badValue,
+      { ...where, key: '[admin] Listen' },
+      `${admin.host} is not a loopback address and the admin endpoint has no authentication (status, metrics): put a proxy with authentication in front of a loopback Listen, or set [admin] AllowUnauthenticated=yes`,
     );
   }
 }

@@ -77,11 +77,79 @@ export function effectiveProperties(conf: RdkafkaConf): Map<string, RdkafkaPrope
   return out;
 }
 
-const SECRET_KEY = /(password|secret|\.pem$|^ssl_key$|sasl\.oauthbearer\.config|jaas)/i;
+/**
+ * Keys whose values are secrets, by a broad pattern: librdkafka adds properties with every
+ * release (OIDC client secrets, assertion keys and passphrases, token URLs that may carry
+ * credentials), and a name that merely looks like a secret costs only a hidden value.
+ */
+const SECRET_KEY = /(passw|passphrase|secret|credential|token|private[._-]?key|\.pem$|^ssl_key$|sasl\.oauthbearer\.config|jaas)/i;
 
 /** Properties whose values must never be shown in logs, status or error messages. */
 export function isSecretProperty(key: string): boolean {
   return SECRET_KEY.test(key);
+}
+
+/**
+ * The only properties whose values check-config prints: addresses, protocols, tuning and
+ * file locations. Any other value (sasl.kerberos.kinit.cmd, sasl.oauthbearer.extensions, a
+ * property of a newer librdkafka...) may hold a secret under an innocent name.
+ */
+const SHOWN_KEYS = new Set([
+  'bootstrap.servers',
+  'metadata.broker.list',
+  'client.id',
+  'client.rack',
+  'security.protocol',
+  'sasl.mechanism',
+  'sasl.mechanisms',
+  'sasl.username',
+  'sasl.oauthbearer.method',
+  'sasl.kerberos.service.name',
+  'sasl.kerberos.principal',
+  'ssl.ca.location',
+  'ssl.certificate.location',
+  'ssl.key.location',
+  'ssl.crl.location',
+  'ssl.endpoint.identification.algorithm',
+  'enable.ssl.certificate.verification',
+  'acks',
+  'request.required.acks',
+  'compression.codec',
+  'compression.type',
+  'compression.level',
+  'message.timeout.ms',
+  'delivery.timeout.ms',
+  'request.timeout.ms',
+  'socket.timeout.ms',
+  'socket.keepalive.enable',
+  'linger.ms',
+  'queue.buffering.max.ms',
+  'queue.buffering.max.messages',
+  'queue.buffering.max.kbytes',
+  'batch.num.messages',
+  'batch.size',
+  'message.max.bytes',
+  'message.send.max.retries',
+  'retries',
+  'retry.backoff.ms',
+  'retry.backoff.max.ms',
+  'reconnect.backoff.ms',
+  'reconnect.backoff.max.ms',
+  'max.in.flight',
+  'max.in.flight.requests.per.connection',
+  'enable.idempotence',
+  'partitioner',
+  'api.version.request',
+  'broker.version.fallback',
+  'topic.metadata.refresh.interval.ms',
+  'statistics.interval.ms',
+  'debug',
+  'log_level',
+]);
+
+/** A property's value as check-config may print it. */
+export function shownValue(p: RdkafkaProperty): string {
+  return SHOWN_KEYS.has(p.key) && !isSecretProperty(p.key) ? p.value : REDACTED;
 }
 
 export const REDACTED = '[REDACTED]';

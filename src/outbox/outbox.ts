@@ -324,6 +324,12 @@ export class Outbox extends EventEmitter {
     return { pending: pending ?? null, quarantine: quarantine ?? null };
   }
 
+  /** Bytes held by the quarantine table (its raw inputs and records). */
+  quarantinedBytes(): number {
+    const row = this.db.prepare('SELECT COALESCE(SUM(LENGTH(raw)), 0) + COALESCE(SUM(LENGTH(payload)), 0) AS n FROM quarantine').get() as { n: number };
+    return row.n;
+  }
+
   quarantineRows(filter?: RowFilter): QuarantineRow[] {
     const where = whereClause(filter);
     return this.db

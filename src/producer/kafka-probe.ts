@@ -6,6 +6,7 @@
 // up at the first record instead, as a quarantined record (TOPIC_AUTHORIZATION_FAILED).
 
 import { Producer, type Metadata } from 'node-rdkafka';
+import { redactSecrets } from '../config/jobcomploc-file';
 import { producerConfigs, type ProducerSettings } from './librdkafka-settings';
 
 export interface ProbedTopic {
@@ -32,7 +33,8 @@ export function probeKafka(settings: ProducerSettings, topics: string[], timeout
   return new Promise((resolve, reject) => {
     producer.connect({ allTopics: true, timeout: timeoutMs }, (err, metadata: Metadata) => {
       const done = (): void => {
-        if (err) reject(new ProbeError(`cannot read metadata from ${settings.properties.get('bootstrap.servers')?.value ?? 'the brokers'}: ${err.message}`));
+        const why = `cannot read metadata from ${settings.properties.get('bootstrap.servers')?.value ?? 'the brokers'}: ${err?.message ?? ''}`;
+        if (err) reject(new ProbeError(redactSecrets(why, settings.properties.values())));
         else resolve(describe(metadata, topics));
       };
       if (producer.isConnected()) producer.disconnect(0, done);

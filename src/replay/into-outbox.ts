@@ -1,7 +1,7 @@
 // What `jobcompd replay` puts (back) into the outbox besides its own rows: the quarantine table (after
 // the cause was fixed) and the state files Slurm's own plugins leave behind (migration).
 
-import { RecordError } from '../errors';
+import { QuarantineCodes, RecordError } from '../errors';
 import type { Ingest } from '../ingest';
 import { parseSlurmState } from '../migrate/slurm-state';
 import type { RowFilter } from '../outbox/filter';
@@ -32,6 +32,9 @@ export function publishableFrom(row: QuarantineRow, opts: PayloadOptions): Publi
     return { event: row.event, jobId: row.jobId, payload: row.payload, topic: row.topic ?? null, key: row.key ?? null, headers: row.headers ?? null };
   }
   if (!row.raw) return 'no record and no raw input';
+  // A hook message that was cut, framed wrongly or followed by stray bytes is evidence, not
+  // an input: mapping what is left of it could publish a second, different record of the job.
+  if (row.reasonCode === QuarantineCodes.hookBadMessage) return `${QuarantineCodes.hookBadMessage}: not a whole hook message; kept as evidence, never published`;
   const input: RecordInput = row.source === 'socket' || row.source === 'spool' ? { kind: 'hook', environment: row.raw } : { kind: 'elasticsearch', body: row.raw };
   try {
     return publishableOf(input, opts);

@@ -3,7 +3,10 @@
 
 import { checkHeader, HEADER_BYTES } from './hook-protocol';
 
-/** The most of a malformed message kept in quarantine as evidence. */
+/**
+ * The most of a stream with a bad magic kept in quarantine as evidence: it is no hook
+ * message, so no record is cut by this. Everything else kept is bounded by MaxMessageBytes.
+ */
 const MAX_KEPT_BYTES = 64 * 1024;
 
 export type Framed =
@@ -11,7 +14,9 @@ export type Framed =
   | { kind: 'incomplete' }
   | { kind: 'message'; environment: Buffer }
   /** not in the hook's wire format; `raw` is what is kept as evidence */
-  | { kind: 'malformed'; raw: Buffer; reason: string };
+  | { kind: 'malformed'; raw: Buffer; reason: string }
+  /** a well-formed header announcing more than MaxMessageBytes: nothing is kept, the hook spools it whole */
+  | { kind: 'too-large'; reason: string };
 
 export class HookMessageFramer {
   private readonly chunks: Buffer[] = [];
@@ -26,12 +31,13 @@ export class HookMessageFramer {
     this.received += chunk.length;
     if (this.expected === undefined && this.received >= HEADER_BYTES) {
       const head = checkHeader(Buffer.concat(this.chunks).subarray(0, HEADER_BYTES), this.maxMessageBytes);
+      if (!head.ok && head.tooLarge) return { kind: 'too-large', reason: head.reason };
       if (!head.ok) return { kind: 'malformed', raw: Buffer.concat(this.chunks).subarray(0, MAX_KEPT_BYTES), reason: head.reason };
       this.expected = HEADER_BYTES + head.length;
     }
     if (this.expected === undefined || this.received < this.expected) return { kind: 'incomplete' };
     const message = Buffer.concat(this.chunks);
-    if (this.received > this.expected) return { kind: 'malformed', raw: message.subarray(0, MAX_KEPT_BYTES), reason: `${this.received - this.expected} bytes after the message` };
+    if (this.received > this.expected) return { kind: 'malformed', raw: message, reason: `${this.received - this.expected} bytes after the message` };
     return { kind: 'message', environment: message.subarray(HEADER_BYTES) };
   }
 

@@ -35,14 +35,17 @@ export function encodeRequest(environment: Buffer): Buffer {
   return Buffer.concat([head, environment]);
 }
 
-export type HeaderCheck = { ok: true; length: number } | { ok: false; reason: string };
+export type HeaderCheck =
+  | { ok: true; length: number }
+  /** `tooLarge`: a well-formed header whose message is over the limit; the sender keeps (spools) it whole */
+  | { ok: false; reason: string; tooLarge?: true };
 
 /** Validate the 8-byte header. */
 export function checkHeader(head: Buffer, maxBytes: number): HeaderCheck {
   if (head.length < HEADER_BYTES) return { ok: false, reason: `truncated header (${head.length} of ${HEADER_BYTES} bytes)` };
   if (!head.subarray(0, 4).equals(MAGIC)) return { ok: false, reason: 'not a jobcompd-hook message (bad magic)' };
   const length = head.readUInt32BE(4);
-  if (length > maxBytes) return { ok: false, reason: `message of ${length} bytes exceeds the limit of ${maxBytes}` };
+  if (length > maxBytes) return { ok: false, reason: `message of ${length} bytes exceeds the limit of ${maxBytes}`, tooLarge: true };
   return { ok: true, length };
 }
 

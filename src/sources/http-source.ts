@@ -14,14 +14,19 @@
 //   - with [http] BasicAuthUser/BasicAuthPassword, a POST without them gets 401 (the plugin
 //     sends them when JobCompLoc is http://user:password@host:port/...).
 
-import { timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { ListenAddress } from '../config/daemon-conf';
 import { StateError, errorMessage, failedRecord } from '../errors';
 import type { AcceptResult, Ingest } from '../ingest';
 import { JobEvent, eventName } from '../record/job-record';
+import { ByteBudget } from './byte-budget';
+import { createBoundedServer } from './http-timeouts';
+
+/** At most one http.auth-refused line per this interval (docs/operations.md). */
+const AUTH_LOG_INTERVAL_MS = 60_000;
 
 export interface HttpSourceOptions {
   listen: ListenAddress;
@@ -29,23 +34,25 @@ export interface HttpSourceOptions {
   requestTimeoutMs: number;
   commitTimeoutMs: number;
   maxConnections: number;
+  /** bytes of request bodies held in memory at once, across all connections */
+  maxBufferedBytes: number;
   basicAuth: { user: string; password: string } | undefined;
 }
 
 export class HttpSource {
   private readonly server: Server;
   private accepting = true;
+  /** 401s since the last http.auth-refused line */
+  private readonly refusals = { count: 0, loggedAt: 0 };
+  private readonly buffered: ByteBudget;
 
   private constructor(
     private readonly ingest: Ingest,
     private readonly opts: HttpSourceOptions,
     private readonly log: Logger,
   ) {
-    // Node checks request timeouts every connectionsCheckingInterval (30 s by default).
-    this.server = createServer({ connectionsCheckingInterval: Math.min(1000, opts.requestTimeoutMs) }, (req, res) => this.handle(req, res));
-    this.server.requestTimeout = opts.requestTimeoutMs;
-    this.server.headersTimeout = Math.min(opts.requestTimeoutMs, 60_000);
-    this.server.maxConnections = opts.maxConnections;
+    this.server = createBoundedServer(opts.requestTimeoutMs, opts.maxConnections, (req, res) => this.handle(req, res));
+    this.buffered = new ByteBudget(opts.maxBufferedBytes);
     // Answer "Expect: 100-continue" (curl sends it for bodies over 1 MiB) ourselves, so an
     // oversized body is refused before it is sent.
     this.server.on('checkContinue', (req, res) => {
@@ -89,7 +96,7 @@ export class HttpSource {
       return;
     }
     if (!this.authorized(req)) {
-      this.log.error({ logEvent: 'http.auth-refused', remote: req.socket.remoteAddress }, 'POST without valid basic auth refused ([http] BasicAuthUser); the sender keeps its record and retries');
+      this.logRefusal(req.socket.remoteAddress);
       send(res, 401, esError('security_exception', 'missing or wrong credentials', 401), { 'WWW-Authenticate': 'Basic realm="jobcompd"' });
       return;
     }
@@ -114,9 +121,28 @@ export class HttpSource {
     if (!auth) return true;
     const m = /^Basic\s+(\S+)$/i.exec(req.headers.authorization ?? '');
     if (!m) return false;
-    const expected = Buffer.from(`${auth.user}:${auth.password}`, 'utf8');
-    const given = Buffer.from(m[1] ?? '', 'base64');
-    return given.length === expected.length && timingSafeEqual(given, expected);
+    // Digests of equal length, compared in constant time: neither the content nor the
+    // length of the credentials shows in the time a refusal takes.
+    const expected = createHash('sha256').update(`${auth.user}:${auth.password}`, 'utf8').digest();
+    const given = createHash('sha256').update(Buffer.from(m[1] ?? '', 'base64')).digest();
+    return timingSafeEqual(given, expected);
+  }
+
+  /**
+   * One log line per AUTH_LOG_INTERVAL_MS at most, with the count of refusals since the
+   * last: a client retrying with wrong credentials (Slurm retries every 30 s, an attacker
+   * far more often) must not fill the disk with log lines.
+   */
+  private logRefusal(remote: string | undefined): void {
+    this.refusals.count += 1;
+    const now = Date.now();
+    if (now - this.refusals.loggedAt < AUTH_LOG_INTERVAL_MS) return;
+    this.log.error(
+      { logEvent: 'http.auth-refused', remote, refused: this.refusals.count },
+      'POST without valid basic auth refused ([http] BasicAuthUser); the sender keeps its record and retries',
+    );
+    this.refusals.count = 0;
+    this.refusals.loggedAt = now;
   }
 
   private tooLarge(req: IncomingMessage): boolean {
@@ -124,14 +150,31 @@ export class HttpSource {
     return length > this.opts.maxBodyBytes;
   }
 
+  private refuseBusy(res: ServerResponse): void {
+    this.log.warn({ logEvent: 'http.busy', maxBufferedBytes: this.opts.maxBufferedBytes }, 'request bodies in memory reached [http] MaxBufferedBytes; the sender keeps its record and retries');
+    send(res, 503, esError('busy', `request bodies in memory reached MaxBufferedBytes=${this.opts.maxBufferedBytes}; retry later`, 503), { 'Retry-After': '30', Connection: 'close' });
+  }
+
   private refuseTooLarge(res: ServerResponse): void {
     this.log.error({ logEvent: 'http.body-too-large', maxBodyBytes: this.opts.maxBodyBytes }, 'request body larger than [http] MaxBodyBytes refused; raise the limit to accept it');
     send(res, 413, esError('content_too_long', `body larger than MaxBodyBytes=${this.opts.maxBodyBytes}`, 413), { Connection: 'close' });
   }
 
+  /**
+   * The body, within MaxBodyBytes and within the bytes all requests may hold at once
+   * (MaxBufferedBytes): its Content-Length is taken from that budget before it is read, a
+   * body without one as it arrives; over the budget the sender is told to retry (503).
+   * The bytes are given back once the answer is sent or the client is gone.
+   */
   private readBody(req: IncomingMessage, res: ServerResponse, done: (body: Buffer) => void): void {
     const chunks: Buffer[] = [];
     let size = 0;
+    let held = Number(req.headers['content-length'] ?? 0);
+    if (!this.buffered.take(held)) {
+      this.refuseBusy(res);
+      return;
+    }
+    res.on('close', () => this.buffered.give(held));
     let refused = false;
     req.on('data', (chunk: Buffer) => {
       if (refused) return;
@@ -141,6 +184,15 @@ export class HttpSource {
         this.refuseTooLarge(res);
         req.destroy();
         return;
+      }
+      if (size > held) {
+        if (!this.buffered.take(size - held)) {
+          refused = true;
+          this.refuseBusy(res);
+          req.destroy();
+          return;
+        }
+        held = size;
       }
       chunks.push(chunk);
     });
@@ -168,7 +220,7 @@ export class HttpSource {
         clearTimeout(timer);
         const status = err instanceof StateError ? 503 : 500;
         this.log.error({ logEvent: 'http.not-accepted', ...failedRecord(err), err: errorMessage(err), status }, 'record not accepted; the sender keeps it and retries');
-        send(res, status, esError('not_committed', errorMessage(err), status), { 'Retry-After': '30' });
+        send(res, status, esError('not_committed', errorMessage(err), status, err instanceof StateError ? err.code : undefined), { 'Retry-After': '30' });
       },
     );
   }
@@ -207,6 +259,7 @@ function esCreated(result: AcceptResult, path: string): Record<string, unknown> 
   }
 }
 
-function esError(type: string, reason: string, status: number): Record<string, unknown> {
-  return { error: { type, reason }, status };
+/** `code`: jobcompd's error code (docs/errors.md), when there is one. */
+function esError(type: string, reason: string, status: number, code?: string): Record<string, unknown> {
+  return { error: { type, reason, ...(code === undefined ? {} : { code }) }, status };
 }

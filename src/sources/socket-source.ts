@@ -10,7 +10,7 @@ import { peerCredentials } from 'jobcompd-peercred';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { QuarantineCodes, StateCodes, StateError, errorMessage, failedRecord } from '../errors';
+import { QuarantineCodes, SourceCodes, StateCodes, StateError, errorMessage, failedRecord } from '../errors';
 import type { AcceptResult, Ingest } from '../ingest';
 import { HookMessageFramer } from './hook-framer';
 import { Answer, encodeAnswer, type AnswerStatus } from './hook-protocol';
@@ -83,9 +83,10 @@ export class SocketSource {
       const framed = framer.push(chunk);
       if (framed.kind === 'incomplete') return;
       socket.off('data', onData);
-      clearTimeout(deadline);
+      if (framed.kind !== 'too-large') clearTimeout(deadline);
       settled = true;
-      if (framed.kind === 'malformed') this.reject(socket, framed.raw, framed.reason);
+      if (framed.kind === 'too-large') this.refuseTooLarge(socket, framed.reason, deadline);
+      else if (framed.kind === 'malformed') this.reject(socket, framed.raw, framed.reason);
       else this.accept(socket, framed.environment);
     };
     socket.on('data', onData);
@@ -122,6 +123,19 @@ export class SocketSource {
         answer(socket, Answer.error, err instanceof StateError ? err.message : `internal error: ${errorMessage(err)}`);
       },
     );
+  }
+
+  /**
+   * Over MaxMessageBytes: nothing is kept here (a cut record must never be acknowledged).
+   * The "not committed" answer makes the hook spool the whole message, which the spool
+   * import then moves to rejected/ (docs/delivery-guarantees.md). The rest of the message
+   * is read and dropped until the hook closes, or until the connection's deadline.
+   */
+  private refuseTooLarge(socket: Socket, reason: string, deadline: NodeJS.Timeout): void {
+    this.log.warn({ logEvent: 'hook.too-large', code: SourceCodes.hookTooLarge, reason }, 'hook message over [hook] MaxMessageBytes; the hook spools it whole');
+    socket.on('data', () => undefined);
+    deadline.refresh();
+    answer(socket, Answer.error, `${reason} ([hook] MaxMessageBytes): not committed, spool it`);
   }
 
   /** A malformed message: kept in quarantine as evidence, answered so the hook does not spool garbage. */

@@ -233,6 +233,40 @@ describe('check-config on a good configuration', () => {
     expect(`${r.stdout}${r.stderr}`).not.toContain('hunter2');
   });
 
+  it('prints the values of known-safe properties only: any other value may be a secret under an innocent name', () => {
+    const dir = tempDir();
+    const files = writeFiles(dir, {
+      'rdkafka.conf': [
+        'bootstrap.servers=127.0.0.1:9092',
+        'sasl.kerberos.kinit.cmd=kinit -S hunter2',
+        'sasl.oauthbearer.extensions=logicalCluster=hunter3',
+        'sasl.oauthbearer.token.endpoint.url=https://u:hunter4@idp.example/token',
+        '',
+      ].join('\n'),
+    });
+    writeFiles(dir, { 'jobcompd.conf': `ClusterName=hpc1\nJobCompLoc=${files['rdkafka.conf'] ?? ''}\n` });
+    for (const args of [['check-config'], ['check-config', '--json']]) {
+      const r = runCli([...args, '-c', join(dir, 'jobcompd.conf')]);
+      expect(r.code).toBe(0);
+      expect(`${r.stdout}${r.stderr}`).not.toMatch(/hunter[234]/);
+      expect(r.stdout).toContain('127.0.0.1:9092');
+    }
+    expect(runCli(['check-config', '-c', join(dir, 'jobcompd.conf')]).stdout).toContain('sasl.kerberos.kinit.cmd=[REDACTED]');
+  });
+
+  it('check-config --connect passes the probe\'s error through the redaction', () => {
+    // The probe's message quotes bootstrap.servers; a secret value that occurs in it (here,
+    // by coincidence, the broker's address) must not come out.
+    const dir = tempDir();
+    const files = writeFiles(dir, { 'rdkafka.conf': 'bootstrap.servers=127.0.0.1:1\nsecurity.protocol=sasl_plaintext\nsasl.mechanism=PLAIN\nsasl.username=u\nsasl.password=127.0.0.1:1\n' });
+    writeFiles(dir, { 'jobcompd.conf': `ClusterName=hpc1\nJobCompLoc=${files['rdkafka.conf'] ?? ''}\n` });
+    const r = runCli(['check-config', '--connect', '-c', join(dir, 'jobcompd.conf')], { timeoutMs: 60_000 });
+    expect(r.code).toBe(69);
+    const kafkaLine = r.stdout.split('\n').find((l) => l.includes('Kafka:')) ?? '';
+    expect(kafkaLine).toMatch(/UNREACHABLE: cannot read metadata from \[REDACTED\]/);
+    expect(kafkaLine).not.toContain('127.0.0.1:1');
+  });
+
   it('prints the record format in force: the default 26.05, or the layout of the release in RecordFormat', () => {
     const dir = tempDir();
     const files = writeFiles(dir, { 'rdkafka.conf': GOOD_RDKAFKA });

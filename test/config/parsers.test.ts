@@ -4,7 +4,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { effectiveProperties, parseRdkafkaConf, redactSecrets } from '../../src/config/jobcomploc-file';
+import { effectiveProperties, isSecretProperty, parseRdkafkaConf, redactSecrets } from '../../src/config/jobcomploc-file';
 import { DEFAULT_PARAMS, parseJobCompParams } from '../../src/config/jobcomp-params';
 import { loadDaemonConfig } from '../../src/config/daemon-conf';
 import { readSlurmConf } from '../../src/config/slurm-conf';
@@ -41,6 +41,13 @@ describe('JobCompLoc (rdkafka.conf) parsing follows the plugin', () => {
       ['b', '2', 2],
       ['a', '3', 3],
     ]);
+  });
+
+  it('takes for a secret every key that names a password, passphrase, secret, credential, token or private key', () => {
+    const secret = ['sasl.password', 'ssl.key.password', 'ssl.keystore.password', 'sasl.oauthbearer.client.secret', 'sasl.oauthbearer.assertion.private.key.passphrase', 'sasl.oauthbearer.assertion.private.key.pem', 'sasl.oauthbearer.token.endpoint.url', 'some.future.credential', 'ssl.private_key', 'ssl_key', 'sasl.jaas.config'];
+    const plain = ['bootstrap.servers', 'client.id', 'sasl.username', 'ssl.key.location', 'security.protocol', 'enable.sasl.oauthbearer.unsecure.jwt'];
+    expect(secret.filter((k) => !isSecretProperty(k))).toEqual([]);
+    expect(plain.filter((k) => isSecretProperty(k))).toEqual([]);
   });
 
   it('redacts secret values in any text', () => {

@@ -2,8 +2,9 @@
 // environment holds only the job's variables, and "<argv0>.conf" configures it.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { symlinkSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseEnvDump } from '../../src/record/slurm-env';
 import { PROJECT_ROOT } from './cli';
 
 export const HOOK_BINARY = join(PROJECT_ROOT, 'native/build/jobcompd-hook');
@@ -12,13 +13,15 @@ export interface HookConfig {
   socket: string;
   spool: string;
   timeoutMs?: number;
+  /** more "key = value" lines */
+  extra?: string;
 }
 
 /** Install the hook as `<dir>/<name>` (a symlink, as a package would) with its config beside it. */
 export function installHook(dir: string, name: string, cfg: HookConfig): string {
   const path = join(dir, name);
   symlinkSync(HOOK_BINARY, path);
-  writeFileSync(`${path}.conf`, `# written by the test\nsocket = ${cfg.socket}\nspool = ${cfg.spool}\ntimeout_ms = ${cfg.timeoutMs ?? 1000}\n`);
+  writeFileSync(`${path}.conf`, `# written by the test\nsocket = ${cfg.socket}\nspool = ${cfg.spool}\ntimeout_ms = ${cfg.timeoutMs ?? 1000}\n${cfg.extra ?? ''}`);
   return path;
 }
 
@@ -39,4 +42,22 @@ export function runHook(path: string, env: ReadonlyMap<string, string>, onSpawn?
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stderr, ms: Number(process.hrtime.bigint() - started) / 1e6 }));
   });
+}
+
+const CAPTURES = join(__dirname, '../fixtures/script-22.05/run2');
+
+/** The environment a real Slurm 22.05 gave its hook (captures named "<context>.<n>."). */
+export function capture(prefix: string): Map<string, string> {
+  const name = readdirSync(CAPTURES).find((f) => f.startsWith(prefix));
+  if (!name) throw new Error(`no capture ${prefix}`);
+  const env = parseEnvDump(readFileSync(join(CAPTURES, name)));
+  env.delete('PWD'); // added by the probe's shell, not by Slurm
+  return env;
+}
+
+export function withJobId(env: Map<string, string>, key: 'JOBID' | 'SLURM_JOB_ID', id: number): Map<string, string> {
+  const copy = new Map(env);
+  copy.set(key, String(id));
+  if (key === 'SLURM_JOB_ID') copy.set('SLURM_JOBID', String(id));
+  return copy;
 }

@@ -70,6 +70,8 @@ type Expect =
   | { type: 'content-or-extra' }
   /** a framing error, answered Q */
   | { type: 'Q' }
+  /** a header announcing more than MaxMessageBytes: answered E (not committed), so the hook spools it whole */
+  | { type: 'E' }
   /** a sender that stops mid-message: closed after [hook] Timeout, nothing kept */
   | { type: 'timeout' }
   /** we close without reading the answer; what the daemon must keep */
@@ -100,7 +102,7 @@ function generate(index: number): SockCase {
   if (content.knownJobId !== undefined || HEAVY_ENV_CASES[index] !== undefined) return one([msg], 'wait', 'ok', { type: 'content' });
   if (OVER_MAX_REAL.has(index)) {
     const big = envBlock(jobcompEnv(rng, 1).concat([['PAD', 'p'.repeat(MAX_MESSAGE + rng.int(200_000))]]));
-    return { ...one([frame(big)], 'wait', 'over-max-real', { type: 'Q' }), env: big };
+    return { ...one([frame(big)], 'wait', 'over-max-real', { type: 'E' }), env: big };
   }
   const framing = rng.weighted<string>([
     [60, 'ok'],
@@ -137,7 +139,7 @@ function generate(index: number): SockCase {
       return one([frame(env, env.length, magic)], rng.chance(0.5) ? 'wait' : 'half-close', framing, { type: 'Q' });
     }
     case 'over-max-claim':
-      return one([withLength(rng.between(MAX_MESSAGE + 1, 0xffffffff))], rng.chance(0.5) ? 'wait' : 'half-close', framing, { type: 'Q' });
+      return one([withLength(rng.between(MAX_MESSAGE + 1, 0xffffffff))], rng.chance(0.5) ? 'wait' : 'half-close', framing, { type: 'E' });
     case 'short-claim':
       if (env.length === 0) return one([msg], 'wait', 'ok', { type: 'content' });
       return one([withLength(rng.int(env.length))], 'wait', framing, { type: 'Q' });
@@ -261,6 +263,7 @@ function judge(c: SockCase, prediction: Prediction, x: Exchange): Result {
   if (typeof a === 'string') return fail(`no well-formed answer: ${a}${x.error ? ` (${x.error})` : ''}`);
   r.answer = a;
   if (a.status === 'Q') r.quarantines = 1;
+  if (e.type === 'E') return a.status === 'E' ? r : fail(`expected E for a message over MaxMessageBytes, got ${a.status}: ${a.message}`);
   if (a.status === 'E') return fail(`answered E (not committed): ${a.message}`);
   if (e.type === 'Q') return a.status === 'Q' ? r : fail(`expected Q for a malformed message, got ${a.status}: ${a.message}`);
   if (e.type === 'content-or-extra' && a.status === 'Q' && /bytes after the message/.test(a.message)) return r;

@@ -7,7 +7,8 @@
 //
 // What must hold: the daemon never dies; every file is removed once processed; every valid
 // record reaches Kafka exactly once and unchanged; every broken file is kept in quarantine
-// exactly once; memory stays bounded (a spool file is not read whole into memory).
+// exactly once, whole, except files larger than a message can be, which are moved whole to
+// rejected/; memory stays bounded (a spool file is not read whole into memory).
 
 import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -123,8 +124,14 @@ function generate(index: number): SpoolCase {
   }
 }
 
+/** Files larger than header + MaxMessageBytes: moved whole to rejected/, not quarantined. */
+function isOversized(c: SpoolCase): boolean {
+  return c.framing === 'over-max-real' || c.framing.startsWith('sparse-');
+}
+
 /** What the daemon must do with the file: quarantine it, or the record it holds. */
 function expectation(c: SpoolCase): { quarantines: number; prediction: Prediction | undefined } {
+  if (isOversized(c)) return { quarantines: 0, prediction: undefined };
   if (c.framing !== 'ok') return { quarantines: 1, prediction: undefined };
   const prediction = predictHookEnv(c.env, ENABLE_JOB_START);
   const q = prediction.kind === 'quarantined' || prediction.kind === 'internal-error' || (prediction.kind === 'stored' && prediction.payload.length > KAFKA_MAX) ? 1 : 0;
@@ -220,6 +227,10 @@ it(`survives ${CASES} hostile spool files and keeps every record they hold`, asy
     problems.push(`never removed: ${c ? describeCase(c) : n}`);
   }
   const d = await sup.ensureAlive();
+  const rejectedDir = join(spool, 'rejected');
+  const rejected = existsSync(rejectedDir) ? readdirSync(rejectedDir).sort() : [];
+  const oversized = [...cases.values()].filter((c) => isOversized(c) && !culprits.some((x) => x.c === c)).map((c) => c.name).sort();
+  if (JSON.stringify(rejected) !== JSON.stringify(oversized)) problems.push(`rejected/ holds ${JSON.stringify(rejected)}, expected the oversized files ${JSON.stringify(oversized)}`);
 
   // It still imports: a valid record of a new known id.
   const probeId = KNOWN_ID_BASE + 99_999;

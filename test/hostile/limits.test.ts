@@ -8,6 +8,8 @@
 
 import { request } from 'node:http';
 import { connect as tcpConnect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { runCli, tempDir, writeFiles } from '../helpers/cli';
 import { post, startDaemon, type DaemonOptions, type DaemonProcess } from '../helpers/daemon';
 import { numberedBodies } from '../helpers/records';
 import { installHook, runHook } from '../helpers/hook';
@@ -143,6 +145,14 @@ describe('[http] RequestTimeout=1', () => {
     expect(closed === undefined ? `still open after ${LIMIT_MS} ms` : 'closed').toBe('closed');
   });
 
+  it('the admin endpoint has the same deadline: a client that sends half the headers is cut off within a few seconds', async () => {
+    const d = await daemon(conf);
+    const w = await openTcp(d.adminPort);
+    w.socket.write('GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nAcc');
+    const closed = await closedWithin(w, LIMIT_MS);
+    expect(closed === undefined ? `still open after ${LIMIT_MS} ms` : 'closed').toBe('closed');
+  });
+
   it('meanwhile, other clients are served', async () => {
     const d = await daemon(conf);
     const stalled = await openTcp(d.port);
@@ -151,6 +161,44 @@ describe('[http] RequestTimeout=1', () => {
     const r = await post(d.url, body as Buffer);
     expect(r.status).toBe(201);
     stalled.socket.destroy();
+  });
+});
+
+describe('[http] MaxBufferedBytes=1500 (MaxBodyBytes=1000)', () => {
+  // What all requests hold in memory at once is bounded, whatever MaxConnections x MaxBodyBytes.
+  it('a request that would pass the budget is answered 503 (the sender retries); once the holder is gone, it is accepted', async () => {
+    const d = await daemon({ httpConf: 'MaxBodyBytes=1000\nMaxBufferedBytes=1500' });
+    const holder = await openTcp(d.port);
+    holder.socket.write('POST /slurm/_doc HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 900\r\n\r\n{"jobid":');
+    const [body] = numberedBodies(1, 80_100);
+    const padded = Buffer.concat([body as Buffer, Buffer.alloc(900 - (body as Buffer).length, 0x20)]);
+    const refused = await post(d.url, padded);
+    expect({ status: refused.status, type: (JSON.parse(refused.body) as { error?: { type?: string } }).error?.type }).toEqual({ status: 503, type: 'busy' });
+    holder.socket.destroy();
+    await waitUntil(async () => (await post(d.url, padded)).status === 201, 10_000, 'the budget given back');
+  });
+
+  it('a configuration where one body could not fit is refused', () => {
+    const dir = tempDir();
+    writeFiles(dir, { 'rdkafka.conf': 'bootstrap.servers=127.0.0.1:1\n', 'jobcompd.conf': 'ClusterName=x\nJobCompLoc=rdkafka.conf\n[http]\nMaxBodyBytes=2000\nMaxBufferedBytes=1000\n' });
+    const r = runCli(['check-config', '-c', join(dir, 'jobcompd.conf')]);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toContain('jobcompd.conf: [http] MaxBufferedBytes');
+    writeFiles(dir, { 'jobcompd.conf': 'ClusterName=x\nJobCompLoc=rdkafka.conf\n[http]\nMaxBodyBytes=2000\nMaxBufferedBytes=2000\n' });
+    expect(runCli(['check-config', '-c', join(dir, 'jobcompd.conf')]).code).toBe(0);
+  });
+});
+
+describe('[jobcompd] MaxQuarantineBytes=2000', () => {
+  it('bad inputs are quarantined until the quota; then answered 503 (kept by the sender), while good records are still accepted', async () => {
+    const d = await daemon({ extraConf: 'MaxQuarantineBytes=2000' });
+    const bad = Buffer.from('x'.repeat(800));
+    expect((await post(d.url, bad)).status).toBe(201);
+    expect((await post(d.url, Buffer.from('y'.repeat(800)))).status).toBe(201);
+    const over = await post(d.url, Buffer.from('z'.repeat(800)));
+    expect({ status: over.status, code: (JSON.parse(over.body) as { error?: { code?: string } }).error?.code }).toEqual({ status: 503, code: 'E_QUARANTINE_FULL' });
+    expect((await post(d.url, numberedBodies(1, 80_200)[0] as Buffer)).status).toBe(201);
+    expect(JSON.parse(runCli(['status', '--json', '-c', d.configFile]).stdout)).toMatchObject({ quarantined: 2 });
   });
 });
 

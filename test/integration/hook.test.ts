@@ -7,31 +7,13 @@ import { join } from 'node:path';
 import { consumeAll, countMessages } from '../../tools/kafka/consume';
 import { runCli, runCliBytes, tempDir } from '../helpers/cli';
 import { useBroker } from '../helpers/broker-suite';
-import { installHook, runHook } from '../helpers/hook';
+import { capture, installHook, runHook, withJobId } from '../helpers/hook';
 import { jobIdOf } from '../helpers/records';
 import { post } from '../helpers/daemon';
-import { parseEnvDump } from '../../src/record/slurm-env';
 
 jest.setTimeout(120_000);
 
 const suite = useBroker({ autoCreateTopics: true });
-const FIXTURES = join(__dirname, '../fixtures/script-22.05/run2');
-
-function capture(prefix: string): Map<string, string> {
-  const name = readdirSync(FIXTURES).find((f) => f.startsWith(prefix));
-  if (!name) throw new Error(`no capture ${prefix}`);
-  const env = parseEnvDump(readFileSync(join(FIXTURES, name)));
-  env.delete('PWD'); // added by the probe's shell, not by Slurm
-  return env;
-}
-
-function withJobId(env: Map<string, string>, key: 'JOBID' | 'SLURM_JOB_ID', id: number): Map<string, string> {
-  const copy = new Map(env);
-  copy.set(key, String(id));
-  if (key === 'SLURM_JOB_ID') copy.set('SLURM_JOBID', String(id));
-  return copy;
-}
-
 function spoolFiles(dir: string): string[] {
   return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.jch')) : [];
 }

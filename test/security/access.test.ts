@@ -73,13 +73,18 @@ describe('the hook socket', () => {
 });
 
 describe('the HTTP listener off loopback', () => {
-  it('will not listen on a non-loopback address without basic auth or an explicit opt-out', () => {
+  // [admin] has no authentication at all; [http] may have basic auth instead of the opt-out.
+  it.each([
+    ['http', '9200'],
+    ['admin', '9201'],
+  ])('[%s] will not listen on a non-loopback address without an explicit opt-out', (section, port) => {
     const dir = tempDir();
-    writeFiles(dir, { 'rdkafka.conf': 'bootstrap.servers=127.0.0.1:1\n', 'jobcompd.conf': 'ClusterName=x\nJobCompLoc=rdkafka.conf\n[http]\nListen=0.0.0.0:9200\n' });
+    const conf = `ClusterName=x\nJobCompLoc=rdkafka.conf\n[${section}]\nListen=0.0.0.0:${port}\n`;
+    writeFiles(dir, { 'rdkafka.conf': 'bootstrap.servers=127.0.0.1:1\n', 'jobcompd.conf': conf });
     const r = runCli(['check-config', '-c', join(dir, 'jobcompd.conf')]);
     expect(r.code).toBe(78);
-    expect(r.stderr).toContain('[http] Listen: 0.0.0.0 is not a loopback address: set BasicAuthUser and BasicAuthPassword');
-    writeFiles(dir, { 'jobcompd.conf': 'ClusterName=x\nJobCompLoc=rdkafka.conf\n[http]\nListen=0.0.0.0:9200\nAllowUnauthenticated=yes\n' });
+    expect(r.stderr).toContain(`jobcompd.conf: [${section}] Listen`);
+    writeFiles(dir, { 'jobcompd.conf': `${conf}AllowUnauthenticated=yes\n` });
     expect(runCli(['check-config', '-c', join(dir, 'jobcompd.conf')]).code).toBe(0);
   });
 
@@ -96,6 +101,20 @@ describe('the HTTP listener off loopback', () => {
     await d.waitForLog((l) => l.logEvent === 'http.auth-refused');
     const shown = [JSON.stringify(d.logs), runCli(['check-config', '--json', '-c', d.configFile]).stdout, runCli(['status', '--json', '-c', d.configFile]).stdout];
     for (const out of shown) expect(out).not.toContain(secret);
+  });
+
+  it('refusals are logged at most once a minute, with their count, not once each', async () => {
+    const d = await suite.daemon({ clusterName: 'basicflood', httpConf: 'BasicAuthUser=slurm\nBasicAuthPassword=flood-secret' });
+    const bodies = numberedBodies(41, 62_000);
+    const wrong = { Authorization: `Basic ${Buffer.from('slurm:a-much-longer-wrong-password').toString('base64')}` };
+    const statuses = [];
+    for (const body of bodies.slice(0, 40)) statuses.push((await fetch(`${d.url}/slurm/_doc`, { method: 'POST', body, headers: wrong })).status);
+    expect(new Set(statuses)).toEqual(new Set([401]));
+    const right = { Authorization: `Basic ${Buffer.from('slurm:flood-secret').toString('base64')}` };
+    expect((await fetch(`${d.url}/slurm/_doc`, { method: 'POST', body: bodies[40] as Buffer, headers: right })).status).toBe(201);
+    await d.waitForLog((l) => l.logEvent === 'record.committed' && l.jobId === 62_040, 'the good record');
+    const lines = d.logs.filter((l) => l.logEvent === 'http.auth-refused');
+    expect(lines).toHaveLength(1);
   });
 
   it('Slurm 22.05 jobcomp/elasticsearch sends the credentials of its URL: records arrive', async () => {

@@ -51,6 +51,52 @@ it('a changed rdkafka.conf swaps the producer: records waiting for a dead broker
   }
 });
 
+describe('flush_timeout=-1 (the old producer would wait for ever)', () => {
+  const params = 'flush_timeout=-1,poll_interval=0.05';
+
+  it('a swap while the broker is down ends after its cap: the waiting records go to the new broker', async () => {
+    const other = await KafkaBroker.start({ autoCreateTopics: true });
+    try {
+      const opts = { clusterName: 'swapforever', params };
+      const d = await suite.daemon(opts);
+      await suite.broker().stop();
+      try {
+        await postAll(d.url, numberedBodies(20, 14_000), 4);
+        d.rewriteConfig({ ...opts, bootstrapServers: other.bootstrapServers });
+        d.proc.kill('SIGHUP');
+        const messages = await consumeAll(other.bootstrapServers, 'swapforever', { count: 20, timeoutMs: 60_000 });
+        expect(new Set(messages.map((m) => jobIdOf(m.value as Buffer))).size).toBe(20);
+        expect(d.logs.find((l) => l.logEvent === 'producer.replacing')).toMatchObject({ flushMs: 10_000 });
+      } finally {
+        await suite.broker().restart();
+      }
+    } finally {
+      await other.destroy();
+    }
+  });
+
+  it('SIGTERM during such a swap exits once the swap is over (its cap), not never; the records stay saved', async () => {
+    const opts = { clusterName: 'swapterm', params };
+    const d = await suite.daemon(opts);
+    await suite.broker().stop();
+    try {
+      await postAll(d.url, numberedBodies(10, 15_000), 4);
+      d.rewriteConfig({ ...opts, bootstrapServers: suite.broker().bootstrapServers, rdkafka: 'client.id=swapterm-2\n' });
+      d.proc.kill('SIGHUP');
+      // the swap must be under way: a SIGTERM handled before the reload starts skips it, and
+      // then the stop's own flush_timeout=-1 waits for ever by design (see the next test)
+      await d.waitForLog((l) => l.logEvent === 'producer.replacing', 'the swap started');
+      d.proc.kill('SIGTERM');
+      const started = Date.now();
+      const exited = await Promise.race([d.exited, new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 30_000).unref())]);
+      expect({ exited, withinCap: Date.now() - started < 25_000 }).toEqual({ exited: { code: 0, signal: null }, withinCap: true });
+      expect(JSON.parse(runCli(['status', '--json', '-c', d.configFile]).stdout)).toMatchObject({ backlog: 10 });
+    } finally {
+      await suite.broker().restart();
+    }
+  });
+});
+
 it('an invalid new configuration is logged with file, line and key; the running one keeps working', async () => {
   const opts = { clusterName: 'badhup' };
   const d = await suite.daemon(opts);

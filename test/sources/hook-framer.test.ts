@@ -31,9 +31,15 @@ test('a bad magic is malformed as soon as the header is complete', () => {
   expect(framer.push(Buffer.from('GET / HT'))).toMatchObject({ kind: 'malformed', raw: Buffer.from('GET / HT') });
 });
 
-test('a length over the limit is malformed before the body arrives', () => {
+test('a length over the limit is too large before the body arrives: nothing of it is kept (the hook spools it whole)', () => {
   const framer = new HookMessageFramer(environment.length - 1);
-  expect(framer.push(message.subarray(0, 8)).kind).toBe('malformed');
+  expect(framer.push(message.subarray(0, 8))).toEqual({ kind: 'too-large', reason: expect.any(String) });
+});
+
+test('bytes after a large message: the whole of it is kept as evidence, not its first 64 KiB', () => {
+  const big = encodeRequest(Buffer.alloc(200 * 1024, 0x41));
+  const framed = new HookMessageFramer(1024 * 1024).push(Buffer.concat([big, Buffer.from('xx')]));
+  expect(framed.kind === 'malformed' ? framed.raw.length : 0).toBe(big.length + 2);
 });
 
 test('an end of stream inside a message is a truncated message, kept whole; an empty connection is nothing', () => {

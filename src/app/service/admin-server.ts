@@ -4,12 +4,16 @@
 //   GET /healthz  200 while records can be accepted (even with Kafka down: they are kept),
 //                 503 when the state file cannot be written or the daemon is stopping
 
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { ListenAddress } from '../../config/daemon-conf';
 import { errorMessage } from '../../errors';
+import { createBoundedServer } from '../../sources/http-timeouts';
 import type { StatusReport } from '../status';
+
+/** A few scrapers and operators; more are refused rather than let them pile up. */
+const MAX_CONNECTIONS = 64;
 
 export interface Health {
   /** ok: accepting and delivering; degraded: accepting, Kafka not confirming; failing: not accepting */
@@ -26,8 +30,9 @@ export interface AdminSources {
 export class AdminServer {
   private constructor(private readonly server: Server) {}
 
-  static async listen(listen: ListenAddress, sources: AdminSources): Promise<AdminServer> {
-    const server = createServer((req, res) => void handle(req, res, sources));
+  /** `requestTimeoutMs`: as [http] RequestTimeout, so a client that trickles its request cannot hold a connection. */
+  static async listen(listen: ListenAddress, sources: AdminSources, requestTimeoutMs: number): Promise<AdminServer> {
+    const server = createBoundedServer(requestTimeoutMs, MAX_CONNECTIONS, (req, res) => void handle(req, res, sources));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(listen.port, listen.host, () => {

@@ -3,7 +3,7 @@
 import type { LoadOptions } from '../../config/daemon-conf';
 import { loadVerifiedConfig, writtenTopics } from '../../app/config';
 import { topicLine, topicMismatches } from '../../app/topic-check';
-import { isSecretProperty, REDACTED } from '../../config/jobcomploc-file';
+import { REDACTED, shownValue } from '../../config/jobcomploc-file';
 import { probeKafka, ProbeError, type ProbeResult } from '../../producer/kafka-probe';
 import { EXIT_UNAVAILABLE } from '../../errors';
 import type { RecordFormat } from '../../record/record-format';
@@ -27,7 +27,7 @@ export async function runCheckConfig(opts: LoadOptions, json: boolean, connect: 
     }
   }
   const properties = Object.fromEntries(
-    [...cfg.producer.properties.values()].map((p) => [p.key, isSecretProperty(p.key) ? REDACTED : p.value]),
+    [...cfg.producer.properties.values()].map((p) => [p.key, shownValue(p)]),
   );
   const summary = {
     configFile: cfg.daemon.configFile ?? null,
