@@ -254,6 +254,6 @@ describe('the hook wire format', () => {
   it('rejects bad magic, lengths that lie, and oversized messages', () => {
     expect(decodeMessage(Buffer.from('XXXX\0\0\0\0'), 100)).toEqual({ ok: false, reason: 'not a jobcompd-hook message (bad magic)' });
     expect(decodeMessage(Buffer.concat([encodeRequest(Buffer.from('A=1\0')), Buffer.from('x')]), 100)).toEqual({ ok: false, reason: 'length says 4 bytes, 5 present' });
-    expect(decodeMessage(encodeRequest(Buffer.alloc(200)), 100)).toEqual({ ok: false, reason: 'message of 200 bytes exceeds the limit of 100' });
+    expect(decodeMessage(encodeRequest(Buffer.alloc(200)), 100)).toEqual({ ok: false, tooLarge: true, reason: 'message of 200 bytes exceeds the limit of 100' });
   });
 });
