@@ -1,7 +1,7 @@
 // The varied job suite of issue 12, submitted the same way to every cluster: so that the
 // records of one job from two runs can be matched by name and compared byte for byte.
 
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SlurmCluster } from '../../../tools/slurm/cluster';
 
@@ -63,7 +63,11 @@ export async function submitSuite(slurm: SlurmCluster, workDir: string): Promise
   await submit(ODD_NAME, ['-e', join(workDir, 'err "%j".txt'), '--comment', 'a "comment" \\ / ü', '--wrap', 'true']);
   const admin = await submit('admin_comment', ['-H', '--comment', 'user comment', '--wrap', 'true']);
   const hetScript = join(workDir, 'het.sh');
-  writeFileSync(hetScript, '#!/bin/sh\n#SBATCH -n 1\n#SBATCH hetjob\n#SBATCH -n 1\ntrue\n');
+  // The three clusters of a release submit from the same work dir at once: written under another
+  // name and renamed, so that another cluster's sbatch never reads it truncated ("Batch script is empty!").
+  const hetTemp = `${hetScript}.${process.pid}.${Math.random().toString(36).slice(2)}`;
+  writeFileSync(hetTemp, '#!/bin/sh\n#SBATCH -n 1\n#SBATCH hetjob\n#SBATCH -n 1\ntrue\n');
+  renameSync(hetTemp, hetScript);
   // A het job cannot run on one node (its second component never schedules): cancelled pending.
   const het = await submit('het', ['-H', hetScript]);
 
