@@ -1,11 +1,18 @@
 // Keeping what Slurm handed to jobcompd, for the fixtures: the elasticsearch bodies (a
 // pass-through HTTP relay in front of jobcompd's listener) and the script and prolog
-// environments (a wrapper that saves its own initial environment, then execs the hook).
+// environments (a wrapper that saves its own initial environment, then execs the hook), and
+// what jobcomp/kafka produces to jobcompd's Kafka listener (a TCP relay in front of it).
 
 import { createServer, request, type Server } from 'node:http';
 import { chmodSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { connect, createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
 import { join } from 'node:path';
+import { ApiKey } from '../../../src/kafka-protocol/api-keys';
+import { frame, FrameReader } from '../../../src/kafka-protocol/frame';
+import { readHeaderStart, readRequestHeader } from '../../../src/kafka-protocol/header';
+import { readProduceRequest } from '../../../src/kafka-protocol/produce';
+import { ByteReader } from '../../../src/kafka-protocol/reader';
+import { readRecordBatches } from '../../../src/kafka-protocol/record-batch';
 
 export interface RelayedBody {
   path: string;
@@ -80,4 +87,100 @@ export function recordedEnvironments(dumps: string, name: string): Map<string, s
       }
       return env;
     });
+}
+
+export interface CapturedRecord {
+  topic: string;
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: { key: string; value: Buffer | null }[];
+}
+
+/**
+ * A TCP relay in front of jobcompd's Kafka listener that keeps every record of every Produce
+ * request the client sends, as read from the wire (each batch's CRC-32C, computed by the
+ * client's librdkafka, is verified), and the raw bytes the client sent.
+ *
+ * The listener's Metadata answer names its own address as the broker, and librdkafka then
+ * produces to that address, not to the bootstrap one: the relay puts its own port in place of
+ * the listener's in every answer (the same four bytes after the host name), so that produce
+ * requests come through it too.
+ */
+export class ProduceRelay {
+  readonly records: CapturedRecord[] = [];
+  private readonly sent: Buffer[] = [];
+  private waiters: (() => void)[] = [];
+
+  private constructor(
+    private readonly server: NetServer,
+    readonly port: number,
+  ) {}
+
+  /** Everything the clients sent, concatenated. */
+  clientBytes(): Buffer {
+    return Buffer.concat(this.sent);
+  }
+
+  static async start(host: string, target: number): Promise<ProduceRelay> {
+    let relay: ProduceRelay | undefined;
+    const server = createNetServer((client) => {
+      const upstream = connect(target, host);
+      const requests = new FrameReader(64 * 1024 * 1024);
+      const answers = new FrameReader(64 * 1024 * 1024);
+      client.on('data', (chunk: Buffer) => {
+        relay?.sent.push(chunk);
+        for (const f of requests.push(chunk)) relay?.keepProduced(f);
+        upstream.write(chunk);
+      });
+      upstream.on('data', (chunk: Buffer) => {
+        for (const f of answers.push(chunk)) client.write(frame(relay?.ownPort(f, host, target) ?? f));
+      });
+      client.on('error', () => upstream.destroy());
+      upstream.on('error', () => client.destroy());
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => server.listen(0, host, resolve));
+    relay = new ProduceRelay(server, (server.address() as AddressInfo).port);
+    return relay;
+  }
+
+  private ownPort(answer: Buffer, host: string, target: number): Buffer {
+    const pattern = Buffer.alloc(host.length + 4);
+    pattern.write(host, 0, 'latin1');
+    pattern.writeInt32BE(target, host.length);
+    const at = answer.indexOf(pattern);
+    if (at < 0) return answer;
+    const patched = Buffer.from(answer);
+    patched.writeInt32BE(this.port, at + host.length);
+    return patched;
+  }
+
+  private keepProduced(request: Buffer): void {
+    if (readHeaderStart(request).apiKey !== ApiKey.produce) return;
+    const reader = new ByteReader(request);
+    const header = readRequestHeader(reader);
+    for (const { topic, partitions } of readProduceRequest(reader, header.apiVersion).topics) {
+      for (const { records } of partitions) {
+        if (records === null) continue;
+        for (const batch of readRecordBatches(records, 64 * 1024 * 1024)) {
+          for (const r of batch.records) this.records.push({ topic, key: r.key, value: r.value, headers: r.headers.map((h) => ({ ...h })) });
+        }
+      }
+    }
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Resolves once `n` records of `topic` have come through. */
+  async waitForRecords(topic: string, n: number): Promise<CapturedRecord[]> {
+    for (;;) {
+      const got = this.records.filter((r) => r.topic === topic);
+      if (got.length >= n) return got;
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
 }

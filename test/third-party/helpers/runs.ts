@@ -42,6 +42,8 @@ export interface RunOptions {
   cluster?: ClusterOptions;
   /** the plugin's rdkafka.conf bootstrap servers, when not the broker's (a stopped broker) */
   pluginBootstrap?: string;
+  /** jobcompd's [kafka] Listen (its Kafka listener), off when absent */
+  kafkaListen?: string;
 }
 
 export const CLUSTER_NAME = 'conformance';
@@ -62,6 +64,7 @@ export async function startRun(o: RunOptions): Promise<PathRun> {
     clusterName: CLUSTER_NAME,
     params: `poll_interval=0.05,topic=jobcompd-${tag},topic_job_start=jobcompd-${tag}-start,${SHARED_FLAGS}${jobStart}`,
     extraConf: `RecordFormat=${o.release.format}`,
+    kafkaConf: o.kafkaListen === undefined ? undefined : `Listen=${o.kafkaListen}`,
   });
   const dumps = join(dir, 'dumps');
   const hookCfg = { socket: daemon.hookSocket, spool: daemon.spoolDir, timeoutMs: 5000 };
