@@ -15,9 +15,11 @@
  *   3. exit 0 once the record is committed or spooled. In prolog/epilog context it always
  *      exits 0, because a non-zero PrologSlurmctld exit requeues or holds the job.
  *
- * deadline_s bounds the whole run (alarm()): slurmctld waits for this hook, so whatever
- * hangs (the socket, a stalled spool disk), the hook exits by then, 0 in prolog/epilog
- * context. The socket gets at most half of it, so the spool write has the other half.
+ * deadline_s bounds the whole run: slurmctld waits for this hook, so whatever hangs (the
+ * socket, a frozen or stalled spool disk), the hook exits by then, 0 in prolog/epilog
+ * context. The work runs in a child process and the hook only waits for it: at the
+ * deadline (alarm()) it kills the child and exits, even if the child is stuck in the
+ * kernel. The socket gets at most half of it, so the spool write has the other half.
  *
  * Configuration: "<argv[0]>.conf" if it exists, else /etc/jobcompd/hook.conf, else the
  * defaults below. Lines "key = value", '#' comments. Keys: socket, spool, timeout_ms,
@@ -42,10 +44,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -172,8 +176,9 @@ static void load_config(const char *argv0, struct config *cfg)
 		cfg->timeout_ms = cfg->deadline_s * 500;
 }
 
-/* the exit status when deadline_s passes; set once before alarm() */
+/* the exit status when deadline_s passes, and the process doing the work; set before alarm() */
 static volatile sig_atomic_t deadline_status = 1;
+static volatile pid_t worker = -1;
 
 static void deadline_passed(int sig)
 {
@@ -184,17 +189,50 @@ static void deadline_passed(int sig)
 	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
 		/* nothing left to tell */
 	}
+	if (worker > 0)
+		kill(worker, SIGKILL);
 	_exit(deadline_status);
 }
 
+/*
+ * Returns in a child process that does the work; this process only waits for it, and exits
+ * at the deadline if the child has not. A process blocked inside the kernel (a spool write
+ * on a frozen or stalled file system) runs no signal handler and cannot even be killed
+ * until the kernel lets it go, so the alarm must go to one that is not blocked. The child
+ * logs only to syslog and lets go of stdin, stdout and stderr: slurmctld may read the
+ * hook's output until EOF, which a child that outlives the hook must not hold back.
+ * If fork() fails, the work runs here under the alarm alone.
+ */
 static void arm_deadline(long seconds, int status)
 {
 	struct sigaction sa = { .sa_handler = deadline_passed };
+	pid_t hook = getpid();
+	int st, fd;
 
 	deadline_status = status;
+	worker = fork();
+	if (worker == 0) {
+		/* killing the hook (as slurmctld or a power-cut test does) kills the work too */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != hook)
+			_exit(status);
+		fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+		for (st = 0; st <= 2; st++)
+			if (fd < 0 || dup2(fd, st) < 0)
+				close(st);
+		if (fd > 2)
+			close(fd);
+		return;
+	}
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGALRM, &sa, NULL);
 	alarm((unsigned)seconds);
+	if (worker < 0)
+		return;
+	while (waitpid(worker, &st, 0) < 0)
+		if (errno != EINTR)
+			_exit(status);
+	_exit(WIFEXITED(st) ? WEXITSTATUS(st) : status);
 }
 
 static enum context detect_context(void)

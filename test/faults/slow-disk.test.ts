@@ -5,11 +5,11 @@
 // answer anyway, and lose nothing and publish nothing twice when the disk recovers. And a
 // checkpoint on such a disk must not stall the event loop (issue 14).
 
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { consumeAll } from '../../tools/kafka/consume';
 import { tempDir } from '../helpers/cli';
+import { Cleanups, loopFilesystem } from '../helpers/loop-fs';
 import { useBroker } from '../helpers/broker-suite';
 import { post, type DaemonProcess } from '../helpers/daemon';
 import { jobIdOf, numberedBodies } from '../helpers/records';
@@ -18,22 +18,9 @@ import { CHECKPOINT_AFTER_CHANGES } from '../../src/outbox/outbox';
 jest.setTimeout(180_000);
 
 const suite = useBroker({ autoCreateTopics: true });
-const cleanups: (() => void)[] = [];
+const cleanups = new Cleanups();
 
-afterAll(() => {
-  for (const undo of cleanups.reverse()) undo();
-});
-
-/** An ext4 filesystem on a loop device mounted at dir; returns the device's major:minor. */
-function loopFilesystem(image: string, dir: string): string {
-  execFileSync('truncate', ['-s', '64M', image]);
-  execFileSync('mkfs.ext4', ['-q', image]);
-  mkdirSync(dir, { recursive: true });
-  execFileSync('mount', ['-o', 'loop', image, dir]);
-  cleanups.push(() => execFileSync('umount', ['-l', dir]));
-  const device = execFileSync('findmnt', ['-n', '-o', 'SOURCE', dir], { encoding: 'utf8' }).trim();
-  return execFileSync('lsblk', ['-n', '-o', 'MAJ:MIN', device], { encoding: 'utf8' }).trim();
-}
+afterAll(() => cleanups.run());
 
 /** The cgroup v2 hierarchy, if it has the io controller (a hybrid host may keep it on v1). */
 function cgroupV2WithIo(): string | undefined {
@@ -96,7 +83,7 @@ async function postUntilCommitted(url: string, body: Buffer): Promise<void> {
 describe('a state file on a disk that stalls', () => {
   it('answers 503 after CommitTimeout instead of hanging; the late commit is published once and the resend is a duplicate', async () => {
     const dir = tempDir('jobcompd-slow-');
-    const device = loopFilesystem(join(dir, 'state.img'), join(dir, 'state'));
+    const device = loopFilesystem(join(dir, 'state.img'), join(dir, 'state'), cleanups);
     const d = await suite.daemon({ dir, clusterName: 'slowdisk', httpConf: 'CommitTimeout = 1' });
     const throttle = throttledCgroup(d.proc.pid as number, device);
     const [before, stalled, after] = numberedBodies(3, 61_000) as [Buffer, Buffer, Buffer];
@@ -125,7 +112,7 @@ describe('a state file on a disk that stalls', () => {
 describe('a checkpoint on a disk that stalls', () => {
   it('runs off the event loop: the admin endpoint answers throughout, and every record is published', async () => {
     const dir = tempDir('jobcompd-slowckpt-');
-    const device = loopFilesystem(join(dir, 'state.img'), join(dir, 'state'));
+    const device = loopFilesystem(join(dir, 'state.img'), join(dir, 'state'), cleanups);
     const d = await suite.daemon({ dir, clusterName: 'slowcheckpoint' }); // LogLevel=debug: state.checkpointed
     const throttle = throttledCgroup(d.proc.pid as number, device);
     // Kafka down: the records stay, so the checkpoints copy megabytes of distinct pages; and
