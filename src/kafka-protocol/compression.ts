@@ -1,6 +1,5 @@
-// The codecs of RecordBatch v2's attributes (bits 0-2). gzip is node:zlib; zstd is
-// node:zlib from Node.js 22.15 on (zstdDecompressSync), so on Node 20 it is refused like
-// snappy and lz4, for which no package is in the lockfile: the producer gets
+// The codecs of RecordBatch v2's attributes (bits 0-2). gzip and zstd are node:zlib's;
+// snappy and lz4 have no package in the lockfile, so they are refused: the producer gets
 // UNSUPPORTED_COMPRESSION_TYPE and the log names the setting (docs/kafka-listener.md#compression).
 
 import * as zlib from 'node:zlib';
@@ -16,15 +15,9 @@ export function codecName(codec: number): string {
 
 type Decompress = (data: Buffer, options: { maxOutputLength: number }) => Buffer;
 
-/** zlib's zstd, present from Node.js 22.15 (and 23.8) on. */
-function zstdDecompress(): Decompress | undefined {
-  const candidate: unknown = (zlib as Record<string, unknown>)['zstdDecompressSync'];
-  return typeof candidate === 'function' ? (candidate as Decompress) : undefined;
-}
-
 function decompressorFor(codec: number): Decompress | undefined {
   if (codec === CompressionCodec.gzip) return zlib.gunzipSync;
-  if (codec === CompressionCodec.zstd) return zstdDecompress();
+  if (codec === CompressionCodec.zstd) return zlib.zstdDecompressSync;
   return undefined;
 }
 
