@@ -24,9 +24,6 @@ export class LazyFsError extends Error {
   }
 }
 
-/** LazyFS exited before its mount appeared. */
-class LazyFsStartError extends LazyFsError {}
-
 /**
  * Builds LazyFS (once: build.sh caches it) and returns the directory holding its binary. A
  * missing archive (TOOLS_SRC) or a failed build throws LazyFsError with the log's tail. The
@@ -82,19 +79,6 @@ export class LazyFsMount {
    * "disk" goes to `dir` + '.lazyfs'. Resolves once the mount is there.
    */
   static async mount(prefix: string, dir: string, cacheSize = '64mb'): Promise<LazyFsMount> {
-    try {
-      return await LazyFsMount.mountOnce(prefix, dir, cacheSize);
-    } catch (err) {
-      // LazyFS 0.3.0 was seen to abort (SIGABRT) at start, before mounting and before writing
-      // its log, once in a full conformance run (its next mounts were fine): a start-up failure
-      // of the tool, not of what the tests measure. One more try, said on stderr so it shows.
-      if (!(err instanceof LazyFsStartError)) throw err;
-      process.stderr.write(`lazyfs: ${err.message}; mounting once more\n`);
-      return LazyFsMount.mountOnce(prefix, dir, cacheSize);
-    }
-  }
-
-  private static async mountOnce(prefix: string, dir: string, cacheSize: string): Promise<LazyFsMount> {
     const backing = `${dir}.lazyfs`;
     const control = `${dir}.lazyfs-control`;
     for (const d of [dir, backing, control]) mkdirSync(d, { recursive: true });
@@ -119,8 +103,11 @@ export class LazyFsMount {
         '',
       ].join('\n'),
     );
-    const argv = dieWithParent([path.join(prefix, 'lazyfs'), dir, '--config-path', config, '-o', 'allow_other', '-o', 'modules=subdir', '-o', `subdir=${backing}`, '-f']);
-    const proc = spawn(argv[0] as string, argv.slice(1), { stdio: 'ignore' });
+    // LazyFS 0.3.0 takes a --config-path value containing "-o" (any case, as in
+    // /tmp/jobcompd-syncfail-oyzw2W) for a FUSE option, falls back to config/default.toml
+    // and aborts: name the file relative to its own directory, which LazyFS starts in.
+    const argv = dieWithParent([path.join(prefix, 'lazyfs'), dir, '--config-path', path.basename(config), '-o', 'allow_other', '-o', 'modules=subdir', '-o', `subdir=${backing}`, '-f']);
+    const proc = spawn(argv[0] as string, argv.slice(1), { cwd: control, stdio: 'ignore' });
     onRealProcessExit(() => {
       if (isMounted(dir)) unmount(dir);
     });
@@ -128,7 +115,7 @@ export class LazyFsMount {
     proc.once('exit', (code, signal) => (exitedEarly = describeExit({ code, signal })));
     const deadline = Date.now() + MOUNT_TIMEOUT_MS;
     while (!(isMounted(dir) && existsSync(doneFifo))) {
-      if (exitedEarly !== undefined) throw new LazyFsStartError(`lazyfs ${exitedEarly} before mounting ${dir}; its log: ${logFile}`);
+      if (exitedEarly !== undefined) throw new LazyFsError(`lazyfs ${exitedEarly} before mounting ${dir}; its log: ${logFile}`);
       if (Date.now() > deadline) {
         proc.kill('SIGKILL');
         throw new LazyFsError(`lazyfs did not mount ${dir} within ${MOUNT_TIMEOUT_MS} ms; its log: ${logFile}`);
