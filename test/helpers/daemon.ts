@@ -16,6 +16,8 @@ export interface DaemonOptions {
   /** reuse a directory (state, config) from an earlier daemon */
   dir?: string;
   port?: number;
+  /** the [http] Listen address (a loopback one) */
+  httpHost?: string;
   adminPort?: number;
   /** lines for [jobcompd] */
   extraConf?: string;
@@ -49,6 +51,7 @@ export class DaemonProcess {
     readonly dir: string,
     readonly port: number,
     readonly adminPort: number,
+    readonly httpHost = '127.0.0.1',
   ) {
     let pending = '';
     proc.stdout?.on('data', (chunk: Buffer) => {
@@ -80,7 +83,7 @@ export class DaemonProcess {
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `http://${this.httpHost}:${this.port}`;
   }
 
   get adminUrl(): string {
@@ -141,7 +144,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<DaemonProcess> {
   const adminPort = opts.adminPort ?? (await freePort());
   writeDaemonConfig(dir, port, adminPort, opts);
   const proc = spawnCli(['run', '-c', join(dir, 'jobcompd.conf')], opts.env);
-  const daemon = new DaemonProcess(proc, dir, port, adminPort);
+  const daemon = new DaemonProcess(proc, dir, port, adminPort, opts.httpHost);
   await daemon.waitForLog((l) => l.logEvent === 'daemon.ready', 'ready');
   return daemon;
 }
@@ -160,7 +163,7 @@ export function writeDaemonConfig(dir: string, port: number, adminPort: number, 
       '[admin]',
       `Listen=127.0.0.1:${adminPort}`,
       '[http]',
-      `Listen=127.0.0.1:${port}`,
+      `Listen=${opts.httpHost ?? '127.0.0.1'}:${port}`,
       opts.httpConf ?? '',
       '[hook]',
       'Socket=hook.sock',

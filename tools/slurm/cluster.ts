@@ -24,6 +24,7 @@ import {
   renderSlurmConf,
   withoutSlurmVariables,
 } from './config';
+import { asControllerHost } from './controllers';
 import { Daemon, isListening, processAlive, raceAgainstDeath } from './daemon';
 import { SlurmCommandError, SlurmHarnessError, SlurmStartError, SlurmStopError, SlurmTimeoutError } from './errors';
 import { clientPath, daemonCommand, DEBIAN_SLURM, ensureInstalled, machineNodeShape, type SlurmInstallation } from './install';
@@ -61,6 +62,9 @@ const RECONFIGURE_SUCCESSOR_MS = 1_000;
 
 const MUNGED_READY = /Created socket/;
 const CTLD_PRIMARY = /Running as primary controller/;
+const CTLD_BACKUP = /slurmctld running in background mode/;
+/** For the backup to notice the primary is gone (FAILOVER_SLURMCTLD_TIMEOUT_S and two pings) and take over. */
+const TAKEOVER_TIMEOUT_MS = 60_000;
 /** Lines after which the node state is worth checking again. */
 const NODE_EVENT = /node localhost registered|Node localhost now responding|Spawning registration agent/;
 const LOGROTATE = /SIGUSR2/;
@@ -86,7 +90,10 @@ export class SlurmCluster {
   private readonly children = new Set<ChildProcess>();
   private readonly registration: { children: Set<ChildProcess>; marker: string };
   private munged: Daemon | undefined;
+  /** the controller in charge */
   private slurmctld: Daemon | undefined;
+  /** the backup controller, while the primary is in charge (ClusterOptions.controllers) */
+  private standby: Daemon | undefined;
   private slurmd: Daemon | undefined;
   private watchdog: Watchdog | undefined;
   private stopping: Promise<void> | undefined;
@@ -238,6 +245,7 @@ export class SlurmCluster {
    */
   async restartController(signal: 'SIGTERM' = 'SIGTERM'): Promise<void> {
     this.assertNotStopped('restartController()');
+    this.assertOneController('restartController()');
     const startedAt = Date.now();
     const ctld = this.slurmctld;
     if (ctld !== undefined) {
@@ -254,6 +262,7 @@ export class SlurmCluster {
    */
   async crashController(): Promise<void> {
     this.assertNotStopped('crashController()');
+    this.assertOneController('crashController()');
     const startedAt = Date.now();
     const ctld = this.slurmctld;
     if (ctld !== undefined) {
@@ -272,6 +281,7 @@ export class SlurmCluster {
    */
   async reconfigure(): Promise<void> {
     this.assertNotStopped('reconfigure()');
+    this.assertOneController('reconfigure()');
     const ctld = this.slurmctld;
     if (ctld === undefined) throw new SlurmHarnessError('reconfigure(): slurmctld is not running');
     const before = ctld.pid;
@@ -303,6 +313,34 @@ export class SlurmCluster {
       await delay(LISTEN_POLL_MS);
     }
     await this.waitForNode();
+  }
+
+  /**
+   * With two controllers (ClusterOptions.controllers): kill -9 of the primary, as when its
+   * host dies. Resolves once the backup has taken over (it logs that it runs as primary) and
+   * the node is schedulable again; from then on the backup is the controller in charge.
+   */
+  async failOver(): Promise<void> {
+    this.assertNotStopped('failOver()');
+    const [primary, backup] = [this.slurmctld, this.standby];
+    if (primary === undefined || backup === undefined) throw new SlurmHarnessError('failOver(): needs a running primary and backup controller (ClusterOptions.controllers)');
+    const startedAt = Date.now();
+    const tookOver = new Doorbell();
+    const unwatch = this.log.watch('slurmctld', CTLD_PRIMARY, () => tookOver.ring());
+    try {
+      this.log.note('slurmctld', `failover: SIGKILL of the primary (pid ${String(primary.pid)})`);
+      primary.signal('SIGKILL');
+      await primary.exited;
+      const fail = this.startFailure('the backup controller taking over', 'slurmctld');
+      await raceAgainstDeath((signal) => tookOver.wait(TAKEOVER_TIMEOUT_MS, signal), [backup], TAKEOVER_TIMEOUT_MS, fail);
+    } finally {
+      unwatch();
+    }
+    this.slurmctld = backup;
+    this.standby = undefined;
+    await this.waitForNode();
+    await this.kickElasticsearch();
+    this.log.note('harness', `backup controller in charge ${Date.now() - startedAt} ms after the primary's SIGKILL`);
   }
 
   private async startAgain(startedAt: number): Promise<void> {
@@ -341,6 +379,7 @@ export class SlurmCluster {
     this.watchdog = Watchdog.spawn(this.marker, this.log);
     await this.startMunged();
     await this.startController();
+    if (this.opts.controllers !== undefined) await this.startBackupController();
     await this.startSlurmd();
     await this.waitForNode();
     await this.kickElasticsearch();
@@ -383,12 +422,11 @@ export class SlurmCluster {
     }
   }
 
-  /** slurmctld -D; resolves once it listens (slurmd started earlier would retry only after 1 s). */
+  /** slurmctld -D (as the first controller host with two); resolves once it listens (slurmd started earlier would retry only after 1 s). */
   private async startController(): Promise<void> {
     const primary = new Doorbell();
     const unwatch = this.log.watch('slurmctld', CTLD_PRIMARY, () => primary.ring());
-    const args = ['-D', '-f', this.confPath];
-    const ctld = Daemon.spawn('slurmctld', daemonCommand(this.installation, 'slurmctld'), args, this.daemonEnv(), this.paths.run, this.children, this.log);
+    const ctld = await this.spawnController(0);
     this.slurmctld = ctld;
     const fail = this.startFailure('starting slurmctld', 'slurmctld', 'munged');
     try {
@@ -401,6 +439,28 @@ export class SlurmCluster {
     const deadline = Date.now() + LISTEN_TIMEOUT_MS;
     while (!isListening(this.ports.slurmctld) && Date.now() < deadline && ctld.running) await delay(LISTEN_POLL_MS);
     if (!ctld.running) throw fail(`slurmctld ${describeExit(await ctld.exited)}`);
+  }
+
+  /** The second controller host's slurmctld; resolves once it runs as the backup. */
+  private async startBackupController(): Promise<void> {
+    const standing = new Doorbell();
+    const unwatch = this.log.watch('slurmctld', CTLD_BACKUP, () => standing.ring());
+    const ctld = await this.spawnController(1);
+    this.standby = ctld;
+    try {
+      await raceAgainstDeath((signal) => standing.wait(CTLD_PRIMARY_TIMEOUT_MS, signal), [ctld], CTLD_PRIMARY_TIMEOUT_MS, this.startFailure('starting the backup slurmctld', 'slurmctld'));
+    } finally {
+      unwatch();
+    }
+  }
+
+  /** slurmctld -D, with two controllers as controller host `index` (controllers.ts). Both log as "slurmctld". */
+  private async spawnController(index: 0 | 1): Promise<Daemon> {
+    let executable = daemonCommand(this.installation, 'slurmctld');
+    let args = ['-D', '-f', this.confPath];
+    const hosts = this.opts.controllers;
+    if (hosts !== undefined) ({ executable, args } = await asControllerHost(this.paths, hosts[index], hosts, executable, args));
+    return Daemon.spawn('slurmctld', executable, args, this.daemonEnv(), this.paths.run, this.children, this.log);
   }
 
   private async startSlurmd(): Promise<void> {
@@ -469,7 +529,7 @@ export class SlurmCluster {
     const startedAt = Date.now();
     const problems: string[] = [];
     if (this.slurmctld?.running && this.slurmd?.running) await this.cancelAllJobs();
-    for (const daemon of [this.slurmd, this.slurmctld, this.munged]) {
+    for (const daemon of [this.slurmd, this.standby, this.slurmctld, this.munged]) {
       if (daemon === undefined) continue;
       const grace = daemon.name === 'slurmctld' ? CTLD_STOP_GRACE_MS : STOP_GRACE_MS;
       const { killed } = await daemon.terminate(grace);
@@ -510,6 +570,10 @@ export class SlurmCluster {
   private run(command: string[]): Promise<CommandResult> {
     const [name, ...args] = command;
     return runCommand(name as string, args, { cwd: this.paths.jobs, env: this.env, timeoutMs: COMMAND_TIMEOUT_MS });
+  }
+
+  private assertOneController(what: string): void {
+    if (this.opts.controllers !== undefined) throw new SlurmHarnessError(`${what}: not with two controllers (use failOver())`);
   }
 
   private assertNotStopped(what: string): void {

@@ -32,7 +32,24 @@ export interface ClusterOptions {
   futureNodes?: string[];
   /** Whose slurmctld and slurmd run. Default: Debian 12's packages (22.05). */
   installation?: SlurmInstallation;
+  /**
+   * A primary and a backup slurmctld (two SlurmctldHost lines), each in its own UTS and mount
+   * namespace with its own host name, address, /etc/hosts, log and pid file (controllers.ts).
+   * Default: one controller, `localhost(127.0.0.1)`.
+   */
+  controllers?: readonly [ControllerHost, ControllerHost];
 }
+
+/** A controller host: its name, the loopback address it listens on, and extra /etc/hosts names it sees. */
+export interface ControllerHost {
+  name: string;
+  address: string;
+  /** name -> address, only in this controller's /etc/hosts (e.g. "the jobcompd beside me") */
+  hosts?: Readonly<Record<string, string>>;
+}
+
+/** The backup takes over this long after the primary stops answering (Slurm's default is 120 s). */
+export const FAILOVER_SLURMCTLD_TIMEOUT_S = 3;
 
 export const NODE_NAME = 'localhost';
 /** Schedulable base states: idle, or busy with jobs recovered across a slurmctld restart. */
@@ -89,7 +106,8 @@ export function renderSlurmConf(paths: Layout, ports: Ports, node: NodeShape, op
   const settings: [string, string][] = [
     ['ClusterName', opts.clusterName ?? 'testcluster'],
     // Accepted although the hostname is not "localhost" (NOTES §4).
-    ['SlurmctldHost', `${NODE_NAME}(127.0.0.1)`],
+    ...(opts.controllers ?? [{ name: NODE_NAME, address: '127.0.0.1' }]).map((c): [string, string] => ['SlurmctldHost', `${c.name}(${c.address})`]),
+    ...(opts.controllers !== undefined ? [['SlurmctldTimeout', String(FAILOVER_SLURMCTLD_TIMEOUT_S)] as [string, string]] : []),
     ['SlurmctldPort', String(ports.slurmctld)],
     ['SlurmdPort', String(ports.slurmd)],
     // Listen on 127.0.0.1 only, not on every address.
