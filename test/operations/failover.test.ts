@@ -2,8 +2,7 @@
 // controller host has its own jobcompd. The primary's host loses Kafka and dies with
 // records undelivered; the backup's jobcompd, which shares nothing with it, publishes what
 // the backup controller sends; a copy of the failed host's state directory, replayed on
-// another host, delivers the records it held. Two real slurmctld taking over from each other
-// are not run here (the same document says why).
+// another host, delivers the records it held. takeover.test.ts runs two real slurmctld.
 
 import { cpSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
