@@ -1,18 +1,22 @@
-// Issue 12, item 5: the real plugin and jobcompd side by side under faults. For each release and
-// each fault (kill -9 of slurmctld; scontrol reconfigure), three clusters at once: the real
-// jobcomp/kafka, jobcomp/elasticsearch -> jobcompd, jobcomp/script -> jobcompd's hook.
+// Issue 12, item 5, and issue 13, test 3: the real plugin and jobcompd side by side under
+// faults. For each release and each fault (kill -9 of slurmctld; scontrol reconfigure), four
+// clusters at once: the real jobcomp/kafka producing to the broker, jobcomp/elasticsearch ->
+// jobcompd, jobcomp/script -> jobcompd's hook, and the real jobcomp/kafka producing to
+// jobcompd's Kafka listener (jobcompd publishing to the same broker upstream).
 //   1. broker down; EARLY jobs end; clean slurmctld restart (the plugin saves them to its state
 //      file and loads them again); broker up: they are delivered.
 //   2. broker down; N jobs end; the fault; broker up; a marker job ends.
 // Then, per path, how many of the EARLY + N jobs arrived once, not at all, more than once. The
 // plugin's figures are reported (docs/delivery-guarantees.md, generated); jobcompd's are asserted:
-// nothing lost.
+// nothing lost, and through the listener every record upstream is one the plugin produced, byte
+// for byte, and every one it produced is upstream.
 
 import { KafkaBroker } from '../../tools/kafka/broker';
-import { consumeAll } from '../../tools/kafka/consume';
+import { consumeAll, type ConsumedMessage } from '../../tools/kafka/consume';
 import type { SlurmCluster } from '../../tools/slurm/cluster';
 import type { DaemonProcess } from '../helpers/daemon';
 import { parsePayload, splitAfterObject } from '../helpers/payload';
+import { arrivedBytes, sentBytes, type ProduceRelay } from './helpers/capture';
 import { writeGeneratedBlock } from './helpers/evidence';
 import { RELEASES, selectedReleases, useRelease } from './helpers/releases';
 import { startRun, type PathName, type PathRun } from './helpers/runs';
@@ -24,7 +28,8 @@ jest.setTimeout(480_000);
 
 type Fault = 'kill -9 slurmctld' | 'scontrol reconfigure';
 const FAULTS: Fault[] = ['kill -9 slurmctld', 'scontrol reconfigure'];
-const PATHS: PathName[] = ['kafka', 'elasticsearch', 'script'];
+// The listener last: the table's earlier rows keep their order.
+const PATHS: PathName[] = ['kafka', 'elasticsearch', 'script', 'listener'];
 
 interface Count {
   release: string;
@@ -53,7 +58,12 @@ function faultsMarkdown(rows: Count[]): string {
     '| Slurm | fault | path | delivered once | lost | delivered more than once |',
     '|---|---|---|---|---|---|',
   ];
-  const label: Record<PathName, string> = { kafka: 'the real jobcomp/kafka', elasticsearch: 'jobcomp/elasticsearch -> jobcompd', script: 'jobcomp/script -> jobcompd hook' };
+  const label: Record<PathName, string> = {
+    kafka: 'the real jobcomp/kafka',
+    elasticsearch: 'jobcomp/elasticsearch -> jobcompd',
+    script: 'jobcomp/script -> jobcompd hook',
+    listener: 'the real jobcomp/kafka -> jobcompd Kafka listener',
+  };
   for (const r of rows) lines.push(`| ${r.release} | ${r.fault} | ${label[r.path]} | ${r.once} | ${r.lost} | ${r.duplicated} |`);
   return lines.join('\n');
 }
@@ -71,19 +81,43 @@ async function waitForCommits(d: DaemonProcess, count: number): Promise<void> {
   }
 }
 
-/**
- * The job names on `topic` once all of `required` are there. For the plugin only the marker
- * job is required: what the plugin produced before it has arrived by then. For jobcompd every
- * job is: a lost one makes this time out and the test fail.
- */
-async function jobNamesOnceThere(bootstrapServers: string, topic: string, required: string[]): Promise<string[]> {
+/** The messages on `topic` once `done` holds for them; consumeAll's timeout fails the test if it never does. */
+async function messagesOnceThere(bootstrapServers: string, topic: string, done: (messages: ConsumedMessage[]) => boolean): Promise<ConsumedMessage[]> {
   for (let count = 1; ; ) {
     const messages = await consumeAll(bootstrapServers, topic, { count, timeoutMs: 120_000 });
-    // 24.11's plugin resends records from its state file with stray bytes after them (docs/migration.md).
-    const names = messages.map((m) => String(parsePayload(splitAfterObject(m.value ?? Buffer.from('{}')).object).value['job_name']));
-    if (required.every((r) => names.includes(r))) return names;
+    if (done(messages)) return messages;
     count = messages.length + 1;
   }
+}
+
+function jobName(m: ConsumedMessage): string {
+  // 24.11's plugin resends records from its state file with stray bytes after them (docs/migration.md).
+  return String(parsePayload(splitAfterObject(m.value ?? Buffer.from('{}')).object).value['job_name']);
+}
+
+/**
+ * The job names on `topic` once all of `required` are there. For the plugin straight to the
+ * broker only the marker job is required: what the plugin produced before it has arrived by
+ * then. For jobcompd every job is: a lost one makes this time out and the test fail.
+ */
+async function jobNamesOnceThere(bootstrapServers: string, topic: string, required: string[]): Promise<string[]> {
+  const messages = await messagesOnceThere(bootstrapServers, topic, (ms) => required.every((r) => ms.some((m) => jobName(m) === r)));
+  return messages.map(jobName);
+}
+
+/**
+ * Through the listener: once every distinct record the plugin produced to `topic` (read off the
+ * wire) is upstream, the distinct records upstream, and those the plugin produced. Equal when
+ * every record arrived byte for byte and nothing else did.
+ */
+async function producedAndArrived(bootstrapServers: string, relay: ProduceRelay, topic: string): Promise<{ produced: string[]; arrived: string[] }> {
+  const distinct = (list: string[]): string[] => [...new Set(list)].sort();
+  const produced = distinct(relay.records.filter((r) => r.topic === topic).map((r) => JSON.stringify(sentBytes(r))));
+  const messages = await messagesOnceThere(bootstrapServers, topic, (ms) => {
+    const upstream = new Set(ms.map((m) => JSON.stringify(arrivedBytes(m))));
+    return produced.every((p) => upstream.has(p));
+  });
+  return { produced, arrived: distinct(messages.map((m) => JSON.stringify(arrivedBytes(m)))) };
 }
 
 async function submitAndFinish(slurm: SlurmCluster, name: string, count: number): Promise<void> {
@@ -136,6 +170,12 @@ describe.each(selectedReleases())('Slurm $version built from source', (release) 
         lost: copies.filter((c) => c === 0).length,
         duplicated: copies.filter((c) => c > 1).length,
       });
+      if (run.produceRelay !== undefined) {
+        for (const topic of release.jobStart ? [run.endTopic, run.startTopic] : [run.endTopic]) {
+          const { produced, arrived } = await producedAndArrived(b.bootstrapServers, run.produceRelay, topic);
+          expect({ fault, topic, records: arrived }).toEqual({ fault, topic, records: produced });
+        }
+      }
     }
     const ours = counts.filter((c) => c.release === release.format && c.path !== 'kafka');
     expect(ours.map((c) => ({ ...c, once: undefined, duplicated: undefined }))).toEqual(ours.map((c) => ({ ...c, once: undefined, duplicated: undefined, lost: 0 })));

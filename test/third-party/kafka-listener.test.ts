@@ -5,16 +5,16 @@
 // plugin's topics, with the same key and headers.
 //
 // The evidence is what the plugin sent to the listener, read off the wire by a relay in front
-// of it (helpers/capture.ts ProduceRelay; each batch's CRC-32C, the plugin's librdkafka's, is
-// verified), compared with what a consumer reads from the real broker. Unlike a second run
-// with the plugin producing straight to the broker, nothing (job ids, times) needs normalising.
+// of it (helpers/capture.ts ProduceRelay, which startRun puts there for the listener path; each
+// batch's CRC-32C, the plugin's librdkafka's, is verified), compared with what a consumer
+// reads from the real broker. Unlike a second run with the plugin producing straight to the
+// broker, nothing (job ids, times) needs normalising.
 
 import { KafkaBroker } from '../../tools/kafka/broker';
-import { consumeAll, type ConsumedMessage } from '../../tools/kafka/consume';
-import { reserveLoopbackPorts } from '../../tools/harness-common';
+import { consumeAll } from '../../tools/kafka/consume';
 import { tempDir } from '../helpers/cli';
 import { parsePayload } from '../helpers/payload';
-import { ProduceRelay, type CapturedRecord } from './helpers/capture';
+import { arrivedBytes, sentBytes, sortedBytes, type ProduceRelay } from './helpers/capture';
 import { ODD_NAME, prepareWorkDir } from './helpers/job-suite';
 import { selectedReleases, useRelease } from './helpers/releases';
 import { startRun } from './helpers/runs';
@@ -30,46 +30,14 @@ afterAll(async () => {
   await broker?.destroy();
 });
 
-interface Comparable {
-  topic: string;
-  key: string | null;
-  value: string;
-  headers: [string, string | null][];
-}
-
-const hex = (b: Buffer | null): string | null => (b === null ? null : b.toString('hex'));
-const sorted = (list: Comparable[]): Comparable[] => [...list].sort((a, b) => a.value.localeCompare(b.value));
-
-function fromPlugin(r: CapturedRecord): Comparable {
-  return { topic: r.topic, key: hex(r.key), value: hex(r.value) ?? '(null)', headers: r.headers.map((h) => [h.key, hex(h.value)]) };
-}
-
-function fromBroker(m: ConsumedMessage): Comparable {
-  // node-rdkafka: an array of one-entry objects, or undefined when the record has none
-  const headers = ((m.headers ?? []) as Record<string, Buffer | null>[]).flatMap((h) => Object.entries(h).map(([k, v]): [string, string | null] => [k, hex(v)]));
-  return { topic: m.topic, key: hex(m.key), value: hex(m.value) ?? '(null)', headers };
-}
-
 describe.each(selectedReleases())('Slurm $version built from source', (release) => {
   const { installation, runs } = useRelease(release);
-  let relay: ProduceRelay | undefined;
-  afterAll(async () => {
-    await relay?.close();
-  });
 
   it('every record the real jobcomp/kafka produces to the listener arrives upstream byte for byte', async () => {
     const b = broker as KafkaBroker;
-    const [listenPort] = (await reserveLoopbackPorts(1)) as [number];
-    relay = await ProduceRelay.start('127.0.0.1', listenPort);
-    const run = await startRun({
-      release,
-      installation: installation(),
-      bootstrapServers: b.bootstrapServers,
-      path: 'kafka',
-      kafkaListen: `127.0.0.1:${listenPort}`,
-      pluginBootstrap: `127.0.0.1:${relay.port}`,
-    });
+    const run = await startRun({ release, installation: installation(), bootstrapServers: b.bootstrapServers, path: 'listener' });
     runs.push(run);
+    const relay = run.produceRelay as ProduceRelay;
 
     const workDir = prepareWorkDir(tempDir('jobcompd-listener-wd-'));
     const common = ['-D', workDir, '-t', '5', '-o', '/dev/null'];
@@ -82,7 +50,7 @@ describe.each(selectedReleases())('Slurm $version built from source', (release) 
     for (const topic of topics) {
       const sent = await relay.waitForRecords(topic, names.length);
       const arrived = await consumeAll(b.bootstrapServers, topic, { count: sent.length, timeoutMs: RECORDS_TIMEOUT_MS });
-      expect(sorted(arrived.map(fromBroker))).toEqual(sorted(sent.map(fromPlugin)));
+      expect(sortedBytes(arrived.map(arrivedBytes))).toEqual(sortedBytes(sent.map(sentBytes)));
       // the plugin's own records, one per job
       expect(sent.map((r) => String(parsePayload(r.value ?? Buffer.alloc(0)).value['job_name'])).sort()).toEqual([...names].sort());
     }

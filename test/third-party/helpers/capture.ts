@@ -5,8 +5,9 @@
 
 import { createServer, request, type Server } from 'node:http';
 import { chmodSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
-import { connect, createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
+import { connect, createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { join } from 'node:path';
+import type { ConsumedMessage } from '../../../tools/kafka/consume';
 import { ApiKey } from '../../../src/kafka-protocol/api-keys';
 import { frame, FrameReader } from '../../../src/kafka-protocol/frame';
 import { readHeaderStart, readRequestHeader } from '../../../src/kafka-protocol/header';
@@ -96,6 +97,30 @@ export interface CapturedRecord {
   headers: { key: string; value: Buffer | null }[];
 }
 
+/** A record's topic, key, value and headers as hex: what must match byte for byte, comparable with toEqual. */
+export interface RecordBytes {
+  topic: string;
+  key: string | null;
+  value: string;
+  headers: [string, string | null][];
+}
+
+const hex = (b: Buffer | null): string | null => (b === null ? null : b.toString('hex'));
+
+export function sentBytes(r: CapturedRecord): RecordBytes {
+  return { topic: r.topic, key: hex(r.key), value: hex(r.value) ?? '(null)', headers: r.headers.map((h) => [h.key, hex(h.value)]) };
+}
+
+export function arrivedBytes(m: ConsumedMessage): RecordBytes {
+  // node-rdkafka: an array of one-entry objects, or undefined when the record has none
+  const headers = ((m.headers ?? []) as Record<string, Buffer | null>[]).flatMap((h) => Object.entries(h).map(([k, v]): [string, string | null] => [k, hex(v)]));
+  return { topic: m.topic, key: hex(m.key), value: hex(m.value) ?? '(null)', headers };
+}
+
+export function sortedBytes(list: RecordBytes[]): RecordBytes[] {
+  return [...list].sort((a, b) => a.value.localeCompare(b.value));
+}
+
 /**
  * A TCP relay in front of jobcompd's Kafka listener that keeps every record of every Produce
  * request the client sends, as read from the wire (each batch's CRC-32C, computed by the
@@ -109,6 +134,7 @@ export interface CapturedRecord {
 export class ProduceRelay {
   readonly records: CapturedRecord[] = [];
   private readonly sent: Buffer[] = [];
+  private readonly sockets = new Set<Socket>();
   private waiters: (() => void)[] = [];
 
   private constructor(
@@ -125,6 +151,8 @@ export class ProduceRelay {
     let relay: ProduceRelay | undefined;
     const server = createNetServer((client) => {
       const upstream = connect(target, host);
+      relay?.sockets.add(client);
+      client.on('close', () => relay?.sockets.delete(client));
       const requests = new FrameReader(64 * 1024 * 1024);
       const answers = new FrameReader(64 * 1024 * 1024);
       client.on('data', (chunk: Buffer) => {
@@ -180,7 +208,10 @@ export class ProduceRelay {
     }
   }
 
+  /** Stops listening and drops the connections still open (a slurmctld that would not stop). */
   close(): Promise<void> {
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const s of this.sockets) s.destroy();
+    return closed;
   }
 }

@@ -1,6 +1,7 @@
 // One Slurm release's cluster wired for one path: the real jobcomp/kafka plugin (with
-// jobcompd's hook as PrologSlurmctld), jobcomp/elasticsearch -> jobcompd, or jobcomp/script ->
-// jobcompd's hook. Each run gets its own jobcompd, topics and cluster directory.
+// jobcompd's hook as PrologSlurmctld) producing to the broker or to jobcompd's Kafka listener,
+// jobcomp/elasticsearch -> jobcompd, or jobcomp/script -> jobcompd's hook. Each run gets its
+// own jobcompd, topics and cluster directory.
 
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,11 +10,13 @@ import { SlurmCluster, type ClusterOptions, type SlurmInstallation } from '../..
 import { tempDir } from '../../helpers/cli';
 import { startDaemon, type DaemonProcess } from '../../helpers/daemon';
 import { installHook } from '../../helpers/hook';
-import { BodyRelay, environmentRecorder } from './capture';
+import { reserveLoopbackPorts } from '../../../tools/harness-common';
+import { BodyRelay, environmentRecorder, ProduceRelay } from './capture';
 import { parsePayload, type Payload } from '../../helpers/payload';
 import type { Release } from './releases';
 
-export type PathName = 'kafka' | 'elasticsearch' | 'script';
+/** `listener`: jobcomp/kafka producing to jobcompd's Kafka listener, through a ProduceRelay. */
+export type PathName = 'kafka' | 'listener' | 'elasticsearch' | 'script';
 
 /** JobCompParams flags given to the plugin and to jobcompd alike. */
 export const SHARED_FLAGS = 'send_script,send_comment';
@@ -26,7 +29,9 @@ export interface PathRun {
   /** environments saved by the recorders in front of the hook */
   dumps: string;
   relay?: BodyRelay;
-  /** the topics this run's end and start records go to (the plugin's for the kafka path) */
+  /** the listener path: every record the plugin produced, read off the wire in front of the listener */
+  produceRelay?: ProduceRelay;
+  /** the topics this run's end and start records go to (the plugin's for the kafka and listener paths) */
   endTopic: string;
   startTopic: string;
   /** jobcompd's start topic (the prolog hook's records) */
@@ -40,10 +45,6 @@ export interface RunOptions {
   path: PathName;
   /** extra slurm.conf options (the suite's nodes and features) */
   cluster?: ClusterOptions;
-  /** the plugin's rdkafka.conf bootstrap servers, when not the broker's (a stopped broker) */
-  pluginBootstrap?: string;
-  /** jobcompd's [kafka] Listen (its Kafka listener), off when absent */
-  kafkaListen?: string;
 }
 
 export const CLUSTER_NAME = 'conformance';
@@ -59,12 +60,18 @@ export async function startRun(o: RunOptions): Promise<PathRun> {
   const dir = clusterBaseDir(`jobcompd-conf-${o.release.format}-${o.path}-`);
   const tag = `${o.release.format.replace('.', '')}-${o.path}-${Date.now()}`;
   const jobStart = o.release.jobStart ? ',enable_job_start' : '';
+  // The relay needs the listener's port before jobcompd starts: the plugin's file names the relay.
+  const [listenPort] = o.path === 'listener' ? await reserveLoopbackPorts(1) : [];
+  const produceRelay = listenPort === undefined ? undefined : await ProduceRelay.start('127.0.0.1', listenPort);
   const daemon = await startDaemon({
     bootstrapServers: o.bootstrapServers,
     clusterName: CLUSTER_NAME,
     params: `poll_interval=0.05,topic=jobcompd-${tag},topic_job_start=jobcompd-${tag}-start,${SHARED_FLAGS}${jobStart}`,
     extraConf: `RecordFormat=${o.release.format}`,
-    kafkaConf: o.kafkaListen === undefined ? undefined : `Listen=${o.kafkaListen}`,
+    kafkaConf: listenPort === undefined ? undefined : `Listen=127.0.0.1:${listenPort}`,
+  }).catch(async (err: unknown) => {
+    await produceRelay?.close();
+    throw err;
   });
   const dumps = join(dir, 'dumps');
   const hookCfg = { socket: daemon.hookSocket, spool: daemon.spoolDir, timeoutMs: 5000 };
@@ -82,13 +89,14 @@ export async function startRun(o: RunOptions): Promise<PathRun> {
     dir,
     daemon,
     dumps,
+    produceRelay,
     endTopic: `jobcompd-${tag}`,
     startTopic: `jobcompd-${tag}-start`,
     hookStartTopic: `jobcompd-${tag}-start`,
   };
-  if (o.path === 'kafka') {
+  if (o.path === 'kafka' || o.path === 'listener') {
     const conf = join(dir, 'rdkafka.conf');
-    writeFileSync(conf, `bootstrap.servers=${o.pluginBootstrap ?? o.bootstrapServers}\n`);
+    writeFileSync(conf, `bootstrap.servers=${produceRelay === undefined ? o.bootstrapServers : `127.0.0.1:${produceRelay.port}`}\n`);
     run.endTopic = `plugin-${tag}`;
     run.startTopic = `plugin-${tag}-start`;
     Object.assign(opts, {
@@ -107,6 +115,7 @@ export async function startRun(o: RunOptions): Promise<PathRun> {
     return { ...run, slurm: await SlurmCluster.start(opts) };
   } catch (err) {
     await run.relay?.close();
+    await produceRelay?.close();
     await daemon.stop('SIGTERM');
     throw err;
   }
@@ -116,6 +125,7 @@ export async function stopRun(run: PathRun | undefined): Promise<void> {
   if (run === undefined) return;
   await run.slurm.stop().catch(() => undefined);
   await run.relay?.close();
+  await run.produceRelay?.close();
   await run.daemon.stop('SIGTERM');
 }
 
