@@ -27,9 +27,9 @@ interface FrameDescriptor {
 }
 
 export function lz4Decompress(data: Buffer, limit: number): Buffer {
+  if (data.length === 0) throw corrupt(CODEC, 'no frame');
   const output = new BoundedOutput(CODEC, limit, data.length * 4);
   let at = 0;
-  if (data.length === 0) throw corrupt(CODEC, 'no frame');
   while (at < data.length) {
     if (data.length - at < 8) throw corrupt(CODEC, `frame header cut at byte ${at}`);
     const magic = data.readUInt32LE(at);
