@@ -141,7 +141,7 @@ function loggedEvents(log: Logger): KafkaSessionEvents {
     unsupportedCompression: (codec, clientId) =>
       log.warn(
         { logEvent: 'kafka-listener.unsupported-compression', codec, clientId },
-        `a producer sent ${codec}-compressed records, which this jobcompd cannot read: set compression.type (compression.codec) to gzip or none in its configuration (for jobcomp/kafka: the JobCompLoc file)`,
+        `a producer sent records compressed with ${codec}, which Kafka does not define: set compression.type (compression.codec) to none, gzip, snappy, lz4 or zstd in its configuration (for jobcomp/kafka: the JobCompLoc file)`,
       ),
     refusedBatch: (topic, code, reason, clientId) => log.warn({ logEvent: 'kafka-listener.batch-refused', topic, code, err: reason, clientId }, 'a record batch was refused; the producer was told why'),
     authenticationFailed: (user, clientId) => log.warn({ logEvent: 'kafka-listener.authentication-failed', user, clientId }, 'a client failed SASL/PLAIN authentication'),

@@ -54,14 +54,14 @@ test('the real plugins\' records from node-rdkafka (idempotent, acks=all): upstr
   expect(typeof committed['jobId']).toBe('number');
 });
 
-test.each(['none', 'gzip'])('keys and headers from node-rdkafka, compression %s: upstream unchanged, on the topic produced to', async (codec) => {
+test.each(['none', 'gzip', 'snappy'])('keys and headers from node-rdkafka, compression %s: upstream unchanged, on the topic produced to', async (codec) => {
   const { bootstrap } = await listeningDaemon();
   const messages = testMessages(100, `rdkafka-${codec}`);
   await produceWithRdkafka(bootstrap, `rdkafka-${codec}`, messages, { 'compression.codec': codec, 'linger.ms': 10 });
   expectUpstream(await consumeAll(suite.broker().bootstrapServers, `rdkafka-${codec}`, { count: messages.length, timeoutMs: CONSUME_MS }), messages);
 });
 
-test.each(['none', 'gzip'])('the Java producer (idempotence, acks=all), compression %s: upstream unchanged', async (codec) => {
+test.each(['none', 'gzip', 'snappy', 'lz4'])('the Java producer (idempotence, acks=all), compression %s: upstream unchanged', async (codec) => {
   const { bootstrap } = await listeningDaemon();
   const messages = testMessages(100, `java-${codec}`);
   const outcome = await produceWithJava(bootstrap, `java-${codec}`, messages, codec, mkdtempSync(join(tmpdir(), 'jobcompd-java-')));
@@ -69,7 +69,7 @@ test.each(['none', 'gzip'])('the Java producer (idempotence, acks=all), compress
   expectUpstream(await consumeAll(suite.broker().bootstrapServers, `java-${codec}`, { count: messages.length, timeoutMs: CONSUME_MS }), messages);
 });
 
-test.each(['none', 'gzip'])('kcat -P, compression %s: upstream unchanged', async (codec) => {
+test.each(['none', 'gzip', 'snappy'])('kcat -P, compression %s: upstream unchanged', async (codec) => {
   const { bootstrap } = await listeningDaemon();
   const messages = testMessages(5, `kcat-${codec}`);
   await produceWithKcat(bootstrap, `kcat-${codec}`, messages, { 'compression.codec': codec });

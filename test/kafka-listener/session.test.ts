@@ -8,10 +8,10 @@ import { join } from 'node:path';
 import { KafkaErrorCode } from '../../src/kafka-protocol/api-keys';
 import { readRequestHeader } from '../../src/kafka-protocol/header';
 import { readProduceRequest } from '../../src/kafka-protocol/produce';
-import { ProducerState } from '../../src/kafka-protocol/producer-state';
 import { ByteReader } from '../../src/kafka-protocol/reader';
 import { crc32c } from '../../src/kafka-protocol/crc32c';
-import { answerRequest, type KafkaSessionContext, type ProducedRecord } from '../../src/sources/kafka-session';
+import { answerRequest, type ProducedRecord } from '../../src/sources/kafka-session';
+import { partitionAnswer, sessionContext } from '../helpers/kafka-session';
 
 const DIR = join(__dirname, '..', 'fixtures', 'kafka-protocol', 'node-rdkafka-none');
 const PRODUCE = readFileSync(join(DIR, readdirSync(DIR).find((f) => f.includes('-produce-')) as string));
@@ -35,34 +35,9 @@ function withSequence(by: number): Buffer {
   return frame;
 }
 
-function session(commit: (records: readonly ProducedRecord[]) => Promise<void>): KafkaSessionContext {
-  const ignore = (): void => undefined;
-  return {
-    broker: { nodeId: 0, host: '127.0.0.1', port: 9292 },
-    clusterId: 'test',
-    maxRecordsBytes: 1 << 20,
-    producers: new ProducerState(),
-    offsets: new Map(),
-    commit,
-    events: { unsupportedCompression: ignore, refusedBatch: ignore, unsupportedRequest: ignore, authenticationFailed: ignore },
-  };
-}
-
-/** error code and base offset of the one partition of a Produce v10 answer */
-function partitionAnswer(answer: Buffer | undefined): { errorCode: number; baseOffset: bigint } {
-  const r = new ByteReader(answer as Buffer);
-  r.int32();
-  r.taggedFields();
-  r.uvarint();
-  r.compactString();
-  r.uvarint();
-  r.int32();
-  return { errorCode: r.int16(), baseOffset: r.int64() };
-}
-
 test('a batch sent again after its answer was lost: committed once, answered with its first offset', async () => {
   const committed: ProducedRecord[] = [];
-  const ctx = session(async (records) => void committed.push(...records));
+  const ctx = sessionContext(async (records) => void committed.push(...records));
   const first = partitionAnswer(await answerRequest(PRODUCE, ctx));
   const count = committed.length;
   const again = partitionAnswer(await answerRequest(PRODUCE, ctx));
@@ -74,7 +49,7 @@ test('a batch sent again after its answer was lost: committed once, answered wit
 
 test('a gap in the sequence: OUT_OF_ORDER_SEQUENCE_NUMBER, nothing committed', async () => {
   const committed: ProducedRecord[] = [];
-  const ctx = session(async (records) => void committed.push(...records));
+  const ctx = sessionContext(async (records) => void committed.push(...records));
   await answerRequest(PRODUCE, ctx);
   const count = committed.length;
   expect(partitionAnswer(await answerRequest(withSequence(100), ctx)).errorCode).toBe(KafkaErrorCode.outOfOrderSequenceNumber);
@@ -88,7 +63,7 @@ test('a gap in the sequence: OUT_OF_ORDER_SEQUENCE_NUMBER, nothing committed', a
 test('a commit that fails is answered KAFKA_STORAGE_ERROR; the same batch sent again is committed', async () => {
   let fail = true;
   const committed: ProducedRecord[] = [];
-  const ctx = session(async (records) => {
+  const ctx = sessionContext(async (records) => {
     if (fail) throw new Error('disk full');
     committed.push(...records);
   });
