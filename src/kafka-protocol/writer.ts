@@ -1,4 +1,5 @@
-// Writes the Kafka protocol's primitive types into a growing buffer, for responses.
+// Writes the Kafka protocol's primitive types into a growing buffer: responses, and the
+// requests the tests build.
 
 export class ByteWriter {
   private buffer: Buffer;
@@ -56,6 +57,11 @@ export class ByteWriter {
     }
     this.buffer.writeUInt8(rest, this.reserve(1));
     return this;
+  }
+
+  /** A zigzag varint of at most 32 bits (record fields), as ByteReader.varint reads it. */
+  varint(v: number): this {
+    return this.uvarint(v >= 0 ? v * 2 : -v * 2 - 1);
   }
 
   /** A string (null allowed) in the encoding of the version: compact when flexible. */

@@ -53,6 +53,7 @@ export async function startMemoryListener(opts: Partial<KafkaListenerOptions> = 
         refusedBatch: (_topic, code) => events.push({ kind: 'refused-batch', detail: code }),
         unsupportedRequest: (apiKey, apiVersion) => events.push({ kind: 'unsupported-request', detail: `${apiKey}v${apiVersion}` }),
         authenticationFailed: (user) => events.push({ kind: 'authentication-failed', detail: user ?? '' }),
+        refused: () => undefined, // counted by the listener itself (listener.refusals)
       },
     },
     pino({ base: null }, sink),

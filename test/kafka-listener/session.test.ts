@@ -1,7 +1,8 @@
 // Produce requests through the session, in process, from the golden frames of an
 // idempotent librdkafka producer: a retried batch is committed once and answered with its
 // first offset; a gap in the sequence is refused and commits nothing; a failed commit is
-// answered KAFKA_STORAGE_ERROR and its batch may be sent again.
+// answered KAFKA_STORAGE_ERROR and its batch may be sent again; the offsets of ever new
+// topics are not kept for ever.
 
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,7 +12,8 @@ import { readProduceRequest } from '../../src/kafka-protocol/produce';
 import { ProducerState } from '../../src/kafka-protocol/producer-state';
 import { ByteReader } from '../../src/kafka-protocol/reader';
 import { crc32c } from '../../src/kafka-protocol/crc32c';
-import { answerRequest, type KafkaSessionContext, type ProducedRecord } from '../../src/sources/kafka-session';
+import { answerRequest, KEPT_TOPIC_OFFSETS, type KafkaSessionContext, type ProducedRecord } from '../../src/sources/kafka-session';
+import { produceRequest, readProduceResponse, recordBatch } from '../helpers/kafka-requests';
 
 const DIR = join(__dirname, '..', 'fixtures', 'kafka-protocol', 'node-rdkafka-none');
 const PRODUCE = readFileSync(join(DIR, readdirSync(DIR).find((f) => f.includes('-produce-')) as string));
@@ -44,7 +46,7 @@ function session(commit: (records: readonly ProducedRecord[]) => Promise<void>):
     producers: new ProducerState(),
     offsets: new Map(),
     commit,
-    events: { unsupportedCompression: ignore, refusedBatch: ignore, unsupportedRequest: ignore, authenticationFailed: ignore },
+    events: { unsupportedCompression: ignore, refusedBatch: ignore, unsupportedRequest: ignore, authenticationFailed: ignore, refused: ignore },
   };
 }
 
@@ -96,4 +98,19 @@ test('a commit that fails is answered KAFKA_STORAGE_ERROR; the same batch sent a
   fail = false;
   expect(partitionAnswer(await answerRequest(PRODUCE, ctx)).errorCode).toBe(KafkaErrorCode.none);
   expect(committed.length).toBeGreaterThan(0);
+});
+
+test('a client that produces to ever new topics: the listener keeps the offsets of at most KEPT_TOPIC_OFFSETS topics', async () => {
+  const committed: ProducedRecord[] = [];
+  const ctx = session(async (records) => void committed.push(...records));
+  const topics = KEPT_TOPIC_OFFSETS + 50;
+  for (let i = 0; i < topics; i++) {
+    const answer = await answerRequest(produceRequest(i, `topic-${i}`, recordBatch([{ key: null, value: Buffer.from(`{"jobid":${i}}`) }])).subarray(4), ctx);
+    expect(readProduceResponse(answer as Buffer, 7).partitions[0]?.errorCode).toBe(KafkaErrorCode.none);
+  }
+  expect(committed).toHaveLength(topics);
+  expect(ctx.offsets.size).toBe(KEPT_TOPIC_OFFSETS);
+  // the most recent topics are the ones kept
+  expect(ctx.offsets.has(`topic-${topics - 1}`)).toBe(true);
+  expect(ctx.offsets.has('topic-0')).toBe(false);
 });
