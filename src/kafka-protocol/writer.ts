@@ -9,6 +9,11 @@ export class ByteWriter {
     this.buffer = Buffer.allocUnsafe(initial);
   }
 
+  /**
+   * Room for n more bytes; returns where they go. It may replace this.buffer, so callers
+   * reserve before they name this.buffer: in `this.buffer.writeX(v, this.reserve(n))` the
+   * old buffer is read first and the bytes would land in it.
+   */
   private reserve(n: number): number {
     if (this.length + n > this.buffer.length) {
       const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.length + n));
@@ -21,22 +26,26 @@ export class ByteWriter {
   }
 
   int8(v: number): this {
-    this.buffer.writeInt8(v, this.reserve(1));
+    const at = this.reserve(1);
+    this.buffer.writeInt8(v, at);
     return this;
   }
 
   int16(v: number): this {
-    this.buffer.writeInt16BE(v, this.reserve(2));
+    const at = this.reserve(2);
+    this.buffer.writeInt16BE(v, at);
     return this;
   }
 
   int32(v: number): this {
-    this.buffer.writeInt32BE(v, this.reserve(4));
+    const at = this.reserve(4);
+    this.buffer.writeInt32BE(v, at);
     return this;
   }
 
   int64(v: bigint): this {
-    this.buffer.writeBigInt64BE(v, this.reserve(8));
+    const at = this.reserve(8);
+    this.buffer.writeBigInt64BE(v, at);
     return this;
   }
 
@@ -45,17 +54,20 @@ export class ByteWriter {
   }
 
   raw(bytes: Buffer): this {
-    bytes.copy(this.buffer, this.reserve(bytes.length));
+    const at = this.reserve(bytes.length);
+    bytes.copy(this.buffer, at);
     return this;
   }
 
   uvarint(v: number): this {
     let rest = v;
     while (rest >= 0x80) {
-      this.buffer.writeUInt8((rest & 0x7f) | 0x80, this.reserve(1));
+      const at = this.reserve(1);
+      this.buffer.writeUInt8((rest & 0x7f) | 0x80, at);
       rest = Math.floor(rest / 128);
     }
-    this.buffer.writeUInt8(rest, this.reserve(1));
+    const at = this.reserve(1);
+    this.buffer.writeUInt8(rest, at);
     return this;
   }
 
