@@ -44,6 +44,8 @@ export interface RecordBatch {
   readonly producerEpoch: number;
   readonly baseSequence: number;
   readonly records: readonly KafkaRecord[];
+  /** the bytes of its records, decompressed */
+  readonly recordsBytes: number;
 }
 
 /** The magic byte of the batch starting at the reader's position, without moving it. */
@@ -52,11 +54,14 @@ function magicAt(data: Buffer, at: number): number | undefined {
 }
 
 /**
- * Every batch of a partition's records field. `maxRecordsBytes` bounds each batch's
- * decompressed records. Throws KafkaProtocolError (malformed, bad CRC, unsupported compression).
+ * Every batch of a partition's records field. `maxRecordsBytes` bounds the records of all
+ * its batches together, decompressed: many small batches that each inflate within a
+ * per-batch limit would otherwise multiply it. Throws KafkaProtocolError (malformed, bad
+ * CRC, unsupported compression).
  */
 export function readRecordBatches(data: Buffer, maxRecordsBytes: number): RecordBatch[] {
   const batches: RecordBatch[] = [];
+  let left = maxRecordsBytes;
   let at = 0;
   while (at < data.length) {
     if (data.length - at < LOG_OVERHEAD) throw malformed(`${data.length - at} bytes after the last batch`);
@@ -65,7 +70,9 @@ export function readRecordBatches(data: Buffer, maxRecordsBytes: number): Record
     if (batchLength < BATCH_HEADER_BYTES - LOG_OVERHEAD || end > data.length) {
       throw malformed(`batch length ${batchLength} with ${data.length - at - LOG_OVERHEAD} bytes left`);
     }
-    batches.push(readRecordBatch(data.subarray(at, end), maxRecordsBytes));
+    const batch = readRecordBatch(data.subarray(at, end), left);
+    left -= batch.recordsBytes;
+    batches.push(batch);
     at = end;
   }
   return batches;
@@ -93,6 +100,7 @@ function readRecordBatch(batch: Buffer, maxRecordsBytes: number): RecordBatch {
   const count = reader.int32();
   const compression = attributes & COMPRESSION_MASK;
   const recordsBytes = decompress(compression, reader.rest(), maxRecordsBytes);
+  if (recordsBytes.length > maxRecordsBytes) throw malformed(`records of ${recordsBytes.length} bytes, ${maxRecordsBytes} left of the request's limit`);
   if (count < 0 || count * MIN_RECORD_BYTES > recordsBytes.length) {
     throw malformed(`${count} records in ${recordsBytes.length} bytes`);
   }
@@ -109,6 +117,7 @@ function readRecordBatch(batch: Buffer, maxRecordsBytes: number): RecordBatch {
     producerEpoch,
     baseSequence,
     records: out,
+    recordsBytes: recordsBytes.length,
   };
 }
 

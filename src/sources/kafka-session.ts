@@ -35,7 +35,7 @@ export interface KafkaSessionEvents {
 export interface KafkaSessionContext {
   readonly broker: BrokerAddress;
   readonly clusterId: string;
-  /** the most bytes one batch may decompress to */
+  /** the most bytes the records of one request may take, decompressed (all its batches together) */
   readonly maxRecordsBytes: number;
   readonly producers: ProducerState;
   /** the next offset of each topic's one partition */
@@ -101,6 +101,8 @@ export async function answerRequest(frame: Buffer, context: KafkaSessionContext,
       const reader = new ByteReader(frame);
       readRequestHeader(reader);
       readApiVersionsRequest(reader, start.apiVersion);
+    } else {
+      context.events.refused(KafkaErrorCode.unsupportedVersion); // the Java client's first ApiVersions (v4) too
     }
     return writeApiVersionsResponse(start);
   }
@@ -190,9 +192,11 @@ async function answerProduce(reader: ByteReader, header: RequestHeader, context:
   const request = readProduceRequest(reader, header.apiVersion);
   const validAcks = request.acks === 0 || request.acks === 1 || request.acks === -1;
   const pending: PendingPartition[] = [];
+  // shared by the request's partitions: what a request may make the listener hold is bounded by MaxRequestBytes
+  const budget = { recordsBytes: context.maxRecordsBytes };
   for (const topicData of request.topics) {
     for (const data of topicData.partitions) {
-      pending.push(takePartition(topicData.topic, data.partition, data.records, header, request.transactionalId, validAcks, context));
+      pending.push(takePartition(topicData.topic, data.partition, data.records, header, request.transactionalId, validAcks, budget, context));
     }
   }
   const records = pending.flatMap((p) => p.records);
@@ -229,6 +233,7 @@ function takePartition(
   header: RequestHeader,
   transactionalId: string | null,
   validAcks: boolean,
+  budget: { recordsBytes: number },
   context: KafkaSessionContext,
 ): PendingPartition {
   const refuse = (errorCode: number, reason: string): PendingPartition => ({
@@ -243,7 +248,7 @@ function takePartition(
   if (partition !== 0) return refuse(KafkaErrorCode.unknownTopicOrPartition, 'every topic has one partition, 0');
   let batches;
   try {
-    batches = readRecordBatches(data ?? Buffer.alloc(0), context.maxRecordsBytes);
+    batches = readRecordBatches(data ?? Buffer.alloc(0), budget.recordsBytes);
   } catch (err) {
     if (!(err instanceof KafkaProtocolError)) throw err;
     if (err.code === KafkaProtocolCodes.unsupportedCompression) {
@@ -254,6 +259,7 @@ function takePartition(
     }
     return refuse(kafkaCodeFor(err), err.message);
   }
+  for (const batch of batches) budget.recordsBytes -= batch.recordsBytes;
   const next = context.offsets.get(topic) ?? 0n;
   let offset = next;
   let firstOffset: bigint | undefined;

@@ -114,3 +114,21 @@ test('a client that produces to ever new topics: the listener keeps the offsets 
   expect(ctx.offsets.has(`topic-${topics - 1}`)).toBe(true);
   expect(ctx.offsets.has('topic-0')).toBe(false);
 });
+
+test('batches that each decompress within the limit but together beyond it: CORRUPT_MESSAGE, nothing committed', async () => {
+  const committed: ProducedRecord[] = [];
+  const ctx = session(async (records) => void committed.push(...records));
+  // 16,384 records of 7 bytes (empty value, no key) per batch: ~114 KB each, a few hundred bytes gzipped
+  const section = Buffer.alloc(16_384 * 7);
+  for (let i = 0; i < section.length; i += 7) section.set([0x0c, 0, 0, 0, 0x01, 0, 0], i);
+  const batch = recordBatch(Array.from({ length: 16_384 }, () => ({ key: null, value: Buffer.alloc(0) })), { section, gzip: true });
+  const batches = Math.ceil(ctx.maxRecordsBytes / section.length) + 1;
+  expect(batch.length * batches).toBeLessThan(ctx.maxRecordsBytes / 10);
+  const answer = await answerRequest(produceRequest(1, 'bomb', Buffer.concat(Array<Buffer>(batches).fill(batch))).subarray(4), ctx);
+  expect(readProduceResponse(answer as Buffer, 7).partitions[0]?.errorCode).toBe(KafkaErrorCode.corruptMessage);
+  expect(committed).toHaveLength(0);
+  // within the limit, the same batch is taken
+  const one = await answerRequest(produceRequest(2, 'bomb', batch).subarray(4), ctx);
+  expect(readProduceResponse(one as Buffer, 7).partitions[0]?.errorCode).toBe(KafkaErrorCode.none);
+  expect(committed).toHaveLength(16_384);
+});
