@@ -1,6 +1,7 @@
 // The listener's connections, over real TCP in process: a frame over MaxRequestBytes or a
 // request that does not parse closes that connection with a log line (and only that one);
-// an API or version it does not serve is answered UNSUPPORTED_VERSION; MaxConnections holds.
+// an API or version it does not serve is answered UNSUPPORTED_VERSION; MaxConnections holds;
+// each refusal is counted (docs/kafka-listener.md#refusals).
 
 import { connect, type Socket } from 'node:net';
 import { ApiKey, KafkaErrorCode } from '../../src/kafka-protocol/api-keys';
@@ -67,6 +68,7 @@ test('a request that does not parse closes its connection with E_KAFKA_MALFORMED
   socket.write(frame(Buffer.concat([requestHeader(ApiKey.produce, 3, 1), Buffer.from([0xff, 0xff, 0x00])])));
   await closed;
   expect(memory.logLines).toContainEqual(expect.objectContaining({ logEvent: 'kafka-listener.connection-closed', code: 'E_KAFKA_MALFORMED' }));
+  expect(Object.fromEntries(memory.listener.refusals)).toEqual({ E_KAFKA_MALFORMED: 1 });
 });
 
 test.each([
@@ -81,17 +83,20 @@ test.each([
   const body = await answer;
   expect({ correlationId: body.readInt32BE(0), errorCode: body.readInt16BE(4) }).toEqual({ correlationId: 77, errorCode: KafkaErrorCode.unsupportedVersion });
   expect(memory.events).toContainEqual({ kind: 'unsupported-request', detail: `${apiKey}v${apiVersion}` });
+  expect(Object.fromEntries(memory.listener.refusals)).toEqual({ UNSUPPORTED_VERSION: 1 });
   const again = firstAnswer(socket);
   socket.write(frame(requestHeader(ApiKey.apiVersions, 0, 78)));
   expect((await again).readInt32BE(0)).toBe(78);
   socket.destroy();
 });
 
-test('MaxConnections: a connection beyond it is closed at once', async () => {
+test('MaxConnections: a connection beyond it is closed at once, logged and counted', async () => {
   memory = await startMemoryListener({ maxConnections: 2 });
   const held = [await open(memory.listener.port), await open(memory.listener.port)];
   const extra = await open(memory.listener.port);
   await untilClosed(extra);
   for (const s of held) expect(s.destroyed).toBe(false);
+  expect(memory.logLines).toContainEqual(expect.objectContaining({ logEvent: 'kafka-listener.connection-refused', code: 'E_KAFKA_TOO_MANY_CONNECTIONS' }));
+  expect(Object.fromEntries(memory.listener.refusals)).toEqual({ E_KAFKA_TOO_MANY_CONNECTIONS: 1 });
   for (const s of held) s.destroy();
 });
