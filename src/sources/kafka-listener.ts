@@ -122,6 +122,38 @@ export class KafkaListener {
     const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     const frames = new FrameReader(this.opts.maxRequestBytes);
     let pending = 0;
+    /**
+     * Frames received but not started: one chunk can hold hundreds of small requests, each
+     * of which may decompress to MaxRequestBytes of records, so no more than
+     * MAX_PENDING_REQUESTS are handled at once and the socket is not read meanwhile.
+     */
+    const waiting: Buffer[] = [];
+    const start = (request: Buffer): void => {
+      this.opts.observeRequest?.(request);
+      const answer = answerRequest(request, this.context, state);
+      answer.catch(() => undefined); // awaited in order below; this only marks it handled meanwhile
+      pending++;
+      connection.tail = connection.tail.then(async () => {
+        try {
+          const response = await answer;
+          if (response !== undefined && !socket.destroyed) socket.write(frame(response));
+        } catch (err) {
+          fail(err);
+        } finally {
+          pending--;
+          startWaiting();
+        }
+      });
+    };
+    const startWaiting = (): void => {
+      if (socket.destroyed) {
+        waiting.length = 0;
+        return;
+      }
+      while (waiting.length > 0 && pending < MAX_PENDING_REQUESTS) start(waiting.shift() as Buffer);
+      if (waiting.length > 0 || pending >= MAX_PENDING_REQUESTS) socket.pause();
+      else socket.resume();
+    };
     const fail = (err: unknown): void => {
       if (socket.destroyed) return; // one closing per connection, however many of its requests fail
       const code = err instanceof KafkaProtocolError ? err.code : KafkaProtocolCodes.internal;
@@ -137,24 +169,8 @@ export class KafkaListener {
         fail(err);
         return;
       }
-      for (const request of received) {
-        this.opts.observeRequest?.(request);
-        const answer = answerRequest(request, this.context, state);
-        answer.catch(() => undefined); // awaited in order below; this only marks it handled meanwhile
-        pending++;
-        if (pending >= MAX_PENDING_REQUESTS) socket.pause();
-        connection.tail = connection.tail.then(async () => {
-          try {
-            const response = await answer;
-            if (response !== undefined && !socket.destroyed) socket.write(frame(response));
-          } catch (err) {
-            fail(err);
-          } finally {
-            pending--;
-            if (pending < MAX_PENDING_REQUESTS && !socket.destroyed) socket.resume();
-          }
-        });
-      }
+      waiting.push(...received);
+      startWaiting();
     });
     socket.on('error', () => socket.destroy());
     socket.on('close', () => this.connections.delete(socket));

@@ -22,7 +22,12 @@ export interface MemoryListener {
   waitForRecords(n: number): Promise<void>;
 }
 
-export async function startMemoryListener(opts: Partial<KafkaListenerOptions> = {}, credentials?: { user: string; password: string }): Promise<MemoryListener> {
+/** `beforeCommit`: awaited by every commit before it takes the records (a test holds commits back with it). */
+export async function startMemoryListener(
+  opts: Partial<KafkaListenerOptions> = {},
+  credentials?: { user: string; password: string },
+  beforeCommit?: () => Promise<void>,
+): Promise<MemoryListener> {
   const records: ProducedRecord[] = [];
   const events: ListenerEvent[] = [];
   const logLines: Record<string, unknown>[] = [];
@@ -42,6 +47,7 @@ export async function startMemoryListener(opts: Partial<KafkaListenerOptions> = 
       producers: new ProducerState(),
       offsets: new Map(),
       commit: async (batch) => {
+        await beforeCommit?.();
         records.push(...batch);
         for (const w of waiters.splice(0)) {
           if (records.length >= w.n) w.resolve();

@@ -7,6 +7,7 @@ import { connect, type Socket } from 'node:net';
 import { ApiKey, KafkaErrorCode } from '../../src/kafka-protocol/api-keys';
 import { frame } from '../../src/kafka-protocol/frame';
 import { startMemoryListener, type MemoryListener } from '../helpers/kafka-listener';
+import { produceRequest, rawRequest, recordBatch } from '../helpers/kafka-requests';
 import { produceWithRdkafka, testMessages } from '../helpers/kafka-producers';
 
 let memory: MemoryListener;
@@ -99,4 +100,51 @@ test('MaxConnections: a connection beyond it is closed at once, logged and count
   expect(memory.logLines).toContainEqual(expect.objectContaining({ logEvent: 'kafka-listener.connection-refused', code: 'E_KAFKA_TOO_MANY_CONNECTIONS' }));
   expect(Object.fromEntries(memory.listener.refusals)).toEqual({ E_KAFKA_TOO_MANY_CONNECTIONS: 1 });
   for (const s of held) s.destroy();
+});
+
+test('a hundred requests in one write: at most 16 handled at once, the rest read only as answers leave; all answered in order', async () => {
+  let inCommit = 0;
+  let mostInCommit = 0;
+  const released: (() => void)[] = [];
+  let reached16: () => void = () => undefined;
+  const sixteen = new Promise<void>((resolve) => (reached16 = resolve));
+  memory = await startMemoryListener({}, undefined, async () => {
+    inCommit++;
+    mostInCommit = Math.max(mostInCommit, inCommit);
+    if (inCommit === 16) reached16();
+    await new Promise<void>((resolve) => released.push(resolve));
+    inCommit--;
+  });
+  const socket = await open(memory.listener.port);
+  const requests = Array.from({ length: 100 }, (_, i) => produceRequest(i, 'pipelined', recordBatch([{ key: null, value: Buffer.from(`{"jobid":${i}}`) }])));
+  const answers: number[] = [];
+  let got = Buffer.alloc(0);
+  const all = new Promise<void>((resolve) => {
+    socket.on('data', (c: Buffer) => {
+      got = Buffer.concat([got, c]);
+      while (got.length >= 4 && got.length >= 4 + got.readInt32BE(0)) {
+        answers.push(got.readInt32BE(4));
+        got = got.subarray(4 + got.readInt32BE(0));
+      }
+      if (answers.length === requests.length) resolve();
+    });
+  });
+  socket.write(Buffer.concat(requests));
+  await sixteen;
+  // another client's round trip: the listener has handled the write's bytes it read by now
+  const other = await open(memory.listener.port);
+  const pong = firstAnswer(other);
+  other.write(rawRequest(ApiKey.apiVersions, 0, 7, Buffer.alloc(0)));
+  await pong;
+  other.destroy();
+  expect(mostInCommit).toBe(16);
+  while (answers.length < requests.length) {
+    for (const release of released.splice(0)) release();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  await all;
+  expect(mostInCommit).toBe(16);
+  expect(answers).toEqual(requests.map((_, i) => i));
+  expect(memory.records).toHaveLength(100);
+  socket.destroy();
 });
