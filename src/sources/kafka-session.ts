@@ -259,7 +259,7 @@ function takePartition(
     }
     return refuse(kafkaCodeFor(err), err.message);
   }
-  for (const batch of batches) budget.recordsBytes -= batch.recordsBytes;
+  for (const batch of batches) budget.recordsBytes -= batch.chargedBytes;
   const next = context.offsets.get(topic) ?? 0n;
   let offset = next;
   let firstOffset: bigint | undefined;

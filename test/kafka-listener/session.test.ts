@@ -12,6 +12,7 @@ import { readProduceRequest } from '../../src/kafka-protocol/produce';
 import { ProducerState } from '../../src/kafka-protocol/producer-state';
 import { ByteReader } from '../../src/kafka-protocol/reader';
 import { crc32c } from '../../src/kafka-protocol/crc32c';
+import { RECORD_CHARGE_BYTES } from '../../src/kafka-protocol/record-batch';
 import { answerRequest, KEPT_TOPIC_OFFSETS, type KafkaSessionContext, type ProducedRecord } from '../../src/sources/kafka-session';
 import { produceRequest, readProduceResponse, recordBatch } from '../helpers/kafka-requests';
 
@@ -118,10 +119,10 @@ test('a client that produces to ever new topics: the listener keeps the offsets 
 test('batches that each decompress within the limit but together beyond it: CORRUPT_MESSAGE, nothing committed', async () => {
   const committed: ProducedRecord[] = [];
   const ctx = session(async (records) => void committed.push(...records));
-  // 16,384 records of 7 bytes (empty value, no key) per batch: ~114 KB each, a few hundred bytes gzipped
-  const section = Buffer.alloc(16_384 * 7);
+  // 8,192 records of 7 bytes (empty value, no key) per batch: 57 KB each (charged 580 KB), a few hundred bytes gzipped
+  const section = Buffer.alloc(8_192 * 7);
   for (let i = 0; i < section.length; i += 7) section.set([0x0c, 0, 0, 0, 0x01, 0, 0], i);
-  const batch = recordBatch(Array.from({ length: 16_384 }, () => ({ key: null, value: Buffer.alloc(0) })), { section, gzip: true });
+  const batch = recordBatch(Array.from({ length: 8_192 }, () => ({ key: null, value: Buffer.alloc(0) })), { section, gzip: true });
   const batches = Math.ceil(ctx.maxRecordsBytes / section.length) + 1;
   expect(batch.length * batches).toBeLessThan(ctx.maxRecordsBytes / 10);
   const answer = await answerRequest(produceRequest(1, 'bomb', Buffer.concat(Array<Buffer>(batches).fill(batch))).subarray(4), ctx);
@@ -130,5 +131,18 @@ test('batches that each decompress within the limit but together beyond it: CORR
   // within the limit, the same batch is taken
   const one = await answerRequest(produceRequest(2, 'bomb', batch).subarray(4), ctx);
   expect(readProduceResponse(one as Buffer, 7).partitions[0]?.errorCode).toBe(KafkaErrorCode.none);
-  expect(committed).toHaveLength(16_384);
+  expect(committed).toHaveLength(8_192);
+});
+
+test('a request of more tiny records than MaxRequestBytes can hold (each charged RECORD_CHARGE_BYTES): CORRUPT_MESSAGE, nothing committed', async () => {
+  const committed: ProducedRecord[] = [];
+  const ctx = session(async (records) => void committed.push(...records));
+  const n = Math.floor(ctx.maxRecordsBytes / (7 + RECORD_CHARGE_BYTES)) + 1;
+  const section = Buffer.alloc(n * 7);
+  for (let i = 0; i < section.length; i += 7) section.set([0x0c, 0, 0, 0, 0x01, 0, 0], i);
+  const batch = recordBatch(Array.from({ length: n }, () => ({ key: null, value: Buffer.alloc(0) })), { section });
+  expect(batch.length).toBeLessThan(ctx.maxRecordsBytes / 5);
+  const answer = await answerRequest(produceRequest(1, 'tiny', batch).subarray(4), ctx);
+  expect(readProduceResponse(answer as Buffer, 7).partitions[0]?.errorCode).toBe(KafkaErrorCode.corruptMessage);
+  expect(committed).toHaveLength(0);
 });
