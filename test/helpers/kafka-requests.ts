@@ -52,7 +52,7 @@ export interface BatchOptions {
   attributeFlags?: number;
 }
 
-/** BEFORE the CRC: baseOffset, batchLength, partitionLeaderEpoch, magic. */
+/** Where a batch's CRC-32C starts: after baseOffset, batchLength, partitionLeaderEpoch and magic. */
 export const CRC_AT = 8 + 4 + 4 + 1;
 
 /** One RecordBatch v2 with a correct CRC-32C and length. */
