@@ -63,8 +63,8 @@ function magicAt(data: Buffer, at: number): number | undefined {
 /**
  * Every batch of a partition's records field. `maxRecordsBytes` bounds the records of all
  * its batches together, decompressed and charged RECORD_CHARGE_BYTES each: many small
- * batches that each inflate within a per-batch limit would otherwise multiply it. Throws KafkaProtocolError (malformed, bad
- * CRC, unsupported compression).
+ * batches that each inflate within a per-batch limit would otherwise multiply it. Throws
+ * KafkaProtocolError (malformed, bad CRC, unsupported compression).
  */
 export function readRecordBatches(data: Buffer, maxRecordsBytes: number): RecordBatch[] {
   const batches: RecordBatch[] = [];
