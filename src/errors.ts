@@ -209,4 +209,8 @@ export const KafkaProtocolCodes = {
   unauthenticated: 'E_KAFKA_UNAUTHENTICATED',
   /** a record batch compressed with a codec this Node.js cannot decompress */
   unsupportedCompression: 'E_KAFKA_UNSUPPORTED_COMPRESSION',
+  /** a request whose handling failed in an unforeseen way: its connection is closed, the daemon goes on */
+  internal: 'E_KAFKA_INTERNAL',
+  /** a connection beyond [kafka] MaxConnections, closed as soon as it is accepted */
+  tooManyConnections: 'E_KAFKA_TOO_MANY_CONNECTIONS',
 } as const;

@@ -60,7 +60,7 @@ export class Daemon extends EventEmitter {
         sources.admin = await AdminServer.listen(cfg.daemon.adminListen, {
           status: () => publisher.status(),
           health: () => daemon?.health() ?? { status: 'failing', reason: 'starting' },
-          metrics: createMetrics(publisher, ingest),
+          metrics: createMetrics(publisher, ingest, sources.kafka),
         }, cfg.daemon.http.requestTimeoutMs);
       }
     } catch (err) {

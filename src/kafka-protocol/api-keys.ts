@@ -72,3 +72,25 @@ export const KafkaErrorCode = {
   saslAuthenticationFailed: 58,
   unsupportedCompressionType: 76,
 } as const;
+
+/** Kafka's own names of those codes (Errors.java), the `reason` of jobcompd_kafka_listener_refusals_total. */
+const ERROR_NAMES: Readonly<Record<number, string>> = {
+  [KafkaErrorCode.corruptMessage]: 'CORRUPT_MESSAGE',
+  [KafkaErrorCode.unknownTopicOrPartition]: 'UNKNOWN_TOPIC_OR_PARTITION',
+  [KafkaErrorCode.invalidTopic]: 'INVALID_TOPIC_EXCEPTION',
+  [KafkaErrorCode.invalidRequiredAcks]: 'INVALID_REQUIRED_ACKS',
+  [KafkaErrorCode.unsupportedVersion]: 'UNSUPPORTED_VERSION',
+  [KafkaErrorCode.unsupportedForMessageFormat]: 'UNSUPPORTED_FOR_MESSAGE_FORMAT',
+  [KafkaErrorCode.outOfOrderSequenceNumber]: 'OUT_OF_ORDER_SEQUENCE_NUMBER',
+  [KafkaErrorCode.invalidProducerEpoch]: 'INVALID_PRODUCER_EPOCH',
+  [KafkaErrorCode.transactionalIdAuthorizationFailed]: 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED',
+  [KafkaErrorCode.kafkaStorageError]: 'KAFKA_STORAGE_ERROR',
+  [KafkaErrorCode.unsupportedSaslMechanism]: 'UNSUPPORTED_SASL_MECHANISM',
+  [KafkaErrorCode.illegalSaslState]: 'ILLEGAL_SASL_STATE',
+  [KafkaErrorCode.saslAuthenticationFailed]: 'SASL_AUTHENTICATION_FAILED',
+  [KafkaErrorCode.unsupportedCompressionType]: 'UNSUPPORTED_COMPRESSION_TYPE',
+};
+
+export function kafkaErrorName(code: number): string {
+  return ERROR_NAMES[code] ?? `KAFKA_ERROR_${code}`;
+}

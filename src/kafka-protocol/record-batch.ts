@@ -16,6 +16,13 @@ export const BATCH_HEADER_BYTES = BEFORE_CRC + 4 + 2 + 4 + 8 + 8 + 8 + 2 + 4 + 4
 const LOG_OVERHEAD = 12;
 /** The smallest record: length, attributes, timestamp, offset, key, value, header count. */
 const MIN_RECORD_BYTES = 7;
+/**
+ * What holding one record costs beyond its bytes, charged against the request's limit: a
+ * JavaScript object of a few hundred bytes each, so a request of a million 7-byte records
+ * would fit in MaxRequestBytes as bytes but not in memory. 64 keeps a request's records
+ * within a few times MaxRequestBytes and costs a job record (1-3 KB) a few per cent.
+ */
+export const RECORD_CHARGE_BYTES = 64;
 
 const COMPRESSION_MASK = 0x07;
 const TRANSACTIONAL_FLAG = 0x10;
@@ -44,6 +51,8 @@ export interface RecordBatch {
   readonly producerEpoch: number;
   readonly baseSequence: number;
   readonly records: readonly KafkaRecord[];
+  /** the bytes of its records decompressed, plus RECORD_CHARGE_BYTES for each */
+  readonly chargedBytes: number;
 }
 
 /** The magic byte of the batch starting at the reader's position, without moving it. */
@@ -52,11 +61,14 @@ function magicAt(data: Buffer, at: number): number | undefined {
 }
 
 /**
- * Every batch of a partition's records field. `maxRecordsBytes` bounds each batch's
- * decompressed records. Throws KafkaProtocolError (malformed, bad CRC, unsupported compression).
+ * Every batch of a partition's records field. `maxRecordsBytes` bounds the records of all
+ * its batches together, decompressed and charged RECORD_CHARGE_BYTES each: many small
+ * batches that each inflate within a per-batch limit would otherwise multiply it. Throws
+ * KafkaProtocolError (malformed, bad CRC, unsupported compression).
  */
 export function readRecordBatches(data: Buffer, maxRecordsBytes: number): RecordBatch[] {
   const batches: RecordBatch[] = [];
+  let left = maxRecordsBytes;
   let at = 0;
   while (at < data.length) {
     if (data.length - at < LOG_OVERHEAD) throw malformed(`${data.length - at} bytes after the last batch`);
@@ -65,7 +77,9 @@ export function readRecordBatches(data: Buffer, maxRecordsBytes: number): Record
     if (batchLength < BATCH_HEADER_BYTES - LOG_OVERHEAD || end > data.length) {
       throw malformed(`batch length ${batchLength} with ${data.length - at - LOG_OVERHEAD} bytes left`);
     }
-    batches.push(readRecordBatch(data.subarray(at, end), maxRecordsBytes));
+    const batch = readRecordBatch(data.subarray(at, end), left);
+    left -= batch.chargedBytes;
+    batches.push(batch);
     at = end;
   }
   return batches;
@@ -96,6 +110,10 @@ function readRecordBatch(batch: Buffer, maxRecordsBytes: number): RecordBatch {
   if (count < 0 || count * MIN_RECORD_BYTES > recordsBytes.length) {
     throw malformed(`${count} records in ${recordsBytes.length} bytes`);
   }
+  const chargedBytes = recordsBytes.length + count * RECORD_CHARGE_BYTES;
+  if (chargedBytes > maxRecordsBytes) {
+    throw malformed(`${count} records of ${recordsBytes.length} bytes count as ${chargedBytes}, ${maxRecordsBytes} left of the request's limit`);
+  }
   const records = new ByteReader(recordsBytes);
   const out: KafkaRecord[] = [];
   for (let i = 0; i < count; i++) out.push(readRecord(records, baseTimestamp));
@@ -109,6 +127,7 @@ function readRecordBatch(batch: Buffer, maxRecordsBytes: number): RecordBatch {
     producerEpoch,
     baseSequence,
     records: out,
+    chargedBytes,
   };
 }
 

@@ -1,4 +1,5 @@
-// Writes the Kafka protocol's primitive types into a growing buffer, for responses.
+// Writes the Kafka protocol's primitive types into a growing buffer: responses, and the
+// requests the tests build.
 
 export class ByteWriter {
   private buffer: Buffer;
@@ -8,6 +9,11 @@ export class ByteWriter {
     this.buffer = Buffer.allocUnsafe(initial);
   }
 
+  /**
+   * Room for n more bytes; returns where they go. It may replace this.buffer, so callers
+   * reserve before they name this.buffer: in `this.buffer.writeX(v, this.reserve(n))` the
+   * old buffer is read first and the bytes would land in it.
+   */
   private reserve(n: number): number {
     if (this.length + n > this.buffer.length) {
       const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.length + n));
@@ -20,22 +26,26 @@ export class ByteWriter {
   }
 
   int8(v: number): this {
-    this.buffer.writeInt8(v, this.reserve(1));
+    const at = this.reserve(1);
+    this.buffer.writeInt8(v, at);
     return this;
   }
 
   int16(v: number): this {
-    this.buffer.writeInt16BE(v, this.reserve(2));
+    const at = this.reserve(2);
+    this.buffer.writeInt16BE(v, at);
     return this;
   }
 
   int32(v: number): this {
-    this.buffer.writeInt32BE(v, this.reserve(4));
+    const at = this.reserve(4);
+    this.buffer.writeInt32BE(v, at);
     return this;
   }
 
   int64(v: bigint): this {
-    this.buffer.writeBigInt64BE(v, this.reserve(8));
+    const at = this.reserve(8);
+    this.buffer.writeBigInt64BE(v, at);
     return this;
   }
 
@@ -44,18 +54,26 @@ export class ByteWriter {
   }
 
   raw(bytes: Buffer): this {
-    bytes.copy(this.buffer, this.reserve(bytes.length));
+    const at = this.reserve(bytes.length);
+    bytes.copy(this.buffer, at);
     return this;
   }
 
   uvarint(v: number): this {
     let rest = v;
     while (rest >= 0x80) {
-      this.buffer.writeUInt8((rest & 0x7f) | 0x80, this.reserve(1));
+      const at = this.reserve(1);
+      this.buffer.writeUInt8((rest & 0x7f) | 0x80, at);
       rest = Math.floor(rest / 128);
     }
-    this.buffer.writeUInt8(rest, this.reserve(1));
+    const at = this.reserve(1);
+    this.buffer.writeUInt8(rest, at);
     return this;
+  }
+
+  /** A zigzag varint of at most 32 bits (record fields), as ByteReader.varint reads it. */
+  varint(v: number): this {
+    return this.uvarint(v >= 0 ? v * 2 : -v * 2 - 1);
   }
 
   /** A string (null allowed) in the encoding of the version: compact when flexible. */

@@ -6,8 +6,9 @@
 
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { KafkaProtocolError, errorMessage } from '../errors';
+import { KafkaProtocolCodes, KafkaProtocolError, errorMessage } from '../errors';
 import type { Ingest } from '../ingest';
+import { kafkaErrorName } from '../kafka-protocol/api-keys';
 import { FrameReader, frame } from '../kafka-protocol/frame';
 import { ProducerState } from '../kafka-protocol/producer-state';
 import { answerRequest, newConnectionState, type KafkaSessionContext, type KafkaSessionEvents } from './kafka-session';
@@ -29,10 +30,16 @@ export class KafkaListener {
   /** each connection and the promise of its last answer */
   private readonly connections = new Map<Socket, { tail: Promise<void> }>();
 
+  /**
+   * `refusals`: since start, by reason: Kafka's name of an error answered (CORRUPT_MESSAGE...),
+   * or jobcompd's code of a connection it closed (E_KAFKA_MALFORMED...). Both sets are fixed,
+   * so the map stays small whatever clients send.
+   */
   private constructor(
     private readonly server: Server,
     private readonly opts: KafkaListenerOptions,
     private readonly context: KafkaSessionContext,
+    readonly refusals: Map<string, number>,
     private readonly log: Logger,
   ) {}
 
@@ -48,8 +55,17 @@ export class KafkaListener {
     });
     const address = server.address();
     const port = typeof address === 'object' && address !== null ? address.port : opts.port;
-    const listener = new KafkaListener(server, opts, { ...context, broker: { nodeId: 0, host: opts.host, port } }, log);
+    const refusals = new Map<string, number>();
+    const events: KafkaSessionEvents = {
+      ...context.events,
+      refused: (errorCode) => {
+        countRefusal(refusals, kafkaErrorName(errorCode));
+        context.events.refused(errorCode);
+      },
+    };
+    const listener = new KafkaListener(server, opts, { ...context, events, broker: { nodeId: 0, host: opts.host, port } }, refusals, log);
     server.on('connection', (socket) => listener.serve(socket));
+    server.on('drop', (peer) => listener.refuseConnection(`${peer?.remoteAddress ?? '?'}:${peer?.remotePort ?? '?'}`));
     return listener;
   }
 
@@ -91,6 +107,13 @@ export class KafkaListener {
     await closed;
   }
 
+  /** A connection beyond MaxConnections, which node:net has already closed. */
+  private refuseConnection(peer: string): void {
+    const code = KafkaProtocolCodes.tooManyConnections;
+    countRefusal(this.refusals, code);
+    this.log.warn({ logEvent: 'kafka-listener.connection-refused', code, peer, maxConnections: this.opts.maxConnections }, 'kafka listener: a connection beyond MaxConnections was closed');
+  }
+
   private serve(socket: Socket): void {
     const connection = { tail: Promise.resolve() };
     const state = newConnectionState();
@@ -99,8 +122,42 @@ export class KafkaListener {
     const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     const frames = new FrameReader(this.opts.maxRequestBytes);
     let pending = 0;
+    /**
+     * Frames received but not started: one chunk can hold hundreds of small requests, each
+     * of which may decompress to MaxRequestBytes of records, so no more than
+     * MAX_PENDING_REQUESTS are handled at once and the socket is not read meanwhile.
+     */
+    const waiting: Buffer[] = [];
+    const start = (request: Buffer): void => {
+      this.opts.observeRequest?.(request);
+      const answer = answerRequest(request, this.context, state);
+      answer.catch(() => undefined); // awaited in order below; this only marks it handled meanwhile
+      pending++;
+      connection.tail = connection.tail.then(async () => {
+        try {
+          const response = await answer;
+          if (response !== undefined && !socket.destroyed) socket.write(frame(response));
+        } catch (err) {
+          fail(err);
+        } finally {
+          pending--;
+          startWaiting();
+        }
+      });
+    };
+    const startWaiting = (): void => {
+      if (socket.destroyed) {
+        waiting.length = 0;
+        return;
+      }
+      while (waiting.length > 0 && pending < MAX_PENDING_REQUESTS) start(waiting.shift() as Buffer);
+      if (waiting.length > 0 || pending >= MAX_PENDING_REQUESTS) socket.pause();
+      else socket.resume();
+    };
     const fail = (err: unknown): void => {
-      const code = err instanceof KafkaProtocolError ? err.code : 'E_KAFKA_INTERNAL';
+      if (socket.destroyed) return; // one closing per connection, however many of its requests fail
+      const code = err instanceof KafkaProtocolError ? err.code : KafkaProtocolCodes.internal;
+      countRefusal(this.refusals, code);
       this.log.warn({ logEvent: 'kafka-listener.connection-closed', code, peer, err: errorMessage(err) }, 'kafka listener: closing a connection whose request cannot be read');
       socket.destroy();
     };
@@ -112,32 +169,22 @@ export class KafkaListener {
         fail(err);
         return;
       }
-      for (const request of received) {
-        this.opts.observeRequest?.(request);
-        const answer = answerRequest(request, this.context, state);
-        answer.catch(() => undefined); // awaited in order below; this only marks it handled meanwhile
-        pending++;
-        if (pending >= MAX_PENDING_REQUESTS) socket.pause();
-        connection.tail = connection.tail.then(async () => {
-          try {
-            const response = await answer;
-            if (response !== undefined && !socket.destroyed) socket.write(frame(response));
-          } catch (err) {
-            fail(err);
-          } finally {
-            pending--;
-            if (pending < MAX_PENDING_REQUESTS && !socket.destroyed) socket.resume();
-          }
-        });
-      }
+      waiting.push(...received);
+      startWaiting();
     });
     socket.on('error', () => socket.destroy());
     socket.on('close', () => this.connections.delete(socket));
   }
 }
 
+function countRefusal(refusals: Map<string, number>, reason: string): void {
+  refusals.set(reason, (refusals.get(reason) ?? 0) + 1);
+}
+
 function loggedEvents(log: Logger): KafkaSessionEvents {
   return {
+    // counted by the listener; the events above log what the operator must act on
+    refused: () => undefined,
     unsupportedCompression: (codec, clientId) =>
       log.warn(
         { logEvent: 'kafka-listener.unsupported-compression', codec, clientId },

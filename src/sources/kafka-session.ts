@@ -28,12 +28,14 @@ export interface KafkaSessionEvents {
   refusedBatch(topic: string, code: string, reason: string, clientId: string | null): void;
   unsupportedRequest(apiKey: number, apiVersion: number, clientId: string | null): void;
   authenticationFailed(user: string | null, clientId: string | null): void;
+  /** any error answered (per partition or topic, or for the whole request), acks=0 included: counted by the metrics */
+  refused(errorCode: number): void;
 }
 
 export interface KafkaSessionContext {
   readonly broker: BrokerAddress;
   readonly clusterId: string;
-  /** the most bytes one batch may decompress to */
+  /** the most bytes the records of one request may take, decompressed (all its batches together) */
   readonly maxRecordsBytes: number;
   readonly producers: ProducerState;
   /** the next offset of each topic's one partition */
@@ -46,6 +48,21 @@ export interface KafkaSessionContext {
 }
 
 const NO_OFFSET = -1n;
+/**
+ * Topics whose next offset is kept, the least recently produced to dropped first: a client
+ * that names ever new topics cannot grow memory without bound. A dropped topic counts from
+ * 0 again, which is harmless: nothing reads offsets back (docs/kafka-listener.md#idempotent-producers).
+ */
+export const KEPT_TOPIC_OFFSETS = 10_000;
+
+function keepOffset(offsets: Map<string, bigint>, topic: string, offset: bigint): void {
+  offsets.delete(topic);
+  offsets.set(topic, offset);
+  if (offsets.size > KEPT_TOPIC_OFFSETS) {
+    const oldest = offsets.keys().next();
+    if (oldest.done !== true) offsets.delete(oldest.value);
+  }
+}
 
 /** What one connection has said so far. */
 export interface ConnectionState {
@@ -84,6 +101,8 @@ export async function answerRequest(frame: Buffer, context: KafkaSessionContext,
       const reader = new ByteReader(frame);
       readRequestHeader(reader);
       readApiVersionsRequest(reader, start.apiVersion);
+    } else {
+      context.events.refused(KafkaErrorCode.unsupportedVersion); // the Java client's first ApiVersions (v4) too
     }
     return writeApiVersionsResponse(start);
   }
@@ -91,6 +110,7 @@ export async function answerRequest(frame: Buffer, context: KafkaSessionContext,
     const reader = new ByteReader(frame);
     reader.bytes(8);
     context.events.unsupportedRequest(start.apiKey, start.apiVersion, reader.nullableString());
+    context.events.refused(KafkaErrorCode.unsupportedVersion);
     return responseWriter({ ...start, apiKey: ApiKey.apiVersions }).int16(KafkaErrorCode.unsupportedVersion).toBuffer();
   }
   const reader = new ByteReader(frame);
@@ -114,12 +134,14 @@ function answerSaslHandshake(reader: ByteReader, header: RequestHeader, context:
   const mechanism = readSaslHandshakeRequest(reader);
   const offered = context.credentials === undefined ? [] : [PLAIN];
   connection.handshake = offered.includes(mechanism);
+  if (!connection.handshake) context.events.refused(KafkaErrorCode.unsupportedSaslMechanism);
   return writeSaslHandshakeResponse(header, connection.handshake ? KafkaErrorCode.none : KafkaErrorCode.unsupportedSaslMechanism, offered);
 }
 
 function answerSaslAuthenticate(reader: ByteReader, header: RequestHeader, context: KafkaSessionContext, connection: ConnectionState): Buffer {
   const message = readSaslAuthenticateRequest(reader, header.apiVersion);
   if (!connection.handshake || context.credentials === undefined) {
+    context.events.refused(KafkaErrorCode.illegalSaslState);
     return writeSaslAuthenticateResponse(header, KafkaErrorCode.illegalSaslState, 'SaslHandshake for PLAIN first');
   }
   const given = parsePlain(message);
@@ -128,7 +150,10 @@ function answerSaslAuthenticate(reader: ByteReader, header: RequestHeader, conte
   const userOk = sameSecret(given?.user ?? '', expected.user);
   const passwordOk = sameSecret(given?.password ?? '', expected.password);
   connection.authenticated = given !== undefined && userOk && passwordOk;
-  if (!connection.authenticated) context.events.authenticationFailed(given?.user ?? null, header.clientId);
+  if (!connection.authenticated) {
+    context.events.authenticationFailed(given?.user ?? null, header.clientId);
+    context.events.refused(KafkaErrorCode.saslAuthenticationFailed);
+  }
   return connection.authenticated
     ? writeSaslAuthenticateResponse(header, KafkaErrorCode.none, null)
     : writeSaslAuthenticateResponse(header, KafkaErrorCode.saslAuthenticationFailed, 'Authentication failed: invalid username or password');
@@ -141,12 +166,14 @@ function answerMetadata(reader: ByteReader, header: RequestHeader, context: Kafk
     name,
     errorCode: isLegalTopicName(name) ? KafkaErrorCode.none : KafkaErrorCode.invalidTopic,
   }));
+  for (const t of topics) if (t.errorCode !== KafkaErrorCode.none) context.events.refused(t.errorCode);
   return writeMetadataResponse(header, { broker: context.broker, clusterId: context.clusterId, topics });
 }
 
 function answerInitProducerId(reader: ByteReader, header: RequestHeader, context: KafkaSessionContext): Buffer {
   const request = readInitProducerIdRequest(reader, header.apiVersion);
   if (request.transactionalId !== null) {
+    context.events.refused(KafkaErrorCode.transactionalIdAuthorizationFailed);
     return writeInitProducerIdResponse(header, { errorCode: KafkaErrorCode.transactionalIdAuthorizationFailed, producerId: -1n, producerEpoch: -1 });
   }
   return writeInitProducerIdResponse(header, { errorCode: KafkaErrorCode.none, producerId: context.producers.newProducerId(), producerEpoch: 0 });
@@ -165,9 +192,11 @@ async function answerProduce(reader: ByteReader, header: RequestHeader, context:
   const request = readProduceRequest(reader, header.apiVersion);
   const validAcks = request.acks === 0 || request.acks === 1 || request.acks === -1;
   const pending: PendingPartition[] = [];
+  // shared by the request's partitions: what a request may make the listener hold is bounded by MaxRequestBytes
+  const budget = { recordsBytes: context.maxRecordsBytes };
   for (const topicData of request.topics) {
     for (const data of topicData.partitions) {
-      pending.push(takePartition(topicData.topic, data.partition, data.records, header, request.transactionalId, validAcks, context));
+      pending.push(takePartition(topicData.topic, data.partition, data.records, header, request.transactionalId, validAcks, budget, context));
     }
   }
   const records = pending.flatMap((p) => p.records);
@@ -180,10 +209,15 @@ async function answerProduce(reader: ByteReader, header: RequestHeader, context:
       for (const p of pending) for (const id of p.producerIds) context.producers.forget(p.topic, p.answer.partition, id);
     }
   }
+  const answers = pending.map((p) => ({
+    topic: p.topic,
+    answer: failure !== undefined && p.records.length > 0 ? partitionError(p.answer.partition, KafkaErrorCode.kafkaStorageError, failure) : p.answer,
+  }));
+  for (const { answer } of answers) if (answer.errorCode !== KafkaErrorCode.none) context.events.refused(answer.errorCode);
   if (request.acks === 0) return undefined;
   const byTopic = new Map<string, PartitionAnswer[]>();
-  for (const p of pending) {
-    const answer = failure !== undefined && p.records.length > 0 ? partitionError(p.answer.partition, KafkaErrorCode.kafkaStorageError, failure) : p.answer;
+  for (const p of answers) {
+    const { answer } = p;
     const list = byTopic.get(p.topic) ?? [];
     list.push(answer);
     byTopic.set(p.topic, list);
@@ -199,6 +233,7 @@ function takePartition(
   header: RequestHeader,
   transactionalId: string | null,
   validAcks: boolean,
+  budget: { recordsBytes: number },
   context: KafkaSessionContext,
 ): PendingPartition {
   const refuse = (errorCode: number, reason: string): PendingPartition => ({
@@ -213,7 +248,7 @@ function takePartition(
   if (partition !== 0) return refuse(KafkaErrorCode.unknownTopicOrPartition, 'every topic has one partition, 0');
   let batches;
   try {
-    batches = readRecordBatches(data ?? Buffer.alloc(0), context.maxRecordsBytes);
+    batches = readRecordBatches(data ?? Buffer.alloc(0), budget.recordsBytes);
   } catch (err) {
     if (!(err instanceof KafkaProtocolError)) throw err;
     if (err.code === KafkaProtocolCodes.unsupportedCompression) {
@@ -224,6 +259,7 @@ function takePartition(
     }
     return refuse(kafkaCodeFor(err), err.message);
   }
+  for (const batch of batches) budget.recordsBytes -= batch.chargedBytes;
   const next = context.offsets.get(topic) ?? 0n;
   let offset = next;
   let firstOffset: bigint | undefined;
@@ -253,6 +289,6 @@ function takePartition(
     for (const record of batch.records) records.push({ ...record, topic });
     offset += BigInt(batch.lastOffsetDelta + 1);
   }
-  context.offsets.set(topic, offset);
+  keepOffset(context.offsets, topic, offset);
   return { topic, answer: { partition, errorCode: KafkaErrorCode.none, baseOffset: firstOffset ?? next, errorMessage: null }, records, producerIds };
 }

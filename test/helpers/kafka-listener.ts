@@ -22,7 +22,12 @@ export interface MemoryListener {
   waitForRecords(n: number): Promise<void>;
 }
 
-export async function startMemoryListener(opts: Partial<KafkaListenerOptions> = {}, credentials?: { user: string; password: string }): Promise<MemoryListener> {
+/** `beforeCommit`: awaited by every commit before it takes the records (a test holds commits back with it). */
+export async function startMemoryListener(
+  opts: Partial<KafkaListenerOptions> = {},
+  credentials?: { user: string; password: string },
+  beforeCommit?: () => Promise<void>,
+): Promise<MemoryListener> {
   const records: ProducedRecord[] = [];
   const events: ListenerEvent[] = [];
   const logLines: Record<string, unknown>[] = [];
@@ -42,6 +47,7 @@ export async function startMemoryListener(opts: Partial<KafkaListenerOptions> = 
       producers: new ProducerState(),
       offsets: new Map(),
       commit: async (batch) => {
+        await beforeCommit?.();
         records.push(...batch);
         for (const w of waiters.splice(0)) {
           if (records.length >= w.n) w.resolve();
@@ -53,6 +59,7 @@ export async function startMemoryListener(opts: Partial<KafkaListenerOptions> = 
         refusedBatch: (_topic, code) => events.push({ kind: 'refused-batch', detail: code }),
         unsupportedRequest: (apiKey, apiVersion) => events.push({ kind: 'unsupported-request', detail: `${apiKey}v${apiVersion}` }),
         authenticationFailed: (user) => events.push({ kind: 'authentication-failed', detail: user ?? '' }),
+        refused: () => undefined, // counted by the listener itself (listener.refusals)
       },
     },
     pino({ base: null }, sink),

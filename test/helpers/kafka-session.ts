@@ -15,7 +15,7 @@ export function sessionContext(commit: (records: readonly ProducedRecord[]) => P
     producers: new ProducerState(),
     offsets: new Map(),
     commit,
-    events: { unsupportedCompression: ignore, refusedBatch: ignore, unsupportedRequest: ignore, authenticationFailed: ignore, ...extra.events },
+    events: { unsupportedCompression: ignore, refusedBatch: ignore, unsupportedRequest: ignore, authenticationFailed: ignore, refused: ignore, ...extra.events },
   };
 }
 

@@ -16,6 +16,7 @@ import { ByteReader } from '../../src/kafka-protocol/reader';
 import { readRecordBatches } from '../../src/kafka-protocol/record-batch';
 import { crc32c } from '../../src/kafka-protocol/crc32c';
 import { fixtureMessages } from '../fixtures/kafka-protocol/messages';
+import { ByteWriter } from '../../src/kafka-protocol/writer';
 
 const FIXTURES = join(__dirname, '..', 'fixtures', 'kafka-protocol');
 const CAPTURES = readdirSync(FIXTURES, { withFileTypes: true })
@@ -149,6 +150,17 @@ describe('frames', () => {
     size.writeInt32BE(-5);
     expect(() => new FrameReader(100).push(size)).toThrow(expect.objectContaining({ code: 'E_KAFKA_MALFORMED' }));
   });
+});
+
+test('a response far beyond the writer\'s first 256 bytes reads back whole (every field written as the buffer grows)', () => {
+  const topics = Array.from({ length: 300 }, (_, i) => `topic-${i}`);
+  const w = new ByteWriter(16);
+  for (const [i, t] of topics.entries()) w.int8(i % 100).int16(i).int32(i * 1000).int64(BigInt(i) << 33n).uvarint(i * 300).string(t, i % 2 === 0).raw(Buffer.from([i % 256]));
+  const r = new ByteReader(w.toBuffer());
+  for (const [i, t] of topics.entries()) {
+    expect([r.int8(), r.int16(), r.int32(), r.int64(), r.uvarint(), i % 2 === 0 ? r.compactString() : r.string(), r.bytes(1)[0]]).toEqual([i % 100, i, i * 1000, BigInt(i) << 33n, i * 300, t, i % 256]);
+  }
+  expect(r.remaining).toBe(0);
 });
 
 test('a lying array count is malformed, not a loop', () => {

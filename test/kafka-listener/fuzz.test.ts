@@ -30,7 +30,7 @@ function context(committed: ProducedRecord[]): KafkaSessionContext {
     commit: async (records) => {
       committed.push(...records);
     },
-    events: { unsupportedCompression: ignore, refusedBatch: ignore, unsupportedRequest: ignore, authenticationFailed: ignore },
+    events: { unsupportedCompression: ignore, refusedBatch: ignore, unsupportedRequest: ignore, authenticationFailed: ignore, refused: ignore },
   };
 }
 

@@ -4,12 +4,13 @@
 
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { AcceptResult, Ingest, SourceName } from '../../ingest';
+import type { KafkaListener } from '../../sources/kafka-listener';
 import type { Publisher } from '../publisher';
 
 const SOURCES: SourceName[] = ['http', 'socket', 'spool', 'replay', 'kafka'];
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
-export function createMetrics(publisher: Publisher, ingest: Ingest): Registry {
+export function createMetrics(publisher: Publisher, ingest: Ingest, kafkaListener: KafkaListener | undefined): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'jobcompd_' });
   const { outbox, dispatcher } = publisher;
@@ -115,6 +116,16 @@ export function createMetrics(publisher: Publisher, ingest: Ingest): Registry {
     collect() {
       this.reset();
       for (const b of publisher.producerStats?.brokers ?? []) this.labels(b.name).set(b.state === 'UP' ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: 'jobcompd_kafka_listener_refusals_total',
+    help: 'Kafka listener: error answers by Kafka error name, and connections it closed by jobcompd code (E_KAFKA_*)',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [reason, n] of kafkaListener?.refusals ?? []) this.labels(reason).inc(n);
     },
   });
   gauge('jobcompd_librdkafka_queued_messages', "Messages in librdkafka's queues (from its statistics)", () => publisher.producerStats?.queuedMessages ?? 0);
