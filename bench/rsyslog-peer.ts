@@ -191,8 +191,12 @@ async function rsyslogPeer(broker: KafkaBroker, topic: string, queue: RsyslogQue
   };
 }
 
-/** Records 0..n-1, each until acknowledged, while the kills fire at their progress points. */
-async function sendUnderKills(peer: Peer, n: number, schedule: KillPoint[]): Promise<void> {
+/**
+ * Records 0..n-1, each until acknowledged, while the kills fire at their progress points.
+ * Returns how many records had been handed out to senders at each kill.
+ */
+async function sendUnderKills(peer: Peer, n: number, schedule: KillPoint[]): Promise<number[]> {
+  const handedOutAtKill: number[] = [];
   let next = 0;
   let acknowledged = 0;
   const pending = [...schedule];
@@ -205,6 +209,7 @@ async function sendUnderKills(peer: Peer, n: number, schedule: KillPoint[]): Pro
         const k = pending.shift() as KillPoint;
         killing = killing.then(async () => {
           await sleep(k.afterMs); // the moment is the point: seeded
+          handedOutAtKill.push(next);
           await peer.killAndRestart();
         });
       }
@@ -212,6 +217,7 @@ async function sendUnderKills(peer: Peer, n: number, schedule: KillPoint[]): Pro
   };
   await Promise.all(Array.from({ length: peer.concurrency }, worker));
   await killing;
+  return handedOutAtKill;
 }
 
 /** The topic's message count once the peer is drained and the count has not moved for SETTLE_MS. */
@@ -242,6 +248,9 @@ interface FaultRow {
   duplicates: number;
   /** messages that are not the record of their job id */
   mismatched: number;
+  /** records handed out to the senders when each kill fired, and the lost records' numbers (the first 50): where the losses fell */
+  handedOutAtKill: number[];
+  lostRecords: number[];
 }
 
 async function faultRun(broker: KafkaBroker, name: string, n: number, schedule: KillPoint[], makePeer: (topic: string, record: (i: number) => Buffer, body: (i: number) => Buffer) => Promise<Peer>): Promise<FaultRow> {
@@ -252,7 +261,7 @@ async function faultRun(broker: KafkaBroker, name: string, n: number, schedule: 
   const peer = await makePeer(topic, record, body);
   try {
     const t0 = Date.now();
-    await sendUnderKills(peer, n, schedule);
+    const handedOutAtKill = await sendUnderKills(peer, n, schedule);
     const seconds = (Date.now() - t0) / 1000;
     const count = await settledCount(broker.bootstrapServers, topic, peer);
     const messages = count === 0 ? [] : await consumeAll(broker.bootstrapServers, topic, { count, timeoutMs: TOPIC_TIMEOUT_MS });
@@ -263,8 +272,10 @@ async function faultRun(broker: KafkaBroker, name: string, n: number, schedule: 
       if (m.value === null || !(i >= 0 && i < n) || !m.value.equals(record(i))) wrong += 1;
       else seen.add(i);
     }
-    const row = { peer: name, records: n, kills: schedule.length, seconds, messages: messages.length, lost: n - seen.size, duplicates: messages.length - wrong - seen.size, mismatched: wrong };
+    const lostRecords = Array.from({ length: n }, (_, i) => i).filter((i) => !seen.has(i));
+    const row = { peer: name, records: n, kills: schedule.length, seconds, messages: messages.length, lost: lostRecords.length, duplicates: messages.length - wrong - seen.size, mismatched: wrong, handedOutAtKill, lostRecords: lostRecords.slice(0, 50) };
     note(`kill -9 × ${row.kills}, ${name}: ${n} acknowledged in ${seconds.toFixed(1)} s; ${row.messages} messages, lost ${row.lost}, duplicates ${row.duplicates}, mismatched ${row.mismatched}`);
+    note(`  records handed out at the kills: ${handedOutAtKill.join(', ')}; lost: ${row.lostRecords.join(', ')}`);
     return row;
   } finally {
     await peer.stop();

@@ -1,7 +1,7 @@
 // Debian's rsyslogd as the durable peer of the benchmarks: an unprivileged foreground
 // process (`rsyslogd -n -f <conf> -i <pidfile>`) with its own configuration and work
 // directory, never the system's service. It receives RELP (imrelp) and forwards to Kafka
-// (omkafka). The settings and why each is there: docs/benchmarks.md, "rsyslog".
+// (omkafka). The settings and why each is there: docs/benchmarks.md, section 4.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
