@@ -220,9 +220,18 @@ export class BenchDaemon {
   }
 
   async stop(): Promise<void> {
-    const exited = new Promise((resolve) => this.proc.once('exit', resolve));
     // SIGTERM lets V8 write the profile; otherwise the fastest way out.
-    this.proc.kill(PROFILE_DIR === undefined ? 'SIGKILL' : 'SIGTERM');
+    await this.end(PROFILE_DIR === undefined ? 'SIGKILL' : 'SIGTERM');
+  }
+
+  /** kill -9, whatever BENCH_CPU_PROF says (a state directory given in the setup stays). */
+  async kill(): Promise<void> {
+    await this.end('SIGKILL');
+  }
+
+  private async end(signal: NodeJS.Signals): Promise<void> {
+    const exited = new Promise((resolve) => this.proc.once('exit', resolve));
+    this.proc.kill(signal);
     await exited;
     rmSync(this.work, { recursive: true, force: true });
   }

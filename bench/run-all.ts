@@ -12,6 +12,7 @@ import { backlogBench, backlogTable } from './backlog';
 import { drawChart } from './chart';
 import { hookLatencyBench, hookLatencyTable } from './hook-latency';
 import { machine, note, option, root, runBench, saveResult } from './lib';
+import { peerOptions, rsyslogPeerBench, rsyslogPeerTable } from './rsyslog-peer';
 import { throughputBench, throughputTable } from './throughput';
 
 async function main(): Promise<void> {
@@ -25,6 +26,9 @@ async function main(): Promise<void> {
   saveResult('throughput', { rows: throughput });
   const backlog = await backlogBench({ records: option('records', q(50_000, 1_000_000)), runs: option('backlog-runs', runs) });
   saveResult('backlog', backlog);
+  // --peer-seconds, --peer-runs, --kill-records, --kills, --kill-seed (bench/rsyslog-peer.ts)
+  const peer = await rsyslogPeerBench(peerOptions(quick));
+  saveResult(quick ? 'rsyslog-peer-quick' : 'rsyslog-peer', peer);
 
   const m = machine();
   const summary = [
@@ -43,6 +47,10 @@ async function main(): Promise<void> {
     '## Backlog, memory, start-up',
     '',
     backlogTable(backlog),
+    '',
+    '## A durable peer: rsyslog (RELP in, disk queue, omkafka out) and kill -9 both ways',
+    '',
+    rsyslogPeerTable(peer),
     '',
   ].join('\n');
   const file = join(root, 'bench/results/summary.md');

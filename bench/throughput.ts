@@ -32,7 +32,7 @@ import {
 import { HEADER_BYTES } from '../src/sources/hook-protocol';
 
 /** Enough to saturate two cores without queueing thousands of requests in the client. */
-const CONCURRENCY = 32;
+export const CONCURRENCY = 32;
 
 type Path = 'http' | 'socket';
 
@@ -75,7 +75,7 @@ async function oneRun(broker: KafkaBroker, path: Path, seconds: number, partitio
   }
 }
 
-interface Row {
+export interface Row {
   what: string;
   partitions: number;
   seconds: number;
@@ -86,7 +86,7 @@ interface Row {
   ratio: number;
 }
 
-async function series(broker: KafkaBroker, path: Path, seconds: number, partitions: number, runs: number): Promise<Row> {
+export async function series(broker: KafkaBroker, path: Path, seconds: number, partitions: number, runs: number): Promise<Row> {
   const results: Run[] = [];
   for (let i = 0; i < runs; i++) results.push(await oneRun(broker, path, seconds, partitions));
   const jobcompd = spread(results.map((r) => r.perSecond));

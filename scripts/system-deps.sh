@@ -10,7 +10,9 @@
 #           (promtool and a real Prometheus for the shipped alert rules and dashboard),
 #           kcat (a librdkafka 2.0 producer against the Kafka listener)
 #   bench:  the test packages, plus gnuplot-nox (the chart); kcat is also the raw producer
-#           jobcompd is compared with
+#           jobcompd is compared with; rsyslog, rsyslog-relp (imrelp) and rsyslog-kafka
+#           (omkafka) are the durable peer (bench/rsyslog-peer.ts), run as an unprivileged
+#           foreground process with its own config, never as the system's service
 # Usage: scripts/system-deps.sh [build|kafka|test|bench]
 #   (test includes build and kafka, bench includes test)
 set -eu
@@ -21,7 +23,7 @@ if [ "$mode" != kafka ]; then
   want="g++ make python3 libssl-dev zlib1g-dev libzstd-dev libsasl2-dev libcurl4-openssl-dev libsystemd-dev"
 fi
 if [ "$mode" = bench ]; then
-  want="$want gnuplot-nox"
+  want="$want gnuplot-nox rsyslog rsyslog-relp rsyslog-kafka"
 fi
 if [ "$mode" = test ] || [ "$mode" = bench ]; then
   want="$want libjson-c-dev pkg-config prometheus kcat"
