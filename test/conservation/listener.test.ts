@@ -12,7 +12,7 @@ import { useBroker } from '../helpers/broker-suite';
 import { freePort } from '../helpers/daemon';
 import { faultSchedule, prng, RestartableDaemon, until } from './faults';
 import { PRODUCER_CLIENTS, produceSequence, type ProducerClient } from './producers';
-import { backlog, consumeSequence, expectWithinKillBound } from './readback';
+import { backlog, consumeSequence, expectWithinKillBound, statusCounters } from './readback';
 import { FaultsAtProgress } from './senders';
 
 const N = Number(process.env.CONSERVATION_N ?? 50_000);
@@ -72,6 +72,8 @@ describe.each(PRODUCER_CLIENTS)('through the Kafka listener from %s', (client: P
     await until('the backlog to drain', async () => (await backlog(daemon.current)) === 0, 120_000);
     const { messages, missing, moreThanTwice } = await consumeSequence(suite.broker().bootstrapServers, topic, first, N);
     expect(missing).toEqual([]);
+    // resends the restarted listener took as new and DedupWindow stored once (docs/delivery-guarantees.md)
+    process.stdout.write(`${client}: ${String((await statusCounters(daemon.current))?.deduplicated)} record(s) deduplicated\n`);
     expectWithinKillBound(`${client} through the listener`, N, sentIn, { messages, moreThanTwice }, daemon);
   });
 });

@@ -35,9 +35,14 @@ export async function consumeSequence(bootstrapServers: string, topic: string, f
   throw new Error(`records still missing from ${topic} after 20 reads`);
 }
 
-export async function backlog(d: DaemonProcess): Promise<number> {
+/** The counters of `jobcompd status` a run reports; undefined while the daemon does not answer. */
+export async function statusCounters(d: DaemonProcess): Promise<{ backlog: number; deduplicated: number } | undefined> {
   const res = await fetch(`${d.adminUrl}/status`).catch(() => undefined);
-  return res ? ((await res.json()) as { backlog: number }).backlog : -1;
+  return res ? ((await res.json()) as { backlog: number; deduplicated: number }) : undefined;
+}
+
+export async function backlog(d: DaemonProcess): Promise<number> {
+  return (await statusCounters(d))?.backlog ?? -1;
 }
 
 function describeKill(k: Kill, i: number): string {
