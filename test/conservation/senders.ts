@@ -105,25 +105,46 @@ export async function runFault(f: Fault, daemon: RestartableDaemon, broker: Kafk
   await broker.restart();
 }
 
+/**
+ * Fires each fault, one after the other, once the count of acknowledged records passes its
+ * progress point: the senders report their progress, the faults follow it.
+ */
+export class FaultsAtProgress {
+  private readonly pending: Fault[];
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(faults: readonly Fault[], private readonly daemon: RestartableDaemon, private readonly broker: KafkaBroker) {
+    this.pending = [...faults];
+  }
+
+  progressed(done: number): void {
+    while (this.pending.length > 0 && (this.pending[0] as Fault).at <= done) {
+      const f = this.pending.shift() as Fault;
+      this.chain = this.chain.then(() => runFault(f, this.daemon, this.broker));
+    }
+  }
+
+  /** settles once every fault fired so far is over */
+  settled(): Promise<void> {
+    return this.chain;
+  }
+}
+
 /** Send record 0..n-1 with `concurrency` workers while the faults fire at their progress points. */
 export async function sendUnderFaults(n: number, concurrency: number, send: Sender, faults: Fault[], daemon: RestartableDaemon, broker: KafkaBroker): Promise<void> {
   let next = 0;
   let done = 0;
-  const pending = [...faults];
-  let faulting: Promise<void> = Promise.resolve();
+  const firing = new FaultsAtProgress(faults, daemon, broker);
   const worker = async (): Promise<void> => {
     while (next < n) {
       const i = next++;
       await send(i);
       done += 1;
-      while (pending.length > 0 && (pending[0] as Fault).at <= done) {
-        const f = pending.shift() as Fault;
-        faulting = faulting.then(() => runFault(f, daemon, broker));
-      }
+      firing.progressed(done);
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
-  await faulting;
+  await firing.settled();
 }
 
 export type Path = 'http' | 'socket' | 'spool';

@@ -157,16 +157,16 @@ function encodeForJava(messages: readonly TestMessage[]): Buffer {
   return Buffer.concat(parts);
 }
 
-/** Compiles TestProducer once (into .cache/) and returns its classpath. */
-async function javaProducerClasspath(): Promise<string> {
+/** Compiles a Java program (class `className`, source `source`) once into .cache/ and returns its classpath. */
+export async function compiledJavaClasspath(className: string, source: string): Promise<string> {
   const libs = await ensureKafkaJars();
   // a directory per source text, so a changed program is compiled again
-  const dir = join(findProjectRoot(), '.cache', 'kafka-listener-java', createHash('sha256').update(JAVA_PRODUCER).digest('hex').slice(0, 12));
+  const dir = join(findProjectRoot(), '.cache', 'kafka-listener-java', createHash('sha256').update(source).digest('hex').slice(0, 12));
   const classpath = `${dir}:${libs}/*`;
-  if (!existsSync(join(dir, 'TestProducer.class'))) {
+  if (!existsSync(join(dir, `${className}.class`))) {
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'TestProducer.java'), JAVA_PRODUCER);
-    await execFileAsync('javac', ['-cp', `${libs}/*`, '-d', dir, join(dir, 'TestProducer.java')]);
+    writeFileSync(join(dir, `${className}.java`), source);
+    await execFileAsync('javac', ['-cp', `${libs}/*`, '-d', dir, join(dir, `${className}.java`)]);
   }
   return classpath;
 }
@@ -180,7 +180,7 @@ export async function produceWithJava(
   workDir: string,
   properties: Record<string, string> = {},
 ): Promise<{ delivered: number; failed: number }> {
-  const classpath = await javaProducerClasspath();
+  const classpath = await compiledJavaClasspath('TestProducer', JAVA_PRODUCER);
   const file = join(workDir, `messages-${compression}.bin`);
   writeFileSync(file, encodeForJava(messages));
   const { stdout } = await execFileAsync('java', ['-cp', classpath, 'TestProducer', bootstrap, topic, file, compression, ...Object.entries(properties).flat()], { timeout: 60_000 });
