@@ -12,11 +12,12 @@ import { backlogBench, backlogTable } from './backlog';
 import { drawChart } from './chart';
 import { hookLatencyBench, hookLatencyTable } from './hook-latency';
 import { machine, note, option, root, runBench, saveResult } from './lib';
+import { listenerBench, listenerTable } from './listener';
 import { throughputBench, throughputTable } from './throughput';
 
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
-  // Each figure can be scaled: --hook-runs, --node-runs, --seconds, --partition-seconds, --runs, --records.
+  // Each figure can be scaled: --hook-runs, --node-runs, --seconds, --partition-seconds, --runs, --records, --listener-records.
   const q = (small: number, full: number): number => (quick ? small : full);
   const runs = option('runs', q(1, 3));
   const hook = await hookLatencyBench({ runs: option('hook-runs', q(500, 10_000)), nodeRuns: option('node-runs', q(50, 1000)), series: option('hook-series', q(1, 3)) });
@@ -25,6 +26,8 @@ async function main(): Promise<void> {
   saveResult('throughput', { rows: throughput });
   const backlog = await backlogBench({ records: option('records', q(50_000, 1_000_000)), runs: option('backlog-runs', runs) });
   saveResult('backlog', backlog);
+  const listener = await listenerBench({ records: option('listener-records', q(50_000, 500_000)), runs });
+  saveResult('listener', listener);
 
   const m = machine();
   const summary = [
@@ -43,6 +46,10 @@ async function main(): Promise<void> {
     '## Backlog, memory, start-up',
     '',
     backlogTable(backlog),
+    '',
+    '## Kafka listener: kcat -P through jobcompd (durable) and straight to the broker',
+    '',
+    listenerTable(listener),
     '',
   ].join('\n');
   const file = join(root, 'bench/results/summary.md');
