@@ -19,7 +19,7 @@ const FILL_BATCH = 5000;
 const HOLD_MS = 10_000;
 
 /** Payload i: the captured kinds, job id 1 + i (made from nine serialized templates: a million serializations would dominate). */
-function payloadMaker(): (i: number) => Buffer {
+export function payloadMaker(): (i: number) => Buffer {
   const body = esBodyOf(0);
   const templates = Array.from({ length: 9 }, (_, k) => payloadOf(body(k)).toString('latin1').replace(/^\{"jobid":\d+,/, ''));
   return (i) => Buffer.from(`{"jobid":${1 + i},${templates[i % 9] as string}`, 'latin1');

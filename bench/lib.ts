@@ -17,6 +17,8 @@ import { reserveLoopbackPorts } from '../tools/harness-common';
 export const root = findProjectRoot();
 export const JOBCOMPD = join(root, 'bin/jobcompd');
 const PROFILE_DIR = process.env.BENCH_CPU_PROF || undefined;
+/** The unit of /proc/<pid>/stat's CPU times. */
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 // ---------------------------------------------------------------------------
 // Reporting
@@ -141,6 +143,8 @@ export interface DaemonSetup {
   /** lines for the [producer] section */
   producerConf?: string;
   jobCompParams?: string;
+  /** `[kafka] Listen` (host:port): the Kafka listener on */
+  kafkaListen?: string;
 }
 
 export class BenchDaemon {
@@ -173,6 +177,7 @@ export class BenchDaemon {
         '[hook]',
         `Socket=${join(work, 'hook.sock')}`,
         `Spool=${join(work, 'spool')}`,
+        ...(setup.kafkaListen === undefined ? [] : ['[kafka]', `Listen=${setup.kafkaListen}`]),
         '[producer]',
         setup.producerConf ?? '',
         '',
@@ -212,11 +217,29 @@ export class BenchDaemon {
     }
   }
 
+  /** Every Prometheus sample of /metrics, by metric name (labels summed). */
+  async metrics(): Promise<Map<string, number>> {
+    const text = await (await fetch(`http://127.0.0.1:${this.adminPort}/metrics`)).text();
+    const values = new Map<string, number>();
+    for (const m of text.matchAll(/^([a-z_:]+)(?:\{[^}]*\})? (\S+)$/gm)) {
+      values.set(m[1] as string, (values.get(m[1] as string) ?? 0) + Number(m[2]));
+    }
+    return values;
+  }
+
   /** [current RSS, peak RSS (VmHWM)] in kB, from /proc. */
   rssKb(): { rss: number; peak: number } {
     const text = readFileSync(`/proc/${String(this.proc.pid)}/status`, 'utf8');
     const kb = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? NaN);
     return { rss: kb('VmRSS'), peak: kb('VmHWM') };
+  }
+
+  /** CPU seconds (user + system, every thread) the daemon has used so far, from /proc. */
+  cpuSeconds(): number {
+    const stat = readFileSync(`/proc/${String(this.proc.pid)}/stat`, 'utf8');
+    // the fields after the command name, which is in parentheses and may hold spaces: utime and stime are the 12th and 13th
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
   }
 
   async stop(): Promise<void> {

@@ -13,11 +13,12 @@ import { drawChart } from './chart';
 import { hookLatencyBench, hookLatencyTable } from './hook-latency';
 import { machine, note, option, root, runBench, saveResult } from './lib';
 import { peerOptions, rsyslogPeerBench, rsyslogPeerTable } from './rsyslog-peer';
+import { listenerBench, listenerTable } from './listener';
 import { throughputBench, throughputTable } from './throughput';
 
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
-  // Each figure can be scaled: --hook-runs, --node-runs, --seconds, --partition-seconds, --runs, --records.
+  // Each figure can be scaled: --hook-runs, --node-runs, --seconds, --partition-seconds, --runs, --records, --listener-records.
   const q = (small: number, full: number): number => (quick ? small : full);
   const runs = option('runs', q(1, 3));
   const hook = await hookLatencyBench({ runs: option('hook-runs', q(500, 10_000)), nodeRuns: option('node-runs', q(50, 1000)), series: option('hook-series', q(1, 3)) });
@@ -29,6 +30,8 @@ async function main(): Promise<void> {
   // --peer-seconds, --peer-runs, --kill-records, --kills, --kill-seed (bench/rsyslog-peer.ts)
   const peer = await rsyslogPeerBench(peerOptions(quick));
   saveResult(quick ? 'rsyslog-peer-quick' : 'rsyslog-peer', peer);
+  const listener = await listenerBench({ records: option('listener-records', q(50_000, 500_000)), runs });
+  saveResult('listener', listener);
 
   const m = machine();
   const summary = [
@@ -51,6 +54,10 @@ async function main(): Promise<void> {
     '## A durable peer: rsyslog (RELP in, disk queue, omkafka out) and kill -9 both ways',
     '',
     rsyslogPeerTable(peer),
+    '',
+    '## Kafka listener: kcat -P through jobcompd (durable) and straight to the broker',
+    '',
+    listenerTable(listener),
     '',
   ].join('\n');
   const file = join(root, 'bench/results/summary.md');
