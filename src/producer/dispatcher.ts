@@ -51,7 +51,7 @@ interface RetryEntry {
 const MIN_REFILL = 250;
 const QUEUE_FULL_RECHECK_MS = 50;
 /**
- * With every slot of MaxInFlight taken, serve delivery reports this soon instead of at the
+ * With the window full (windowFull), serve delivery reports this soon instead of at the
  * next poll_interval: waiting up to 2 s with a full window capped a drain at
  * MaxInFlight / poll_interval (500 records/s with the defaults; bench/backlog.ts).
  */
