@@ -4,7 +4,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { loadVerifiedConfig, sameProducerSettings, type LoadedConfig } from './config';
-import { errorMessage, type ConfigError, type StateError } from '../errors';
+import { errorMessage, StateCodes, type ConfigError, type StateError } from '../errors';
 import { Ingest } from '../ingest';
 import { Publisher } from './publisher';
 import { fsyncSkipped, SKIP_FSYNC_VARIABLE } from '../outbox/sync';
@@ -41,7 +41,11 @@ export class Daemon extends EventEmitter {
     });
     // No graceful stop: it would commit, and flush to Kafka, on a file whose state is unknown.
     publisher.outbox.once('fatal', (err: StateError) => {
-      this.log.fatal({ logEvent: 'state.sync-failed', code: err.code, err: err.message }, 'the state file failed to sync or commit: exiting without answering another record');
+      const damaged = err.code === StateCodes.corrupt;
+      this.log.fatal(
+        { logEvent: damaged ? 'state.damaged' : 'state.sync-failed', code: err.code, err: err.message },
+        damaged ? 'the state file is damaged: exiting (jobcompd repair-state)' : 'the state file failed to sync or commit: exiting without answering another record',
+      );
       this.emit('fatal', err);
     });
   }

@@ -40,7 +40,7 @@ import { EXIT_IOERR, StateCodes, StateError, errorMessage } from '../errors';
 import type { JobEvent } from '../record/job-record';
 import { OUTBOX_INSERT, OUTBOX_ROW, QUARANTINE_INSERT, QUARANTINE_ROW } from './columns';
 import { whereClause, type RowFilter } from './filter';
-import { isDiskFull, openStateFile, sqliteCode, type OpenOptions, type OpenStateFile } from './open';
+import { corruptStateFile, isCorrupt, isDiskFull, openStateFile, sqliteCode, type OpenOptions, type OpenStateFile } from './open';
 import { sqliteSynchronous, syncData, syncDataNow } from './sync';
 
 
@@ -163,6 +163,8 @@ const RETRY_FLUSH_MS = 1000;
  */
 export const CHECKPOINT_AFTER_CHANGES = 1000;
 const DEDUP_PRUNE_INTERVAL_MS = 60_000;
+/** The counters row holding the number of outbox rows (schema.ts, version 4). */
+const BACKLOG_COUNTER = 'backlog';
 
 export class Outbox extends EventEmitter {
   private pending = emptyWrites();
@@ -194,7 +196,8 @@ export class Outbox extends EventEmitter {
     super();
     ({ file: this.file, db: this.db, walFd: this.walFd, dbFd: this.dbFd } = opened);
     this.stmt = this.prepare();
-    this.backlog = (this.db.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n;
+    // kept by every transaction (schema.ts, version 4): a start never counts the backlog
+    this.backlog = this.counter(BACKLOG_COUNTER);
     this.syncedMaxId = this.maxRowId();
   }
 
@@ -214,6 +217,7 @@ export class Outbox extends EventEmitter {
           'SELECT event, job_id, payload, NULL, source, received_at, ?, ?, ?, topic, msg_key, headers FROM outbox WHERE id = ?',
       ),
       delete: db.prepare('DELETE FROM outbox WHERE id = ?'),
+      deleteRange: db.prepare('DELETE FROM outbox WHERE id BETWEEN ? AND ?'),
       noteFailure: db.prepare('UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?'),
       addCounter: db.prepare('INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value'),
       pendingAfter: db.prepare(
@@ -267,12 +271,19 @@ export class Outbox extends EventEmitter {
    * new is synced that costs no query.
    */
   pendingAfter(cursor: number, limit: number, filter?: RowFilter): OutboxRow[] {
-    if (cursor >= this.syncedMaxId) return [];
-    if (!filter) return this.stmt.pendingAfter.all(cursor, this.syncedMaxId, limit) as OutboxRow[];
-    const where = whereClause(filter);
-    return this.db
-      .prepare(`SELECT ${OUTBOX_ROW} FROM outbox WHERE id > ? AND id <= ?${where.sql} ORDER BY id LIMIT ?`)
-      .all(cursor, this.syncedMaxId, ...where.params, limit) as OutboxRow[];
+    if (cursor >= this.syncedMaxId || this.failure !== undefined) return [];
+    try {
+      if (!filter) return this.stmt.pendingAfter.all(cursor, this.syncedMaxId, limit) as OutboxRow[];
+      const where = whereClause(filter);
+      return this.db
+        .prepare(`SELECT ${OUTBOX_ROW} FROM outbox WHERE id > ? AND id <= ?${where.sql} ORDER BY id LIMIT ?`)
+        .all(cursor, this.syncedMaxId, ...where.params, limit) as OutboxRow[];
+    } catch (err) {
+      // a damaged page the start-up check does not read (open.ts): stop here, as at start
+      if (!isCorrupt(err)) throw err;
+      this.fail(corruptStateFile(this.file, `(${sqliteCode(err) ?? 'SQLITE_CORRUPT'} reading the rows after id ${cursor})`));
+      return [];
+    }
   }
 
   private maxRowId(): number {
@@ -303,7 +314,7 @@ export class Outbox extends EventEmitter {
 
   stats(): OutboxStats {
     const oldest = this.stmt.oldest.get() as { t: number } | undefined;
-    const counter = (name: string): number => (this.stmt.counter.get(name) as { value: number } | undefined)?.value ?? 0;
+    const counter = (name: string): number => this.counter(name);
     const quarantined = this.stmt.quarantineCount.get() as { n: number };
     return {
       backlog: this.backlog,
@@ -312,6 +323,10 @@ export class Outbox extends EventEmitter {
       quarantined: quarantined.n,
       deduplicated: counter('deduplicated'),
     };
+  }
+
+  private counter(name: string): number {
+    return (this.stmt.counter.get(name) as { value: number } | undefined)?.value ?? 0;
   }
 
   recordedErrors(): RecordedErrors {
@@ -350,6 +365,7 @@ export class Outbox extends EventEmitter {
     const rowId = this.db.transaction(() => {
       const inserted = Number(this.insertRow(record, 'replay', receivedAt));
       this.db.prepare('DELETE FROM quarantine WHERE id = ?').run(id);
+      this.stmt.addCounter.run(BACKLOG_COUNTER, 1);
       this.backlog += 1;
       return inserted;
     })();
@@ -368,6 +384,7 @@ export class Outbox extends EventEmitter {
     this.checkpointDurableNow();
     this.db.transaction(() => {
       for (const r of records) this.insertRow(r, r.source, r.receivedAt);
+      this.stmt.addCounter.run(BACKLOG_COUNTER, records.length);
       for (const q of quarantine) {
         this.stmt.quarantineInput.run(q.event, q.jobId, q.payload, q.raw, q.source, q.receivedAt, now, q.reasonCode, q.reason, q.topic ?? null, q.key ?? null, q.headers ?? null);
       }
@@ -521,15 +538,16 @@ export class Outbox extends EventEmitter {
     const started = process.hrtime.bigint();
     let results: AppendResult[];
     let qids: number[];
+    let backlogChange: number;
     try {
-      [results, qids] = this.db.transaction(() => this.write(w, now))();
+      [results, qids, backlogChange] = this.db.transaction(() => this.write(w, now))();
     } catch (err) {
       if (isDiskFull(err)) this.failFlush(w, err);
       else this.failCommit(w, err);
       return undefined;
     }
     const fresh = results.filter((r) => !r.duplicate);
-    this.backlog += fresh.length - w.acks.length - w.moves.size;
+    this.backlog += backlogChange;
     this.changesSinceCheckpoint += w.inserts.length + w.quarantines.length + w.acks.length + w.failures.size + w.moves.size;
     return { writes: w, results, qids, inserted: fresh.length, maxId: fresh[fresh.length - 1]?.id ?? 0, started, settled: false };
   }
@@ -590,10 +608,12 @@ export class Outbox extends EventEmitter {
   private commitError(err: unknown): StateError {
     const code = sqliteCode(err);
     const what = `cannot commit to the state file ${this.file}: ${errorMessage(err)}${code ? ` (${code})` : ''}`;
+    if (isCorrupt(err)) return corruptStateFile(this.file, `(${code ?? 'SQLITE_CORRUPT'} in a commit)`);
     return isDiskFull(err) ? new StateError(StateCodes.full, what) : new StateError(StateCodes.syncFailed, what, EXIT_IOERR);
   }
 
-  private write(w: PendingWrites, now: number): [AppendResult[], number[]] {
+  /** The transaction's statements; returns its results and how many rows the outbox gained (or lost). */
+  private write(w: PendingWrites, now: number): [AppendResult[], number[], number] {
     const s = this.stmt;
     const results = w.inserts.map(({ rec }) => this.insert(rec, now));
     const duplicates = results.filter((r) => r.duplicate).length;
@@ -605,14 +625,16 @@ export class Outbox extends EventEmitter {
     const qids = w.quarantines.map(({ entry: q }) =>
       Number(s.quarantineInput.run(q.event, q.jobId, q.payload, q.raw, q.source, q.receivedAt, now, q.reasonCode, q.reason, q.topic ?? null, q.key ?? null, q.headers ?? null).lastInsertRowid),
     );
-    for (const id of w.acks) s.delete.run(id);
+    let backlogChange = results.length - duplicates;
+    for (const [first, last] of consecutiveRuns(w.acks)) backlogChange -= s.deleteRange.run(first, last).changes;
     if (w.acks.length > 0) s.addCounter.run('delivered', w.acks.length);
     for (const [id, error] of w.failures) s.noteFailure.run(error, id);
     for (const [id, m] of w.moves) {
       s.quarantineRow.run(now, m.code, m.reason, id);
-      s.delete.run(id);
+      backlogChange -= s.delete.run(id).changes;
     }
-    return [results, qids];
+    if (backlogChange !== 0) s.addCounter.run(BACKLOG_COUNTER, backlogChange);
+    return [results, qids, backlogChange];
   }
 
   /** The row id of a record with this dedup key committed within the window, if any. */
@@ -666,4 +688,21 @@ export class Outbox extends EventEmitter {
       this.retryTimer.unref();
     }
   }
+}
+
+/**
+ * Delivered row ids as runs of consecutive ids, [first, last] each: a backlog is delivered
+ * in id order, so its deletions cost one statement per run instead of one per row. Only ids
+ * that follow each other exactly are joined: a row between two delivered ones may still be
+ * in flight.
+ */
+export function consecutiveRuns(ids: readonly number[]): [number, number][] {
+  const sorted = Float64Array.from(ids).sort();
+  const runs: [number, number][] = [];
+  for (const id of sorted) {
+    const run = runs[runs.length - 1];
+    if (run !== undefined && id === run[1] + 1) run[1] = id;
+    else runs.push([id, id]);
+  }
+  return runs;
 }

@@ -8,7 +8,7 @@ import { StateCodes, StateError, EXIT_SOFTWARE } from '../errors';
 
 /** "JCMP" */
 export const APPLICATION_ID = 0x4a434d50;
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 const MIGRATIONS: readonly string[] = [
   // 0 -> 1
@@ -64,6 +64,13 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE quarantine ADD COLUMN topic TEXT;
   ALTER TABLE quarantine ADD COLUMN msg_key BLOB;
   ALTER TABLE quarantine ADD COLUMN headers BLOB;
+  `,
+  // 3 -> 4
+  `
+  -- The number of outbox rows, kept by every transaction that inserts or deletes them, so
+  -- that a start does not count a backlog of millions (counted once, here).
+  INSERT INTO counters (name, value) SELECT 'backlog', count(*) FROM outbox WHERE 1
+    ON CONFLICT(name) DO UPDATE SET value = excluded.value;
   `,
 ];
 

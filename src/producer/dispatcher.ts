@@ -43,10 +43,15 @@ interface RetryEntry {
   dueAt: number;
 }
 
-const PAGE_SIZE = 500;
+/**
+ * Rows are read in pages of up to MaxInFlight, and only once this many slots are free (or
+ * nothing in flight will free more): refilling one slot per delivery report read the
+ * backlog back a row or two per query (docs/benchmarks.md, backlog).
+ */
+const MIN_REFILL = 250;
 const QUEUE_FULL_RECHECK_MS = 50;
 /**
- * With every slot of MaxInFlight taken, serve delivery reports this soon instead of at the
+ * With the window full (windowFull), serve delivery reports this soon instead of at the
  * next poll_interval: waiting up to 2 s with a full window capped a drain at
  * MaxInFlight / poll_interval (500 records/s with the defaults; bench/backlog.ts).
  */
@@ -210,27 +215,33 @@ export class Dispatcher extends EventEmitter {
     } finally {
       this.pumping = false;
     }
-    if (this.inFlight.size >= this.opts.maxInFlight) this.pollWhileWindowFull(producer);
-    else if (this.occupiedSlots >= this.opts.maxInFlight) this.waitingForDeletions = true;
+    if (this.windowFull && this.inFlight.size > 0) this.pollWhileWindowFull(producer);
+    if (this.occupiedSlots >= this.opts.maxInFlight) this.waitingForDeletions = true;
     this.checkDrained();
   }
 
-  /** Every slot is taken: serve delivery reports soon (each one frees a slot and pumps again). */
+  /** Fewer slots are free than a page is worth reading for. */
+  private get windowFull(): boolean {
+    return this.opts.maxInFlight - this.claimed < Math.min(MIN_REFILL, this.opts.maxInFlight);
+  }
+
+  /** The window is full: serve delivery reports soon (each one frees a slot and pumps again). */
   private pollWhileWindowFull(producer: KafkaProducer): void {
     if (this.windowFullTimer) return;
     this.windowFullTimer = setTimeout(() => {
       this.windowFullTimer = undefined;
       if (this.stopped) return;
       producer.poll();
-      if (this.inFlight.size >= this.opts.maxInFlight) this.pollWhileWindowFull(producer);
+      if (this.windowFull && this.inFlight.size > 0) this.pollWhileWindowFull(producer);
     }, WINDOW_FULL_POLL_MS);
   }
 
   private nextRow(): OutboxRow | undefined {
     if (this.buffer.length === 0) {
       const room = this.opts.maxInFlight - this.claimed;
-      if (room > 0) {
-        const rows = this.outbox.pendingAfter(this.cursor, Math.min(PAGE_SIZE, room), this.opts.filter);
+      // each delivery report pumps again, so with rows in flight a small room can wait
+      if (room > 0 && (!this.windowFull || this.inFlight.size === 0)) {
+        const rows = this.outbox.pendingAfter(this.cursor, room, this.opts.filter);
         this.exhausted = rows.length === 0;
         const last = rows[rows.length - 1];
         if (last) this.cursor = last.id;

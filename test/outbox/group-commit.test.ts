@@ -3,7 +3,7 @@
 // commit that fails answers. The daemon-level view is test/faults/storage.test.ts.
 
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { StateError } from '../../src/errors';
@@ -68,7 +68,8 @@ test('a commit that runs out of space refuses its new records with E_STATE_DISK_
   const outbox = openOutbox(stateDir);
   const kept = await outbox.append(record(4000));
   const filler = join(stateDir, 'filler');
-  writeFileSync(filler, Buffer.alloc(2 * 1024 * 1024 - 64 * 1024, 1));
+  const free = statfsSync(stateDir);
+  writeFileSync(filler, Buffer.alloc(free.bavail * free.bsize - 64 * 1024, 1)); // 64 KB stay free
 
   const errors: StateError[] = [];
   outbox.on('commit-error', (err: StateError) => errors.push(err));
