@@ -202,8 +202,10 @@ function generate(seed: number, index: number, lanes: LaneState[]): Case {
       return one([produceWith(base, Buffer.concat(Array<Buffer>(batches).fill(batch)))], corrupt);
     }
     case 'unsupported-codec': {
-      const batch = recordBatch(records(), { attributeFlags: rng.pick([2, 3, 5, 6, 7]) }); // snappy, lz4, codecs that do not exist
-      return one([produceWith(base, batch)], { type: 'error', code: KafkaErrorCode.unsupportedCompressionType });
+      const codec = rng.pick([2, 3, 5, 6, 7]);
+      const batch = recordBatch(records(), { attributeFlags: codec });
+      // snappy (2) and lz4 (3) are read: plain bytes under their flag do not decode; 5-7 do not exist
+      return one([produceWith(base, batch)], codec <= 3 ? corrupt : { type: 'error', code: KafkaErrorCode.unsupportedCompressionType });
     }
     case 'invalid-acks':
       return one([produceWith(base, recordBatch(records()), { acks: rng.pick([2, 3, -2, 100, -32768]) })], { type: 'error', code: KafkaErrorCode.invalidRequiredAcks });
