@@ -6,27 +6,16 @@
 
 import { cpSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { consumeAll, ConsumeTimeoutError } from '../../tools/kafka/consume';
 import { runCli, runCliAsync, tempDir } from '../helpers/cli';
 import { useBroker } from '../helpers/broker-suite';
+import { jobIdsOnTopic } from '../helpers/topic-jobs';
 import { freePort, postAll, writeDaemonConfig } from '../helpers/daemon';
-import { jobIdOf, numberedBodies } from '../helpers/records';
+import { numberedBodies } from '../helpers/records';
 
 jest.setTimeout(180_000);
 
 const suite = useBroker({ autoCreateTopics: true });
 const CLUSTER = 'ha';
-
-async function jobIdsOnTopic(want: number): Promise<number[]> {
-  const bootstrap = suite.broker().bootstrapServers;
-  await consumeAll(bootstrap, CLUSTER, { count: want, timeoutMs: 60_000 });
-  // one more than expected must not arrive
-  const all = await consumeAll(bootstrap, CLUSTER, { count: want + 1, timeoutMs: 3_000 }).catch((err: unknown) => {
-    if (err instanceof ConsumeTimeoutError) return err.received;
-    throw err;
-  });
-  return all.map((m) => jobIdOf(m.value as Buffer)).sort((a, b) => a - b);
-}
 
 test('the failed controller host keeps its undelivered records; the backup publishes its own; a copy of the state replayed elsewhere delivers the rest', async () => {
   // the primary's host cannot reach Kafka (nothing listens on port 1) when it dies
@@ -41,7 +30,7 @@ test('the failed controller host keeps its undelivered records; the backup publi
   const backup = await suite.daemon({ clusterName: CLUSTER });
   const afterTakeover = numberedBodies(25, 2000);
   await postAll(backup.url, afterTakeover, 4);
-  expect(await jobIdsOnTopic(25)).toEqual(afterTakeover.map((_b, i) => 2000 + i));
+  expect(await jobIdsOnTopic(suite.broker().bootstrapServers, CLUSTER, 25)).toEqual(afterTakeover.map((_b, i) => 2000 + i));
 
   // the failed host's state directory, copied (e.g. from its disk) and replayed on another host
   const copy = tempDir('jobcompd-failed-host-copy-');
@@ -53,5 +42,5 @@ test('the failed controller host keeps its undelivered records; the backup publi
   expect(JSON.parse(replay.stdout)).toMatchObject({ delivered: 40, remaining: 0, outcome: 'drained' });
 
   const everyJob = [...beforeFailure.map((_b, i) => 1000 + i), ...afterTakeover.map((_b, i) => 2000 + i)];
-  expect(await jobIdsOnTopic(65)).toEqual(everyJob);
+  expect(await jobIdsOnTopic(suite.broker().bootstrapServers, CLUSTER, 65)).toEqual(everyJob);
 });

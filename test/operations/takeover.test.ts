@@ -9,11 +9,10 @@
 
 import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { consumeAll, ConsumeTimeoutError } from '../../tools/kafka/consume';
 import { SlurmCluster } from '../../tools/slurm/cluster';
 import { useBroker } from '../helpers/broker-suite';
+import { jobIdsOnTopic } from '../helpers/topic-jobs';
 import { freePort } from '../helpers/daemon';
-import { records } from '../helpers/slurm-suite';
 
 jest.setTimeout(300_000);
 
@@ -26,16 +25,6 @@ let slurm: SlurmCluster | undefined;
 afterEach(async () => {
   await slurm?.destroy();
 });
-
-async function jobIdsOnTopic(want: number): Promise<number[]> {
-  const bootstrap = suite.broker().bootstrapServers;
-  await consumeAll(bootstrap, CLUSTER, { count: want, timeoutMs: 120_000 });
-  const all = await consumeAll(bootstrap, CLUSTER, { count: want + 1, timeoutMs: 3_000 }).catch((err: unknown) => {
-    if (err instanceof ConsumeTimeoutError) return err.received;
-    throw err;
-  });
-  return records(all).map((r) => r.jobid).sort((a, b) => a - b);
-}
 
 /** Resolves once slurmctld has written its job state after `since` (it saves within 5 s of a change). */
 async function jobStateSavedAfter(stateDir: string, since: number): Promise<void> {
@@ -86,10 +75,10 @@ test('the backup controller takes over with jobs running; the records of both ho
   await cluster.waitForJobState(after[0] as number, ['COMPLETED'], JOB_TIMEOUT_MS);
 
   // nothing on the backup depended on the primary
-  expect(await jobIdsOnTopic(inFlight.length + after.length)).toEqual([...inFlight, ...after].sort((a, b) => a - b));
+  expect(await jobIdsOnTopic(suite.broker().bootstrapServers, CLUSTER, inFlight.length + after.length, 120_000)).toEqual([...inFlight, ...after].sort((a, b) => a - b));
   expect(besideBackup.logs.filter((l) => l.logEvent === 'record.committed').map((l) => l.jobId)).toEqual(expect.arrayContaining([...inFlight, ...after]));
 
   // the failed host returns, now with Kafka: what it held is delivered
   await suite.daemon({ clusterName: CLUSTER, dir: beside.dir, port, httpHost: PRIMARY_HOST, adminPort: beside.adminPort });
-  expect(await jobIdsOnTopic(before.length + inFlight.length + after.length)).toEqual([...before, ...inFlight, ...after].sort((a, b) => a - b));
+  expect(await jobIdsOnTopic(suite.broker().bootstrapServers, CLUSTER, before.length + inFlight.length + after.length, 120_000)).toEqual([...before, ...inFlight, ...after].sort((a, b) => a - b));
 });
