@@ -17,9 +17,12 @@
  *
  * deadline_s bounds the whole run: slurmctld waits for this hook, so whatever hangs (the
  * socket, a frozen or stalled spool disk), the hook exits by then, 0 in prolog/epilog
- * context. The work runs in a child process and the hook only waits for it: at the
- * deadline (alarm()) it kills the child and exits, even if the child is stuck in the
- * kernel. The socket gets at most half of it, so the spool write has the other half.
+ * context. An alarm() at the deadline ends the hook. The socket exchange only ever waits
+ * in poll(), which a signal interrupts, so it runs in the hook itself (no fork on the
+ * common path: docs/benchmarks.md, hook latency). The spool write can block inside the
+ * kernel, where no signal handler runs, so it runs in a child process that the hook only
+ * waits for: at the deadline the hook kills it and exits, even if the child is stuck.
+ * The socket gets at most half of deadline_s, so the spool write has the other half.
  *
  * Configuration: "<argv[0]>.conf" if it exists, else /etc/jobcompd/hook.conf, else the
  * defaults below. Lines "key = value", '#' comments. Keys: socket, spool, timeout_ms,
@@ -194,24 +197,34 @@ static void deadline_passed(int sig)
 	_exit(deadline_status);
 }
 
-/*
- * Returns in a child process that does the work; this process only waits for it, and exits
- * at the deadline if the child has not. A process blocked inside the kernel (a spool write
- * on a frozen or stalled file system) runs no signal handler and cannot even be killed
- * until the kernel lets it go, so the alarm must go to one that is not blocked. The child
- * logs only to syslog and lets go of stdin, stdout and stderr: slurmctld may read the
- * hook's output until EOF, which a child that outlives the hook must not hold back.
- * If fork() fails, the work runs here under the alarm alone.
- */
+/* From now on the hook exits with `status` at the deadline, whatever it is doing. */
 static void arm_deadline(long seconds, int status)
 {
 	struct sigaction sa = { .sa_handler = deadline_passed };
-	pid_t hook = getpid();
-	int st, fd;
 
 	deadline_status = status;
-	worker = fork();
-	if (worker == 0) {
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, NULL);
+	alarm((unsigned)seconds);
+}
+
+/*
+ * Returns in a child process that does the rest of the work (the spool write); this process
+ * only waits for it, and exits at the deadline armed above if the child has not. A process
+ * blocked inside the kernel (a write on a frozen or stalled file system) runs no signal
+ * handler and cannot even be killed until the kernel lets it go, so the alarm must go to
+ * one that is not blocked. The child logs only to syslog and lets go of stdin, stdout and
+ * stderr: slurmctld may read the hook's output until EOF, which a child that outlives the
+ * hook must not hold back. If fork() fails, the work runs here under the alarm alone.
+ */
+static void work_in_child(int status)
+{
+	pid_t hook = getpid();
+	pid_t child;
+	int st, fd;
+
+	child = fork();
+	if (child == 0) {
 		/* killing the hook (as slurmctld or a power-cut test does) kills the work too */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != hook)
@@ -224,12 +237,10 @@ static void arm_deadline(long seconds, int status)
 			close(fd);
 		return;
 	}
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGALRM, &sa, NULL);
-	alarm((unsigned)seconds);
-	if (worker < 0)
+	if (child < 0)
 		return;
-	while (waitpid(worker, &st, 0) < 0)
+	worker = child;
+	while (waitpid(child, &st, 0) < 0)
 		if (errno != EINTR)
 			_exit(status);
 	_exit(WIFEXITED(st) ? WEXITSTATUS(st) : status);
@@ -520,6 +531,7 @@ int main(int argc, char **argv)
 	char text[MAX_ANSWER];
 	const char *why = "";
 	char status;
+	int deliver_errno;
 
 	(void)argc;
 	openlog("jobcompd-hook", LOG_PID, LOG_DAEMON);
@@ -536,16 +548,18 @@ int main(int argc, char **argv)
 		return always_zero ? 0 : 1;
 	}
 	status = deliver(&cfg, &msg, text, sizeof(text));
+	deliver_errno = errno;
 	if (status == 'A' || status == 'Q' || status == 'D' || status == 'I') {
 		if (status == 'Q')
 			logmsg(LOG_WARNING, "JobId=%s %s: jobcompd kept the record in quarantine: %s", job_id(), kind, text);
 		return 0;
 	}
+	work_in_child(always_zero ? 0 : 1);
 	if (status)
 		logmsg(LOG_WARNING, "JobId=%s %s: jobcompd did not commit the record (%s); spooling it", job_id(), kind, text);
 	else
 		logmsg(LOG_WARNING, "JobId=%s %s: cannot reach jobcompd at %s (%s); spooling the record", job_id(), kind,
-		       cfg.socket, strerror(errno));
+		       cfg.socket, strerror(deliver_errno));
 	if (spool(&cfg, &msg, kind, &why) == 0)
 		return 0;
 	logmsg(LOG_ERR, "JobId=%s %s: cannot spool the record in %s: %s; the record is lost", job_id(), kind, cfg.spool, why);
