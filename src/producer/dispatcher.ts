@@ -51,11 +51,12 @@ interface RetryEntry {
 const MIN_REFILL = 250;
 const QUEUE_FULL_RECHECK_MS = 50;
 /**
- * With the window full (windowFull), serve delivery reports this soon instead of at the
- * next poll_interval: waiting up to 2 s with a full window capped a drain at
- * MaxInFlight / poll_interval (500 records/s with the defaults; bench/backlog.ts).
+ * Once the window has been full, serve delivery reports this soon instead of at the next
+ * poll_interval, until nothing is in flight: waiting up to 2 s with a full window capped a
+ * drain at MaxInFlight / poll_interval (500 records/s with the defaults), and waiting for
+ * the last rows of a backlog added up to 2 s to every drain (bench/backlog.ts).
  */
-const WINDOW_FULL_POLL_MS = 5;
+export const FAST_POLL_MS = 1;
 const RETRY_SUMMARY_INTERVAL_MS = 10_000;
 
 /**
@@ -70,7 +71,7 @@ export class Dispatcher extends EventEmitter {
   private retries: RetryEntry[] = [];
   private retryTimer: NodeJS.Timeout | undefined;
   private queueFullTimer: NodeJS.Timeout | undefined;
-  private windowFullTimer: NodeJS.Timeout | undefined;
+  private fastPollTimer: NodeJS.Timeout | undefined;
   private pumpScheduled = false;
   /** the last read found no row after the cursor (reset when new rows are committed) */
   private exhausted = false;
@@ -159,7 +160,7 @@ export class Dispatcher extends EventEmitter {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.queueFullTimer) clearTimeout(this.queueFullTimer);
-    if (this.windowFullTimer) clearTimeout(this.windowFullTimer);
+    if (this.fastPollTimer) clearTimeout(this.fastPollTimer);
     const producer = this.producer;
     if (!producer) return;
     await producer.flush(flushMs);
@@ -215,7 +216,7 @@ export class Dispatcher extends EventEmitter {
     } finally {
       this.pumping = false;
     }
-    if (this.windowFull && this.inFlight.size > 0) this.pollWhileWindowFull(producer);
+    if (this.windowFull && this.inFlight.size > 0) this.pollUntilConfirmed(producer);
     if (this.occupiedSlots >= this.opts.maxInFlight) this.waitingForDeletions = true;
     this.checkDrained();
   }
@@ -225,15 +226,15 @@ export class Dispatcher extends EventEmitter {
     return this.opts.maxInFlight - this.claimed < Math.min(MIN_REFILL, this.opts.maxInFlight);
   }
 
-  /** The window is full: serve delivery reports soon (each one frees a slot and pumps again). */
-  private pollWhileWindowFull(producer: KafkaProducer): void {
-    if (this.windowFullTimer) return;
-    this.windowFullTimer = setTimeout(() => {
-      this.windowFullTimer = undefined;
+  /** The window is full: serve delivery reports soon, and keep doing so until none is in flight. */
+  private pollUntilConfirmed(producer: KafkaProducer): void {
+    if (this.fastPollTimer) return;
+    this.fastPollTimer = setTimeout(() => {
+      this.fastPollTimer = undefined;
       if (this.stopped) return;
       producer.poll();
-      if (this.windowFull && this.inFlight.size > 0) this.pollWhileWindowFull(producer);
-    }, WINDOW_FULL_POLL_MS);
+      if (this.inFlight.size > 0) this.pollUntilConfirmed(producer);
+    }, FAST_POLL_MS);
   }
 
   private nextRow(): OutboxRow | undefined {

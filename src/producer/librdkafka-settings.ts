@@ -95,7 +95,7 @@ export function producerConfigs(settings: ProducerSettings): { global: ProducerG
     global[key] = p.value;
     if (settings.topicKeys.has(key)) topic[key] = p.value;
   }
-  global.dr_msg_cb = true;
+  global.dr_cb = true;
   return { global: global as ProducerGlobalConfig, topic: topic as ProducerTopicConfig };
 }
 
