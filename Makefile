@@ -144,8 +144,9 @@ install:
 	@# bin/jobcompd execs LIBDIR/node/bin/node on bin/jobcompd.js, found from its own path.
 	install -m 0755 '$(NODE_DIR)/bin/node' '$(DESTDIR)$(LIBDIR)/node/bin/node'
 	install -m 0644 bin/jobcompd '$(DESTDIR)$(LIBDIR)/bin/jobcompd.js'
-	printf '%s\n' '#!/bin/sh' '# jobcompd on the Node.js it was built with (make install; docs/install.md)' \
-	  'lib=$$(dirname "$$(dirname "$$(readlink -f "$$0")")")' 'exec "$$lib/node/bin/node" "$$lib/bin/jobcompd.js" "$$@"' \
+	@# with the Node.js flags of bin/jobcompd's first line
+	flags=$$(sed -n '1s/^#!.* node *//p' bin/jobcompd) && printf '%s\n' '#!/bin/sh' '# jobcompd on the Node.js it was built with (make install; docs/install.md)' \
+	  'lib=$$(dirname "$$(dirname "$$(readlink -f "$$0")")")' "exec \"\$$lib/node/bin/node\" $$flags \"\$$lib/bin/jobcompd.js\" \"\$$@\"" \
 	  > '$(DESTDIR)$(LIBDIR)/bin/jobcompd'
 	chmod 0755 '$(DESTDIR)$(LIBDIR)/bin/jobcompd'
 	cp -R --no-preserve=ownership dist/src '$(DESTDIR)$(LIBDIR)/dist/src'
