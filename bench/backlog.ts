@@ -2,21 +2,29 @@
 //   - start-up: exec to ready, with an empty state file and with the backlog;
 //   - memory: peak RSS while holding the backlog (broker unreachable) and while draining it;
 //   - drain: time until every record is delivered once the broker is there, records/s,
-//     next to kcat -P producing the same payload file.
+//     next to kcat -P producing the same payload file, and node-rdkafka alone producing
+//     payloads like them from memory (rdkafka-alone.ts) with the drain's window
+//     (MaxInFlight) and with the widest librdkafka's queue takes.
 //
 //   node dist/bench/backlog.js [--records 1000000] [--runs 3] [--max-in-flight <MaxInFlight>]
 
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { defaultDaemonConfig } from '../src/config/daemon-conf';
 import { Outbox } from '../src/outbox/outbox';
 import { JobEvent } from '../src/record/job-record';
 import { reserveLoopbackPorts } from '../tools/harness-common';
 import type { KafkaBroker } from '../tools/kafka/broker';
+import { produceWithNodeRdkafka } from './rdkafka-alone';
 import { BenchDaemon, esBodyOf, kcatProduce, note, option, runBench, payloadOf, removeFileDir, saveResult, sleep, spread, startBroker, writePayloadFile, type Spread } from './lib';
 
 const FILL_BATCH = 5000;
 const HOLD_MS = 10_000;
+/** distinct payloads node-rdkafka alone cycles through (a million would take 800 MB of the bench's memory) */
+const RING = 10_000;
+/** librdkafka's default queue.buffering.max.messages: the widest window its queue takes */
+const LIBRDKAFKA_QUEUE_MESSAGES = 100_000;
 
 /** Payload i: the captured kinds, job id 1 + i (made from nine serialized templates: a million serializations would dominate). */
 export function payloadMaker(): (i: number) => Buffer {
@@ -67,10 +75,16 @@ interface Run {
   drainSeconds: number;
   drainPeakMb: number;
   drainPerSecond: number;
+  drainCpuUs: number;
   kcatSeconds: number;
+  /** node-rdkafka alone, window MaxInFlight / librdkafka's queue */
+  aloneWindowSeconds: number;
+  aloneWindowCpuUs: number;
+  aloneSeconds: number;
 }
 
-async function oneRun(broker: KafkaBroker, template: string, n: number, payloadFile: string, run: number, producerConf: string | undefined): Promise<Run> {
+async function oneRun(broker: KafkaBroker, template: string, n: number, payloadFile: string, run: number, maxInFlight: number, ring: Buffer[]): Promise<Run> {
+  const producerConf = `MaxInFlight=${maxInFlight}`;
   const topic = `backlog-${run}`;
   await broker.createTopic(topic);
   await broker.createTopic(`${topic}-kcat`);
@@ -93,11 +107,28 @@ async function oneRun(broker: KafkaBroker, template: string, n: number, payloadF
   const delivered = draining.waitDelivered(n);
   const drainPeakKb = await peakRssWhile(draining, delivered);
   const drainSeconds = Number((await delivered) - t0) / 1e9;
+  const drainCpuUs = (1e6 * draining.cpuSeconds()) / n;
   await draining.stop();
   rmSync(stateDir, { recursive: true, force: true });
 
   const kcatSeconds = await kcatProduce(broker.bootstrapServers, `${topic}-kcat`, payloadFile);
-  const r = { startupEmptyMs, startupBacklogMs, holdPeakMb: holdPeakKb / 1024, drainSeconds, drainPeakMb: drainPeakKb / 1024, drainPerSecond: n / drainSeconds, kcatSeconds };
+  await broker.createTopic(`${topic}-alone-window`);
+  await broker.createTopic(`${topic}-alone`);
+  const aloneWindow = await produceWithNodeRdkafka(broker.bootstrapServers, `${topic}-alone-window`, ring, n, maxInFlight);
+  const alone = await produceWithNodeRdkafka(broker.bootstrapServers, `${topic}-alone`, ring, n, LIBRDKAFKA_QUEUE_MESSAGES);
+  const r = {
+    startupEmptyMs,
+    startupBacklogMs,
+    holdPeakMb: holdPeakKb / 1024,
+    drainSeconds,
+    drainPeakMb: drainPeakKb / 1024,
+    drainPerSecond: n / drainSeconds,
+    drainCpuUs,
+    kcatSeconds,
+    aloneWindowSeconds: aloneWindow.seconds,
+    aloneWindowCpuUs: (1e6 * aloneWindow.cpuSeconds) / n,
+    aloneSeconds: alone.seconds,
+  };
   note(`backlog run ${run}: ${JSON.stringify(r)}`);
   return r;
 }
@@ -113,18 +144,25 @@ export interface BacklogFigures {
   drainPeakMb: Spread;
   kcatSeconds: Spread;
   kcatPerSecond: Spread;
+  maxInFlight: number;
+  /** the daemon's CPU per record, from exec to the last delivery report (start-up included) */
+  drainCpuUs: Spread;
+  aloneWindowPerSecond: Spread;
+  aloneWindowCpuUs: Spread;
+  alonePerSecond: Spread;
 }
 
 /** maxInFlight: the daemon's MaxInFlight for the drain; undefined: its default */
 export async function backlogBench(opts: { records: number; runs: number; maxInFlight?: number }): Promise<BacklogFigures> {
-  const producerConf = opts.maxInFlight === undefined ? undefined : `MaxInFlight=${opts.maxInFlight}`;
+  const maxInFlight = opts.maxInFlight ?? defaultDaemonConfig().producer.maxInFlight;
   const payload = payloadMaker();
+  const ring = Array.from({ length: Math.min(RING, opts.records) }, (_, i) => payload(i));
   const template = await prepareBacklog(opts.records, payload);
   const payloadFile = writePayloadFile(Array.from({ length: opts.records }, (_, i) => payload(i)));
   const broker = await startBroker();
   try {
     const runs: Run[] = [];
-    for (let i = 1; i <= opts.runs; i++) runs.push(await oneRun(broker, template, opts.records, payloadFile, i, producerConf));
+    for (let i = 1; i <= opts.runs; i++) runs.push(await oneRun(broker, template, opts.records, payloadFile, i, maxInFlight, ring));
     const of = (f: (r: Run) => number): Spread => spread(runs.map(f));
     return {
       records: opts.records,
@@ -137,6 +175,11 @@ export async function backlogBench(opts: { records: number; runs: number; maxInF
       drainPeakMb: of((r) => r.drainPeakMb),
       kcatSeconds: of((r) => r.kcatSeconds),
       kcatPerSecond: of((r) => opts.records / r.kcatSeconds),
+      maxInFlight,
+      drainCpuUs: of((r) => r.drainCpuUs),
+      aloneWindowPerSecond: of((r) => opts.records / r.aloneWindowSeconds),
+      aloneWindowCpuUs: of((r) => r.aloneWindowCpuUs),
+      alonePerSecond: of((r) => opts.records / r.aloneSeconds),
     };
   } finally {
     await broker.destroy();
@@ -159,6 +202,11 @@ export function backlogTable(f: BacklogFigures): string {
     `| kcat -P of the same payloads, s | ${s(f.kcatSeconds, 1)} |`,
     `| kcat -P records/s | ${s(f.kcatPerSecond)} |`,
     `| drain / kcat (records/s) | ${(f.drainPerSecond.median / f.kcatPerSecond.median).toFixed(2)} |`,
+    `| drain: daemon CPU per record (every thread, start-up included), µs | ${s(f.drainCpuUs, 1)} |`,
+    `| node-rdkafka alone, at most MaxInFlight (${f.maxInFlight.toLocaleString('en')}) undelivered, records/s | ${s(f.aloneWindowPerSecond)} |`,
+    `| node-rdkafka alone, at most MaxInFlight undelivered: CPU per record (its process), µs | ${s(f.aloneWindowCpuUs, 1)} |`,
+    `| node-rdkafka alone, at most ${LIBRDKAFKA_QUEUE_MESSAGES.toLocaleString('en')} undelivered (librdkafka's queue), records/s | ${s(f.alonePerSecond)} |`,
+    `| drain / node-rdkafka alone at the same window (records/s) | ${(f.drainPerSecond.median / f.aloneWindowPerSecond.median).toFixed(2)} |`,
   ].join('\n');
 }
 

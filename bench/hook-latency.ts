@@ -3,15 +3,21 @@
 // sequential runs of the native hook (fresh process, the job's environment, the record
 // committed by a running jobcompd before the hook exits), next to /bin/true with the same
 // environment (the floor: fork/exec alone) and a Node.js one-shot client sending the same
-// record (what a naive hook costs).
+// record (what a naive hook costs). Two more views of the same:
+//   - the hook against answer-only-server.ts (answers at once, commits nothing): the hook's
+//     own cost and the socket's, without jobcompd's commit;
+//   - a C launcher (launcher.c: fork, exec, wait, as slurmctld does; Node's spawn() costs
+//     over a millisecond of its own) running /bin/true and the hook: what the jobcomp/script
+//     path carries in records/s, one record after the other;
+//   - fdatasync of this disk, in the state directory: a commit cannot be faster.
 //
 //   node dist/bench/hook-latency.js [--runs 10000] [--node-runs 1000] [--series 3]
 
-import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, fdatasyncSync, openSync, readdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseEnvDump } from '../src/record/slurm-env';
-import { BenchDaemon, note, option, percentiles, root, runBench, saveResult, startBroker } from './lib';
+import { BenchDaemon, note, option, percentiles, root, runBench, saveResult, startAnswerOnlyServer, startBroker } from './lib';
 
 function run(argv: string[], env: Record<string, string>): Promise<number> {
   const t0 = process.hrtime.bigint();
@@ -28,6 +34,46 @@ async function series(argv: string[], env: Map<string, string>, firstJobId: numb
   const out: number[] = [];
   for (let i = 0; i < count; i++) out.push(await run(argv, Object.fromEntries([...env, [idVar, String(firstJobId + i)]])));
   return out;
+}
+
+/** `count` sequential runs by the C launcher (fork, exec, wait), each with its own job id; the milliseconds of each. */
+function launcherSeries(launcher: string, program: string, env: Map<string, string>, firstJobId: number, count: number): number[] {
+  const r = spawnSync(launcher, [String(count), String(firstJobId), program], { env: Object.fromEntries(env), cwd: '/tmp', encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (r.status !== 0) throw new Error(`launcher ${program} exited ${String(r.status)}: ${r.stderr}`);
+  return r.stdout.trim().split('\n').map(Number);
+}
+
+/** bench/launcher.c, compiled into `dir` (cc, as the native hook is). */
+function buildLauncher(dir: string): string {
+  const out = join(dir, 'launcher');
+  const r = spawnSync('cc', ['-std=c99', '-O2', '-Wall', '-Wextra', '-Werror', '-o', out, join(root, 'bench/launcher.c')], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`cannot compile bench/launcher.c: ${r.stderr}`);
+  return out;
+}
+
+/**
+ * fdatasync after writing 12 KiB (what one record's commit writes to the WAL: three pages),
+ * in `dir`: at the end of the file (it grows, as a WAL does until its first reset) and over
+ * what was written before (as a WAL reused after a checkpoint). The milliseconds of each.
+ */
+function fdatasyncSeries(dir: string, count: number): { append: number[]; overwrite: number[] } {
+  const file = join(dir, 'fdatasync-probe');
+  const fd = openSync(file, 'w');
+  const block = Buffer.alloc(12 * 1024, 0x5a);
+  const timed = (offset: number): number => {
+    writeSync(fd, block, 0, block.length, offset);
+    const t0 = process.hrtime.bigint();
+    fdatasyncSync(fd);
+    return Number(process.hrtime.bigint() - t0) / 1e6;
+  };
+  try {
+    const append = Array.from({ length: count }, (_, i) => timed(i * block.length));
+    const overwrite = Array.from({ length: count }, (_, i) => timed(i * block.length));
+    return { append, overwrite };
+  } finally {
+    closeSync(fd);
+    unlinkSync(file);
+  }
 }
 
 type Percentiles = ReturnType<typeof percentiles>;
@@ -47,6 +93,14 @@ export interface HookLatency {
   /** PrologSlurmctld: the job start environment (start records enabled) */
   prolog: Measured;
   node: Measured;
+  /** the hook against answer-only-server.ts: no commit */
+  answerOnly: Measured;
+  /** the C launcher: /bin/true, and the hook as jobcomp/script */
+  launcherFloor: Measured;
+  launcherHook: Measured;
+  /** fdatasync of 12 KiB in the state directory's file system */
+  fdatasyncAppend: Measured;
+  fdatasyncOverwrite: Measured;
 }
 
 function fixtureEnv(prefix: string): Map<string, string> {
@@ -70,22 +124,56 @@ export async function hookLatencyBench(opts: { runs: number; nodeRuns: number; s
     const env = fixtureEnv('jobcomp.1.');
     const prologEnv = fixtureEnv('prolog_ctld.1.'); // SLURM_SCRIPT_CONTEXT=prolog_slurmctld
     const nodeEnv = new Map([...env, ['JOBCOMPD_SOCKET', daemon.socketPath]]);
+    const answerOnly = await startAnswerOnlyServer('socket');
+    const bareHook = join(daemon.work, 'answer-only-hook');
+    symlinkSync(join(root, 'native/build/jobcompd-hook'), bareHook);
+    writeFileSync(`${bareHook}.conf`, `socket = ${answerOnly.address}\nspool = ${join(daemon.work, 'spool')}\n`);
+    const launcher = buildLauncher(daemon.work);
 
     await series([hook], env, 1, Math.min(200, opts.runs)); // warm-up: page cache, first SQLite pages, the daemon's JIT
     // The series are interleaved (floor, hook, prolog, node; again...) so that a noisy
     // neighbour on this shared machine spreads over all of them instead of one.
-    const runs: Record<'floor' | 'hook' | 'prolog' | 'node', number[][]> = { floor: [], hook: [], prolog: [], node: [] };
-    for (let i = 0; i < opts.series; i++) {
-      const base = (i + 1) * 10_000_000;
-      runs.floor.push(await series(['/bin/true'], env, 0, opts.runs));
-      runs.hook.push(await series([hook], env, base, opts.runs));
-      runs.prolog.push(await series([hook], prologEnv, base + 3_000_000, opts.runs));
-      runs.node.push(await series([process.execPath, join(root, 'dist/bench/node-hook.js')], nodeEnv, base + 6_000_000, opts.nodeRuns));
-      note(`series ${i + 1}/${opts.series}: p50 /bin/true ${percentiles(runs.floor[i] ?? []).p50.toFixed(2)} ms, hook ${percentiles(runs.hook[i] ?? []).p50.toFixed(2)} ms, prolog ${percentiles(runs.prolog[i] ?? []).p50.toFixed(2)} ms, node ${percentiles(runs.node[i] ?? []).p50.toFixed(2)} ms`);
+    type Kind = 'floor' | 'hook' | 'prolog' | 'node' | 'answerOnly' | 'launcherFloor' | 'launcherHook' | 'fdatasyncAppend' | 'fdatasyncOverwrite';
+    const runs: Record<Kind, number[][]> = { floor: [], hook: [], prolog: [], node: [], answerOnly: [], launcherFloor: [], launcherHook: [], fdatasyncAppend: [], fdatasyncOverwrite: [] };
+    try {
+      for (let i = 0; i < opts.series; i++) {
+        const base = (i + 1) * 10_000_000;
+        runs.floor.push(await series(['/bin/true'], env, 0, opts.runs));
+        runs.hook.push(await series([hook], env, base, opts.runs));
+        runs.prolog.push(await series([hook], prologEnv, base + 3_000_000, opts.runs));
+        runs.node.push(await series([process.execPath, join(root, 'dist/bench/node-hook.js')], nodeEnv, base + 6_000_000, opts.nodeRuns));
+        runs.answerOnly.push(await series([bareHook], env, base, opts.runs));
+        runs.launcherFloor.push(launcherSeries(launcher, '/bin/true', env, 0, opts.runs));
+        runs.launcherHook.push(launcherSeries(launcher, hook, env, base + 7_000_000, opts.runs));
+        const synced = fdatasyncSeries(daemon.work, Math.min(opts.runs, 2000));
+        runs.fdatasyncAppend.push(synced.append);
+        runs.fdatasyncOverwrite.push(synced.overwrite);
+        const p50 = (k: Kind): string => percentiles(runs[k][i] ?? []).p50.toFixed(2);
+        note(
+          `series ${i + 1}/${opts.series}: p50 /bin/true ${p50('floor')} ms, hook ${p50('hook')} ms, prolog ${p50('prolog')} ms, node ${p50('node')} ms, ` +
+            `hook to an answer-only server ${p50('answerOnly')} ms; C launcher: /bin/true ${p50('launcherFloor')} ms, hook ${p50('launcherHook')} ms; ` +
+            `fdatasync ${p50('fdatasyncAppend')} ms appending, ${p50('fdatasyncOverwrite')} ms overwriting`,
+        );
+      }
+    } finally {
+      await answerOnly.stop();
     }
     const spooled = readdirSync(join(daemon.work, 'spool')).length;
     if (spooled > 0) throw new Error(`${spooled} records were spooled instead of committed: the figures would not be the socket path's`);
-    return { runs: opts.runs, nodeRuns: opts.nodeRuns, series: opts.series, floor: pooled(runs.floor), hook: pooled(runs.hook), prolog: pooled(runs.prolog), node: pooled(runs.node) };
+    return {
+      runs: opts.runs,
+      nodeRuns: opts.nodeRuns,
+      series: opts.series,
+      floor: pooled(runs.floor),
+      hook: pooled(runs.hook),
+      prolog: pooled(runs.prolog),
+      node: pooled(runs.node),
+      answerOnly: pooled(runs.answerOnly),
+      launcherFloor: pooled(runs.launcherFloor),
+      launcherHook: pooled(runs.launcherHook),
+      fdatasyncAppend: pooled(runs.fdatasyncAppend),
+      fdatasyncOverwrite: pooled(runs.fdatasyncOverwrite),
+    };
   } finally {
     await daemon.stop();
     await broker.destroy();
@@ -108,6 +196,24 @@ export function hookLatencyTable(h: HookLatency): string {
     row('`jobcompd-hook` as jobcomp/script (end record committed, fsync\'d)', h.runs, h.hook),
     row('`jobcompd-hook` as PrologSlurmctld (start record committed, fsync\'d)', h.runs, h.prolog),
     row('Node.js one-shot client (same end record)', h.nodeRuns, h.node),
+    row('`jobcompd-hook` against a server that answers at once and commits nothing', h.runs, h.answerOnly),
+    row('fdatasync of 12 KiB appended to a file in the state directory (no process started)', Math.min(h.runs, 2000), h.fdatasyncAppend),
+    row('fdatasync of 12 KiB written over earlier data, same file (no process started)', Math.min(h.runs, 2000), h.fdatasyncOverwrite),
+  ].join('\n');
+}
+
+/** What the jobcomp/script path carries: the C launcher's runs, one after the other. */
+export function launcherTable(h: HookLatency): string {
+  const perSecond = (m: Measured): string => {
+    const v = m.series.map((p) => 1000 / p.mean).sort((a, b) => a - b);
+    return `${(v[Math.floor((v.length - 1) / 2)] ?? NaN).toFixed(0)} (${(v[0] ?? NaN).toFixed(0)}-${(v[v.length - 1] ?? NaN).toFixed(0)})`;
+  };
+  const row = (what: string, m: Measured): string => `| ${what} | ${h.series} × ${h.runs} | ${spread(m, 'p50')} | ${spread(m, 'p99')} | ${perSecond(m)} |`;
+  return [
+    '| fork, exec, wait from C, one after the other (as slurmctld runs jobcomp/script) | series × runs | p50 ms, median (min-max) | p99 ms, median (min-max) | records/s (1000 / mean ms), median (min-max) |',
+    '|---|---|---|---|---|',
+    row('`/bin/true`', h.launcherFloor),
+    row('`jobcompd-hook` as jobcomp/script (end record committed, fsync\'d)', h.launcherHook),
   ].join('\n');
 }
 
@@ -115,7 +221,7 @@ if (require.main === module) {
   const opts = { runs: option('runs', 10_000), nodeRuns: option('node-runs', 1000), series: option('series', 3) };
   runBench(async () => {
     const h = await hookLatencyBench(opts);
-    process.stdout.write(`${hookLatencyTable(h)}\n`);
+    process.stdout.write(`${hookLatencyTable(h)}\n\n${launcherTable(h)}\n`);
     note(`saved ${saveResult('hook-latency', h)}`);
   });
 }

@@ -16,6 +16,8 @@ import { reserveLoopbackPorts } from '../tools/harness-common';
 
 export const root = findProjectRoot();
 export const JOBCOMPD = join(root, 'bin/jobcompd');
+/** The Node.js flags on bin/jobcompd's first line, which the daemon runs with everywhere (make install reads them too). */
+export const JOBCOMPD_NODE_FLAGS: string[] = (/^#!.* node (.*)$/m.exec(readFileSync(JOBCOMPD, 'utf8').split('\n')[0] ?? '')?.[1] ?? '').split(' ').filter((f) => f !== '');
 const PROFILE_DIR = process.env.BENCH_CPU_PROF || undefined;
 /** The unit of /proc/<pid>/stat's CPU times. */
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
@@ -34,10 +36,10 @@ export function spread(xs: number[]): Spread {
   return { min: s[0] ?? NaN, median: s[Math.floor((s.length - 1) / 2)] ?? NaN, max: s[s.length - 1] ?? NaN };
 }
 
-export function percentiles(ms: number[]): { p50: number; p99: number; max: number } {
+export function percentiles(ms: number[]): { p50: number; p99: number; max: number; mean: number } {
   const s = [...ms].sort((a, b) => a - b);
   const at = (q: number): number => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
-  return { p50: at(0.5), p99: at(0.99), max: s[s.length - 1] ?? NaN };
+  return { p50: at(0.5), p99: at(0.99), max: s[s.length - 1] ?? NaN, mean: s.reduce((a, b) => a + b, 0) / s.length };
 }
 
 export function machine(): Record<string, string | number> {
@@ -186,7 +188,8 @@ export class BenchDaemon {
     const t0 = process.hrtime.bigint();
     // BENCH_CPU_PROF=<dir>: every daemon writes a V8 CPU profile there when it stops (open it in Chrome DevTools).
     // (--cpu-prof is not allowed in NODE_OPTIONS: run node with it.)
-    const argv = [...(PROFILE_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`]), JOBCOMPD, 'run', '-c', join(work, 'jobcompd.conf')];
+    const profile = PROFILE_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`];
+    const argv = [...JOBCOMPD_NODE_FLAGS, ...profile, JOBCOMPD, 'run', '-c', join(work, 'jobcompd.conf')];
     const proc = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((resolve, reject) => {
       createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (line) => {
@@ -236,10 +239,7 @@ export class BenchDaemon {
 
   /** CPU seconds (user + system, every thread) the daemon has used so far, from /proc. */
   cpuSeconds(): number {
-    const stat = readFileSync(`/proc/${String(this.proc.pid)}/stat`, 'utf8');
-    // the fields after the command name, which is in parentheses and may hold spaces: utime and stime are the 12th and 13th
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+    return cpuSecondsOf(this.proc);
   }
 
   async stop(): Promise<void> {
@@ -258,6 +258,43 @@ export class BenchDaemon {
     await exited;
     rmSync(this.work, { recursive: true, force: true });
   }
+}
+
+/** CPU seconds (user + system, every thread) a child process has used so far, from /proc. */
+export function cpuSecondsOf(proc: ChildProcess): number {
+  const stat = readFileSync(`/proc/${String(proc.pid)}/stat`, 'utf8');
+  // the fields after the command name, which is in parentheses and may hold spaces: utime and stime are the 12th and 13th
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** answer-only-server.ts in a child process: the floor under jobcompd's work (no commit, no Kafka). */
+export interface AnswerOnlyServer {
+  /** the HTTP port, or the Unix socket's path */
+  address: string;
+  cpuSeconds(): number;
+  stop(): Promise<void>;
+}
+
+export async function startAnswerOnlyServer(kind: 'http' | 'socket'): Promise<AnswerOnlyServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'jobcompd-bench-answer-'));
+  const proc = spawn(process.execPath, [join(root, 'dist/bench/answer-only-server.js'), kind, join(dir, 'answer.sock')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const address = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      if (line.startsWith('listening ')) resolve(line.slice('listening '.length));
+    });
+    proc.once('exit', (code) => reject(new Error(`answer-only-server exited (${String(code)}) before it listened`)));
+  });
+  return {
+    address,
+    cpuSeconds: () => cpuSecondsOf(proc),
+    stop: async () => {
+      const exited = new Promise((resolve) => proc.once('exit', resolve));
+      proc.kill('SIGKILL');
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------

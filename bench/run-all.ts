@@ -10,11 +10,11 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { backlogBench, backlogTable } from './backlog';
 import { drawChart } from './chart';
-import { hookLatencyBench, hookLatencyTable } from './hook-latency';
+import { hookLatencyBench, hookLatencyTable, launcherTable } from './hook-latency';
 import { machine, note, option, root, runBench, saveResult } from './lib';
 import { peerOptions, rsyslogPeerBench, rsyslogPeerTable } from './rsyslog-peer';
 import { listenerBench, listenerTable } from './listener';
-import { throughputBench, throughputTable } from './throughput';
+import { floorTable, throughputBench, throughputTable } from './throughput';
 
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   const hook = await hookLatencyBench({ runs: option('hook-runs', q(500, 10_000)), nodeRuns: option('node-runs', q(50, 1000)), series: option('hook-series', q(1, 3)) });
   saveResult('hook-latency', hook);
   const throughput = await throughputBench({ seconds: option('seconds', q(5, 60)), runs, partitionSeconds: option('partition-seconds', q(5, 20)) });
-  saveResult('throughput', { rows: throughput });
+  saveResult('throughput', throughput);
   const backlog = await backlogBench({ records: option('records', q(50_000, 1_000_000)), runs: option('backlog-runs', runs) });
   saveResult('backlog', backlog);
   // --peer-seconds, --peer-runs, --kill-records, --kills, --kill-seed (bench/rsyslog-peer.ts)
@@ -43,9 +43,13 @@ async function main(): Promise<void> {
     '',
     hookLatencyTable(hook),
     '',
+    launcherTable(hook),
+    '',
     '## Durable end-to-end throughput',
     '',
-    throughputTable(throughput),
+    throughputTable(throughput.rows),
+    '',
+    floorTable(throughput.floor),
     '',
     '## Backlog, memory, start-up',
     '',
@@ -63,7 +67,7 @@ async function main(): Promise<void> {
   const file = join(root, 'bench/results/summary.md');
   writeFileSync(file, summary);
   process.stdout.write(summary);
-  note(`tables in ${file}; chart in ${drawChart(hook, throughput, backlog)}`);
+  note(`tables in ${file}; chart in ${drawChart(hook, throughput.rows, backlog)}`);
 }
 
 runBench(main);

@@ -1,7 +1,9 @@
 // Durable end-to-end throughput: records/s from the first byte sent to the last delivery
 // report, through the HTTP path and the hook socket, at saturation for --seconds; next to
 // kcat -P producing the same payloads to the same broker (no durability: the ceiling).
-// Also the HTTP path with 1, 10 and 100 partitions.
+// Also the HTTP path with 1, 10 and 100 partitions, and the floor under both paths: the same
+// senders against a Node.js server that answers at once and keeps nothing
+// (answer-only-server.ts), with its CPU per record.
 //
 //   node dist/bench/throughput.js [--seconds 60] [--runs 3] [--partition-seconds 20] [--only http|socket]
 //
@@ -23,6 +25,7 @@ import {
   publishedPayload,
   removeFileDir,
   saveResult,
+  startAnswerOnlyServer,
   saturate,
   spread,
   startBroker,
@@ -41,6 +44,10 @@ interface Run {
   seconds: number;
   perSecond: number;
   kcatPerSecond: number;
+  /** CPU the daemon used (every thread, from /proc) per record, first byte sent to last delivery report */
+  daemonCpuUs: number;
+  /** CPU this process (the load generator) used per record while sending */
+  senderCpuUs: number;
 }
 
 let topicSeq = 0;
@@ -57,18 +64,25 @@ async function oneRun(broker: KafkaBroker, path: Path, seconds: number, partitio
   try {
     const http = httpSender(daemon.httpPort, body, CONCURRENCY);
     const send = path === 'http' ? http.send : hookSender(daemon.socketPath, message);
+    const cpu0 = daemon.cpuSeconds();
+    const sender0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     const records = await saturate(send, CONCURRENCY, { durationMs: seconds * 1000 });
+    const sender = process.cpuUsage(sender0);
     http.close();
     const t1 = await daemon.waitDelivered(records);
+    const daemonCpuUs = (1e6 * (daemon.cpuSeconds() - cpu0)) / records;
+    const senderCpuUs = (sender.user + sender.system) / records;
     const elapsed = Number(t1 - t0) / 1e9;
 
     const payloads = Array.from({ length: records }, (_, i) => (path === 'http' ? payloadOf(body(i)) : publishedPayload({ kind: 'hook', environment: message(i).subarray(HEADER_BYTES) })));
     const file = writePayloadFile(payloads);
     const kcatSeconds = await kcatProduce(broker.bootstrapServers, `${topic}-kcat`, file);
     removeFileDir(file);
-    const run = { records, seconds: elapsed, perSecond: records / elapsed, kcatPerSecond: records / kcatSeconds };
-    note(`${path}, ${partitions} partition(s): ${records} records in ${elapsed.toFixed(1)} s = ${run.perSecond.toFixed(0)}/s; kcat ${run.kcatPerSecond.toFixed(0)}/s`);
+    const run = { records, seconds: elapsed, perSecond: records / elapsed, kcatPerSecond: records / kcatSeconds, daemonCpuUs, senderCpuUs };
+    note(
+      `${path}, ${partitions} partition(s): ${records} records in ${elapsed.toFixed(1)} s = ${run.perSecond.toFixed(0)}/s, daemon ${daemonCpuUs.toFixed(1)} µs CPU/record, sender ${senderCpuUs.toFixed(1)} µs; kcat ${run.kcatPerSecond.toFixed(0)}/s`,
+    );
     return run;
   } finally {
     await daemon.stop();
@@ -82,6 +96,8 @@ export interface Row {
   runs: number;
   jobcompd: Spread;
   kcat: Spread;
+  daemonCpuUsPerRecord: Spread;
+  senderCpuUsPerRecord: Spread;
   /** median jobcompd / median kcat */
   ratio: number;
 }
@@ -91,32 +107,100 @@ export async function series(broker: KafkaBroker, path: Path, seconds: number, p
   for (let i = 0; i < runs; i++) results.push(await oneRun(broker, path, seconds, partitions));
   const jobcompd = spread(results.map((r) => r.perSecond));
   const kcat = spread(results.map((r) => r.kcatPerSecond));
-  return { what: path, partitions, seconds, runs, jobcompd, kcat, ratio: jobcompd.median / kcat.median };
+  return {
+    what: path,
+    partitions,
+    seconds,
+    runs,
+    jobcompd,
+    kcat,
+    daemonCpuUsPerRecord: spread(results.map((r) => r.daemonCpuUs)),
+    senderCpuUsPerRecord: spread(results.map((r) => r.senderCpuUs)),
+    ratio: jobcompd.median / kcat.median,
+  };
 }
 
-export async function throughputBench(opts: { seconds: number; runs: number; partitionSeconds: number; only?: Path }): Promise<Row[]> {
+/** The same senders against answer-only-server.ts: what receiving and answering alone costs. */
+export interface FloorRow {
+  what: Path;
+  seconds: number;
+  runs: number;
+  perSecond: Spread;
+  serverCpuUsPerRecord: Spread;
+  senderCpuUsPerRecord: Spread;
+}
+
+async function floorSeries(path: Path, seconds: number, runs: number): Promise<FloorRow> {
+  const results: { perSecond: number; serverCpuUs: number; senderCpuUs: number }[] = [];
+  for (let i = 0; i < runs; i++) {
+    const server = await startAnswerOnlyServer(path);
+    try {
+      const http = path === 'http' ? httpSender(Number(server.address), esBodyOf(0), CONCURRENCY) : undefined;
+      const send = http?.send ?? hookSender(server.address, hookMessage);
+      const cpu0 = server.cpuSeconds();
+      const sender0 = process.cpuUsage();
+      const t0 = process.hrtime.bigint();
+      const records = await saturate(send, CONCURRENCY, { durationMs: seconds * 1000 });
+      const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
+      const sender = process.cpuUsage(sender0);
+      http?.close();
+      const r = { perSecond: records / elapsed, serverCpuUs: (1e6 * (server.cpuSeconds() - cpu0)) / records, senderCpuUs: (sender.user + sender.system) / records };
+      note(`answer-only server, ${path}: ${r.perSecond.toFixed(0)}/s, server ${r.serverCpuUs.toFixed(1)} µs CPU/record, sender ${r.senderCpuUs.toFixed(1)} µs`);
+      results.push(r);
+    } finally {
+      await server.stop();
+    }
+  }
+  return {
+    what: path,
+    seconds,
+    runs,
+    perSecond: spread(results.map((r) => r.perSecond)),
+    serverCpuUsPerRecord: spread(results.map((r) => r.serverCpuUs)),
+    senderCpuUsPerRecord: spread(results.map((r) => r.senderCpuUs)),
+  };
+}
+
+export interface Throughput {
+  rows: Row[];
+  floor: FloorRow[];
+}
+
+export async function throughputBench(opts: { seconds: number; runs: number; partitionSeconds: number; only?: Path }): Promise<Throughput> {
+  const floor: FloorRow[] = [];
+  for (const path of opts.only === undefined ? (['http', 'socket'] as const) : [opts.only]) floor.push(await floorSeries(path, opts.partitionSeconds, opts.runs));
   const broker = await startBroker();
   try {
     const rows: Row[] = [];
     if (opts.only !== undefined) {
       rows.push(await series(broker, opts.only, opts.seconds, 1, opts.runs));
-      return rows;
+      return { rows, floor };
     }
     rows.push(await series(broker, 'http', opts.seconds, 1, opts.runs));
     rows.push(await series(broker, 'socket', opts.seconds, 1, opts.runs));
     for (const partitions of [10, 100]) rows.push(await series(broker, 'http', opts.partitionSeconds, partitions, opts.runs));
-    return rows;
+    return { rows, floor };
   } finally {
     await broker.destroy();
   }
 }
 
+export function floorTable(rows: FloorRow[]): string {
+  const f = (s: Spread, digits: number): string => `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}-${s.max.toFixed(digits)})`;
+  return [
+    '| the same 32 senders against a Node.js server that only answers | saturation | records/s, median (min-max) | server CPU µs/record | load generator CPU µs/record |',
+    '|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.what} | ${r.seconds} s × ${r.runs} | ${f(r.perSecond, 0)} | ${f(r.serverCpuUsPerRecord, 1)} | ${f(r.senderCpuUsPerRecord, 1)} |`),
+  ].join('\n');
+}
+
 export function throughputTable(rows: Row[]): string {
   const f = (s: Spread): string => `${s.median.toFixed(0)} (${s.min.toFixed(0)}-${s.max.toFixed(0)})`;
+  const g = (s: Spread): string => `${s.median.toFixed(1)} (${s.min.toFixed(1)}-${s.max.toFixed(1)})`;
   return [
-    '| path | partitions | saturation | jobcompd records/s, median (min-max) | kcat -P records/s | jobcompd / kcat |',
-    '|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.what} | ${r.partitions} | ${r.seconds} s × ${r.runs} | ${f(r.jobcompd)} | ${f(r.kcat)} | ${r.ratio.toFixed(2)} |`),
+    '| path | partitions | saturation | jobcompd records/s, median (min-max) | daemon CPU µs/record | load generator CPU µs/record | kcat -P records/s | jobcompd / kcat |',
+    '|---|---|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.what} | ${r.partitions} | ${r.seconds} s × ${r.runs} | ${f(r.jobcompd)} | ${g(r.daemonCpuUsPerRecord)} | ${g(r.senderCpuUsPerRecord)} | ${f(r.kcat)} | ${r.ratio.toFixed(2)} |`),
   ].join('\n');
 }
 
@@ -131,8 +215,8 @@ function onlyOption(): Path | undefined {
 if (require.main === module) {
   const opts = { seconds: option('seconds', 60), runs: option('runs', 3), partitionSeconds: option('partition-seconds', 20), only: onlyOption() };
   runBench(async () => {
-    const rows = await throughputBench(opts);
-    process.stdout.write(`${throughputTable(rows)}\n`);
-    if (opts.only === undefined) note(`saved ${saveResult('throughput', { options: opts, concurrency: CONCURRENCY, rows })}`);
+    const { rows, floor } = await throughputBench(opts);
+    process.stdout.write(`${throughputTable(rows)}\n\n${floorTable(floor)}\n`);
+    if (opts.only === undefined) note(`saved ${saveResult('throughput', { options: opts, concurrency: CONCURRENCY, rows, floor })}`);
   });
 }
