@@ -220,9 +220,9 @@ export class Outbox extends EventEmitter {
       deleteRange: db.prepare('DELETE FROM outbox WHERE id BETWEEN ? AND ?'),
       noteFailure: db.prepare('UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?'),
       addCounter: db.prepare('INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value'),
-      pendingAfter: db.prepare(
-        `SELECT ${OUTBOX_ROW} FROM outbox WHERE id > ? AND id <= ? ORDER BY id LIMIT ?`,
-      ),
+      // LIMIT ? + 0, not LIMIT ?: SQLite re-prepares a statement whose bare LIMIT parameter
+      // changes value, which doubled the cost of every page read (docs/benchmarks.md)
+      pendingAfter: db.prepare(`SELECT ${OUTBOX_ROW} FROM outbox WHERE id > ? AND id <= ? ORDER BY id LIMIT ? + 0`),
       byId: db.prepare(`SELECT ${OUTBOX_ROW} FROM outbox WHERE id = ?`),
       oldest: db.prepare('SELECT received_at AS t FROM outbox ORDER BY id LIMIT 1'),
       counter: db.prepare('SELECT value FROM counters WHERE name = ?'),
