@@ -290,10 +290,16 @@ export class Outbox extends EventEmitter {
     return (this.db.prepare('SELECT coalesce(max(id), 0) AS m FROM outbox').get() as { m: number }).m;
   }
 
-  /** Rows waiting for Kafka that match the filter. */
+  /** Rows waiting for Kafka that match the filter. Reads every page of the outbox. */
   count(filter?: RowFilter): number {
     const where = whereClause(filter);
-    return (this.db.prepare(`SELECT count(*) AS n FROM outbox WHERE 1${where.sql}`).get(...where.params) as { n: number }).n;
+    try {
+      return (this.db.prepare(`SELECT count(*) AS n FROM outbox WHERE 1${where.sql}`).get(...where.params) as { n: number }).n;
+    } catch (err) {
+      // a damaged page the start-up check does not read (open.ts), as in pendingAfter
+      if (!isCorrupt(err)) throw err;
+      throw this.fail(corruptStateFile(this.file, `(${sqliteCode(err) ?? 'SQLITE_CORRUPT'} counting the rows waiting for Kafka)`));
+    }
   }
 
   get(id: number): OutboxRow | undefined {

@@ -149,16 +149,21 @@ describe('a state file jobcompd cannot use', () => {
     expect(new Set(messages.map((m) => jobIdOf(m.value as Buffer))).size).toBe(recovered);
   });
 
-  it('a damaged page inside the backlog: the start does not read it, the rows before it are delivered, then exit 70 (state.damaged) and repair-state keeps the rest', async () => {
-    const d = await stoppedWithBacklog('damaged-page', numberedBodies(3000, 44_000), 16);
-    // the page holding job 45,500's record (the middle of the outbox) gets overwritten
-    const file = join(d.stateDir, 'jobcompd.sqlite');
+  /** Overwrites the page of the state file that holds this job's record. */
+  function damagePageOf(stateDir: string, jobId: number): void {
+    const file = join(stateDir, 'jobcompd.sqlite');
     const bytes = readFileSync(file);
-    const at = bytes.indexOf('"jobid":45500,');
+    const at = bytes.indexOf(`"jobid":${jobId},`);
     expect(at).toBeGreaterThan(0);
     const page = Math.floor(at / 4096) * 4096;
     bytes.fill(0xa5, page, page + 4096);
     writeFileSync(file, bytes);
+  }
+
+  it('a damaged page inside the backlog: the start does not read it, the rows before it are delivered, then exit 70 (state.damaged) and repair-state keeps the rest', async () => {
+    const d = await stoppedWithBacklog('damaged-page', numberedBodies(3000, 44_000), 16);
+    // the page holding job 45,500's record (the middle of the outbox) gets overwritten
+    damagePageOf(d.stateDir, 45_500);
 
     const again = await suite.daemon({ clusterName: 'damaged-page', dir: d.dir, port: d.port, adminPort: d.adminPort });
     expect((await again.exited).code).toBe(70);
@@ -178,6 +183,14 @@ describe('a state file jobcompd cannot use', () => {
     expect(unreadable).toBeGreaterThan(0); // the damaged page's rows
     // every other record is delivered or still in the file (the ones in flight at the exit may be both)
     expect(deliveredIds.size + (recovered ?? 0)).toBeGreaterThanOrEqual(3000 - (unreadable ?? 0));
+  });
+
+  it('replay on a state file with a damaged page exits 70 and names repair-state, not an internal SQLite error', async () => {
+    const d = await stoppedWithBacklog('damaged-replay', numberedBodies(1000, 47_000), 16);
+    damagePageOf(d.stateDir, 47_500);
+    const r = runCli(['replay', '-c', d.configFile, '--timeout', '60'], { timeoutMs: 90_000 });
+    expect(r.code).toBe(70);
+    expect(r.stderr).toContain('jobcompd repair-state');
   });
 
   it('a state file written by a newer jobcompd (higher schema version): refused with both versions, untouched', async () => {

@@ -64,11 +64,18 @@ export async function runReplay(loadOpts: LoadOptions, opts: ReplayOptions): Pro
   const outcome = await Promise.race([
     publisher.drained().then(() => 'drained' as const),
     new Promise<ConfigError>((resolve) => publisher.once('config-error', resolve)),
+    // a damaged page the dispatcher reached (docs/operations.md): the state file is unusable
+    new Promise<StateError>((resolve) => publisher.outbox.once('fatal', resolve)),
     new Promise<'timeout'>((resolve) => {
       if (opts.timeoutSeconds !== undefined) setTimeout(() => resolve('timeout'), opts.timeoutSeconds * 1000).unref();
     }),
   ]);
   progress.stop();
+  if (outcome instanceof StateError) {
+    // counting what is left would read the damaged file again
+    await publisher.stop().catch(() => undefined);
+    throw outcome;
+  }
   const { remaining } = await publisher.stop();
   const { delivered, quarantined } = publisher.dispatcher.counters;
   say(`delivered ${delivered}, quarantined ${quarantined}, still saved ${remaining}`);
