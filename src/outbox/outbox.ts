@@ -279,9 +279,7 @@ export class Outbox extends EventEmitter {
         .prepare(`SELECT ${OUTBOX_ROW} FROM outbox WHERE id > ? AND id <= ?${where.sql} ORDER BY id LIMIT ?`)
         .all(cursor, this.syncedMaxId, ...where.params, limit) as OutboxRow[];
     } catch (err) {
-      // a damaged page the start-up check does not read (open.ts): stop here, as at start
-      if (!isCorrupt(err)) throw err;
-      this.fail(corruptStateFile(this.file, `(${sqliteCode(err) ?? 'SQLITE_CORRUPT'} reading the rows after id ${cursor})`));
+      if (this.failIfCorrupt(err, `reading the rows after id ${cursor}`) === undefined) throw err;
       return [];
     }
   }
@@ -296,9 +294,7 @@ export class Outbox extends EventEmitter {
     try {
       return (this.db.prepare(`SELECT count(*) AS n FROM outbox WHERE 1${where.sql}`).get(...where.params) as { n: number }).n;
     } catch (err) {
-      // a damaged page the start-up check does not read (open.ts), as in pendingAfter
-      if (!isCorrupt(err)) throw err;
-      throw this.fail(corruptStateFile(this.file, `(${sqliteCode(err) ?? 'SQLITE_CORRUPT'} counting the rows waiting for Kafka)`));
+      throw this.failIfCorrupt(err, 'counting the rows waiting for Kafka') ?? err;
     }
   }
 
@@ -589,6 +585,15 @@ export class Outbox extends EventEmitter {
    * The outbox is unusable from now on: every waiter is refused with `error`, nothing is
    * committed or synced again, and 'fatal' tells the daemon to exit. Returns `error`.
    */
+  /**
+   * A damaged page the start-up check does not read (open.ts), met while `doing`: the outbox
+   * fails for good, as at start. Returns that failure, or undefined for any other error.
+   */
+  private failIfCorrupt(err: unknown, doing: string): StateError | undefined {
+    if (!isCorrupt(err)) return undefined;
+    return this.fail(corruptStateFile(this.file, `(${sqliteCode(err) ?? 'SQLITE_CORRUPT'} ${doing})`));
+  }
+
   private fail(error: StateError): StateError {
     if (this.failure !== undefined) return this.failure;
     this.failure = error;
