@@ -38,8 +38,16 @@ export interface DispatcherCounters {
   quarantined: number;
 }
 
+/**
+ * What the dispatcher keeps of a row while Kafka has it. librdkafka holds its own copy of
+ * the payload, and a row read again by id when it must be produced again (a retry, a new
+ * producer): keeping every payload alive for a window's round trip cost the drain most of
+ * its memory (docs/benchmarks.md, "Where the memory goes").
+ */
+type ClaimedRow = Pick<OutboxRow, 'id' | 'event' | 'jobId' | 'receivedAt' | 'attempts'>;
+
 interface RetryEntry {
-  row: OutboxRow;
+  row: ClaimedRow;
   dueAt: number;
 }
 
@@ -67,7 +75,7 @@ export class Dispatcher extends EventEmitter {
   private producer: KafkaProducer | undefined;
   private cursor = 0;
   private readonly buffer: OutboxRow[] = [];
-  private readonly inFlight = new Map<number, OutboxRow>();
+  private readonly inFlight = new Map<number, ClaimedRow>();
   private retries: RetryEntry[] = [];
   private retryTimer: NodeJS.Timeout | undefined;
   private queueFullTimer: NodeJS.Timeout | undefined;
@@ -177,9 +185,20 @@ export class Dispatcher extends EventEmitter {
   }
 
   private requeueInFlight(): void {
-    const rows = [...this.inFlight.values()].sort((a, b) => a.id - b.id);
+    const rows = this.readAgain([...this.inFlight.values()]);
     this.inFlight.clear();
     this.buffer.unshift(...rows);
+  }
+
+  /** The stored rows of these claimed ones, in id order, with the attempts counted here. */
+  private readAgain(claimed: ClaimedRow[]): OutboxRow[] {
+    const rows: OutboxRow[] = [];
+    for (const c of [...claimed].sort((a, b) => a.id - b.id)) {
+      const row = this.outbox.get(c.id);
+      // a claimed row leaves the outbox only through this dispatcher's ack or quarantine
+      if (row) rows.push({ ...row, attempts: c.attempts });
+    }
+    return rows;
   }
 
   schedulePump(): void {
@@ -201,7 +220,7 @@ export class Dispatcher extends EventEmitter {
         if (!row) break;
         const failure = producer.produce(row.topic ?? this.opts.topicFor(row.event), row.payload, row.id, row.key, decodeHeaders(row.headers));
         if (!failure) {
-          this.inFlight.set(row.id, row);
+          this.inFlight.set(row.id, claimedOf(row));
           this.counters.produced += 1;
           continue;
         }
@@ -280,7 +299,7 @@ export class Dispatcher extends EventEmitter {
     this.schedulePump();
   }
 
-  private handleFailure(row: OutboxRow, failure: ProduceFailure, disposition: Disposition): void {
+  private handleFailure(row: ClaimedRow, failure: ProduceFailure, disposition: Disposition): void {
     const reason = `${errorCodeName(failure.code)}: ${failure.message}`;
     if (disposition === 'quarantine') {
       this.outbox.quarantineRow(row.id, errorCodeName(failure.code), failure.message);
@@ -293,7 +312,7 @@ export class Dispatcher extends EventEmitter {
     row.attempts += 1;
     this.counters.retried += 1;
     const delay = Math.min(this.opts.retryBackoffMaxMs, this.opts.retryBackoffMinMs * 2 ** Math.min(row.attempts - 1, 20));
-    this.retries.push({ row, dueAt: Date.now() + delay });
+    this.retries.push({ row: claimedOf(row), dueAt: Date.now() + delay });
     this.log.debug({ logEvent: 'delivery.failed', ...recordFields(row), err: reason, retryInMs: delay }, 'delivery failed; will retry');
     this.summarizeRetry(reason);
     this.armRetryTimer();
@@ -324,7 +343,7 @@ export class Dispatcher extends EventEmitter {
     const now = Date.now();
     const due = this.retries.filter((r) => r.dueAt <= now);
     this.retries = this.retries.filter((r) => r.dueAt > now);
-    this.buffer.unshift(...due.map((r) => r.row).sort((a, b) => a.id - b.id));
+    this.buffer.unshift(...this.readAgain(due.map((r) => r.row)));
     if (this.retries.length > 0) this.armRetryTimer();
     this.schedulePump();
   }
@@ -337,6 +356,10 @@ export class Dispatcher extends EventEmitter {
   get isDrained(): boolean {
     return this.claimed === 0 && this.exhausted;
   }
+}
+
+function claimedOf(row: ClaimedRow): ClaimedRow {
+  return { id: row.id, event: row.event, jobId: row.jobId, receivedAt: row.receivedAt, attempts: row.attempts };
 }
 
 /** The fields every log line about a record carries. */
