@@ -30,6 +30,9 @@ export interface OpenStateFile {
   dbFd: number;
 }
 
+/** negative: KiB, as PRAGMA cache_size takes it */
+const CACHE_SIZE_KIB = -2000;
+
 export function openStateFile(stateDir: string, opts: OpenOptions): OpenStateFile {
   const file = join(stateDir, STATE_FILE_NAME);
   if (!opts.mustExist) createPrivate(stateDir, file);
@@ -48,6 +51,9 @@ export function openStateFile(stateDir: string, opts: OpenOptions): OpenStateFil
     db.pragma(`synchronous = ${sqliteSynchronous}`);
     // Checkpoints run off the event loop (outbox.ts), never inside a commit.
     db.pragma('wal_autocheckpoint = 0');
+    // SQLite's own default page cache (2 MB); better-sqlite3 raises it to 16 MB, which a
+    // drain filled with outbox pages it reads once (docs/benchmarks.md, memory).
+    db.pragma(`cache_size = ${CACHE_SIZE_KIB}`);
     // Take the write lock now and keep it: a second process fails here, clearly.
     db.exec('BEGIN EXCLUSIVE; COMMIT');
   } catch (err) {
