@@ -30,8 +30,8 @@ export interface OpenStateFile {
   dbFd: number;
 }
 
-/** negative: KiB, as PRAGMA cache_size takes it */
-const CACHE_SIZE_KIB = -2000;
+/** SQLite's default page cache: 2000 KiB (a negative cache_size counts KiB, a positive one pages) */
+const PAGE_CACHE_SIZE = -2000;
 
 export function openStateFile(stateDir: string, opts: OpenOptions): OpenStateFile {
   const file = join(stateDir, STATE_FILE_NAME);
@@ -53,7 +53,7 @@ export function openStateFile(stateDir: string, opts: OpenOptions): OpenStateFil
     db.pragma('wal_autocheckpoint = 0');
     // SQLite's own default page cache (2 MB); better-sqlite3 raises it to 16 MB, which a
     // drain filled with outbox pages it reads once (docs/benchmarks.md, memory).
-    db.pragma(`cache_size = ${CACHE_SIZE_KIB}`);
+    db.pragma(`cache_size = ${PAGE_CACHE_SIZE}`);
     // Take the write lock now and keep it: a second process fails here, clearly.
     db.exec('BEGIN EXCLUSIVE; COMMIT');
   } catch (err) {

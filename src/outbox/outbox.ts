@@ -582,10 +582,6 @@ export class Outbox extends EventEmitter {
   }
 
   /**
-   * The outbox is unusable from now on: every waiter is refused with `error`, nothing is
-   * committed or synced again, and 'fatal' tells the daemon to exit. Returns `error`.
-   */
-  /**
    * A damaged page the start-up check does not read (open.ts), met while `doing`: the outbox
    * fails for good, as at start. Returns that failure, or undefined for any other error.
    */
@@ -594,6 +590,10 @@ export class Outbox extends EventEmitter {
     return this.fail(corruptStateFile(this.file, `(${sqliteCode(err) ?? 'SQLITE_CORRUPT'} ${doing})`));
   }
 
+  /**
+   * The outbox is unusable from now on: every waiter is refused with `error`, nothing is
+   * committed or synced again, and 'fatal' tells the daemon to exit. Returns `error`.
+   */
   private fail(error: StateError): StateError {
     if (this.failure !== undefined) return this.failure;
     this.failure = error;

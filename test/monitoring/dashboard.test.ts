@@ -70,8 +70,8 @@ test.each(panels.flatMap((p) => p.targets.map((t) => [`${p.title} (${t.refId})`,
 });
 
 test('the alert rules load, read metrics jobcompd exports, and none fires on a healthy daemon', async () => {
-  const alertRules = async (): Promise<{ name: string; query: string; health: string; state: string }[]> =>
-    (await prom!.get<{ groups: { rules: { name: string; query: string; health: string; state: string }[] }[] }>('/api/v1/rules')).groups.flatMap((g) => g.rules);
+  type AlertRule = { name: string; query: string; health: string; state: string };
+  const alertRules = async (): Promise<AlertRule[]> => (await prom!.get<{ groups: { rules: AlertRule[] }[] }>('/api/v1/rules')).groups.flatMap((g) => g.rules);
   const rules = await alertRules();
   expect(rules.map((r) => [r.name, r.health])).toEqual(rules.map((r) => [r.name, 'ok']));
   expect(rules).toHaveLength(6);
