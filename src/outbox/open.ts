@@ -9,6 +9,7 @@ import { EXIT_TEMPFAIL, StateCodes, StateError, errorMessage } from '../errors';
 import { OUTBOX_ROW } from './columns';
 import { migrate } from './schema';
 import { sqliteSynchronous, syncDataNow } from './sync';
+import { committedWalPages } from './wal-pages';
 
 export const STATE_FILE_NAME = 'jobcompd.sqlite';
 
@@ -108,7 +109,11 @@ function checkAtStart(db: Database.Database, file: string, dbFd: number): void {
   db.prepare(`SELECT ${OUTBOX_ROW} FROM outbox ORDER BY id DESC LIMIT 1`).get();
 }
 
-/** The database header's page count (when valid) against the file's length: a truncated file. */
+/**
+ * The database header's page count (when valid) against the file's length: a truncated
+ * file, unless every page past its end is in the write-ahead log (a checkpoint cut short by
+ * kill -9 writes the header first: wal-pages.ts).
+ */
 function checkLength(file: string, dbFd: number): void {
   const header = Buffer.alloc(100);
   if (readSync(dbFd, header, 0, 100, 0) < 100) return; // a new file: SQLite writes the header at the first commit
@@ -116,9 +121,17 @@ function checkLength(file: string, dbFd: number): void {
   const pages = header.readUInt32BE(28);
   const sizeIsValid = header.readUInt32BE(92) === header.readUInt32BE(24) && pages > 0;
   const length = fstatSync(dbFd).size;
-  if (sizeIsValid && length < pages * pageSize) {
+  if (sizeIsValid && length < pages * pageSize && !walHoldsPages(`${file}-wal`, pageSize, Math.floor(length / pageSize) + 1, pages)) {
     throw corruptStateFile(file, `(the file is ${length} bytes long, its header says ${pages * pageSize}: truncated)`);
   }
+}
+
+/** Whether the committed part of the log holds pages `first` to `last`. */
+function walHoldsPages(walFile: string, pageSize: number, first: number, last: number): boolean {
+  const wal = committedWalPages(walFile);
+  if (wal === undefined || wal.pageSize !== pageSize) return false;
+  for (let page = first; page <= last; page++) if (!wal.pages.has(page)) return false;
+  return true;
 }
 
 /** E_STATE_CORRUPT, with the way out; at start and when a damaged page is read later. */
