@@ -58,6 +58,8 @@ export class Ingest extends EventEmitter {
 
   /** what the quarantine table held at the last look, plus the inputs quarantined since */
   private quarantinedBytes: number | undefined;
+  /** records the sources have begun to receive (receiving()) */
+  private arriving = 0;
 
   constructor(
     private readonly outbox: Outbox,
@@ -68,6 +70,22 @@ export class Ingest extends EventEmitter {
     private readonly maxQuarantineBytes: number = Number.POSITIVE_INFINITY,
   ) {
     super();
+    outbox.gatherArriving(() => this.arriving);
+  }
+
+  /**
+   * A source has begun to receive a record (a hook connection is accepted): the outbox's
+   * next transaction waits a few turns for it. Call the function returned once the message
+   * is whole or the connection is gone; calling it again does nothing.
+   */
+  receiving(): () => void {
+    this.arriving += 1;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.arriving -= 1;
+    };
   }
 
   private accepted(result: AcceptResult, source: SourceName, receivedAt: number): AcceptResult {

@@ -12,6 +12,13 @@
 // new requests wait and make up the next transaction, so the event loop keeps reading,
 // mapping and serializing records instead of blocking in fsync.
 //
+// A transaction also waits, one event-loop turn at a time, for records a source has begun
+// to receive (gatherArriving: hook connections accepted whose message is not read yet),
+// up to GATHER_MAX_TURNS turns and 2 ms: under load, records arrive over several
+// turns (accept, then read), and without that wait each transaction held 4-5 of them and
+// paid its writes and fdatasync for so few (docs/benchmarks.md). A lone record, with nothing
+// else on its way, is committed at once.
+//
 // Checkpoints (copying the WAL into the database file) are jobcompd's too
 // (wal_autocheckpoint=0): SQLite's automatic ones run inside a commit on the event loop,
 // with two fsyncs that freeze every timer on a stalling disk. After a synced transaction
@@ -163,6 +170,9 @@ const RETRY_FLUSH_MS = 1000;
  */
 export const CHECKPOINT_AFTER_CHANGES = 1000;
 const DEDUP_PRUNE_INTERVAL_MS = 60_000;
+/** The most turns, and time, a transaction waits for records on their way (see the top). */
+export const GATHER_MAX_TURNS = 64;
+const GATHER_MAX_NS = 2_000_000n;
 /** The counters row holding the number of outbox rows (schema.ts, version 4). */
 const BACKLOG_COUNTER = 'backlog';
 
@@ -188,6 +198,11 @@ export class Outbox extends EventEmitter {
   private readonly dbFd: number;
   /** every outbox row up to this id is on disk; pendingAfter reads no further */
   private syncedMaxId: number;
+  /** records the sources have begun to receive (gatherArriving) */
+  private arriving: () => number = () => 0;
+  /** turns the next transaction has waited for them, since `gatherStarted` */
+  private gatherTurns = 0;
+  private gatherStarted = 0n;
 
   private constructor(
     opened: OpenStateFile,
@@ -235,6 +250,14 @@ export class Outbox extends EventEmitter {
 
   private insertRow(r: { event: JobEvent; jobId: number; payload: Buffer } & Partial<Destination>, source: string, receivedAt: number): number | bigint {
     return this.stmt.insert.run(r.event, r.jobId, r.payload, source, receivedAt, r.topic ?? null, r.key ?? null, r.headers ?? null).lastInsertRowid;
+  }
+
+  /**
+   * `count` says how many records the sources have begun to receive and not yet appended:
+   * the next transaction waits a few turns for them (see the top).
+   */
+  gatherArriving(count: () => number): void {
+    this.arriving = count;
   }
 
   /** Resolves once the record is committed to disk (or found to be a duplicate). */
@@ -434,11 +457,29 @@ export class Outbox extends EventEmitter {
   /** One transaction for everything pending; its waiters are answered once it is synced. */
   private groupCommit(): void {
     if (this.closed || this.failure !== undefined || this.syncing !== undefined || this.checkpointSync !== undefined || !this.flushScheduled) return;
+    if (this.keepGathering()) {
+      setImmediate(() => this.groupCommit());
+      return;
+    }
     this.flushScheduled = false;
     const batch = this.commit();
     if (batch === undefined) return;
     this.syncing = batch;
     syncData(this.walFd, (err) => this.synced(batch, err));
+  }
+
+  /** Whether the pending transaction waits one more turn for records on their way. */
+  private keepGathering(): boolean {
+    if (this.arriving() > 0) {
+      const now = process.hrtime.bigint();
+      if (this.gatherTurns === 0) this.gatherStarted = now;
+      if (this.gatherTurns < GATHER_MAX_TURNS && now - this.gatherStarted < GATHER_MAX_NS) {
+        this.gatherTurns += 1;
+        return true;
+      }
+    }
+    this.gatherTurns = 0;
+    return false;
   }
 
   private synced(batch: CommittedBatch, err: NodeJS.ErrnoException | null): void {
@@ -449,7 +490,8 @@ export class Outbox extends EventEmitter {
     }
     this.settle(batch, err ?? undefined);
     if (this.failure === undefined && this.changesSinceCheckpoint >= CHECKPOINT_AFTER_CHANGES) this.checkpoint();
-    else this.groupCommit();
+    // the next transaction starts after this turn's other I/O callbacks, whose records join it
+    else if (this.flushScheduled) setImmediate(() => this.groupCommit());
   }
 
   /** Copy the WAL into the database file, then sync that in libuv's pool (see the top). */

@@ -77,12 +77,15 @@ export class SocketSource {
     const deadline = setTimeout(() => socket.destroy(), this.opts.timeoutMs);
     socket.on('close', () => clearTimeout(deadline));
     const framer = new HookMessageFramer(this.opts.maxMessageBytes);
+    const received = this.ingest.receiving();
+    socket.on('close', received);
     /** the message was answered or rejected: the client's end of stream changes nothing */
     let settled = false;
     const onData = (chunk: Buffer): void => {
       const framed = framer.push(chunk);
       if (framed.kind === 'incomplete') return;
       socket.off('data', onData);
+      received();
       if (framed.kind !== 'too-large') clearTimeout(deadline);
       settled = true;
       if (framed.kind === 'too-large') this.refuseTooLarge(socket, framed.reason, deadline);

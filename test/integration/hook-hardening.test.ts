@@ -177,6 +177,22 @@ describe('the hook never hangs slurmctld and writes only where it should', () =>
     expect({ open: readdirSync(worldWritable), foreign: readdirSync(foreign), real: readdirSync(real) }).toEqual({ open: [], foreign: [], real: [] });
   });
 
+  it('a connection that never sends its message does not hold up the records of the hooks after it', async () => {
+    const d = await suite.daemon({ clusterName: 'idleconn' });
+    const hook = installHook(d.dir, 'jobcomp-hook', { socket: d.hookSocket, spool: d.spoolDir });
+    const idle = connect(d.hookSocket);
+    await new Promise<void>((resolve) => idle.once('connect', resolve));
+    try {
+      for (const jobId of [7101, 7102, 7103]) expect((await runHook(hook, withJobId(capture('jobcomp.1.'), 'JOBID', jobId))).code).toBe(0);
+      // answered, not spooled: each record was committed while the idle connection stayed open
+      expect(spoolFiles(d.spoolDir)).toEqual([]);
+      const s = status(d.configFile);
+      expect(s.backlog + s.delivered).toBe(3);
+    } finally {
+      idle.destroy();
+    }
+  });
+
   it('a total deadline: with timeout_ms far beyond it and jobcompd hung, the hook spools within deadline and exits 0', async () => {
     const d = await suite.daemon({ clusterName: 'deadline', hookConf: 'SpoolScanInterval=0.05' });
     const hook = installHook(d.dir, 'jobcomp-hook', { socket: d.hookSocket, spool: d.spoolDir, timeoutMs: 60_000, extra: 'deadline_s = 2\n' });

@@ -7,7 +7,7 @@ import { mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { StateError } from '../../src/errors';
-import { Outbox, type AppendResult, type NewRecord } from '../../src/outbox/outbox';
+import { GATHER_MAX_TURNS, Outbox, type AppendResult, type NewRecord } from '../../src/outbox/outbox';
 import { JobEvent } from '../../src/record/job-record';
 import { tempDir } from '../helpers/cli';
 
@@ -44,6 +44,39 @@ test('appends made together share one transaction and one sync, and each gets it
   expect(results.every((r) => !r.duplicate)).toBe(true);
   expect(transactions).toBe(1);
   expect(outbox.backlogSize).toBe(50);
+});
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+test('a transaction waits for the records its sources have begun to receive', async () => {
+  const outbox = openOutbox(tempDir());
+  let arriving = 2;
+  outbox.gatherArriving(() => arriving);
+  let transactions = 0;
+  outbox.on('flushed', () => (transactions += 1));
+  const first = outbox.append(record(1500));
+  // the other two arrive over the next turns, as hook connections accepted, then read, do
+  await nextTurn();
+  arriving -= 1;
+  const second = outbox.append(record(1501));
+  await nextTurn();
+  arriving -= 1;
+  const third = outbox.append(record(1502));
+  await Promise.all([first, second, third]);
+  expect(transactions).toBe(1);
+});
+
+test('a record that never comes holds a transaction for GATHER_MAX_TURNS turns at most', async () => {
+  const outbox = openOutbox(tempDir());
+  outbox.gatherArriving(() => 1);
+  const appended = outbox.append(record(1600));
+  let turns = 0;
+  while (outbox.backlogSize === 0) {
+    await nextTurn();
+    turns += 1;
+  }
+  expect(turns).toBeLessThanOrEqual(GATHER_MAX_TURNS + 2);
+  await appended;
 });
 
 test('a row is offered to the dispatcher only once its transaction is synced', async () => {
