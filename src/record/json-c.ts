@@ -6,8 +6,12 @@
 
 const HEX = '0123456789abcdef';
 
+/** The bytes escapeFor escapes. */
+const NEEDS_ESCAPE = /[\x00-\x1f"\/\\]/;
+
 /** Escape a byte string the way json-c does; returns the quoted JSON string. */
 export function jsonCString(bytes: string): string {
+  if (!NEEDS_ESCAPE.test(bytes)) return `"${bytes}"`;
   let out = '"';
   let runStart = 0;
   for (let i = 0; i < bytes.length; i++) {
@@ -55,7 +59,7 @@ export function formatG17(x: number): string {
   const negative = x < 0 || Object.is(x, -0);
   const sign = negative ? '-' : '';
   if (x === 0) return `${sign}0`;
-  const { digits, pointPos } = roundedDigits(Math.abs(x), PRECISION);
+  const { digits, pointPos } = precisionDigits(Math.abs(x), PRECISION) ?? roundedDigits(Math.abs(x), PRECISION);
   // digits: exactly PRECISION decimal digits; value = 0.digits * 10^pointPos
   const exponent = pointPos - 1;
   if (exponent < -4 || exponent >= PRECISION) {
@@ -73,6 +77,34 @@ export function formatG17(x: number): string {
 function stripFraction(s: string): string {
   if (!s.includes('.')) return s;
   return s.replace(/0+$/, '').replace(/\.$/, '');
+}
+
+/**
+ * Number#toPrecision's digits, when they are printf's: both round the exact value
+ * correctly, and differ only on an exact tie, which toPrecision breaks away from zero and
+ * glibc to even. A tie at `precision` digits means the exact value has one digit more and it
+ * is 5, so toPrecision(precision + 1) shows it; then (1 value in 10) this answers undefined
+ * and roundedDigits decides. The BigInt path cost more than the rest of a record's
+ * serialization (docs/benchmarks.md).
+ */
+function precisionDigits(x: number, precision: number): { digits: string; pointPos: number } | undefined {
+  if (significand(x.toPrecision(precision + 1)).endsWith('5')) return undefined;
+  const shown = x.toPrecision(precision);
+  const e = shown.indexOf('e');
+  const mantissa = e < 0 ? shown : shown.slice(0, e);
+  const all = significand(mantissa);
+  const digits = all.replace(/^0+/, '');
+  // "d.ddd" or "ddd.dd" or "0.000ddd": the point's place, counted from the first significant digit
+  const point = mantissa.indexOf('.');
+  const intDigits = point < 0 ? mantissa.length : point;
+  const pointPos = e < 0 ? intDigits - (all.length - digits.length) : Number(shown.slice(e + 1)) + 1;
+  return digits.length === precision ? { digits, pointPos } : undefined;
+}
+
+/** The digits of a Number#toPrecision mantissa, without the point or an exponent. */
+function significand(shown: string): string {
+  const e = shown.indexOf('e');
+  return (e < 0 ? shown : shown.slice(0, e)).replace('.', '');
 }
 
 /** The first `precision` significant decimal digits of |x| rounded half-even, and where the point goes. */

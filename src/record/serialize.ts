@@ -26,12 +26,20 @@ export function cpuHours(elapsed: number, totalCpus: number): number {
   return Math.fround(Math.fround(elapsed * totalCpus) / 3600);
 }
 
+/** Keys are the plugin's names, a fixed set: each is escaped once. */
+const escapedKeys = new Map<string, string>();
+
 class JsonCObject {
   private out = '{';
   private first = true;
 
   private key(k: string): void {
-    this.out += (this.first ? '' : ',') + jsonCString(k) + ':';
+    let escaped = escapedKeys.get(k);
+    if (escaped === undefined) {
+      escaped = `${jsonCString(k)}:`;
+      escapedKeys.set(k, escaped);
+    }
+    this.out += this.first ? escaped : `,${escaped}`;
     this.first = false;
   }
 
