@@ -20,7 +20,7 @@ const NO_VAL64 = 18446744073709551614n;
 
 export function deriveTresRaw(formatted: string, list: 'requested' | 'allocated'): string | undefined {
   if (formatted === '') return undefined;
-  const raw: [number, bigint][] = list === 'allocated' ? [[TRES_ENERGY, NO_VAL64]] : [];
+  const raw: [number, number | bigint][] = list === 'allocated' ? [[TRES_ENERGY, NO_VAL64]] : [];
   for (const item of formatted.split(',')) {
     const eq = item.indexOf('=');
     if (eq <= 0) return undefined;
@@ -38,14 +38,20 @@ export function deriveTresRaw(formatted: string, list: 'requested' | 'allocated'
     .join(',');
 }
 
-function parseCount(s: string): bigint | undefined {
-  return /^\d+$/.test(s) ? BigInt(s) : undefined;
+/** Counts are uint64: a BigInt only when a Number could not hold one exactly. */
+const SAFE_DIGITS = 15;
+
+function parseCount(s: string): number | bigint | undefined {
+  if (!/^\d+$/.test(s)) return undefined;
+  return s.length <= SAFE_DIGITS ? Number(s) : BigInt(s);
 }
 
-function parseMemMiB(s: string): bigint | undefined {
+function parseMemMiB(s: string): number | bigint | undefined {
   const m = /^(\d+)([MGTPE])?$/.exec(s);
   if (!m) return undefined;
-  const n = BigInt(m[1] ?? '');
-  if (m[2] === undefined) return n === 0n ? 0n : undefined;
-  return n * 1024n ** BigInt(MEM_UNITS.indexOf(m[2]));
+  const digits = m[1] ?? '';
+  const unit = m[2] === undefined ? -1 : MEM_UNITS.indexOf(m[2]);
+  if (unit < 0) return Number(digits) === 0 ? 0 : undefined;
+  const exact = BigInt(digits) * 1024n ** BigInt(unit);
+  return exact <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(exact) : exact;
 }

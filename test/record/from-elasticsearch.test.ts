@@ -157,6 +157,8 @@ describe('22.05 mapping rules', () => {
     expect(convert(captured({ tres_req: 'cpu=64,mem=128G,node=2,billing=64' }))).toContain('"tres_req_raw":"1=64,2=131072,4=2,5=64"');
     // the allocated list also has energy (id 3) at NO_VAL64, as 25.11 and 26.05 print it for a job that ran
     expect(convert(captured({ tres_alloc: 'cpu=4,mem=8G,node=1,billing=4' }))).toContain('"tres_alloc_raw":"1=4,2=8192,3=18446744073709551614,4=1,5=4"');
+    // counts past 2^53 stay exact
+    expect(convert(captured({ tres_req: 'cpu=18446744073709551615,mem=9999999E,node=007' }))).toContain('"tres_req_raw":"1=18446744073709551615,2=10995115178248372224,4=7"');
     const out = convert(captured({ tres_alloc: 'cpu=4,mem=8G,node=1,billing=4,gres/gpu=2' }));
     expect(out).not.toContain('tres_alloc_raw');
     expect(out).toContain('"tres_alloc":"cpu=4,mem=8G,node=1,billing=4,gres\\/gpu=2"');
