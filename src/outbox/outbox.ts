@@ -66,6 +66,7 @@ export const EVENT_TOPIC: Destination = { topic: null, key: null, headers: null 
 export interface NewRecord extends Partial<Destination> {
   event: JobEvent;
   jobId: number;
+  /** never changed once appended: the dispatcher may produce this very buffer (pendingAfter) */
   payload: Buffer;
   source: string;
   receivedAt: number;
@@ -173,6 +174,8 @@ const DEDUP_PRUNE_INTERVAL_MS = 60_000;
 /** The most turns, and time, a transaction waits for records on their way (see the top). */
 export const GATHER_MAX_TURNS = 64;
 const GATHER_MAX_NS = 2_000_000n;
+/** The most synced rows kept in memory for the dispatcher (see `recent`). */
+const RECENT_MAX_ROWS = 4096;
 /** The counters row holding the number of outbox rows (schema.ts, version 4). */
 const BACKLOG_COUNTER = 'backlog';
 
@@ -198,6 +201,15 @@ export class Outbox extends EventEmitter {
   private readonly dbFd: number;
   /** every outbox row up to this id is on disk; pendingAfter reads no further */
   private syncedMaxId: number;
+  /**
+   * Rows this process synced that no read has returned yet, in id order: pendingAfter hands
+   * them over without reading them back (docs/benchmarks.md). Holds every outbox row with an
+   * id above `recentAfter`; undefined when off: at start (a backlog is read from the file),
+   * after rows written another way (requeue, repair) or when more than RECENT_MAX_ROWS wait,
+   * until a read from the file catches up with the last synced row.
+   */
+  private recent: OutboxRow[] = [];
+  private recentAfter: number | undefined;
   /** records the sources have begun to receive (gatherArriving) */
   private arriving: () => number = () => 0;
   /** turns the next transaction has waited for them, since `gatherStarted` */
@@ -294,9 +306,18 @@ export class Outbox extends EventEmitter {
    * new is synced that costs no query.
    */
   pendingAfter(cursor: number, limit: number, filter?: RowFilter): OutboxRow[] {
-    if (cursor >= this.syncedMaxId || this.failure !== undefined) return [];
+    if (this.failure !== undefined) return [];
+    if (!filter && this.recentAfter !== undefined && cursor >= this.recentAfter) return this.takeRecent(cursor, limit);
+    if (cursor >= this.syncedMaxId) {
+      if (!filter) this.keepRecentAfter(cursor);
+      return [];
+    }
     try {
-      if (!filter) return this.stmt.pendingAfter.all(cursor, this.syncedMaxId, limit) as OutboxRow[];
+      if (!filter) {
+        const rows = this.stmt.pendingAfter.all(cursor, this.syncedMaxId, limit) as OutboxRow[];
+        if (rows.length < limit) this.keepRecentAfter(this.syncedMaxId);
+        return rows;
+      }
       const where = whereClause(filter);
       return this.db
         .prepare(`SELECT ${OUTBOX_ROW} FROM outbox WHERE id > ? AND id <= ?${where.sql} ORDER BY id LIMIT ?`)
@@ -305,6 +326,28 @@ export class Outbox extends EventEmitter {
       if (this.failIfCorrupt(err, `reading the rows after id ${cursor}`) === undefined) throw err;
       return [];
     }
+  }
+
+  /** The reader has every synced row up to `id`: keep the next ones in memory. */
+  private keepRecentAfter(id: number): void {
+    if (this.recentAfter !== undefined || id < this.syncedMaxId) return;
+    this.recent = [];
+    this.recentAfter = id;
+  }
+
+  private takeRecent(cursor: number, limit: number): OutboxRow[] {
+    let passed = 0;
+    while (passed < this.recent.length && (this.recent[passed] as OutboxRow).id <= cursor) passed += 1;
+    const rows = this.recent.slice(passed, passed + limit);
+    this.recent = this.recent.slice(passed + rows.length);
+    this.recentAfter = Math.max(cursor, rows[rows.length - 1]?.id ?? cursor);
+    return rows;
+  }
+
+  /** Rows written outside the group commit: the reader goes back to the file. */
+  private forgetRecent(): void {
+    this.recent = [];
+    this.recentAfter = undefined;
   }
 
   private maxRowId(): number {
@@ -395,6 +438,7 @@ export class Outbox extends EventEmitter {
       return inserted;
     })();
     this.syncNow();
+    this.forgetRecent();
     this.syncedMaxId = Math.max(this.syncedMaxId, rowId);
     return rowId;
   }
@@ -415,6 +459,7 @@ export class Outbox extends EventEmitter {
       }
     })();
     this.syncNow();
+    this.forgetRecent();
     this.syncedMaxId = this.maxRowId();
     this.backlog += records.length;
   }
@@ -606,6 +651,7 @@ export class Outbox extends EventEmitter {
     const w = b.writes;
     if (err === undefined) {
       this.syncedMaxId = Math.max(this.syncedMaxId, b.maxId);
+      this.keepRecent(b);
       w.inserts.forEach((x, i) => x.waiter.resolve(b.results[i] ?? { id: 0, duplicate: false }));
       w.quarantines.forEach((x, i) => x.waiter.resolve(b.qids[i] ?? 0));
       this.emit('flushed', Number(process.hrtime.bigint() - b.started) / 1e9);
@@ -616,6 +662,30 @@ export class Outbox extends EventEmitter {
       for (const x of w.quarantines) x.waiter.reject(error);
       this.fail(error);
     }
+  }
+
+  /** A synced transaction's new rows, for pendingAfter. */
+  private keepRecent(b: CommittedBatch): void {
+    if (this.recentAfter === undefined) return;
+    if (this.recent.length + b.inserted > RECENT_MAX_ROWS) {
+      this.forgetRecent();
+      return;
+    }
+    b.writes.inserts.forEach(({ rec }, i) => {
+      const result = b.results[i];
+      if (result === undefined || result.duplicate) return;
+      this.recent.push({
+        id: result.id,
+        event: rec.event,
+        jobId: rec.jobId,
+        payload: rec.payload,
+        receivedAt: rec.receivedAt,
+        attempts: 0,
+        topic: rec.topic ?? null,
+        key: rec.key ?? null,
+        headers: rec.headers ?? null,
+      });
+    });
   }
 
   private syncError(err: unknown): StateError {

@@ -7,7 +7,7 @@ import { mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { StateError } from '../../src/errors';
-import { GATHER_MAX_TURNS, Outbox, type AppendResult, type NewRecord } from '../../src/outbox/outbox';
+import { GATHER_MAX_TURNS, Outbox, type OutboxRow, type AppendResult, type NewRecord } from '../../src/outbox/outbox';
 import { JobEvent } from '../../src/record/job-record';
 import { tempDir } from '../helpers/cli';
 
@@ -85,6 +85,38 @@ test('a row is offered to the dispatcher only once its transaction is synced', a
   expect(outbox.pendingAfter(0, 10)).toEqual([]);
   const { id } = await appended;
   expect(outbox.pendingAfter(0, 10).map((r) => r.id)).toEqual([id]);
+});
+
+test('each row is read exactly once, in id order, as stored, whether it comes from the file or from memory', async () => {
+  const dir = tempDir();
+  const first = openOutbox(dir, 60_000);
+  await Promise.all([1, 2, 3, 4, 5].map((i) => first.append(record(i))));
+  first.close();
+
+  const outbox = openOutbox(dir, 60_000);
+  const read: OutboxRow[] = [];
+  let cursor = 0;
+  const readAll = (limit: number): void => {
+    for (let rows: OutboxRow[]; (rows = outbox.pendingAfter(cursor, limit)).length > 0; ) {
+      read.push(...rows);
+      cursor = rows[rows.length - 1]?.id ?? cursor;
+    }
+  };
+  const listener = { topic: 'site-topic', key: Buffer.from('k'), headers: Buffer.from([0, 0, 0, 0]) };
+  await Promise.all([6, 7].map((i) => outbox.append(record(i))));
+  readAll(2); // the backlog, from the file, in pages
+  await Promise.all([outbox.append(record(8)), outbox.append({ ...record(9), ...listener }), outbox.append({ ...record(10), dedupKey: Buffer.alloc(32, 1) })]);
+  await outbox.append({ ...record(10), dedupKey: Buffer.alloc(32, 1) }); // a duplicate: no new row
+  readAll(2);
+  await Promise.all(Array.from({ length: 5000 }, (_, i) => outbox.append(record(100 + i)))); // more than memory keeps
+  readAll(1000);
+  await outbox.append(record(11));
+  readAll(1000);
+
+  const expected = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, ...Array.from({ length: 5000 }, (_, i) => 100 + i), 11];
+  expect(read.map((r) => r.jobId)).toEqual(expected);
+  expect(new Set(read.map((r) => r.id)).size).toBe(read.length);
+  for (const row of read) expect(row).toEqual(outbox.get(row.id));
 });
 
 test('within DedupWindow the same record is stored once; the copy is answered with the first row', async () => {
