@@ -18,7 +18,24 @@ const MEM_UNITS = ['M', 'G', 'T', 'P', 'E'];
 const TRES_ENERGY = 3;
 const NO_VAL64 = 18446744073709551614n;
 
+/**
+ * The raw lists derived so far: sites run many jobs of few shapes, so most TRES strings
+ * repeat, and deriving one cost more than a tenth of mapping a body (docs/benchmarks.md).
+ * Emptied when full.
+ */
+const derived = { requested: new Map<string, string | undefined>(), allocated: new Map<string, string | undefined>() };
+const DERIVED_MAX_ENTRIES = 1024;
+
 export function deriveTresRaw(formatted: string, list: 'requested' | 'allocated'): string | undefined {
+  const known = derived[list];
+  if (known.has(formatted)) return known.get(formatted);
+  const raw = deriveUncached(formatted, list);
+  if (known.size >= DERIVED_MAX_ENTRIES) known.clear();
+  known.set(formatted, raw);
+  return raw;
+}
+
+function deriveUncached(formatted: string, list: 'requested' | 'allocated'): string | undefined {
   if (formatted === '') return undefined;
   const raw: [number, number | bigint][] = list === 'allocated' ? [[TRES_ENERGY, NO_VAL64]] : [];
   for (const item of formatted.split(',')) {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { RecordCodes, RecordError } from '../../src/errors';
 import { parseElasticsearchBody } from '../../src/record/from-elasticsearch';
 import { serialize } from '../../src/record/serialize';
+import { deriveTresRaw } from '../../src/record/tres';
 import { optionsFor } from '../helpers/records';
 
 const ES_DIR = join(__dirname, '../fixtures/es-22.05');
@@ -157,6 +158,10 @@ describe('22.05 mapping rules', () => {
     expect(convert(captured({ tres_req: 'cpu=64,mem=128G,node=2,billing=64' }))).toContain('"tres_req_raw":"1=64,2=131072,4=2,5=64"');
     // the allocated list also has energy (id 3) at NO_VAL64, as 25.11 and 26.05 print it for a job that ran
     expect(convert(captured({ tres_alloc: 'cpu=4,mem=8G,node=1,billing=4' }))).toContain('"tres_alloc_raw":"1=4,2=8192,3=18446744073709551614,4=1,5=4"');
+    // many distinct strings, each asked twice: what is remembered stays right
+    for (const round of [1, 2]) {
+      for (let cpus = 1; cpus <= 3000; cpus += 1) expect([round, deriveTresRaw(`cpu=${cpus},node=1`, 'requested')]).toEqual([round, `1=${cpus},4=1`]);
+    }
     // counts past 2^53 stay exact
     expect(convert(captured({ tres_req: 'cpu=18446744073709551615,mem=9999999E,node=007' }))).toContain('"tres_req_raw":"1=18446744073709551615,2=10995115178248372224,4=7"');
     const out = convert(captured({ tres_alloc: 'cpu=4,mem=8G,node=1,billing=4,gres/gpu=2' }));
