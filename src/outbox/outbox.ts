@@ -338,8 +338,8 @@ export class Outbox extends EventEmitter {
   private takeRecent(cursor: number, limit: number): OutboxRow[] {
     let passed = 0;
     while (passed < this.recent.length && (this.recent[passed] as OutboxRow).id <= cursor) passed += 1;
-    const rows = this.recent.slice(passed, passed + limit);
-    this.recent = this.recent.slice(passed + rows.length);
+    this.recent.splice(0, passed);
+    const rows = this.recent.splice(0, limit);
     this.recentAfter = Math.max(cursor, rows[rows.length - 1]?.id ?? cursor);
     return rows;
   }

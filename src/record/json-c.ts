@@ -92,7 +92,7 @@ function precisionDigits(x: number, precision: number): { digits: string; pointP
   const shown = x.toPrecision(precision);
   const e = shown.indexOf('e');
   const mantissa = e < 0 ? shown : shown.slice(0, e);
-  const all = significand(mantissa);
+  const all = mantissa.replace('.', '');
   const digits = all.replace(/^0+/, '');
   // "d.ddd" or "ddd.dd" or "0.000ddd": the point's place, counted from the first significant digit
   const point = mantissa.indexOf('.');
