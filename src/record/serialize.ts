@@ -26,21 +26,19 @@ export function cpuHours(elapsed: number, totalCpus: number): number {
   return Math.fround(Math.fround(elapsed * totalCpus) / 3600);
 }
 
-/** Keys are the plugin's names, a fixed set: each is escaped once. */
+/** Keys are the plugin's names, a fixed set: each is escaped once, with the comma before it. */
 const escapedKeys = new Map<string, string>();
 
 class JsonCObject {
-  private out = '{';
-  private first = true;
+  private out = '';
 
   private key(k: string): void {
     let escaped = escapedKeys.get(k);
     if (escaped === undefined) {
-      escaped = `${jsonCString(k)}:`;
+      escaped = `,${jsonCString(k)}:`;
       escapedKeys.set(k, escaped);
     }
-    this.out += this.first ? escaped : `,${escaped}`;
-    this.first = false;
+    this.out += escaped;
   }
 
   // The mappers check their inputs; these checks keep a value no mapper foresaw (an
@@ -83,7 +81,7 @@ class JsonCObject {
   }
 
   close(): string {
-    return this.out + '}';
+    return this.out === '' ? '{}' : `{${this.out.slice(1)}}`;
   }
 }
 
