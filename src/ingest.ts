@@ -171,12 +171,13 @@ export class Ingest extends EventEmitter {
       throw err;
     }
     const { id, duplicate } = appended;
-    const fields = { ...recordFields({ id, jobId, event }), source, bytes: payload.length };
+    const fields = (): Record<string, unknown> => ({ ...recordFields({ id, jobId, event }), source, bytes: payload.length });
     if (duplicate) {
-      this.log.info({ logEvent: 'record.duplicate', ...fields }, 'duplicate of a record already accepted; not published again');
+      this.log.info({ logEvent: 'record.duplicate', ...fields() }, 'duplicate of a record already accepted; not published again');
       return this.accepted({ kind: 'duplicate', id, jobId, event }, source, receivedAt);
     }
-    this.log.debug({ logEvent: 'record.committed', ...fields }, 'record committed');
+    // built only when written: this runs for every record, and debug is off by default
+    if (this.log.isLevelEnabled('debug')) this.log.debug({ logEvent: 'record.committed', ...fields() }, 'record committed');
     return this.accepted({ kind: 'stored', id, jobId, event }, source, receivedAt);
   }
 

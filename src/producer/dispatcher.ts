@@ -292,7 +292,7 @@ export class Dispatcher extends EventEmitter {
       this.outbox.ack(id);
       this.counters.delivered += 1;
       this.emit('delivered', row, (Date.now() - row.receivedAt) / 1000);
-      this.log.debug({ logEvent: 'record.delivered', ...recordFields(row) }, 'delivered');
+      if (this.log.isLevelEnabled('debug')) this.log.debug({ logEvent: 'record.delivered', ...recordFields(row) }, 'delivered');
     } else {
       this.handleFailure(row, error, dispositionOf(error.code));
     }
