@@ -56,16 +56,23 @@ function copyState(from: string): string {
   return to;
 }
 
-/** Sample RSS every 100 ms until `done` resolves; returns the peak in kB. */
-async function peakRssWhile(d: BenchDaemon, done: Promise<unknown>): Promise<number> {
+/**
+ * Sample RSS every 100 ms until `done` resolves; the peak in kB, and the peak of its
+ * anonymous part (RssAnon: the RSS less the node executable's and the libraries' pages).
+ */
+async function peakRssWhile(d: BenchDaemon, done: Promise<unknown>): Promise<{ peakKb: number; anonPeakKb: number }> {
   let finished = false;
   void done.finally(() => (finished = true));
   let peak = 0;
+  let anonPeak = 0;
   while (!finished) {
-    peak = Math.max(peak, d.rssKb().rss);
+    const now = d.rssKb();
+    peak = Math.max(peak, now.rss);
+    anonPeak = Math.max(anonPeak, now.anon);
     await sleep(100);
   }
-  return Math.max(peak, d.rssKb().peak);
+  const last = d.rssKb();
+  return { peakKb: Math.max(peak, last.peak), anonPeakKb: Math.max(anonPeak, last.anon) };
 }
 
 interface Run {
@@ -74,6 +81,7 @@ interface Run {
   holdPeakMb: number;
   drainSeconds: number;
   drainPeakMb: number;
+  drainAnonPeakMb: number;
   drainPerSecond: number;
   drainCpuUs: number;
   kcatSeconds: number;
@@ -98,14 +106,14 @@ async function oneRun(broker: KafkaBroker, template: string, n: number, payloadF
   const stateDir = copyState(template);
   const holding = await BenchDaemon.start({ bootstrapServers: `127.0.0.1:${unreachable}`, clusterName: topic, stateDir });
   const startupBacklogMs = holding.startupMs;
-  const holdPeakKb = await peakRssWhile(holding, sleep(HOLD_MS));
+  const { peakKb: holdPeakKb } = await peakRssWhile(holding, sleep(HOLD_MS));
   await holding.stop();
 
   // Draining: the same file, now with the broker.
   const t0 = process.hrtime.bigint();
   const draining = await BenchDaemon.start({ bootstrapServers: broker.bootstrapServers, clusterName: topic, stateDir, producerConf });
   const delivered = draining.waitDelivered(n);
-  const drainPeakKb = await peakRssWhile(draining, delivered);
+  const { peakKb: drainPeakKb, anonPeakKb: drainAnonPeakKb } = await peakRssWhile(draining, delivered);
   const drainSeconds = Number((await delivered) - t0) / 1e9;
   const drainCpuUs = (1e6 * draining.cpuSeconds()) / n;
   await draining.stop();
@@ -122,6 +130,7 @@ async function oneRun(broker: KafkaBroker, template: string, n: number, payloadF
     holdPeakMb: holdPeakKb / 1024,
     drainSeconds,
     drainPeakMb: drainPeakKb / 1024,
+    drainAnonPeakMb: drainAnonPeakKb / 1024,
     drainPerSecond: n / drainSeconds,
     drainCpuUs,
     kcatSeconds,
@@ -142,6 +151,7 @@ export interface BacklogFigures {
   drainSeconds: Spread;
   drainPerSecond: Spread;
   drainPeakMb: Spread;
+  drainAnonPeakMb: Spread;
   kcatSeconds: Spread;
   kcatPerSecond: Spread;
   maxInFlight: number;
@@ -173,6 +183,7 @@ export async function backlogBench(opts: { records: number; runs: number; maxInF
       drainSeconds: of((r) => r.drainSeconds),
       drainPerSecond: of((r) => r.drainPerSecond),
       drainPeakMb: of((r) => r.drainPeakMb),
+      drainAnonPeakMb: of((r) => r.drainAnonPeakMb),
       kcatSeconds: of((r) => r.kcatSeconds),
       kcatPerSecond: of((r) => opts.records / r.kcatSeconds),
       maxInFlight,
@@ -199,6 +210,7 @@ export function backlogTable(f: BacklogFigures): string {
     `| drain: all delivered, s | ${s(f.drainSeconds, 1)} |`,
     `| drain: records/s | ${s(f.drainPerSecond)} |`,
     `| peak RSS while draining, MB | ${s(f.drainPeakMb)} |`,
+    `| of which anonymous memory at its peak (RssAnon: RSS less the node executable's and the libraries' file-backed pages), MB | ${s(f.drainAnonPeakMb)} |`,
     `| kcat -P of the same payloads, s | ${s(f.kcatSeconds, 1)} |`,
     `| kcat -P records/s | ${s(f.kcatPerSecond)} |`,
     `| drain / kcat (records/s) | ${(f.drainPerSecond.median / f.kcatPerSecond.median).toFixed(2)} |`,

@@ -230,11 +230,15 @@ export class BenchDaemon {
     return values;
   }
 
-  /** [current RSS, peak RSS (VmHWM)] in kB, from /proc. */
-  rssKb(): { rss: number; peak: number } {
+  /**
+   * In kB, from /proc: current RSS, peak RSS (VmHWM), and the current RSS split into
+   * anonymous memory (what the process allocated) and file-backed pages (the node
+   * executable and the libraries, shared with the page cache).
+   */
+  rssKb(): { rss: number; peak: number; anon: number; file: number } {
     const text = readFileSync(`/proc/${String(this.proc.pid)}/status`, 'utf8');
     const kb = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? NaN);
-    return { rss: kb('VmRSS'), peak: kb('VmHWM') };
+    return { rss: kb('VmRSS'), peak: kb('VmHWM'), anon: kb('RssAnon'), file: kb('RssFile') };
   }
 
   /** CPU seconds (user + system, every thread) the daemon has used so far, from /proc. */
