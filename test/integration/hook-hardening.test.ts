@@ -4,7 +4,7 @@
 // jobcompd that hangs for longer than slurmctld can wait. Real daemon, real hook, real broker.
 
 import { execFileSync } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, ftruncateSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, ftruncateSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +23,18 @@ const SMALL_MAX = 64 * 1024;
 
 function spoolFiles(dir: string): string[] {
   return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.jch')) : [];
+}
+
+/**
+ * A file placed into a live spool as the hook places its own (written under a name the
+ * import skips, then renamed). Written in place, it can be imported half-written: a file
+ * read while still empty is quarantined as malformed and never reaches rejected/, which
+ * once left this suite waiting for a spool.rejected line until jest's timeout in CI.
+ */
+function placeInSpool(spool: string, name: string, write: (path: string) => void): void {
+  const temporary = join(spool, `.${name}.tmp`);
+  write(temporary);
+  renameSync(temporary, join(spool, name));
 }
 
 function rejectedDir(spool: string): string {
@@ -76,11 +88,13 @@ describe('nothing is cut short and acknowledged', () => {
   it('spool files over MaxMessageBytes (one a sparse 3 GiB file) are moved whole to rejected/; the next file is imported', async () => {
     const d = await suite.daemon({ clusterName: 'bigspool', hookConf: `MaxMessageBytes=${SMALL_MAX}\nSpoolScanInterval=0.05` });
     const big = jobcompMessage(5002, SMALL_MAX);
-    writeFileSync(join(d.spoolDir, 'jobcomp.5002.1.1.1.jch'), big);
-    const fd = openSync(join(d.spoolDir, 'jobcomp.5003.1.1.1.jch'), 'w');
-    ftruncateSync(fd, 3 * 1024 ** 3);
-    closeSync(fd);
-    writeFileSync(join(d.spoolDir, 'jobcomp.5004.1.1.1.jch'), jobcompMessage(5004));
+    placeInSpool(d.spoolDir, 'jobcomp.5002.1.1.1.jch', (path) => writeFileSync(path, big));
+    placeInSpool(d.spoolDir, 'jobcomp.5003.1.1.1.jch', (path) => {
+      const fd = openSync(path, 'w');
+      ftruncateSync(fd, 3 * 1024 ** 3);
+      closeSync(fd);
+    });
+    placeInSpool(d.spoolDir, 'jobcomp.5004.1.1.1.jch', (path) => writeFileSync(path, jobcompMessage(5004)));
 
     const messages = await consumeAll(suite.broker().bootstrapServers, 'bigspool', { count: 1, timeoutMs: 30_000 });
     expect(messages.map((m) => jobIdOf(m.value as Buffer))).toEqual([5004]);
@@ -117,7 +131,7 @@ describe('the spool reader', () => {
     symlinkSync(outside, join(d.spoolDir, 'jobcomp.6001.1.1.1.jch'));
     execFileSync('mkfifo', [join(d.spoolDir, 'jobcomp.6002.1.1.1.jch')]);
     mkdirSync(join(d.spoolDir, 'jobcomp.6003.1.1.1.jch'));
-    writeFileSync(join(d.spoolDir, 'jobcomp.6004.1.1.1.jch'), jobcompMessage(6004));
+    placeInSpool(d.spoolDir, 'jobcomp.6004.1.1.1.jch', (path) => writeFileSync(path, jobcompMessage(6004)));
 
     const messages = await consumeAll(suite.broker().bootstrapServers, 'planted', { count: 1, timeoutMs: 30_000 });
     expect(messages.map((m) => jobIdOf(m.value as Buffer))).toEqual([6004]);
