@@ -88,23 +88,21 @@ function stripFraction(s: string): string {
  * serialization (docs/benchmarks.md).
  */
 function precisionDigits(x: number, precision: number): { digits: string; pointPos: number } | undefined {
-  if (significand(x.toPrecision(precision + 1)).endsWith('5')) return undefined;
-  const shown = x.toPrecision(precision);
-  const e = shown.indexOf('e');
-  const mantissa = e < 0 ? shown : shown.slice(0, e);
+  if (splitExponent(x.toPrecision(precision + 1)).mantissa.replace('.', '').endsWith('5')) return undefined;
+  const { mantissa, exponent } = splitExponent(x.toPrecision(precision));
   const all = mantissa.replace('.', '');
   const digits = all.replace(/^0+/, '');
   // "d.ddd" or "ddd.dd" or "0.000ddd": the point's place, counted from the first significant digit
   const point = mantissa.indexOf('.');
   const intDigits = point < 0 ? mantissa.length : point;
-  const pointPos = e < 0 ? intDigits - (all.length - digits.length) : Number(shown.slice(e + 1)) + 1;
+  const pointPos = exponent === undefined ? intDigits - (all.length - digits.length) : exponent + 1;
   return digits.length === precision ? { digits, pointPos } : undefined;
 }
 
-/** The digits of a Number#toPrecision mantissa, without the point or an exponent. */
-function significand(shown: string): string {
+/** A Number#toPrecision result split at its exponent, if it has one ("1.5e+21": "1.5", 21). */
+function splitExponent(shown: string): { mantissa: string; exponent: number | undefined } {
   const e = shown.indexOf('e');
-  return (e < 0 ? shown : shown.slice(0, e)).replace('.', '');
+  return e < 0 ? { mantissa: shown, exponent: undefined } : { mantissa: shown.slice(0, e), exponent: Number(shown.slice(e + 1)) };
 }
 
 /** The first `precision` significant decimal digits of |x| rounded half-even, and where the point goes. */
