@@ -231,14 +231,14 @@ export class BenchDaemon {
   }
 
   /**
-   * In kB, from /proc: current RSS, peak RSS (VmHWM), and the current RSS split into
-   * anonymous memory (what the process allocated) and file-backed pages (the node
-   * executable and the libraries, shared with the page cache).
+   * In kB, from /proc: current RSS, peak RSS (VmHWM), and the anonymous part of the current
+   * RSS (what the process allocated, without the file-backed pages of the node executable
+   * and the libraries, which are shared with the page cache).
    */
-  rssKb(): { rss: number; peak: number; anon: number; file: number } {
+  rssKb(): { rss: number; peak: number; anon: number } {
     const text = readFileSync(`/proc/${String(this.proc.pid)}/status`, 'utf8');
     const kb = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? NaN);
-    return { rss: kb('VmRSS'), peak: kb('VmHWM'), anon: kb('RssAnon'), file: kb('RssFile') };
+    return { rss: kb('VmRSS'), peak: kb('VmHWM'), anon: kb('RssAnon') };
   }
 
   /** CPU seconds (user + system, every thread) the daemon has used so far, from /proc. */
