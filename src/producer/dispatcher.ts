@@ -19,6 +19,7 @@ import type { Outbox, OutboxRow } from '../outbox/outbox';
 import { decodeHeaders } from '../outbox/message-headers';
 import { dispositionOf, errorCodeName, type Disposition } from './delivery-errors';
 import type { DeliveryOutcome, KafkaProducer, ProduceFailure } from './kafka-producer';
+import { InFlightRows, type ClaimedRow } from './in-flight';
 
 export interface DispatcherOptions {
   /** jobcompd.conf MaxInFlight: rows held in memory at once (buffered, in flight, waiting to retry) */
@@ -37,14 +38,6 @@ export interface DispatcherCounters {
   retried: number;
   quarantined: number;
 }
-
-/**
- * What the dispatcher keeps of a row while Kafka has it. librdkafka holds its own copy of
- * the payload, and a row read again by id when it must be produced again (a retry, a new
- * producer): keeping every payload alive for a window's round trip cost the drain most of
- * its memory (docs/benchmarks.md, "Where the memory goes").
- */
-type ClaimedRow = Pick<OutboxRow, 'id' | 'event' | 'jobId' | 'receivedAt' | 'attempts'>;
 
 interface RetryEntry {
   row: ClaimedRow;
@@ -75,7 +68,8 @@ export class Dispatcher extends EventEmitter {
   private producer: KafkaProducer | undefined;
   private cursor = 0;
   private readonly buffer: OutboxRow[] = [];
-  private readonly inFlight = new Map<number, ClaimedRow>();
+  /** grows with the window: a large MaxInFlight costs memory only once that many rows are in flight */
+  private readonly inFlight = new InFlightRows();
   private retries: RetryEntry[] = [];
   private retryTimer: NodeJS.Timeout | undefined;
   private queueFullTimer: NodeJS.Timeout | undefined;
@@ -185,8 +179,7 @@ export class Dispatcher extends EventEmitter {
   }
 
   private requeueInFlight(): void {
-    const rows = this.readAgain([...this.inFlight.values()]);
-    this.inFlight.clear();
+    const rows = this.readAgain(this.inFlight.takeAll());
     this.buffer.unshift(...rows);
   }
 
@@ -220,7 +213,7 @@ export class Dispatcher extends EventEmitter {
         if (!row) break;
         const failure = producer.produce(row.topic ?? this.opts.topicFor(row.event), row.payload, row.id, row.key, decodeHeaders(row.headers));
         if (!failure) {
-          this.inFlight.set(row.id, claimedOf(row));
+          this.inFlight.add(row);
           this.counters.produced += 1;
           continue;
         }
@@ -282,12 +275,11 @@ export class Dispatcher extends EventEmitter {
   }
 
   private handleDelivery({ id, error }: DeliveryOutcome): void {
-    const row = this.inFlight.get(id);
+    const row = this.inFlight.take(id);
     if (!row) {
       this.log.warn({ logEvent: 'delivery.unexpected-report', rowId: id }, 'delivery report for a record that is not in flight; ignored');
       return;
     }
-    this.inFlight.delete(id);
     if (!error) {
       this.outbox.ack(id);
       this.counters.delivered += 1;
