@@ -144,9 +144,12 @@ install:
 	@# bin/jobcompd execs LIBDIR/node/bin/node on bin/jobcompd.js, found from its own path.
 	install -m 0755 '$(NODE_DIR)/bin/node' '$(DESTDIR)$(LIBDIR)/node/bin/node'
 	install -m 0644 bin/jobcompd '$(DESTDIR)$(LIBDIR)/bin/jobcompd.js'
-	@# with the Node.js flags of bin/jobcompd's first line
-	flags=$$(sed -n '1s/^#!.* node *//p' bin/jobcompd) && printf '%s\n' '#!/bin/sh' '# jobcompd on the Node.js it was built with (make install; docs/install.md)' \
-	  'lib=$$(dirname "$$(dirname "$$(readlink -f "$$0")")")' "exec \"\$$lib/node/bin/node\" $$flags \"\$$lib/bin/jobcompd.js\" \"\$$@\"" \
+	@# with the Node.js flags of bin/jobcompd's first line, and its environment as defaults
+	@# (VAR=value there becomes: export VAR="$${VAR-value}", so that a unit's Environment= wins)
+	flags=$$(sed -n '1s/^#!.* node *//p' bin/jobcompd) && \
+	exports=$$(sed -n '1s/^#!\/usr\/bin\/env -S \(.*\) node .*/\1/p' bin/jobcompd | tr ' ' '\n' | sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=\(.*\)$$/export \1="$${\1-\2}"/p') && \
+	printf '%s\n' '#!/bin/sh' '# jobcompd on the Node.js it was built with (make install; docs/install.md)' \
+	  'lib=$$(dirname "$$(dirname "$$(readlink -f "$$0")")")' "$$exports" "exec \"\$$lib/node/bin/node\" $$flags \"\$$lib/bin/jobcompd.js\" \"\$$@\"" \
 	  > '$(DESTDIR)$(LIBDIR)/bin/jobcompd'
 	chmod 0755 '$(DESTDIR)$(LIBDIR)/bin/jobcompd'
 	cp -R --no-preserve=ownership dist/src '$(DESTDIR)$(LIBDIR)/dist/src'

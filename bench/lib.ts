@@ -16,8 +16,11 @@ import { reserveLoopbackPorts } from '../tools/harness-common';
 
 export const root = findProjectRoot();
 export const JOBCOMPD = join(root, 'bin/jobcompd');
+const SHEBANG = /^#!\/usr\/bin\/env -S ((?:\w+=\S* )*)node (.*)$/.exec(readFileSync(JOBCOMPD, 'utf8').split('\n')[0] ?? '');
 /** The Node.js flags on bin/jobcompd's first line, which the daemon runs with everywhere (make install reads them too). */
-export const JOBCOMPD_NODE_FLAGS: string[] = (/^#!.* node (.*)$/m.exec(readFileSync(JOBCOMPD, 'utf8').split('\n')[0] ?? '')?.[1] ?? '').split(' ').filter((f) => f !== '');
+export const JOBCOMPD_NODE_FLAGS: string[] = (SHEBANG?.[2] ?? '').split(' ').filter((f) => f !== '');
+/** The environment set on that line (MALLOC_ARENA_MAX: docs/install.md). */
+export const JOBCOMPD_ENV: Record<string, string> = Object.fromEntries((SHEBANG?.[1] ?? '').split(' ').filter((a) => a !== '').map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]));
 const PROFILE_DIR = process.env.BENCH_CPU_PROF || undefined;
 /** The unit of /proc/<pid>/stat's CPU times. */
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
@@ -190,7 +193,7 @@ export class BenchDaemon {
     // (--cpu-prof is not allowed in NODE_OPTIONS: run node with it.)
     const profile = PROFILE_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`];
     const argv = [...JOBCOMPD_NODE_FLAGS, ...profile, JOBCOMPD, 'run', '-c', join(work, 'jobcompd.conf')];
-    const proc = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+    const proc = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...JOBCOMPD_ENV } });
     await new Promise<void>((resolve, reject) => {
       createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (line) => {
         if (line.includes('"jobcompd ready"')) resolve();

@@ -4,8 +4,9 @@
 // MODULE_NOT_FOUND. Installed into a temporary DESTDIR from this (built) tree; the installed
 // commands run outside the repository, so nothing can come from its node_modules.
 
-import { spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, lstatSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { Outbox } from '../../src/outbox/outbox';
 import { JobEvent } from '../../src/record/job-record';
@@ -70,6 +71,35 @@ it('the installed jobcompd replay --dry-run reads the state file (better-sqlite3
   const r = installed(['replay', '-c', conf as string, '--dry-run']);
   expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
   expect(r.stdout).toBe('{"jobid":7}\n');
+});
+
+/** The installed daemon's Node.js command line and environment, read from /proc once it is ready. */
+async function daemonProcess(extraEnv: NodeJS.ProcessEnv): Promise<{ argv: string[]; env: Map<string, string> }> {
+  const env: NodeJS.ProcessEnv = { ...process.env, JOBCOMPD_CONFIG: '', ...extraEnv };
+  delete env.NODE_PATH;
+  const child = spawn(INSTALLED, ['run', '-c', conf as string], { cwd: work, env, stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      createInterface({ input: child.stdout }).on('line', (line) => {
+        if (line.includes('"jobcompd ready"')) resolve();
+      });
+      child.once('exit', (code) => reject(new Error(`jobcompd exited (${String(code)}) before it was ready`)));
+    });
+    const read = (name: string): string[] => readFileSync(`/proc/${String(child.pid)}/${name}`, 'latin1').split('\0').filter((s) => s !== '');
+    return { argv: read('cmdline'), env: new Map(read('environ').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])) };
+  } finally {
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+  }
+}
+
+it("runs the daemon with bin/jobcompd's Node.js flags and MALLOC_ARENA_MAX=2, which the caller's environment overrides (docs/install.md)", async () => {
+  const plain = await daemonProcess({ MALLOC_ARENA_MAX: undefined });
+  expect(plain.argv.slice(0, 2)).toEqual([join(LIBDIR, 'node/bin/node'), '--max-semi-space-size=4']);
+  expect(plain.env.get('MALLOC_ARENA_MAX')).toBe('2');
+  const site = await daemonProcess({ MALLOC_ARENA_MAX: '4' });
+  expect(site.env.get('MALLOC_ARENA_MAX')).toBe('4');
 });
 
 it('installs the documented layout, and neither configuration nor development packages', () => {
