@@ -1,10 +1,11 @@
 // The rows librdkafka has and has not reported on yet, by row id: what the dispatcher
-// keeps of each while Kafka has it (docs/benchmarks.md, "The drain's memory").
+// keeps of each while Kafka has it.
 //
-// Held in typed arrays rather than a Map of objects: a drain puts ~100,000 rows a second
+// Held in typed arrays rather than a Map of objects: a drain puts ~90,000 rows a second
 // through the window, and an object per row plus the Map's rehashed tables lived just long
 // enough (the window's round trip) to be promoted to V8's old space, which then grew by
-// ~10 MB a second until a full collection: most of the drain's peak memory.
+// ~10 MB a second until a full collection: most of the drain's peak memory
+// (docs/benchmarks.md, "This round (2026-12-05, third session)").
 
 import type { JobEvent } from '../record/job-record';
 import type { OutboxRow } from '../outbox/outbox';
