@@ -22,9 +22,7 @@ const EMPTY = -1;
 const INITIAL_CAPACITY = 1024;
 
 export class InFlightRows {
-  private count = 0;
-  private capacity = 0;
-  // row fields, by slot
+  // row fields, by slot; their length is the capacity
   private ids = new Float64Array(0);
   private jobIds = new Float64Array(0);
   private receivedAts = new Float64Array(0);
@@ -39,15 +37,16 @@ export class InFlightRows {
   private mask = 0;
 
   constructor(capacity = INITIAL_CAPACITY) {
-    this.grow(Math.max(1, capacity));
+    this.allocate(Math.max(1, capacity));
   }
 
+  /** every slot not free holds a row */
   get size(): number {
-    return this.count;
+    return this.ids.length - this.freeTop;
   }
 
   add(row: ClaimedRow): void {
-    if (this.count === this.capacity) this.grow(this.capacity * 2);
+    if (this.freeTop === 0) this.grow();
     const slot = this.free[--this.freeTop] as number;
     this.ids[slot] = row.id;
     this.jobIds[slot] = row.jobId;
@@ -57,7 +56,6 @@ export class InFlightRows {
     const bucket = this.bucketOf(row.id);
     this.next[slot] = this.heads[bucket] as number;
     this.heads[bucket] = slot;
-    this.count += 1;
   }
 
   /** The row with this id, removed; undefined when it is not in flight. */
@@ -72,7 +70,6 @@ export class InFlightRows {
       if (previous === EMPTY) this.heads[bucket] = this.next[slot] as number;
       else this.next[previous] = this.next[slot] as number;
       this.free[this.freeTop++] = slot;
-      this.count -= 1;
       return this.rowAt(slot);
     }
     return undefined;
@@ -81,7 +78,7 @@ export class InFlightRows {
   /** Every row in flight (in no particular order), and none left. */
   takeAll(): ClaimedRow[] {
     const rows = this.rows();
-    this.grow(this.capacity, true);
+    this.allocate(this.ids.length);
     return rows;
   }
 
@@ -104,10 +101,15 @@ export class InFlightRows {
     return id & this.mask;
   }
 
-  /** Room for `capacity` rows; the rows held are kept unless `clear`. */
-  private grow(capacity: number, clear = false): void {
-    const kept = clear ? [] : this.rows();
-    this.capacity = capacity;
+  /** Twice the room, the rows held kept. */
+  private grow(): void {
+    const kept = this.rows();
+    this.allocate(this.ids.length * 2);
+    for (const row of kept) this.add(row);
+  }
+
+  /** Empty, with room for `capacity` rows. */
+  private allocate(capacity: number): void {
     this.ids = new Float64Array(capacity);
     this.jobIds = new Float64Array(capacity);
     this.receivedAts = new Float64Array(capacity);
@@ -120,8 +122,6 @@ export class InFlightRows {
     while (buckets < capacity * 2) buckets *= 2;
     this.heads = new Int32Array(buckets).fill(EMPTY);
     this.mask = buckets - 1;
-    this.count = 0;
-    for (const row of kept) this.add(row);
   }
 
   private rows(): ClaimedRow[] {
