@@ -96,7 +96,7 @@ async function daemonProcess(extraEnv: NodeJS.ProcessEnv): Promise<{ argv: strin
 
 it("runs the daemon with bin/jobcompd's Node.js flags and MALLOC_ARENA_MAX=2, which the caller's environment overrides (docs/install.md)", async () => {
   const plain = await daemonProcess({ MALLOC_ARENA_MAX: undefined });
-  expect(plain.argv.slice(0, 2)).toEqual([join(LIBDIR, 'node/bin/node'), '--max-semi-space-size=4']);
+  expect(plain.argv.slice(0, 4)).toEqual([join(LIBDIR, 'node/bin/node'), '--max-semi-space-size=4', '--no-parallel-scavenge', '--no-concurrent-array-buffer-sweeping']);
   expect(plain.env.get('MALLOC_ARENA_MAX')).toBe('2');
   const site = await daemonProcess({ MALLOC_ARENA_MAX: '4' });
   expect(site.env.get('MALLOC_ARENA_MAX')).toBe('4');
