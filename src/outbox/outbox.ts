@@ -173,7 +173,7 @@ export const CHECKPOINT_AFTER_CHANGES = 1000;
 const DEDUP_PRUNE_INTERVAL_MS = 60_000;
 /** The most turns, and time, a transaction waits for records on their way (see the top). */
 export const GATHER_MAX_TURNS = 64;
-const GATHER_MAX_NS = 2_000_000n;
+export const GATHER_MAX_MS = 2;
 /** The most synced rows kept in memory for the dispatcher (see `recent`). */
 const RECENT_MAX_ROWS = 4096;
 /** The counters row holding the number of outbox rows (schema.ts, version 4). */
@@ -215,6 +215,7 @@ export class Outbox extends EventEmitter {
   /** turns the next transaction has waited for them, since `gatherStarted` */
   private gatherTurns = 0;
   private gatherStarted = 0n;
+  private gatherMaxNs = msToNs(GATHER_MAX_MS);
 
   private constructor(
     opened: OpenStateFile,
@@ -266,10 +267,12 @@ export class Outbox extends EventEmitter {
 
   /**
    * `count` says how many records the sources have begun to receive and not yet appended:
-   * the next transaction waits a few turns for them (see the top).
+   * the next transaction waits a few turns for them, GATHER_MAX_TURNS turns and `maxWaitMs`
+   * at most (see the top).
    */
-  gatherArriving(count: () => number): void {
+  gatherArriving(count: () => number, maxWaitMs = GATHER_MAX_MS): void {
     this.arriving = count;
+    this.gatherMaxNs = msToNs(maxWaitMs);
   }
 
   /** Resolves once the record is committed to disk (or found to be a duplicate). */
@@ -518,7 +521,7 @@ export class Outbox extends EventEmitter {
     if (this.arriving() > 0) {
       const now = process.hrtime.bigint();
       if (this.gatherTurns === 0) this.gatherStarted = now;
-      if (this.gatherTurns < GATHER_MAX_TURNS && now - this.gatherStarted < GATHER_MAX_NS) {
+      if (this.gatherTurns < GATHER_MAX_TURNS && now - this.gatherStarted < this.gatherMaxNs) {
         this.gatherTurns += 1;
         return true;
       }
@@ -811,6 +814,10 @@ export class Outbox extends EventEmitter {
       this.retryTimer.unref();
     }
   }
+}
+
+function msToNs(ms: number): bigint {
+  return BigInt(Math.round(ms * 1e6));
 }
 
 /**

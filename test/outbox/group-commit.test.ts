@@ -7,7 +7,7 @@ import { mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { StateError } from '../../src/errors';
-import { GATHER_MAX_TURNS, Outbox, type OutboxRow, type AppendResult, type NewRecord } from '../../src/outbox/outbox';
+import { GATHER_MAX_MS, GATHER_MAX_TURNS, Outbox, type OutboxRow, type AppendResult, type NewRecord } from '../../src/outbox/outbox';
 import { JobEvent } from '../../src/record/job-record';
 import { tempDir } from '../helpers/cli';
 
@@ -51,7 +51,8 @@ const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(reso
 test('a transaction waits for the records its sources have begun to receive', async () => {
   const outbox = openOutbox(tempDir());
   let arriving = 2;
-  outbox.gatherArriving(() => arriving);
+  // no time limit here, only the turns: two turns of a busy machine can take GATHER_MAX_MS
+  outbox.gatherArriving(() => arriving, 60_000);
   let transactions = 0;
   outbox.on('flushed', () => (transactions += 1));
   const first = outbox.append(record(1500));
@@ -76,6 +77,19 @@ test('a record that never comes holds a transaction for GATHER_MAX_TURNS turns a
     turns += 1;
   }
   expect(turns).toBeLessThanOrEqual(GATHER_MAX_TURNS + 2);
+  await appended;
+});
+
+test(`a record that never comes holds a transaction for the time limit at most (GATHER_MAX_MS=${GATHER_MAX_MS})`, async () => {
+  const outbox = openOutbox(tempDir());
+  outbox.gatherArriving(() => 1, 0);
+  const appended = outbox.append(record(1700));
+  let turns = 0;
+  while (outbox.backlogSize === 0) {
+    await nextTurn();
+    turns += 1;
+  }
+  expect(turns).toBe(1);
   await appended;
 });
 
