@@ -14,7 +14,7 @@
 //
 // A transaction also waits, one event-loop turn at a time, for records a source has begun
 // to receive (gatherArriving: hook connections accepted whose message is not read yet),
-// up to GATHER_MAX_TURNS turns and 2 ms: under load, records arrive over several
+// up to GATHER_MAX_TURNS turns and GATHER_MAX_MS (2 ms): under load, records arrive over several
 // turns (accept, then read), and without that wait each transaction held 4-5 of them and
 // paid its writes and fdatasync for so few (docs/benchmarks.md). A lone record, with nothing
 // else on its way, is committed at once.
