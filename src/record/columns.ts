@@ -4,7 +4,7 @@
 
 import { JobEvent, type JobRecord } from './job-record';
 import type { RecordLayout } from './record-format';
-import { serializeToByteString } from './serialize';
+import { serializeJson } from './serialize';
 
 /** A finish record with every optional field present (values are irrelevant, keys count). */
 const EVERY_FIELD: JobRecord = {
@@ -68,5 +68,5 @@ const EVERY_FIELD: JobRecord = {
 
 /** Every key a record of this layout can have (with send_script and send_comment), in the plugin's order. */
 export function recordColumns(layout: RecordLayout): string[] {
-  return Object.keys(JSON.parse(serializeToByteString(EVERY_FIELD, { layout, sendScript: true, sendComment: true })) as object);
+  return Object.keys(JSON.parse(serializeJson(EVERY_FIELD, { layout, sendScript: true, sendComment: true }).toString('latin1')) as object);
 }

@@ -6,22 +6,34 @@
 
 const HEX = '0123456789abcdef';
 
-/** The bytes escapeFor escapes. */
-const NEEDS_ESCAPE = /[\x00-\x1f"\/\\]/;
+/** What json-c writes for each byte value: its escape, or undefined for the byte itself. */
+const ESCAPED: readonly (string | undefined)[] = Array.from({ length: 256 }, (_, c) => escapeFor(c));
+
+/** The most bytes one input byte becomes ("\u001f"). */
+export const MAX_ESCAPED_BYTES = 6;
+
+/**
+ * Write a byte string quoted and escaped the way json-c does into `out` from `pos`, which
+ * must have room for 2 + MAX_ESCAPED_BYTES * bytes.length; returns the position after it.
+ * Byte by byte into the record's buffer: string ropes and their copies were half of
+ * serializing a record (docs/benchmarks.md).
+ */
+export function writeJsonCString(out: Uint8Array, pos: number, bytes: string): number {
+  out[pos++] = 0x22;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes.charCodeAt(i);
+    const esc = ESCAPED[c];
+    if (esc === undefined) out[pos++] = c;
+    else for (let j = 0; j < esc.length; j++) out[pos++] = esc.charCodeAt(j);
+  }
+  out[pos++] = 0x22;
+  return pos;
+}
 
 /** Escape a byte string the way json-c does; returns the quoted JSON string. */
 export function jsonCString(bytes: string): string {
-  if (!NEEDS_ESCAPE.test(bytes)) return `"${bytes}"`;
-  let out = '"';
-  let runStart = 0;
-  for (let i = 0; i < bytes.length; i++) {
-    const c = bytes.charCodeAt(i);
-    const esc = escapeFor(c);
-    if (esc === undefined) continue;
-    out += bytes.slice(runStart, i) + esc;
-    runStart = i + 1;
-  }
-  return out + bytes.slice(runStart) + '"';
+  const out = Buffer.allocUnsafe(2 + MAX_ESCAPED_BYTES * bytes.length);
+  return out.toString('latin1', 0, writeJsonCString(out, 0, bytes));
 }
 
 function escapeFor(c: number): string | undefined {
@@ -59,6 +71,8 @@ export function formatG17(x: number): string {
   const negative = x < 0 || Object.is(x, -0);
   const sign = negative ? '-' : '';
   if (x === 0) return `${sign}0`;
+  // an integer of at most 16 digits prints as itself; String() is exact there (and fast)
+  if (Number.isSafeInteger(x)) return String(x);
   const { digits, pointPos } = precisionDigits(Math.abs(x), PRECISION) ?? roundedDigits(Math.abs(x), PRECISION);
   // digits: exactly PRECISION decimal digits; value = 0.digits * 10^pointPos
   const exponent = pointPos - 1;

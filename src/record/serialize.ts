@@ -5,7 +5,7 @@
 
 import { RecordCodes, RecordError } from '../errors';
 import { JobEvent, type JobRecord } from './job-record';
-import { jsonCDouble, jsonCString } from './json-c';
+import { jsonCDouble, MAX_ESCAPED_BYTES, writeJsonCString } from './json-c';
 import type { RecordLayout } from './record-format';
 import { formatUtc, isValidSlurmTime } from './slurm-time';
 
@@ -26,19 +26,50 @@ export function cpuHours(elapsed: number, totalCpus: number): number {
   return Math.fround(Math.fround(elapsed * totalCpus) / 3600);
 }
 
-/** Keys are the plugin's names, a fixed set: each is escaped once, with the comma before it. */
-const escapedKeys = new Map<string, string>();
+/** The longest number or literal a value can be ("-1.2345678901234567e-308" is 24). */
+const NUMBER_ROOM = 32;
 
+/** The record's bytes are written into this buffer, then copied out at their length. */
+const scratch = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * One json-c object, written as bytes into the scratch buffer, or for a record that does not
+ * fit (a long batch script) into a larger buffer of its own. Serialization is synchronous,
+ * so one scratch buffer serves every record.
+ */
 class JsonCObject {
-  private out = '';
+  private out = scratch;
+  private pos = 1;
 
+  constructor() {
+    this.out[0] = 0x7b; // {
+  }
+
+  private room(bytes: number): void {
+    if (this.pos + bytes <= this.out.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(2 * this.out.length, this.pos + bytes));
+    this.out.copy(grown, 0, 0, this.pos);
+    this.out = grown;
+  }
+
+  /** ASCII text that needs no escaping and fits in the room key() made (a number, null). */
+  private ascii(text: string): void {
+    const { out } = this;
+    let { pos } = this;
+    for (let i = 0; i < text.length; i++) out[pos++] = text.charCodeAt(i);
+    this.pos = pos;
+  }
+
+  /** The key, with room after it for any value but a string. */
   private key(k: string): void {
-    let escaped = escapedKeys.get(k);
-    if (escaped === undefined) {
-      escaped = `,${jsonCString(k)}:`;
-      escapedKeys.set(k, escaped);
-    }
-    this.out += escaped;
+    this.room(2 + MAX_ESCAPED_BYTES * k.length + NUMBER_ROOM);
+    const { out } = this;
+    let { pos } = this;
+    // the first key has no comma before it
+    if (pos !== 1) out[pos++] = 0x2c; // ,
+    pos = writeJsonCString(out, pos, k);
+    out[pos++] = 0x3a; // :
+    this.pos = pos;
   }
 
   // The mappers check their inputs; these checks keep a value no mapper foresaw (an
@@ -47,7 +78,7 @@ class JsonCObject {
   int(k: string, v: number): void {
     if (!Number.isSafeInteger(v)) throw new RecordError(RecordCodes.badField, `field "${k}" is out of range: ${String(v)}`, k);
     this.key(k);
-    this.out += String(Math.trunc(v));
+    this.ascii(String(Math.trunc(v)));
   }
 
   /** Present when v is not undefined. */
@@ -57,13 +88,18 @@ class JsonCObject {
 
   double(k: string, v: number): void {
     this.key(k);
-    this.out += jsonCDouble(v);
+    this.ascii(jsonCDouble(v));
   }
 
   /** A key that is always written; null becomes JSON null. */
   str(k: string, v: string | null): void {
     this.key(k);
-    this.out += v === null ? 'null' : jsonCString(v);
+    if (v === null) {
+      this.ascii('null');
+      return;
+    }
+    this.room(2 + MAX_ESCAPED_BYTES * v.length);
+    this.pos = writeJsonCString(this.out, this.pos, v);
   }
 
   optStr(k: string, v: string | null | undefined): void {
@@ -80,13 +116,28 @@ class JsonCObject {
     this.str(k, formatUtc(t));
   }
 
-  close(): string {
-    return this.out === '' ? '{}' : `{${this.out.slice(1)}}`;
+  /** The object's bytes in a buffer of their own, followed by `trailingNuls` zero bytes. */
+  close(trailingNuls: number): Buffer {
+    this.room(1);
+    this.out[this.pos++] = 0x7d; // }
+    const value = Buffer.allocUnsafe(this.pos + trailingNuls);
+    this.out.copy(value, 0, 0, this.pos);
+    value.fill(0, this.pos);
+    return value;
   }
 }
 
-/** The payload as a byte string (one char per byte), without the trailing NUL of old layouts. */
-export function serializeToByteString(r: JobRecord, opts: SerializeOptions): string {
+/** The Kafka message value: compact JSON, no newline; a trailing NUL only in the layouts that had one. */
+export function serialize(r: JobRecord, opts: SerializeOptions): Buffer {
+  return writeRecord(r, opts).close(opts.layout.trailingNul ? 1 : 0);
+}
+
+/** The record's JSON alone, without the trailing NUL of old layouts. */
+export function serializeJson(r: JobRecord, opts: SerializeOptions): Buffer {
+  return writeRecord(r, opts).close(0);
+}
+
+function writeRecord(r: JobRecord, opts: SerializeOptions): JsonCObject {
   const { layout } = opts;
   const finish = r.event === JobEvent.finish;
   // Before 23.11.9/24.05.1 a finish record always had @start and @end, "Unknown" when invalid.
@@ -164,12 +215,7 @@ export function serializeToByteString(r: JobRecord, opts: SerializeOptions): str
   }
   if (layout.script === 'always' || opts.sendScript) o.optStr('script', r.script);
   o.optStr('parent_accounts', r.parent_accounts);
-  return o.close();
-}
-
-/** The Kafka message value: compact JSON, no newline; a trailing NUL only in the layouts that had one. */
-export function serialize(r: JobRecord, opts: SerializeOptions): Buffer {
-  return messageValue(Buffer.from(serializeToByteString(r, opts), 'latin1'), opts.layout);
+  return o;
 }
 
 /** A record's JSON as the layout's plugin handed it to librdkafka: 23.02-23.11.6 passed strlen + 1 bytes. */
