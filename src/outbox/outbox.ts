@@ -16,8 +16,14 @@
 // to receive (gatherArriving: hook connections accepted whose message is not read yet),
 // up to GATHER_MAX_TURNS turns and GATHER_MAX_MS (2 ms): under load, records arrive over several
 // turns (accept, then read), and without that wait each transaction held 4-5 of them and
-// paid its writes and fdatasync for so few (docs/benchmarks.md). A lone record, with nothing
-// else on its way, is committed at once.
+// paid its writes and fdatasync for so few (docs/benchmarks.md). It also waits, up to
+// GATHER_MAX_MS after the previous transaction was answered, for one record from each sender
+// that transaction answered (on top of those already waiting then): senders that each wait
+// for their answer before sending again (a load of them, over HTTP keep-alive or one hook
+// after another) otherwise split into two groups that alternate, each paying for a
+// transaction of its own. That wait is a timer, which the record that completes the count
+// ends early, not turn after turn: the loop would spin until they came. A lone record, with
+// nothing else on its way, is committed at once; so is the next record of a lone sender.
 //
 // Checkpoints (copying the WAL into the database file) are jobcompd's too
 // (wal_autocheckpoint=0): SQLite's automatic ones run inside a commit on the event loop,
@@ -187,6 +193,8 @@ export class Outbox extends EventEmitter {
   private closed = false;
   private lastDedupPrune = 0;
   private readonly stmt: ReturnType<Outbox['prepare']>;
+  /** write() in a transaction; made once: better-sqlite3 builds five functions for each db.transaction() */
+  private readonly writeTransaction: (w: PendingWrites, now: number) => [AppendResult[], number[], number];
   /** the transaction whose fdatasync is in flight */
   private syncing: CommittedBatch | undefined;
   /** set once a sync or commit failed with an I/O error: nothing is committed or answered after */
@@ -216,6 +224,13 @@ export class Outbox extends EventEmitter {
   private gatherTurns = 0;
   private gatherStarted = 0n;
   private gatherMaxNs = msToNs(GATHER_MAX_MS);
+  /**
+   * What the last answered transaction leads the next to expect: the records waiting when it
+   * was answered, and one more from each sender it answered (see the top).
+   */
+  private expected = { records: 0, since: 0n };
+  /** set while the next transaction waits for them */
+  private returnTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     opened: OpenStateFile,
@@ -224,6 +239,7 @@ export class Outbox extends EventEmitter {
     super();
     ({ file: this.file, db: this.db, walFd: this.walFd, dbFd: this.dbFd } = opened);
     this.stmt = this.prepare();
+    this.writeTransaction = this.db.transaction((w: PendingWrites, now: number) => this.write(w, now));
     // kept by every transaction (schema.ts, version 4): a start never counts the backlog
     this.backlog = this.counter(BACKLOG_COUNTER);
     this.syncedMaxId = this.maxRowId();
@@ -474,6 +490,7 @@ export class Outbox extends EventEmitter {
   close(): void {
     if (this.closed) return;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.stopWaitingForReturns();
     if (this.failure !== undefined) {
       this.closed = true;
       return;
@@ -491,8 +508,17 @@ export class Outbox extends EventEmitter {
     if (this.closed) return Promise.reject(new StateError(StateCodes.io, 'the state file is closed'));
     return new Promise<T>((resolve, reject) => {
       push({ resolve, reject });
+      if (this.returnTimer !== undefined && this.pendingRecords() >= this.expected.records) {
+        this.stopWaitingForReturns();
+        setImmediate(() => this.groupCommit());
+      }
       this.scheduleFlush();
     });
+  }
+
+  private stopWaitingForReturns(): void {
+    clearTimeout(this.returnTimer);
+    this.returnTimer = undefined;
   }
 
   private scheduleFlush(): void {
@@ -505,8 +531,17 @@ export class Outbox extends EventEmitter {
   /** One transaction for everything pending; its waiters are answered once it is synced. */
   private groupCommit(): void {
     if (this.closed || this.failure !== undefined || this.syncing !== undefined || this.checkpointSync !== undefined || !this.flushScheduled) return;
-    if (this.keepGathering()) {
+    const wait = this.gatherWait();
+    if (wait === 'turn') {
       setImmediate(() => this.groupCommit());
+      return;
+    }
+    if (wait !== undefined) {
+      // not turn by turn: the loop would spin until they come; enqueue() ends the wait early
+      this.returnTimer ??= setTimeout(() => {
+        this.returnTimer = undefined;
+        this.groupCommit();
+      }, Math.ceil(Number(wait) / 1e6));
       return;
     }
     this.flushScheduled = false;
@@ -516,18 +551,28 @@ export class Outbox extends EventEmitter {
     syncData(this.walFd, (err) => this.synced(batch, err));
   }
 
-  /** Whether the pending transaction waits one more turn for records on their way. */
-  private keepGathering(): boolean {
+  /**
+   * How the pending transaction waits for records on their way (see the top): one more turn
+   * for records a source has begun to receive, the nanoseconds left for the senders the last
+   * transaction answered, or undefined: it commits now.
+   */
+  private gatherWait(): 'turn' | bigint | undefined {
+    const now = process.hrtime.bigint();
     if (this.arriving() > 0) {
-      const now = process.hrtime.bigint();
       if (this.gatherTurns === 0) this.gatherStarted = now;
       if (this.gatherTurns < GATHER_MAX_TURNS && now - this.gatherStarted < this.gatherMaxNs) {
         this.gatherTurns += 1;
-        return true;
+        return 'turn';
       }
     }
     this.gatherTurns = 0;
-    return false;
+    const left = this.expected.since + this.gatherMaxNs - now;
+    return this.pendingRecords() < this.expected.records && left > 0n ? left : undefined;
+  }
+
+  /** New records and quarantined inputs waiting for the next transaction: each has a sender waiting. */
+  private pendingRecords(): number {
+    return this.pending.inserts.length + this.pending.quarantines.length;
   }
 
   private synced(batch: CommittedBatch, err: NodeJS.ErrnoException | null): void {
@@ -632,7 +677,7 @@ export class Outbox extends EventEmitter {
     let qids: number[];
     let backlogChange: number;
     try {
-      [results, qids, backlogChange] = this.db.transaction(() => this.write(w, now))();
+      [results, qids, backlogChange] = this.writeTransaction(w, now);
     } catch (err) {
       if (isDiskFull(err)) this.failFlush(w, err);
       else this.failCommit(w, err);
@@ -657,6 +702,7 @@ export class Outbox extends EventEmitter {
       this.keepRecent(b);
       w.inserts.forEach((x, i) => x.waiter.resolve(b.results[i] ?? { id: 0, duplicate: false }));
       w.quarantines.forEach((x, i) => x.waiter.resolve(b.qids[i] ?? 0));
+      this.expected = { records: this.pendingRecords() + w.inserts.length + w.quarantines.length, since: process.hrtime.bigint() };
       this.emit('flushed', Number(process.hrtime.bigint() - b.started) / 1e9);
       if (b.inserted > 0) this.emit('committed', b.inserted);
     } else {

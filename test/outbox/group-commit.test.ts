@@ -93,6 +93,56 @@ test(`a record that never comes holds a transaction for the time limit at most (
   await appended;
 });
 
+/** Three records committed together, answered: three senders expected back. */
+async function answerThree(outbox: Outbox, firstJobId: number): Promise<void> {
+  await Promise.all([0, 1, 2].map((i) => outbox.append(record(firstJobId + i))));
+}
+
+test('the senders a transaction answered are waited for: their next records share one transaction', async () => {
+  const outbox = openOutbox(tempDir());
+  // no time limit here: a busy machine can take GATHER_MAX_MS between two turns
+  outbox.gatherArriving(() => 0, 60_000);
+  await answerThree(outbox, 1800);
+  let transactions = 0;
+  outbox.on('flushed', () => (transactions += 1));
+  // each sender sends again in a turn of its own, as senders on another core do
+  const again: Promise<AppendResult>[] = [];
+  for (let i = 0; i < 3; i++) {
+    again.push(outbox.append(record(1810 + i)));
+    await nextTurn();
+  }
+  await Promise.all(again);
+  expect(transactions).toBe(1);
+});
+
+test('the next record of a lone sender is committed at once', async () => {
+  const outbox = openOutbox(tempDir());
+  outbox.gatherArriving(() => 0, 60_000);
+  await outbox.append(record(1900));
+  const next = outbox.append(record(1901));
+  let turns = 0;
+  while (outbox.backlogSize < 2) {
+    await nextTurn();
+    turns += 1;
+  }
+  expect(turns).toBe(1);
+  await next;
+});
+
+test('senders that do not come back hold the next transaction until the time limit, then it commits', async () => {
+  const outbox = openOutbox(tempDir());
+  outbox.gatherArriving(() => 0, 50);
+  await answerThree(outbox, 2000);
+  const lone = outbox.append(record(2010));
+  let turns = 0;
+  while (outbox.backlogSize < 4) {
+    await nextTurn();
+    turns += 1;
+  }
+  expect(turns).toBeGreaterThan(1);
+  expect((await lone).duplicate).toBe(false);
+});
+
 test('a row is offered to the dispatcher only once its transaction is synced', async () => {
   const outbox = openOutbox(tempDir());
   const appended = outbox.append(record(2000));
