@@ -65,20 +65,24 @@ export class SocketSource {
 
   private serve(socket: Socket): void {
     this.connections.add(socket);
-    socket.on('close', () => this.connections.delete(socket));
     socket.on('error', () => undefined); // the hook went away; it spools the record itself
     const refusal = this.checkPeer(socket);
     if (refusal !== undefined) {
+      socket.on('close', () => this.connections.delete(socket));
       answer(socket, Answer.error, refusal);
       return;
     }
     // A deadline for the whole message, not an idle timeout: a client that trickles a
     // byte now and then must not hold a connection slot for ever.
     const deadline = setTimeout(() => socket.destroy(), this.opts.timeoutMs);
-    socket.on('close', () => clearTimeout(deadline));
     const framer = new HookMessageFramer(this.opts.maxMessageBytes);
     const received = this.ingest.receiving();
-    socket.on('close', received);
+    // one listener: this runs for every record
+    socket.on('close', () => {
+      this.connections.delete(socket);
+      clearTimeout(deadline);
+      received();
+    });
     /** the message was answered or rejected: the client's end of stream changes nothing */
     let settled = false;
     const onData = (chunk: Buffer): void => {
