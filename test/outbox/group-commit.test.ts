@@ -48,6 +48,16 @@ test('appends made together share one transaction and one sync, and each gets it
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
+/** Event-loop turns until the outbox has committed `rows` rows in all. */
+async function turnsUntilCommitted(outbox: Outbox, rows: number): Promise<number> {
+  let turns = 0;
+  while (outbox.backlogSize < rows) {
+    await nextTurn();
+    turns += 1;
+  }
+  return turns;
+}
+
 test('a transaction waits for the records its sources have begun to receive', async () => {
   const outbox = openOutbox(tempDir());
   let arriving = 2;
@@ -71,11 +81,7 @@ test('a record that never comes holds a transaction for GATHER_MAX_TURNS turns a
   const outbox = openOutbox(tempDir());
   outbox.gatherArriving(() => 1);
   const appended = outbox.append(record(1600));
-  let turns = 0;
-  while (outbox.backlogSize === 0) {
-    await nextTurn();
-    turns += 1;
-  }
+  const turns = await turnsUntilCommitted(outbox, 1);
   expect(turns).toBeLessThanOrEqual(GATHER_MAX_TURNS + 2);
   await appended;
 });
@@ -84,11 +90,7 @@ test(`a record that never comes holds a transaction for the time limit at most (
   const outbox = openOutbox(tempDir());
   outbox.gatherArriving(() => 1, 0);
   const appended = outbox.append(record(1700));
-  let turns = 0;
-  while (outbox.backlogSize === 0) {
-    await nextTurn();
-    turns += 1;
-  }
+  const turns = await turnsUntilCommitted(outbox, 1);
   expect(turns).toBe(1);
   await appended;
 });
@@ -120,11 +122,7 @@ test('the next record of a lone sender is committed at once', async () => {
   outbox.gatherArriving(() => 0, 60_000);
   await outbox.append(record(1900));
   const next = outbox.append(record(1901));
-  let turns = 0;
-  while (outbox.backlogSize < 2) {
-    await nextTurn();
-    turns += 1;
-  }
+  const turns = await turnsUntilCommitted(outbox, 2);
   expect(turns).toBe(1);
   await next;
 });
@@ -134,11 +132,7 @@ test('senders that do not come back hold the next transaction until the time lim
   outbox.gatherArriving(() => 0, 50);
   await answerThree(outbox, 2000);
   const lone = outbox.append(record(2010));
-  let turns = 0;
-  while (outbox.backlogSize < 4) {
-    await nextTurn();
-    turns += 1;
-  }
+  const turns = await turnsUntilCommitted(outbox, 4);
   expect(turns).toBeGreaterThan(1);
   expect((await lone).duplicate).toBe(false);
 });
