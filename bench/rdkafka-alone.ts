@@ -1,18 +1,22 @@
 // node-rdkafka alone: payloads like the drain's produced from memory by the same library and
-// librdkafka settings the daemon uses (its defaults), with delivery reports, at most
+// librdkafka settings the daemon uses (librdkafka's defaults, and jobcompd's own), with delivery reports, at most
 // `window` undelivered at once and reports served every FAST_POLL_MS, as the dispatcher
 // does while draining. No state file, no JavaScript of jobcompd's. The ceiling of a drain
 // through node-rdkafka at that window on this machine (docs/benchmarks.md, backlog).
 
 import { Producer, type DeliveryReport, type LibrdKafkaError } from 'node-rdkafka';
+import { parseRdkafkaConf } from '../src/config/jobcomploc-file';
 import { FAST_POLL_MS } from '../src/producer/dispatcher';
+import { buildProducerSettings, producerConfigs } from '../src/producer/librdkafka-settings';
 
 /**
  * `count` records, record i being ring[i % ring.length]; seconds from the first produce() to
  * the last delivery report, and this process's CPU seconds over the same span.
  */
 export async function produceWithNodeRdkafka(bootstrapServers: string, topic: string, ring: Buffer[], count: number, window: number): Promise<{ seconds: number; cpuSeconds: number }> {
-  const producer = new Producer({ 'bootstrap.servers': bootstrapServers, dr_cb: true }, {});
+  // the configuration the daemon builds from an rdkafka.conf naming only the broker
+  const { global, topic: topicConf } = producerConfigs(buildProducerSettings(parseRdkafkaConf(`bootstrap.servers=${bootstrapServers}\n`, 'rdkafka.conf')));
+  const producer = new Producer(global, topicConf);
   await new Promise<void>((resolve, reject) => producer.connect({}, (err) => (err ? reject(err) : resolve())));
   try {
     const cpu0 = process.cpuUsage();

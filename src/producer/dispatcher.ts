@@ -47,9 +47,10 @@ interface RetryEntry {
 /**
  * Rows are read in pages of up to MaxInFlight, and only once this many slots are free (or
  * nothing in flight will free more): refilling one slot per delivery report read the
- * backlog back a row or two per query (docs/benchmarks.md, backlog).
+ * backlog back a row or two per query (docs/benchmarks.md, backlog). Also librdkafka's
+ * batch.num.messages unless rdkafka.conf sets it (librdkafka-settings.ts).
  */
-const MIN_REFILL = 250;
+export const MIN_REFILL = 250;
 const QUEUE_FULL_RECHECK_MS = 50;
 /**
  * Once the window has been full, serve delivery reports this soon instead of at the next

@@ -43,9 +43,6 @@ export interface ProducerStats {
   queuedMessages: number;
 }
 
-/** Set when rdkafka.conf does not set it: status and metrics show broker state from it. */
-const DEFAULT_STATISTICS_INTERVAL_MS = '10000';
-
 // Also bounds how long an exit waits for a connection attempt in progress (node-rdkafka
 // cannot abort one).
 const CONNECT_METADATA_TIMEOUT_MS = 5000;
@@ -81,8 +78,7 @@ export class KafkaProducer extends EventEmitter {
   ) {
     super();
     const { global, topic } = producerConfigs(settings);
-    const statistics = settings.properties.has('statistics.interval.ms') ? {} : { 'statistics.interval.ms': DEFAULT_STATISTICS_INTERVAL_MS };
-    this.producer = new Producer({ ...global, ...statistics, event_cb: true } as ProducerGlobalConfig, topic);
+    this.producer = new Producer({ ...global, event_cb: true } as ProducerGlobalConfig, topic);
     this.producer.on('delivery-report', (err: LibrdKafkaError | null, report: DeliveryReport) => this.onDeliveryReport(err, report));
     this.producer.on('event.log', (e: { severity: number; fac: string; message: string }) => this.onLibrdkafkaLog(e));
     this.producer.on('event.error', (err: LibrdKafkaError) => this.onClientError(err));

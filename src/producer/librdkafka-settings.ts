@@ -5,6 +5,7 @@
 import { CODES, Producer, type ProducerGlobalConfig, type ProducerTopicConfig } from 'node-rdkafka';
 import { ConfigCodes, ConfigError, formatLocation, type ConfigLocation } from '../errors';
 import { effectiveProperties, isSecretProperty, redactSecrets, REDACTED, type RdkafkaConf, type RdkafkaProperty } from '../config/jobcomploc-file';
+import { MIN_REFILL } from './dispatcher';
 
 /**
  * Keys node-rdkafka would swallow instead of handing them to librdkafka, or that would
@@ -83,6 +84,21 @@ function isTopicProperty(p: RdkafkaProperty): boolean {
 }
 
 /**
+ * jobcompd's own defaults, each applied only when rdkafka.conf sets none of its names
+ * (docs/configuration.md, "rdkafka.conf"):
+ * - statistics every 10 s: status and metrics show the brokers' state from them;
+ * - batches of the dispatcher's page (MIN_REFILL rows) instead of librdkafka's 10,000: with
+ *   at most MaxInFlight records undelivered, a backlog's window never filled a batch of
+ *   10,000, so each of its round trips waited out the whole linger.ms (5 ms); a full page
+ *   now goes at once, and records coming at Slurm's pace are batched by linger.ms as before
+ *   (docs/benchmarks.md, "the batch size").
+ */
+export const JOBCOMPD_LIBRDKAFKA_DEFAULTS: readonly { names: readonly string[]; value: string }[] = [
+  { names: ['statistics.interval.ms'], value: '10000' },
+  { names: ['batch.num.messages'], value: String(MIN_REFILL) },
+];
+
+/**
  * The two objects node-rdkafka's Producer constructor takes. The plugin sets every
  * property on the global conf and librdkafka routes topic properties to the default
  * topic conf; node-rdkafka, however, replaces that default topic conf with its second
@@ -91,6 +107,9 @@ function isTopicProperty(p: RdkafkaProperty): boolean {
 export function producerConfigs(settings: ProducerSettings): { global: ProducerGlobalConfig; topic: ProducerTopicConfig } {
   const global: Record<string, string | boolean> = {};
   const topic: Record<string, string> = {};
+  for (const d of JOBCOMPD_LIBRDKAFKA_DEFAULTS) {
+    if (!d.names.some((name) => settings.properties.has(name))) global[d.names[0] as string] = d.value;
+  }
   for (const [key, p] of settings.properties) {
     global[key] = p.value;
     if (settings.topicKeys.has(key)) topic[key] = p.value;
