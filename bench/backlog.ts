@@ -25,6 +25,8 @@ const HOLD_MS = 10_000;
 const RING = 10_000;
 /** librdkafka's default queue.buffering.max.messages: the widest window its queue takes */
 const LIBRDKAFKA_QUEUE_MESSAGES = 100_000;
+/** librdkafka's own batch.num.messages, which jobcompd replaced with its page (librdkafka-settings.ts) */
+const LIBRDKAFKA_BATCH_MESSAGES = 10_000;
 
 /** Payload i: the captured kinds, job id 1 + i (made from nine serialized templates: a million serializations would dominate). */
 export function payloadMaker(): (i: number) => Buffer {
@@ -88,6 +90,7 @@ interface Run {
   /** node-rdkafka alone, window MaxInFlight / librdkafka's queue */
   aloneWindowSeconds: number;
   aloneWindowCpuUs: number;
+  aloneLibrdkafkaBatchSeconds: number;
   aloneSeconds: number;
 }
 
@@ -122,7 +125,9 @@ async function oneRun(broker: KafkaBroker, template: string, n: number, payloadF
   const kcatSeconds = await kcatProduce(broker.bootstrapServers, `${topic}-kcat`, payloadFile);
   await broker.createTopic(`${topic}-alone-window`);
   await broker.createTopic(`${topic}-alone`);
+  await broker.createTopic(`${topic}-alone-librdkafka-batch`);
   const aloneWindow = await produceWithNodeRdkafka(broker.bootstrapServers, `${topic}-alone-window`, ring, n, maxInFlight);
+  const aloneLibrdkafkaBatch = await produceWithNodeRdkafka(broker.bootstrapServers, `${topic}-alone-librdkafka-batch`, ring, n, maxInFlight, `batch.num.messages=${LIBRDKAFKA_BATCH_MESSAGES}\n`);
   const alone = await produceWithNodeRdkafka(broker.bootstrapServers, `${topic}-alone`, ring, n, LIBRDKAFKA_QUEUE_MESSAGES);
   const r = {
     startupEmptyMs,
@@ -136,6 +141,7 @@ async function oneRun(broker: KafkaBroker, template: string, n: number, payloadF
     kcatSeconds,
     aloneWindowSeconds: aloneWindow.seconds,
     aloneWindowCpuUs: (1e6 * aloneWindow.cpuSeconds) / n,
+    aloneLibrdkafkaBatchSeconds: aloneLibrdkafkaBatch.seconds,
     aloneSeconds: alone.seconds,
   };
   note(`backlog run ${run}: ${JSON.stringify(r)}`);
@@ -159,6 +165,8 @@ export interface BacklogFigures {
   drainCpuUs: Spread;
   aloneWindowPerSecond: Spread;
   aloneWindowCpuUs: Spread;
+  /** the same window with librdkafka's own batch.num.messages (before 2026-12-05's sixth session) */
+  aloneLibrdkafkaBatchPerSecond: Spread;
   alonePerSecond: Spread;
 }
 
@@ -190,6 +198,7 @@ export async function backlogBench(opts: { records: number; runs: number; maxInF
       drainCpuUs: of((r) => r.drainCpuUs),
       aloneWindowPerSecond: of((r) => opts.records / r.aloneWindowSeconds),
       aloneWindowCpuUs: of((r) => r.aloneWindowCpuUs),
+      aloneLibrdkafkaBatchPerSecond: of((r) => opts.records / r.aloneLibrdkafkaBatchSeconds),
       alonePerSecond: of((r) => opts.records / r.aloneSeconds),
     };
   } finally {
@@ -217,6 +226,7 @@ export function backlogTable(f: BacklogFigures): string {
     `| drain: daemon CPU per record (every thread, start-up included), µs | ${s(f.drainCpuUs, 1)} |`,
     `| node-rdkafka alone, at most MaxInFlight (${f.maxInFlight.toLocaleString('en')}) undelivered, records/s | ${s(f.aloneWindowPerSecond)} |`,
     `| node-rdkafka alone, at most MaxInFlight undelivered: CPU per record (its process), µs | ${s(f.aloneWindowCpuUs, 1)} |`,
+    `| node-rdkafka alone, at most MaxInFlight undelivered, with librdkafka's batch.num.messages (${LIBRDKAFKA_BATCH_MESSAGES.toLocaleString('en')}) instead of jobcompd's, records/s | ${s(f.aloneLibrdkafkaBatchPerSecond)} |`,
     `| node-rdkafka alone, at most ${LIBRDKAFKA_QUEUE_MESSAGES.toLocaleString('en')} undelivered (librdkafka's queue), records/s | ${s(f.alonePerSecond)} |`,
     `| drain / node-rdkafka alone at the same window (records/s) | ${(f.drainPerSecond.median / f.aloneWindowPerSecond.median).toFixed(2)} |`,
   ].join('\n');

@@ -13,9 +13,17 @@ import { buildProducerSettings, producerConfigs } from '../src/producer/librdkaf
  * `count` records, record i being ring[i % ring.length]; seconds from the first produce() to
  * the last delivery report, and this process's CPU seconds over the same span.
  */
-export async function produceWithNodeRdkafka(bootstrapServers: string, topic: string, ring: Buffer[], count: number, window: number): Promise<{ seconds: number; cpuSeconds: number }> {
-  // the configuration the daemon builds from an rdkafka.conf naming only the broker
-  const { global, topic: topicConf } = producerConfigs(buildProducerSettings(parseRdkafkaConf(`bootstrap.servers=${bootstrapServers}\n`, 'rdkafka.conf')));
+export async function produceWithNodeRdkafka(
+  bootstrapServers: string,
+  topic: string,
+  ring: Buffer[],
+  count: number,
+  window: number,
+  /** more rdkafka.conf lines (`key=value\n`) */
+  rdkafka = '',
+): Promise<{ seconds: number; cpuSeconds: number }> {
+  // the configuration the daemon builds from an rdkafka.conf naming the broker (and `rdkafka`)
+  const { global, topic: topicConf } = producerConfigs(buildProducerSettings(parseRdkafkaConf(`bootstrap.servers=${bootstrapServers}\n${rdkafka}`, 'rdkafka.conf')));
   const producer = new Producer(global, topicConf);
   await new Promise<void>((resolve, reject) => producer.connect({}, (err) => (err ? reject(err) : resolve())));
   try {
