@@ -84,8 +84,8 @@ function isTopicProperty(p: RdkafkaProperty): boolean {
 }
 
 /**
- * jobcompd's own defaults, each applied only when rdkafka.conf sets none of its names
- * (docs/configuration.md, "rdkafka.conf"):
+ * jobcompd's own defaults, each applied only when rdkafka.conf does not set it
+ * (docs/configuration.md, "JobCompLoc: the librdkafka properties file"):
  * - statistics every 10 s: status and metrics show the brokers' state from them;
  * - batches of the dispatcher's page (MIN_REFILL rows) instead of librdkafka's 10,000: with
  *   at most MaxInFlight records undelivered, a backlog's window never filled a batch of
@@ -93,10 +93,10 @@ function isTopicProperty(p: RdkafkaProperty): boolean {
  *   now goes at once, and records coming at Slurm's pace are batched by linger.ms as before
  *   (docs/benchmarks.md, "the batch size").
  */
-export const JOBCOMPD_LIBRDKAFKA_DEFAULTS: readonly { names: readonly string[]; value: string }[] = [
-  { names: ['statistics.interval.ms'], value: '10000' },
-  { names: ['batch.num.messages'], value: String(MIN_REFILL) },
-];
+const JOBCOMPD_LIBRDKAFKA_DEFAULTS: Readonly<Record<string, string>> = {
+  'statistics.interval.ms': '10000',
+  'batch.num.messages': String(MIN_REFILL),
+};
 
 /**
  * The two objects node-rdkafka's Producer constructor takes. The plugin sets every
@@ -105,11 +105,9 @@ export const JOBCOMPD_LIBRDKAFKA_DEFAULTS: readonly { names: readonly string[]; 
  * argument, so topic properties must be repeated there or they would be ignored.
  */
 export function producerConfigs(settings: ProducerSettings): { global: ProducerGlobalConfig; topic: ProducerTopicConfig } {
-  const global: Record<string, string | boolean> = {};
+  // the file's own values, set after, replace the defaults
+  const global: Record<string, string | boolean> = { ...JOBCOMPD_LIBRDKAFKA_DEFAULTS };
   const topic: Record<string, string> = {};
-  for (const d of JOBCOMPD_LIBRDKAFKA_DEFAULTS) {
-    if (!d.names.some((name) => settings.properties.has(name))) global[d.names[0] as string] = d.value;
-  }
   for (const [key, p] of settings.properties) {
     global[key] = p.value;
     if (settings.topicKeys.has(key)) topic[key] = p.value;

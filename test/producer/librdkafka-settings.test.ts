@@ -1,6 +1,6 @@
 // What jobcompd hands to librdkafka from the site's rdkafka.conf: the file's properties,
 // plus jobcompd's own defaults only where the file sets none of their names
-// (docs/configuration.md, "rdkafka.conf").
+// (docs/configuration.md, "JobCompLoc: the librdkafka properties file").
 
 import { parseRdkafkaConf } from '../../src/config/jobcomploc-file';
 import { MIN_REFILL } from '../../src/producer/dispatcher';
