@@ -17,7 +17,8 @@ import { JobEvent } from '../src/record/job-record';
 import { reserveLoopbackPorts } from '../tools/harness-common';
 import type { KafkaBroker } from '../tools/kafka/broker';
 import { produceWithNodeRdkafka } from './rdkafka-alone';
-import { BenchDaemon, esBodyOf, kcatProduce, note, option, runBench, payloadOf, removeFileDir, saveResult, sleep, spread, startBroker, writePayloadFile, type Spread } from './lib';
+import { cpus } from 'node:os';
+import { BenchDaemon, esBodyOf, kcatProduce, note, option, phaseCpu, runBench, payloadOf, removeFileDir, saveResult, sleep, spread, startBroker, writePayloadFile, type PhaseCpu, type Spread } from './lib';
 
 const FILL_BATCH = 5000;
 const HOLD_MS = 10_000;
@@ -86,10 +87,16 @@ interface Run {
   drainAnonPeakMb: number;
   drainPerSecond: number;
   drainCpuUs: number;
+  drainBrokerCpuUs: number;
+  drainMachineCpuUs: number;
   kcatSeconds: number;
+  kcatBrokerCpuUs: number;
+  kcatMachineCpuUs: number;
   /** node-rdkafka alone, window MaxInFlight / librdkafka's queue */
   aloneWindowSeconds: number;
   aloneWindowCpuUs: number;
+  aloneWindowBrokerCpuUs: number;
+  aloneWindowMachineCpuUs: number;
   aloneLibrdkafkaBatchSeconds: number;
   aloneSeconds: number;
 }
@@ -113,20 +120,30 @@ async function oneRun(broker: KafkaBroker, template: string, n: number, payloadF
   await holding.stop();
 
   // Draining: the same file, now with the broker.
+  const brokerPid = broker.pid;
+  if (brokerPid === undefined) throw new Error('the broker is not running');
+  /** µs per record of the broker and of the whole machine, over a phase */
+  const perRecord = (cpu: PhaseCpu): { broker: number; machine: number } => ({ broker: (1e6 * cpu.brokerSeconds) / n, machine: (1e6 * cpu.machineSeconds) / n });
+  const drainCpu = phaseCpu(brokerPid);
   const t0 = process.hrtime.bigint();
   const draining = await BenchDaemon.start({ bootstrapServers: broker.bootstrapServers, clusterName: topic, stateDir, producerConf });
   const delivered = draining.waitDelivered(n);
   const { peakKb: drainPeakKb, anonPeakKb: drainAnonPeakKb } = await peakRssWhile(draining, delivered);
   const drainSeconds = Number((await delivered) - t0) / 1e9;
   const drainCpuUs = (1e6 * draining.cpuSeconds()) / n;
+  const drainShares = perRecord(drainCpu());
   await draining.stop();
   rmSync(stateDir, { recursive: true, force: true });
 
+  const kcatCpu = phaseCpu(brokerPid);
   const kcatSeconds = await kcatProduce(broker.bootstrapServers, `${topic}-kcat`, payloadFile);
+  const kcatShares = perRecord(kcatCpu());
   await broker.createTopic(`${topic}-alone-window`);
   await broker.createTopic(`${topic}-alone`);
   await broker.createTopic(`${topic}-alone-librdkafka-batch`);
+  const aloneWindowCpu = phaseCpu(brokerPid);
   const aloneWindow = await produceWithNodeRdkafka(broker.bootstrapServers, `${topic}-alone-window`, ring, n, maxInFlight);
+  const aloneWindowShares = perRecord(aloneWindowCpu());
   const aloneLibrdkafkaBatch = await produceWithNodeRdkafka(broker.bootstrapServers, `${topic}-alone-librdkafka-batch`, ring, n, maxInFlight, `batch.num.messages=${LIBRDKAFKA_BATCH_MESSAGES}\n`);
   const alone = await produceWithNodeRdkafka(broker.bootstrapServers, `${topic}-alone`, ring, n, LIBRDKAFKA_QUEUE_MESSAGES);
   const r = {
@@ -138,9 +155,15 @@ async function oneRun(broker: KafkaBroker, template: string, n: number, payloadF
     drainAnonPeakMb: drainAnonPeakKb / 1024,
     drainPerSecond: n / drainSeconds,
     drainCpuUs,
+    drainBrokerCpuUs: drainShares.broker,
+    drainMachineCpuUs: drainShares.machine,
     kcatSeconds,
+    kcatBrokerCpuUs: kcatShares.broker,
+    kcatMachineCpuUs: kcatShares.machine,
     aloneWindowSeconds: aloneWindow.seconds,
     aloneWindowCpuUs: (1e6 * aloneWindow.cpuSeconds) / n,
+    aloneWindowBrokerCpuUs: aloneWindowShares.broker,
+    aloneWindowMachineCpuUs: aloneWindowShares.machine,
     aloneLibrdkafkaBatchSeconds: aloneLibrdkafkaBatch.seconds,
     aloneSeconds: alone.seconds,
   };
@@ -163,8 +186,20 @@ export interface BacklogFigures {
   maxInFlight: number;
   /** the daemon's CPU per record, from exec to the last delivery report (start-up included) */
   drainCpuUs: Spread;
+  /**
+   * The broker's CPU, and every process's on the machine (load generator, broker, bench), per
+   * record over each phase: on a machine of `cores` cores shared by all of them, a phase
+   * costing m µs of the machine per record cannot exceed cores × 1e6 / m records/s.
+   */
+  drainBrokerCpuUs: Spread;
+  drainMachineCpuUs: Spread;
+  kcatBrokerCpuUs: Spread;
+  kcatMachineCpuUs: Spread;
+  cores: number;
   aloneWindowPerSecond: Spread;
   aloneWindowCpuUs: Spread;
+  aloneWindowBrokerCpuUs: Spread;
+  aloneWindowMachineCpuUs: Spread;
   /** the same window with librdkafka's own batch.num.messages (before 2026-12-05's sixth session) */
   aloneLibrdkafkaBatchPerSecond: Spread;
   alonePerSecond: Spread;
@@ -196,8 +231,15 @@ export async function backlogBench(opts: { records: number; runs: number; maxInF
       kcatPerSecond: of((r) => opts.records / r.kcatSeconds),
       maxInFlight,
       drainCpuUs: of((r) => r.drainCpuUs),
+      drainBrokerCpuUs: of((r) => r.drainBrokerCpuUs),
+      drainMachineCpuUs: of((r) => r.drainMachineCpuUs),
+      kcatBrokerCpuUs: of((r) => r.kcatBrokerCpuUs),
+      kcatMachineCpuUs: of((r) => r.kcatMachineCpuUs),
+      cores: cpus().length,
       aloneWindowPerSecond: of((r) => opts.records / r.aloneWindowSeconds),
       aloneWindowCpuUs: of((r) => r.aloneWindowCpuUs),
+      aloneWindowBrokerCpuUs: of((r) => r.aloneWindowBrokerCpuUs),
+      aloneWindowMachineCpuUs: of((r) => r.aloneWindowMachineCpuUs),
       aloneLibrdkafkaBatchPerSecond: of((r) => opts.records / r.aloneLibrdkafkaBatchSeconds),
       alonePerSecond: of((r) => opts.records / r.aloneSeconds),
     };
@@ -206,6 +248,11 @@ export async function backlogBench(opts: { records: number; runs: number; maxInF
     rmSync(template, { recursive: true, force: true });
     removeFileDir(payloadFile);
   }
+}
+
+/** The records/s `cores` cores allow when each record costs the machine `machineUs` µs (the median's). */
+function ceiling(cores: number, machineUs: Spread): string {
+  return Math.round((cores * 1e6) / machineUs.median).toLocaleString('en');
 }
 
 export function backlogTable(f: BacklogFigures): string {
@@ -224,8 +271,14 @@ export function backlogTable(f: BacklogFigures): string {
     `| kcat -P records/s | ${s(f.kcatPerSecond)} |`,
     `| drain / kcat (records/s) | ${(f.drainPerSecond.median / f.kcatPerSecond.median).toFixed(2)} |`,
     `| drain: daemon CPU per record (every thread, start-up included), µs | ${s(f.drainCpuUs, 1)} |`,
+    `| drain: the broker's CPU per record, µs | ${s(f.drainBrokerCpuUs, 1)} |`,
+    `| drain: the whole machine's CPU per record (every process), µs; the most its ${f.cores} cores allow at that cost, records/s | ${s(f.drainMachineCpuUs, 1)}; ${ceiling(f.cores, f.drainMachineCpuUs)} |`,
+    `| kcat -P: the broker's CPU per record, µs | ${s(f.kcatBrokerCpuUs, 1)} |`,
+    `| kcat -P: the whole machine's CPU per record, µs; the most its cores allow at that cost, records/s | ${s(f.kcatMachineCpuUs, 1)}; ${ceiling(f.cores, f.kcatMachineCpuUs)} |`,
     `| node-rdkafka alone, at most MaxInFlight (${f.maxInFlight.toLocaleString('en')}) undelivered, records/s | ${s(f.aloneWindowPerSecond)} |`,
     `| node-rdkafka alone, at most MaxInFlight undelivered: CPU per record (its process), µs | ${s(f.aloneWindowCpuUs, 1)} |`,
+    `| node-rdkafka alone, at most MaxInFlight undelivered: the broker's CPU per record, µs | ${s(f.aloneWindowBrokerCpuUs, 1)} |`,
+    `| node-rdkafka alone, at most MaxInFlight undelivered: the whole machine's CPU per record, µs; the most its cores allow at that cost, records/s | ${s(f.aloneWindowMachineCpuUs, 1)}; ${ceiling(f.cores, f.aloneWindowMachineCpuUs)} |`,
     `| node-rdkafka alone, at most MaxInFlight undelivered, with librdkafka's batch.num.messages (${LIBRDKAFKA_BATCH_MESSAGES.toLocaleString('en')}) instead of jobcompd's, records/s | ${s(f.aloneLibrdkafkaBatchPerSecond)} |`,
     `| node-rdkafka alone, at most ${LIBRDKAFKA_QUEUE_MESSAGES.toLocaleString('en')} undelivered (librdkafka's queue), records/s | ${s(f.alonePerSecond)} |`,
     `| drain / node-rdkafka alone at the same window (records/s) | ${(f.drainPerSecond.median / f.aloneWindowPerSecond.median).toFixed(2)} |`,

@@ -269,10 +269,40 @@ export class BenchDaemon {
 
 /** CPU seconds (user + system, every thread) a child process has used so far, from /proc. */
 export function cpuSecondsOf(proc: ChildProcess): number {
-  const stat = readFileSync(`/proc/${String(proc.pid)}/stat`, 'utf8');
+  return cpuSecondsOfPid(proc.pid ?? -1);
+}
+
+/** CPU seconds (user + system, every thread) process `pid` has used so far, from /proc. */
+export function cpuSecondsOfPid(pid: number): number {
+  const stat = readFileSync(`/proc/${String(pid)}/stat`, 'utf8');
   // the fields after the command name, which is in parentheses and may hold spaces: utime and stime are the 12th and 13th
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/**
+ * CPU seconds every process on the machine has used so far (all cores: user, nice, system,
+ * irq, softirq), from /proc/stat: with the broker's own, what a phase of a benchmark cost the
+ * machine as a whole, the load generator included.
+ */
+export function machineCpuSeconds(): number {
+  const cpu = /^cpu\s+(.*)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1]?.split(/\s+/).map(Number) ?? [];
+  // the fields are user nice system idle iowait irq softirq steal...: not idle, iowait or steal (another guest's)
+  const busy = [0, 1, 2, 5, 6].reduce((sum, i) => sum + (cpu[i] ?? NaN), 0);
+  return busy / CLOCK_TICKS;
+}
+
+/** What one phase of a benchmark cost the broker and the whole machine. */
+export interface PhaseCpu {
+  brokerSeconds: number;
+  machineSeconds: number;
+}
+
+/** Starts counting the broker's and the machine's CPU; call the function returned when the phase ends. */
+export function phaseCpu(brokerPid: number): () => PhaseCpu {
+  const broker0 = cpuSecondsOfPid(brokerPid);
+  const machine0 = machineCpuSeconds();
+  return () => ({ brokerSeconds: cpuSecondsOfPid(brokerPid) - broker0, machineSeconds: machineCpuSeconds() - machine0 });
 }
 
 /** answer-only-server.ts in a child process: the floor under jobcompd's work (no commit, no Kafka). */
