@@ -26,9 +26,11 @@ RUN npm install -g "npm@${NPM_VERSION}" --no-audit --no-fund
 # official images ship. Its own layer, rebuilt only when these files change. native/peercred
 # is one of the packages (package.json: "file:native/peercred", built by npm install); a
 # build/ of it from the build context (.dockerignore does not leave it out) is removed, so
-# that the addon is always this image's.
+# that the addon is always this image's. make deps then patches node-rdkafka
+# (native/node-rdkafka/apply.sh: delivery reports in batches) and rebuilds its addon.
 COPY Makefile package.json package-lock.json ./
 COPY native/peercred/ native/peercred/
+COPY native/node-rdkafka/ native/node-rdkafka/
 RUN rm -rf native/peercred/build && make deps
 # The sources `make build` compiles (tsconfig.build.json: src, tools, bench; the hook), and
 # nothing else: not `COPY . .`, which would put a native/peercred/build/ from the context

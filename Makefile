@@ -36,7 +36,7 @@ TS_SOURCES := $(shell find src tools bench -name '*.ts' 2>/dev/null)
 
 .PHONY: build demo test conformance bench deps test-deps bench-deps kafka-jars slurm clean native install
 
-node_modules/.installed: package.json package-lock.json scripts/system-deps.sh
+node_modules/.installed: package.json package-lock.json scripts/system-deps.sh native/node-rdkafka/apply.sh native/node-rdkafka/batched-delivery-reports.patch
 	scripts/system-deps.sh build
 	@test -f "$(NODE_DIR)/include/node/node_api.h" || { echo "Node.js headers not found in $(NODE_DIR)/include/node" >&2; exit 1; }
 	@# npm install (with the committed lockfile), not npm ci: npm 11 wrongly reports the lockfile
@@ -46,6 +46,7 @@ node_modules/.installed: package.json package-lock.json scripts/system-deps.sh
 	  rm -rf node_modules native/peercred/build; \
 	fi
 	npm install --no-audit --no-fund --loglevel=error
+	native/node-rdkafka/apply.sh
 	echo '$(NODE_VERSION)' > $@
 
 dist/.built: node_modules/.installed $(TS_SOURCES) tsconfig.json tsconfig.build.json
