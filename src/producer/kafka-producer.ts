@@ -1,7 +1,7 @@
 // jobcompd's one long-lived librdkafka producer (node-rdkafka). It produces exactly what
 // the plugin produces (topic, value; no key, no headers, no timestamp, partitioner's
 // choice), with the outbox row id as the numeric opaque, and serves delivery reports by
-// polling every poll_interval.
+// polling every poll_interval; the successful ones arrive in batches (batched-reports.ts).
 //
 // node-rdkafka only lets a producer produce after a successful first metadata request,
 // so while the brokers are unreachable at start-up this keeps trying to connect; records
@@ -12,6 +12,7 @@ import { CODES, Producer, type DeliveryReport, type LibrdKafkaError, type Produc
 import type { Logger } from 'pino';
 import { redactSecrets } from '../config/jobcomploc-file';
 import type { MessageHeader } from '../outbox/message-headers';
+import { batchedOpaques, requestBatchedReports } from './batched-reports';
 import { creationError, producerConfigs, type ProducerSettings } from './librdkafka-settings';
 import { errorCodeName, librdkafkaCode } from './delivery-errors';
 
@@ -79,6 +80,7 @@ export class KafkaProducer extends EventEmitter {
     super();
     const { global, topic } = producerConfigs(settings);
     this.producer = new Producer({ ...global, event_cb: true } as ProducerGlobalConfig, topic);
+    requestBatchedReports(this.producer);
     this.producer.on('delivery-report', (err: LibrdKafkaError | null, report: DeliveryReport) => this.onDeliveryReport(err, report));
     this.producer.on('event.log', (e: { severity: number; fac: string; message: string }) => this.onLibrdkafkaLog(e));
     this.producer.on('event.error', (err: LibrdKafkaError) => this.onClientError(err));
@@ -177,6 +179,11 @@ export class KafkaProducer extends EventEmitter {
   }
 
   private onDeliveryReport(err: LibrdKafkaError | null, report: DeliveryReport): void {
+    const delivered = batchedOpaques(report);
+    if (delivered !== undefined) {
+      for (const id of delivered) this.emit('delivery', { id: id as number, error: undefined } satisfies DeliveryOutcome);
+      return;
+    }
     const id = report.opaque as number;
     const error = err ? { code: librdkafkaCode(err), message: this.redact(err.message) } : undefined;
     this.emit('delivery', { id, error } satisfies DeliveryOutcome);
