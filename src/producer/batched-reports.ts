@@ -1,8 +1,8 @@
 // Delivery reports in batches: native/node-rdkafka/batched-delivery-reports.patch, applied
 // to node-rdkafka by `make deps`, lets node-rdkafka hand JavaScript the opaques of every
 // successful report of one flush as a single array, instead of calling into JavaScript with
-// an object per report, which was about a quarter of the daemon's CPU while draining a
-// backlog (docs/benchmarks.md). Reports of failures, and of messages with a key, still
+// an object per report, which cost 1.5 of the 8.6 µs of CPU per record of a backlog's
+// drain (docs/benchmarks.md). Reports of failures, and of messages with a key, still
 // come one by one, as released node-rdkafka sends them. An unpatched node-rdkafka ignores
 // the switch and sends every report one by one: both forms are handled.
 
