@@ -1,5 +1,5 @@
 // What jobcompd hands to librdkafka from the site's rdkafka.conf: the file's properties,
-// plus jobcompd's own defaults only where the file sets none of their names
+// plus jobcompd's own defaults only where the file does not set them
 // (docs/configuration.md, "JobCompLoc: the librdkafka properties file").
 
 import { parseRdkafkaConf } from '../../src/config/jobcomploc-file';
