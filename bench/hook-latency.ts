@@ -8,7 +8,10 @@
 //     own cost and the socket's, without jobcompd's commit;
 //   - a C launcher (launcher.c: fork, exec, wait, as slurmctld does; Node's spawn() costs
 //     over a millisecond of its own) running /bin/true and the hook: what the jobcomp/script
-//     path carries in records/s, one record after the other;
+//     path carries in records/s, one record after the other; and from the launcher, the hook
+//     against the floors of any receiver: a C server (durable-answer-server.c) and a Node.js
+//     one (answer-only-server.ts), each answering at once, and each writing the message and
+//     fdatasyncing it before it answers: what any durable receiver pays, in C and in Node.js;
 //   - fdatasync of this disk, in the state directory: a commit cannot be faster.
 //
 //   node dist/bench/hook-latency.js [--runs 10000] [--node-runs 1000] [--series 3]
@@ -17,7 +20,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, fdatasyncSync, openSync, readdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseEnvDump } from '../src/record/slurm-env';
-import { BenchDaemon, note, option, percentiles, root, runBench, saveResult, startAnswerOnlyServer, startBroker } from './lib';
+import { BenchDaemon, note, option, percentiles, root, runBench, saveResult, startAnswerOnlyServer, startAnswerServer, startBroker, type AnswerOnlyServer } from './lib';
 
 function run(argv: string[], env: Record<string, string>): Promise<number> {
   const t0 = process.hrtime.bigint();
@@ -43,12 +46,17 @@ function launcherSeries(launcher: string, program: string, env: Map<string, stri
   return r.stdout.trim().split('\n').map(Number);
 }
 
-/** bench/launcher.c, compiled into `dir` (cc, as the native hook is). */
-function buildLauncher(dir: string): string {
-  const out = join(dir, 'launcher');
-  const r = spawnSync('cc', ['-std=c99', '-O2', '-Wall', '-Wextra', '-Werror', '-o', out, join(root, 'bench/launcher.c')], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`cannot compile bench/launcher.c: ${r.stderr}`);
+/** bench/<name>.c, compiled into `dir` (cc, as the native hook is); the executable's path. */
+function compileBenchProgram(dir: string, name: 'launcher' | 'durable-answer-server'): string {
+  const out = join(dir, name);
+  const r = spawnSync('cc', ['-std=c99', '-O2', '-Wall', '-Wextra', '-Werror', '-o', out, join(root, `bench/${name}.c`)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`cannot compile bench/${name}.c: ${r.stderr}`);
   return out;
+}
+
+/** durable-answer-server.c: answers at once (`sync` false), or after writing and fdatasyncing the message. */
+function startCAnswerServer(program: string, sync: boolean): Promise<AnswerOnlyServer> {
+  return startAnswerServer('durable-answer-server', (dir) => [program, join(dir, 'answer.sock'), join(dir, 'data'), ...(sync ? [] : ['--no-sync'])]);
 }
 
 /**
@@ -98,6 +106,11 @@ export interface HookLatency {
   /** the C launcher: /bin/true, and the hook as jobcomp/script */
   launcherFloor: Measured;
   launcherHook: Measured;
+  /** the C launcher running the hook against the floors of any receiver: C and Node.js servers, answering at once or after an fdatasync */
+  launcherCAnswer: Measured;
+  launcherCDurable: Measured;
+  launcherNodeAnswer: Measured;
+  launcherNodeDurable: Measured;
   /** fdatasync of 12 KiB in the state directory's file system */
   fdatasyncAppend: Measured;
   fdatasyncOverwrite: Measured;
@@ -124,18 +137,38 @@ export async function hookLatencyBench(opts: { runs: number; nodeRuns: number; s
     const env = fixtureEnv('jobcomp.1.');
     const prologEnv = fixtureEnv('prolog_ctld.1.'); // SLURM_SCRIPT_CONTEXT=prolog_slurmctld
     const nodeEnv = new Map([...env, ['JOBCOMPD_SOCKET', daemon.socketPath]]);
-    const answerOnly = await startAnswerOnlyServer('socket');
-    const bareHook = join(daemon.work, 'answer-only-hook');
-    symlinkSync(join(root, 'native/build/jobcompd-hook'), bareHook);
-    writeFileSync(`${bareHook}.conf`, `socket = ${answerOnly.address}\nspool = ${join(daemon.work, 'spool')}\n`);
-    const launcher = buildLauncher(daemon.work);
+    const launcher = compileBenchProgram(daemon.work, 'launcher');
+    const cServer = compileBenchProgram(daemon.work, 'durable-answer-server');
+    const servers: AnswerOnlyServer[] = [];
+    /** a hook (its own name and .conf) sending to `server`, stopped with the others at the end */
+    const hookTo = async (name: string, server: Promise<AnswerOnlyServer>): Promise<string> => {
+      const started = await server;
+      servers.push(started);
+      const path = join(daemon.work, name);
+      symlinkSync(join(root, 'native/build/jobcompd-hook'), path);
+      writeFileSync(`${path}.conf`, `socket = ${started.address}\nspool = ${join(daemon.work, 'spool')}\n`);
+      return path;
+    };
 
     await series([hook], env, 1, Math.min(200, opts.runs)); // warm-up: page cache, first SQLite pages, the daemon's JIT
     // The series are interleaved (floor, hook, prolog, node; again...) so that a noisy
     // neighbour on this shared machine spreads over all of them instead of one.
-    type Kind = 'floor' | 'hook' | 'prolog' | 'node' | 'answerOnly' | 'launcherFloor' | 'launcherHook' | 'fdatasyncAppend' | 'fdatasyncOverwrite';
-    const runs: Record<Kind, number[][]> = { floor: [], hook: [], prolog: [], node: [], answerOnly: [], launcherFloor: [], launcherHook: [], fdatasyncAppend: [], fdatasyncOverwrite: [] };
+    type Kind =
+      | 'floor' | 'hook' | 'prolog' | 'node' | 'answerOnly' | 'launcherFloor' | 'launcherHook'
+      | 'launcherCAnswer' | 'launcherCDurable' | 'launcherNodeAnswer' | 'launcherNodeDurable' | 'fdatasyncAppend' | 'fdatasyncOverwrite';
+    const runs: Record<Kind, number[][]> = {
+      floor: [], hook: [], prolog: [], node: [], answerOnly: [], launcherFloor: [], launcherHook: [],
+      launcherCAnswer: [], launcherCDurable: [], launcherNodeAnswer: [], launcherNodeDurable: [], fdatasyncAppend: [], fdatasyncOverwrite: [],
+    };
     try {
+      const bareHook = await hookTo('answer-only-hook', startAnswerOnlyServer('socket'));
+      const floors: [Kind, string][] = [
+        ['launcherCAnswer', await hookTo('c-answer-hook', startCAnswerServer(cServer, false))],
+        ['launcherCDurable', await hookTo('c-durable-hook', startCAnswerServer(cServer, true))],
+        ['launcherNodeAnswer', bareHook],
+        ['launcherNodeDurable', await hookTo('node-durable-hook', startAnswerOnlyServer('socket-durable'))],
+      ];
+      for (const [, floorHook] of floors) launcherSeries(launcher, floorHook, env, 0, Math.min(200, opts.runs)); // warm-up
       for (let i = 0; i < opts.series; i++) {
         const base = (i + 1) * 10_000_000;
         runs.floor.push(await series(['/bin/true'], env, 0, opts.runs));
@@ -145,18 +178,20 @@ export async function hookLatencyBench(opts: { runs: number; nodeRuns: number; s
         runs.answerOnly.push(await series([bareHook], env, base, opts.runs));
         runs.launcherFloor.push(launcherSeries(launcher, '/bin/true', env, 0, opts.runs));
         runs.launcherHook.push(launcherSeries(launcher, hook, env, base + 7_000_000, opts.runs));
+        for (const [kind, floorHook] of floors) runs[kind].push(launcherSeries(launcher, floorHook, env, 0, opts.runs));
         const synced = fdatasyncSeries(daemon.work, Math.min(opts.runs, 2000));
         runs.fdatasyncAppend.push(synced.append);
         runs.fdatasyncOverwrite.push(synced.overwrite);
         const p50 = (k: Kind): string => percentiles(runs[k][i] ?? []).p50.toFixed(2);
         note(
           `series ${i + 1}/${opts.series}: p50 /bin/true ${p50('floor')} ms, hook ${p50('hook')} ms, prolog ${p50('prolog')} ms, node ${p50('node')} ms, ` +
-            `hook to an answer-only server ${p50('answerOnly')} ms; C launcher: /bin/true ${p50('launcherFloor')} ms, hook ${p50('launcherHook')} ms; ` +
+            `hook to an answer-only server ${p50('answerOnly')} ms; C launcher: /bin/true ${p50('launcherFloor')} ms, hook ${p50('launcherHook')} ms, ` +
+            `hook to C ${p50('launcherCAnswer')} ms answering, ${p50('launcherCDurable')} ms syncing, to Node.js ${p50('launcherNodeAnswer')} ms answering, ${p50('launcherNodeDurable')} ms syncing; ` +
             `fdatasync ${p50('fdatasyncAppend')} ms appending, ${p50('fdatasyncOverwrite')} ms overwriting`,
         );
       }
     } finally {
-      await answerOnly.stop();
+      await Promise.all(servers.map((server) => server.stop()));
     }
     const spooled = readdirSync(join(daemon.work, 'spool')).length;
     if (spooled > 0) throw new Error(`${spooled} records were spooled instead of committed: the figures would not be the socket path's`);
@@ -171,6 +206,10 @@ export async function hookLatencyBench(opts: { runs: number; nodeRuns: number; s
       answerOnly: pooled(runs.answerOnly),
       launcherFloor: pooled(runs.launcherFloor),
       launcherHook: pooled(runs.launcherHook),
+      launcherCAnswer: pooled(runs.launcherCAnswer),
+      launcherCDurable: pooled(runs.launcherCDurable),
+      launcherNodeAnswer: pooled(runs.launcherNodeAnswer),
+      launcherNodeDurable: pooled(runs.launcherNodeDurable),
       fdatasyncAppend: pooled(runs.fdatasyncAppend),
       fdatasyncOverwrite: pooled(runs.fdatasyncOverwrite),
     };
@@ -214,6 +253,10 @@ export function launcherTable(h: HookLatency): string {
     '|---|---|---|---|---|',
     row('`/bin/true`', h.launcherFloor),
     row('`jobcompd-hook` as jobcomp/script (end record committed, fsync\'d)', h.launcherHook),
+    row('`jobcompd-hook` against a C server that answers at once (`durable-answer-server.c --no-sync`)', h.launcherCAnswer),
+    row('`jobcompd-hook` against a C server that writes the message and fdatasyncs it before answering (`durable-answer-server.c`)', h.launcherCDurable),
+    row('`jobcompd-hook` against a Node.js server that answers at once (`answer-only-server.ts socket`)', h.launcherNodeAnswer),
+    row('`jobcompd-hook` against a Node.js server that writes the message and fdatasyncs it before answering (`answer-only-server.ts socket-durable`)', h.launcherNodeDurable),
   ].join('\n');
 }
 

@@ -305,7 +305,7 @@ export function phaseCpu(brokerPid: number): () => PhaseCpu {
   return () => ({ brokerSeconds: cpuSecondsOfPid(brokerPid) - broker0, machineSeconds: machineCpuSeconds() - machine0 });
 }
 
-/** answer-only-server.ts in a child process: the floor under jobcompd's work (no commit, no Kafka). */
+/** A server in a child process with nothing behind it: the floors under jobcompd's work (answer-only-server.ts, durable-answer-server.c). */
 export interface AnswerOnlyServer {
   /** the HTTP port, or the Unix socket's path */
   address: string;
@@ -313,14 +313,30 @@ export interface AnswerOnlyServer {
   stop(): Promise<void>;
 }
 
-export async function startAnswerOnlyServer(kind: 'http' | 'socket'): Promise<AnswerOnlyServer> {
+/** answer-only-server.ts: no commit, no Kafka; `socket-durable` writes and fdatasyncs each message before it answers. */
+export function startAnswerOnlyServer(kind: 'http' | 'socket' | 'socket-durable'): Promise<AnswerOnlyServer> {
+  return startAnswerServer('answer-only-server', (dir) => [
+    process.execPath,
+    join(root, 'dist/bench/answer-only-server.js'),
+    kind,
+    join(dir, 'answer.sock'),
+    ...(kind === 'socket-durable' ? [join(dir, 'data')] : []),
+  ]);
+}
+
+/**
+ * `argv(dir)` in a child process, `dir` a fresh directory of its own (removed at stop);
+ * resolves once it prints "listening <address>".
+ */
+export async function startAnswerServer(name: string, argv: (dir: string) => string[]): Promise<AnswerOnlyServer> {
   const dir = mkdtempSync(join(tmpdir(), 'jobcompd-bench-answer-'));
-  const proc = spawn(process.execPath, [join(root, 'dist/bench/answer-only-server.js'), kind, join(dir, 'answer.sock')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const [program, ...args] = argv(dir);
+  const proc = spawn(program as string, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const address = await new Promise<string>((resolve, reject) => {
     createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (line) => {
       if (line.startsWith('listening ')) resolve(line.slice('listening '.length));
     });
-    proc.once('exit', (code) => reject(new Error(`answer-only-server exited (${String(code)}) before it listened`)));
+    proc.once('exit', (code) => reject(new Error(`${name} exited (${String(code)}) before it listened`)));
   });
   return {
     address,
