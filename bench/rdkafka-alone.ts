@@ -1,11 +1,13 @@
 // node-rdkafka alone: payloads like the drain's produced from memory by the same library and
-// librdkafka settings the daemon uses (librdkafka's defaults, and jobcompd's own), with delivery reports, at most
+// librdkafka settings the daemon uses (librdkafka's defaults, and jobcompd's own), with delivery reports
+// handed over in batches as the daemon asks for them (src/producer/batched-reports.ts), at most
 // `window` undelivered at once and reports served every FAST_POLL_MS, as the dispatcher
 // does while draining. No state file, no JavaScript of jobcompd's. The ceiling of a drain
 // through node-rdkafka at that window on this machine (docs/benchmarks.md, backlog).
 
 import { Producer, type DeliveryReport, type LibrdKafkaError } from 'node-rdkafka';
 import { parseRdkafkaConf } from '../src/config/jobcomploc-file';
+import { batchedOpaques, requestBatchedReports } from '../src/producer/batched-reports';
 import { FAST_POLL_MS } from '../src/producer/dispatcher';
 import { buildProducerSettings, producerConfigs } from '../src/producer/librdkafka-settings';
 
@@ -25,6 +27,7 @@ export async function produceWithNodeRdkafka(
   // the configuration the daemon builds from an rdkafka.conf naming the broker (and `rdkafka`)
   const { global, topic: topicConf } = producerConfigs(buildProducerSettings(parseRdkafkaConf(`bootstrap.servers=${bootstrapServers}\n${rdkafka}`, 'rdkafka.conf')));
   const producer = new Producer(global, topicConf);
+  requestBatchedReports(producer);
   await new Promise<void>((resolve, reject) => producer.connect({}, (err) => (err ? reject(err) : resolve())));
   try {
     const cpu0 = process.cpuUsage();
@@ -33,14 +36,15 @@ export async function produceWithNodeRdkafka(
       let sent = 0;
       let delivered = 0;
       const fill = (): void => {
-        for (; sent < count && sent - delivered < window; sent++) producer.produce(topic, null, ring[sent % ring.length] as Buffer, null, null);
+        // an opaque, as the daemon's row id: the batches carry the opaques of the reports
+        for (; sent < count && sent - delivered < window; sent++) producer.produce(topic, null, ring[sent % ring.length] as Buffer, null, null, sent);
       };
-      producer.on('delivery-report', (err: LibrdKafkaError | null, _report: DeliveryReport) => {
+      producer.on('delivery-report', (err: LibrdKafkaError | null, report: DeliveryReport) => {
         if (err) {
           reject(new Error(`delivery failed: ${err.message}`));
           return;
         }
-        delivered += 1;
+        delivered += batchedOpaques(report)?.length ?? 1;
         if (delivered === count) resolve();
         else fill();
       });
