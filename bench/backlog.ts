@@ -4,15 +4,19 @@
 //   - drain: time until every record is delivered once the broker is there, records/s,
 //     next to kcat -P producing the same payload file, and node-rdkafka alone producing
 //     payloads like them from memory (rdkafka-alone.ts) with the drain's window
-//     (MaxInFlight) and with the widest librdkafka's queue takes.
+//     (MaxInFlight) and with the widest librdkafka's queue takes; and the drain's state-file
+//     work alone, with no Kafka: reading the rows back and deleting them after "delivery"
+//     (stateFileAlone). Together the two "alone" figures bound what the drain can reach.
 //
 //   node dist/bench/backlog.js [--records 1000000] [--runs 3] [--max-in-flight <MaxInFlight>]
 
+import { once } from 'node:events';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultDaemonConfig } from '../src/config/daemon-conf';
 import { Outbox } from '../src/outbox/outbox';
+import { MIN_REFILL } from '../src/producer/dispatcher';
 import { JobEvent } from '../src/record/job-record';
 import { reserveLoopbackPorts } from '../tools/harness-common';
 import type { KafkaBroker } from '../tools/kafka/broker';
@@ -60,6 +64,44 @@ function copyState(from: string): string {
 }
 
 /**
+ * The drain's state-file work alone, in this process, on a copy of the backlog: the
+ * outbox's rows read back in pages of the dispatcher's MIN_REFILL, at most `window` of them
+ * "in flight", each window deleted as if all were delivered (Outbox.ack: the daemon's group
+ * commit, fdatasync and checkpoints) before the next is read. No Kafka, no dispatcher.
+ * Seconds, and this process's CPU seconds (every thread: the fdatasyncs too).
+ */
+async function stateFileAlone(template: string, n: number, window: number): Promise<{ seconds: number; cpuSeconds: number }> {
+  const dir = copyState(template);
+  const outbox = Outbox.open(dir);
+  try {
+    const cpu0 = process.cpuUsage();
+    const t0 = process.hrtime.bigint();
+    let cursor = 0;
+    for (let done = 0; done < n; ) {
+      let taken = 0;
+      while (taken < window) {
+        const rows = outbox.pendingAfter(cursor, Math.min(MIN_REFILL, window - taken));
+        const last = rows[rows.length - 1];
+        if (last === undefined) break;
+        for (const row of rows) outbox.ack(row.id);
+        cursor = last.id;
+        taken += rows.length;
+      }
+      if (taken === 0) throw new Error(`the state file held ${done} of its ${n} records`);
+      done += taken;
+      await once(outbox, 'flushed');
+    }
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const cpu = process.cpuUsage(cpu0);
+    if (outbox.backlogSize !== 0) throw new Error(`${outbox.backlogSize} rows left in the state file`);
+    return { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
+  } finally {
+    outbox.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
  * Sample RSS every 100 ms until `done` resolves; the peak in kB, and the peak of its
  * anonymous part (RssAnon: the RSS less the node executable's and the libraries' pages).
  */
@@ -99,6 +141,8 @@ interface Run {
   aloneWindowMachineCpuUs: number;
   aloneLibrdkafkaBatchSeconds: number;
   aloneSeconds: number;
+  stateFileSeconds: number;
+  stateFileCpuUs: number;
 }
 
 async function oneRun(broker: KafkaBroker, template: string, n: number, payloadFile: string, run: number, maxInFlight: number, ring: Buffer[]): Promise<Run> {
@@ -146,6 +190,7 @@ async function oneRun(broker: KafkaBroker, template: string, n: number, payloadF
   const aloneWindowShares = perRecord(aloneWindowCpu());
   const aloneLibrdkafkaBatch = await produceWithNodeRdkafka(broker.bootstrapServers, `${topic}-alone-librdkafka-batch`, ring, n, maxInFlight, `batch.num.messages=${LIBRDKAFKA_BATCH_MESSAGES}\n`);
   const alone = await produceWithNodeRdkafka(broker.bootstrapServers, `${topic}-alone`, ring, n, LIBRDKAFKA_QUEUE_MESSAGES);
+  const stateFile = await stateFileAlone(template, n, maxInFlight);
   const r = {
     startupEmptyMs,
     startupBacklogMs,
@@ -166,6 +211,8 @@ async function oneRun(broker: KafkaBroker, template: string, n: number, payloadF
     aloneWindowMachineCpuUs: aloneWindowShares.machine,
     aloneLibrdkafkaBatchSeconds: aloneLibrdkafkaBatch.seconds,
     aloneSeconds: alone.seconds,
+    stateFileSeconds: stateFile.seconds,
+    stateFileCpuUs: (1e6 * stateFile.cpuSeconds) / n,
   };
   note(`backlog run ${run}: ${JSON.stringify(r)}`);
   return r;
@@ -203,6 +250,9 @@ export interface BacklogFigures {
   /** the same window with librdkafka's own batch.num.messages (before 2026-12-05's sixth session) */
   aloneLibrdkafkaBatchPerSecond: Spread;
   alonePerSecond: Spread;
+  /** the drain's state-file work alone (stateFileAlone) */
+  stateFilePerSecond: Spread;
+  stateFileCpuUs: Spread;
 }
 
 /** maxInFlight: the daemon's MaxInFlight for the drain; undefined: its default */
@@ -242,6 +292,8 @@ export async function backlogBench(opts: { records: number; runs: number; maxInF
       aloneWindowMachineCpuUs: of((r) => r.aloneWindowMachineCpuUs),
       aloneLibrdkafkaBatchPerSecond: of((r) => opts.records / r.aloneLibrdkafkaBatchSeconds),
       alonePerSecond: of((r) => opts.records / r.aloneSeconds),
+      stateFilePerSecond: of((r) => opts.records / r.stateFileSeconds),
+      stateFileCpuUs: of((r) => r.stateFileCpuUs),
     };
   } finally {
     await broker.destroy();
@@ -282,6 +334,9 @@ export function backlogTable(f: BacklogFigures): string {
     `| node-rdkafka alone, at most MaxInFlight undelivered, with librdkafka's batch.num.messages (${LIBRDKAFKA_BATCH_MESSAGES.toLocaleString('en')}) instead of jobcompd's, records/s | ${s(f.aloneLibrdkafkaBatchPerSecond)} |`,
     `| node-rdkafka alone, at most ${LIBRDKAFKA_QUEUE_MESSAGES.toLocaleString('en')} undelivered (librdkafka's queue), records/s | ${s(f.alonePerSecond)} |`,
     `| drain / node-rdkafka alone at the same window (records/s) | ${(f.drainPerSecond.median / f.aloneWindowPerSecond.median).toFixed(2)} |`,
+    `| the drain's state-file work alone (rows read back in pages, deleted once "delivered", no Kafka), records/s | ${s(f.stateFilePerSecond)} |`,
+    `| the drain's state-file work alone: CPU per record (every thread), µs | ${s(f.stateFileCpuUs, 1)} |`,
+    `| node-rdkafka alone at the window and the state-file work alone, summed: CPU per record, µs (the least a drain doing both costs its process) | ${(f.aloneWindowCpuUs.median + f.stateFileCpuUs.median).toFixed(1)} |`,
   ].join('\n');
 }
 
