@@ -20,7 +20,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, fdatasyncSync, openSync, readdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseEnvDump } from '../src/record/slurm-env';
-import { BenchDaemon, note, option, percentiles, root, runBench, saveResult, startAnswerOnlyServer, startAnswerServer, startBroker, type AnswerOnlyServer } from './lib';
+import { BenchDaemon, note, option, percentiles, root, runBench, saveResult, startAnswerOnlyServer, startAnswerServer, startBroker, type FloorServer } from './lib';
 
 function run(argv: string[], env: Record<string, string>): Promise<number> {
   const t0 = process.hrtime.bigint();
@@ -55,7 +55,7 @@ function compileBenchProgram(dir: string, name: 'launcher' | 'durable-answer-ser
 }
 
 /** durable-answer-server.c: answers at once (`sync` false), or after writing and fdatasyncing the message. */
-function startCAnswerServer(program: string, sync: boolean): Promise<AnswerOnlyServer> {
+function startCAnswerServer(program: string, sync: boolean): Promise<FloorServer> {
   return startAnswerServer('durable-answer-server', (dir) => [program, join(dir, 'answer.sock'), join(dir, 'data'), ...(sync ? [] : ['--no-sync'])]);
 }
 
@@ -139,9 +139,9 @@ export async function hookLatencyBench(opts: { runs: number; nodeRuns: number; s
     const nodeEnv = new Map([...env, ['JOBCOMPD_SOCKET', daemon.socketPath]]);
     const launcher = compileBenchProgram(daemon.work, 'launcher');
     const cServer = compileBenchProgram(daemon.work, 'durable-answer-server');
-    const servers: AnswerOnlyServer[] = [];
+    const servers: FloorServer[] = [];
     /** a hook (its own name and .conf) sending to `server`, stopped with the others at the end */
-    const hookTo = async (name: string, server: Promise<AnswerOnlyServer>): Promise<string> => {
+    const hookTo = async (name: string, server: Promise<FloorServer>): Promise<string> => {
       const started = await server;
       servers.push(started);
       const path = join(daemon.work, name);

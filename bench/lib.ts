@@ -306,7 +306,7 @@ export function phaseCpu(brokerPid: number): () => PhaseCpu {
 }
 
 /** A server in a child process with nothing behind it: the floors under jobcompd's work (answer-only-server.ts, durable-answer-server.c). */
-export interface AnswerOnlyServer {
+export interface FloorServer {
   /** the HTTP port, or the Unix socket's path */
   address: string;
   cpuSeconds(): number;
@@ -314,7 +314,7 @@ export interface AnswerOnlyServer {
 }
 
 /** answer-only-server.ts: no commit, no Kafka; `socket-durable` writes and fdatasyncs each message before it answers. */
-export function startAnswerOnlyServer(kind: 'http' | 'socket' | 'socket-durable'): Promise<AnswerOnlyServer> {
+export function startAnswerOnlyServer(kind: 'http' | 'socket' | 'socket-durable'): Promise<FloorServer> {
   return startAnswerServer('answer-only-server', (dir) => [
     process.execPath,
     join(root, 'dist/bench/answer-only-server.js'),
@@ -328,7 +328,7 @@ export function startAnswerOnlyServer(kind: 'http' | 'socket' | 'socket-durable'
  * `argv(dir)` in a child process, `dir` a fresh directory of its own (removed at stop);
  * resolves once it prints "listening <address>".
  */
-export async function startAnswerServer(name: string, argv: (dir: string) => string[]): Promise<AnswerOnlyServer> {
+export async function startAnswerServer(name: string, argv: (dir: string) => string[]): Promise<FloorServer> {
   const dir = mkdtempSync(join(tmpdir(), 'jobcompd-bench-answer-'));
   const [program, ...args] = argv(dir);
   const proc = spawn(program as string, args, { stdio: ['ignore', 'pipe', 'inherit'] });
