@@ -30,13 +30,13 @@ export class HookMessageFramer {
     this.chunks.push(chunk);
     this.received += chunk.length;
     if (this.expected === undefined && this.received >= HEADER_BYTES) {
-      const head = checkHeader(Buffer.concat(this.chunks).subarray(0, HEADER_BYTES), this.maxMessageBytes);
+      const head = checkHeader(this.bytes().subarray(0, HEADER_BYTES), this.maxMessageBytes);
       if (!head.ok && head.tooLarge) return { kind: 'too-large', reason: head.reason };
-      if (!head.ok) return { kind: 'malformed', raw: Buffer.concat(this.chunks).subarray(0, MAX_KEPT_BYTES), reason: head.reason };
+      if (!head.ok) return { kind: 'malformed', raw: this.bytes().subarray(0, MAX_KEPT_BYTES), reason: head.reason };
       this.expected = HEADER_BYTES + head.length;
     }
     if (this.expected === undefined || this.received < this.expected) return { kind: 'incomplete' };
-    const message = Buffer.concat(this.chunks);
+    const message = this.bytes();
     if (this.received > this.expected) return { kind: 'malformed', raw: message, reason: `${this.received - this.expected} bytes after the message` };
     return { kind: 'message', environment: message.subarray(HEADER_BYTES) };
   }
@@ -44,6 +44,12 @@ export class HookMessageFramer {
   /** The client ended its stream before a whole message: undefined when it sent nothing at all. */
   end(): Extract<Framed, { kind: 'malformed' }> | undefined {
     if (this.received === 0) return undefined;
-    return { kind: 'malformed', raw: Buffer.concat(this.chunks), reason: `truncated message (${this.received} bytes)` };
+    return { kind: 'malformed', raw: this.bytes(), reason: `truncated message (${this.received} bytes)` };
+  }
+
+  /** Everything received so far; most messages arrive in one chunk, which is not copied. */
+  private bytes(): Buffer {
+    if (this.chunks.length > 1) this.chunks.splice(0, this.chunks.length, Buffer.concat(this.chunks));
+    return this.chunks[0] ?? Buffer.alloc(0);
   }
 }
