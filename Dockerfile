@@ -23,17 +23,17 @@ ARG NPM_VERSION=11.19.1
 RUN npm install -g "npm@${NPM_VERSION}" --no-audit --no-fund
 # npm packages, native modules built from source against this Node's headers: the Makefile
 # sets npm_config_nodedir to /usr/local (from process.execPath), whose include/node the
-# official images ship. Its own layer, rebuilt only when these files change. native/peercred
-# is one of the packages (package.json: "file:native/peercred", built by npm install); a
+# official images ship. Its own layer, rebuilt only when these files change. native/hook-socket
+# is one of the packages (package.json: "file:native/hook-socket", built by npm install); a
 # build/ of it from the build context (.dockerignore does not leave it out) is removed, so
 # that the addon is always this image's. make deps then patches node-rdkafka
 # (native/node-rdkafka/apply.sh: delivery reports in batches) and rebuilds its addon.
 COPY Makefile package.json package-lock.json ./
-COPY native/peercred/ native/peercred/
+COPY native/hook-socket/ native/hook-socket/
 COPY native/node-rdkafka/ native/node-rdkafka/
-RUN rm -rf native/peercred/build && make deps
+RUN rm -rf native/hook-socket/build && make deps
 # The sources `make build` compiles (tsconfig.build.json: src, tools, bench; the hook), and
-# nothing else: not `COPY . .`, which would put a native/peercred/build/ from the context
+# nothing else: not `COPY . .`, which would put a native/hook-socket/build/ from the context
 # over the one just built.
 COPY tsconfig.json tsconfig.build.json ./
 COPY bin/ bin/
@@ -44,7 +44,7 @@ COPY native/Makefile native/jobcompd-hook.c native/
 # TypeScript -> dist/, the native hook -> native/build/jobcompd-hook; then the layout above
 # under /out (docs/install.md): the runtime node_modules only (no dev dependencies, not
 # librdkafka's source tree and objects, about 470 MB: node-rdkafka loads
-# node_modules/node-rdkafka/build/deps/librdkafka.so.1), peercred as a directory,
+# node_modules/node-rdkafka/build/deps/librdkafka.so.1), hook-socket as a directory,
 # /usr/bin/jobcompd. No configuration (below).
 RUN make build && make install DESTDIR=/out
 

@@ -43,7 +43,7 @@ node_modules/.installed: package.json package-lock.json scripts/system-deps.sh n
 	@# out of sync because it omits other platforms' optional builds of unrs-resolver (a jest dependency).
 	@if [ -f $@ ] && [ "$$(cat $@)" != '$(NODE_VERSION)' ]; then \
 	  echo "node_modules was built for Node.js $$(cat $@ || true): rebuilding for $(NODE_VERSION)"; \
-	  rm -rf node_modules native/peercred/build; \
+	  rm -rf node_modules native/hook-socket/build; \
 	fi
 	npm install --no-audit --no-fund --loglevel=error
 	native/node-rdkafka/apply.sh
@@ -56,7 +56,13 @@ dist/.built: node_modules/.installed $(TS_SOURCES) tsconfig.json tsconfig.build.
 native/build/jobcompd-hook: native/jobcompd-hook.c native/Makefile
 	$(MAKE) -s -C native
 
-native: native/build/jobcompd-hook
+# npm install builds the SO_PEERCRED addon with the other native modules; a checkout whose
+# addon source changed since rebuilds only the addon.
+native/hook-socket/build/Release/hook_socket.node: $(wildcard native/hook-socket/*.c native/hook-socket/*.h) native/hook-socket/binding.gyp node_modules/.installed
+	npm rebuild --loglevel=error jobcompd-hook-socket
+	touch $@
+
+native: native/build/jobcompd-hook native/hook-socket/build/Release/hook_socket.node
 
 build: dist/.built native
 
@@ -98,7 +104,7 @@ clean:
 # in a tree someone else built): run `make build` first. Configuration files are not
 # installed (docs/install.md copies them once, so an upgrade never overwrites them).
 # The source tree is only read: its node_modules keeps its dev packages and its link to
-# native/peercred.
+# native/hook-socket.
 DESTDIR ?=
 PREFIX ?= /usr
 LIBDIR ?= $(PREFIX)/lib/jobcompd
@@ -106,10 +112,10 @@ LIBEXECDIR ?= $(PREFIX)/libexec/jobcompd
 BINDIR ?= $(PREFIX)/bin
 
 # The npm packages jobcompd loads: package-lock.json's entries not marked dev (and present:
-# optional packages of other platforms are not), except node_modules/jobcompd-peercred, a
-# link to native/peercred that would dangle once copied (installed as a directory below).
+# optional packages of other platforms are not), except node_modules/jobcompd-hook-socket, a
+# link to native/hook-socket that would dangle once copied (installed as a directory below).
 # Everything under a runtime package is a dependency of it, hence runtime too: checked.
-# Not `npm prune --omit=dev` in the destination: it turns the peercred directory back into
+# Not `npm prune --omit=dev` in the destination: it turns the hook-socket directory back into
 # the dangling link, and re-extracts and rebuilds node-rdkafka (its deps/ being gone).
 RUNTIME_MODULES = node -e ' \
   const fs = require("fs"); \
@@ -129,7 +135,7 @@ RUNTIME_EXCLUDES = --exclude=node_modules/node-rdkafka/deps --exclude=node_modul
   --exclude='*/build/*.a'
 
 install:
-	@for f in dist/src/cli/cli.js native/build/jobcompd-hook native/peercred/build/Release/peercred.node \
+	@for f in dist/src/cli/cli.js native/build/jobcompd-hook native/hook-socket/build/Release/hook_socket.node \
 	    node_modules/.installed node_modules/node-rdkafka/build/deps/librdkafka.so.1; do \
 	  test -e "$$f" || { echo "make install: $$f is missing: run make build first" >&2; exit 1; }; \
 	done
@@ -155,8 +161,8 @@ install:
 	chmod 0755 '$(DESTDIR)$(LIBDIR)/bin/jobcompd'
 	cp -R --no-preserve=ownership dist/src '$(DESTDIR)$(LIBDIR)/dist/src'
 	set -o pipefail; modules=$$($(RUNTIME_MODULES)) && tar -cf - --owner=0 --group=0 $(RUNTIME_EXCLUDES) $$modules | tar -xf - --no-same-owner -C '$(DESTDIR)$(LIBDIR)'
-	install -d -m 0755 '$(DESTDIR)$(LIBDIR)/node_modules/jobcompd-peercred/build/Release'
-	install -m 0644 native/peercred/package.json native/peercred/index.js '$(DESTDIR)$(LIBDIR)/node_modules/jobcompd-peercred/'
-	install -m 0755 native/peercred/build/Release/peercred.node '$(DESTDIR)$(LIBDIR)/node_modules/jobcompd-peercred/build/Release/'
+	install -d -m 0755 '$(DESTDIR)$(LIBDIR)/node_modules/jobcompd-hook-socket/build/Release'
+	install -m 0644 native/hook-socket/package.json native/hook-socket/index.js '$(DESTDIR)$(LIBDIR)/node_modules/jobcompd-hook-socket/'
+	install -m 0755 native/hook-socket/build/Release/hook_socket.node '$(DESTDIR)$(LIBDIR)/node_modules/jobcompd-hook-socket/build/Release/'
 	install -m 0755 native/build/jobcompd-hook '$(DESTDIR)$(LIBEXECDIR)/jobcompd-hook'
 	ln -sfn '$(LIBDIR)/bin/jobcompd' '$(DESTDIR)$(BINDIR)/jobcompd'

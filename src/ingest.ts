@@ -58,8 +58,8 @@ export class Ingest extends EventEmitter {
 
   /** what the quarantine table held at the last look, plus the inputs quarantined since */
   private quarantinedBytes: number | undefined;
-  /** records the sources have begun to receive (receiving()) */
-  private arriving = 0;
+  /** each source's count of records it has begun to receive (countArriving) */
+  private readonly arrivingCounts: (() => number)[] = [];
 
   constructor(
     private readonly outbox: Outbox,
@@ -70,21 +70,23 @@ export class Ingest extends EventEmitter {
     private readonly maxQuarantineBytes: number = Number.POSITIVE_INFINITY,
   ) {
     super();
-    outbox.gatherArriving(() => this.arriving);
+    outbox.gatherArriving(() => {
+      let n = 0;
+      for (const count of this.arrivingCounts) n += count();
+      return n;
+    });
   }
 
   /**
-   * A source has begun to receive a record (a hook connection is accepted): the outbox's
-   * next transaction waits a few turns for it. Call the function returned once the message
-   * is whole or the connection is gone; calling it again does nothing.
+   * `count()` says how many records a source has begun to receive and not handed over yet
+   * (hook connections accepted whose message is not whole): the outbox's next transaction
+   * waits a few turns for them. Returns the function that stops counting them.
    */
-  receiving(): () => void {
-    this.arriving += 1;
-    let done = false;
+  countArriving(count: () => number): () => void {
+    this.arrivingCounts.push(count);
     return () => {
-      if (done) return;
-      done = true;
-      this.arriving -= 1;
+      const at = this.arrivingCounts.indexOf(count);
+      if (at >= 0) this.arrivingCounts.splice(at, 1);
     };
   }
 

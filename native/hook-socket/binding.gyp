@@ -1,8 +1,8 @@
 {
   "targets": [
     {
-      "target_name": "peercred",
-      "sources": ["peercred.c"],
+      "target_name": "hook_socket",
+      "sources": ["hook-listener.c"],
       "cflags": ["-Wall", "-Wextra", "-Werror"]
     }
   ]

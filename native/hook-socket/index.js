@@ -1,2 +1,2 @@
 'use strict';
-module.exports = require('./build/Release/peercred.node');
+module.exports = require('./build/Release/hook_socket.node');

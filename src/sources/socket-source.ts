@@ -4,10 +4,16 @@
 // is never required for safety; it is what lets the hook exit in milliseconds.
 // Access: the socket's mode and group, and the peer's uid (SO_PEERCRED, from the kernel)
 // checked against an allow list (root and SlurmUser by default).
+//
+// The connections themselves are served in C on Node's event loop
+// (native/hook-socket/hook-listener.c): accepting, the uid check, reading the message and
+// writing the answer. A node:net socket per record cost more CPU than the rest of the path
+// but the commit (docs/benchmarks.md). What the bytes are is decided here, by the framer.
 
 import { chmodSync, chownSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
-import { peerCredentials } from 'jobcompd-peercred';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import * as hookListener from 'jobcompd-hook-socket';
+import type { HookListenerHandle } from 'jobcompd-hook-socket';
+import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { QuarantineCodes, SourceCodes, StateCodes, StateError, errorMessage, failedRecord } from '../errors';
@@ -22,112 +28,90 @@ export interface SocketSourceOptions {
   group: number | undefined;
   /** peers (SO_PEERCRED uid) allowed to send records */
   allowedUids: ReadonlySet<number>;
+  /** the whole message must arrive within this; a connection answered but not closed by the client is closed after it too */
   timeoutMs: number;
   maxMessageBytes: number;
   maxConnections: number;
 }
 
-export class SocketSource {
-  private readonly connections = new Set<Socket>();
+/**
+ * What happens once the answer is written. `close`: the whole message was read, nothing is
+ * left unread, and the answer waits in the hook's receive queue. `drain`: the client may
+ * still be sending (a refusal, a malformed or too large message), so read and drop until it
+ * closes: closing a Unix socket with unread bytes resets the client's end before it reads
+ * the answer.
+ */
+type AfterAnswer = 'close' | 'drain';
 
+export class SocketSource {
   private constructor(
-    private readonly server: Server,
+    private readonly listener: HookListenerHandle,
     private readonly ingest: Ingest,
     private readonly opts: SocketSourceOptions,
     private readonly log: Logger,
+    private readonly stopCounting: () => void,
   ) {}
 
   static async listen(ingest: Ingest, opts: SocketSourceOptions, log: Logger): Promise<SocketSource> {
     await removeStaleSocket(opts.path);
     mkdirSync(dirname(opts.path), { recursive: true, mode: 0o755 });
-    const server = createServer({ allowHalfOpen: true });
-    server.maxConnections = opts.maxConnections;
-    const source = new SocketSource(server, ingest, opts, log);
-    server.on('connection', (socket) => source.serve(socket));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(opts.path, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    if (opts.group !== undefined) chownSync(opts.path, -1, opts.group);
-    chmodSync(opts.path, opts.mode);
+    // the callbacks come from the event loop, never before `source` is set below
+    let source: SocketSource | undefined;
+    const listener = hookListener.listen(
+      opts.path,
+      { maxMessageBytes: opts.maxMessageBytes, timeoutMs: opts.timeoutMs, maxConnections: opts.maxConnections, allowedUids: [...opts.allowedUids] },
+      (id, bytes, ended) => source?.receive(id, bytes, ended),
+      (id, uid, gid, pid, error) => source?.refuse(id, uid, gid, pid, error),
+    );
+    source = new SocketSource(listener, ingest, opts, log, ingest.countArriving(() => hookListener.arriving(listener)));
+    try {
+      if (opts.group !== undefined) chownSync(opts.path, -1, opts.group);
+      chmodSync(opts.path, opts.mode);
+    } catch (err) {
+      await source.close();
+      throw err;
+    }
     return source;
   }
 
   /** Stop accepting; messages already received are answered first. */
   async close(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const socket of this.connections) if (socket.bytesRead === 0) socket.destroy();
-    await closed;
+    await new Promise<void>((resolve) => hookListener.close(this.listener, resolve));
+    this.stopCounting();
   }
 
-  private serve(socket: Socket): void {
-    this.connections.add(socket);
-    socket.on('error', () => undefined); // the hook went away; it spools the record itself
-    const refusal = this.checkPeer(socket);
-    if (refusal !== undefined) {
-      socket.on('close', () => this.connections.delete(socket));
-      answer(socket, Answer.error, refusal);
+  /** The bytes of one connection: a whole message, or what is wrong with them. */
+  private receive(id: number, bytes: Buffer, ended: boolean): void {
+    const framer = new HookMessageFramer(this.opts.maxMessageBytes);
+    let framed = framer.push(bytes);
+    if (framed.kind === 'incomplete') {
+      const truncated = ended ? framer.end() : undefined;
+      // the listener hands over only a whole message, bytes that cannot begin one, or an end of stream
+      if (truncated === undefined) throw new Error(`hook listener handed over ${bytes.length} bytes that are no message yet`);
+      framed = truncated;
+    }
+    if (framed.kind === 'too-large') this.refuseTooLarge(id, framed.reason);
+    else if (framed.kind === 'malformed') this.reject(id, framed.raw, framed.reason);
+    else this.accept(id, framed.environment);
+  }
+
+  /** The kernel's word on who connected (SO_PEERCRED) was not an allowed user, or could not be read. */
+  private refuse(id: number, uid: number, gid: number, pid: number, error: string | undefined): void {
+    if (error !== undefined) {
+      this.log.error({ logEvent: 'hook.peer-unknown', err: error }, 'cannot read the credentials of a hook connection; refused');
+      this.answer(id, Answer.error, 'jobcompd cannot identify the peer', 'drain');
       return;
     }
-    // A deadline for the whole message, not an idle timeout: a client that trickles a
-    // byte now and then must not hold a connection slot for ever.
-    const deadline = setTimeout(() => socket.destroy(), this.opts.timeoutMs);
-    const framer = new HookMessageFramer(this.opts.maxMessageBytes);
-    const received = this.ingest.receiving();
-    // one listener: this runs for every record
-    socket.on('close', () => {
-      this.connections.delete(socket);
-      clearTimeout(deadline);
-      received();
-    });
-    /** the message was answered or rejected: the client's end of stream changes nothing */
-    let settled = false;
-    const onData = (chunk: Buffer): void => {
-      const framed = framer.push(chunk);
-      if (framed.kind === 'incomplete') return;
-      socket.off('data', onData);
-      received();
-      if (framed.kind !== 'too-large') clearTimeout(deadline);
-      settled = true;
-      if (framed.kind === 'too-large') this.refuseTooLarge(socket, framed.reason, deadline);
-      else if (framed.kind === 'malformed') this.reject(socket, framed.raw, framed.reason);
-      else this.accept(socket, framed.environment);
-    };
-    socket.on('data', onData);
-    socket.on('end', () => {
-      if (settled) return;
-      settled = true;
-      const truncated = framer.end();
-      if (truncated) this.reject(socket, truncated.raw, truncated.reason);
-      else socket.end();
-    });
+    this.log.warn({ logEvent: 'hook.peer-refused', uid, gid, pid }, 'hook connection from a user not in [hook] AllowedUsers refused');
+    this.answer(id, Answer.error, `uid ${uid} may not send records to jobcompd ([hook] AllowedUsers)`, 'drain');
   }
 
-  /** The kernel's word on who connected (SO_PEERCRED): only allowed users may send records. */
-  private checkPeer(socket: Socket): string | undefined {
-    const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-    let peer: { pid: number; uid: number; gid: number };
-    try {
-      if (fd === undefined || fd < 0) throw new Error('no file descriptor');
-      peer = peerCredentials(fd);
-    } catch (err) {
-      this.log.error({ logEvent: 'hook.peer-unknown', err: errorMessage(err) }, 'cannot read the credentials of a hook connection; refused');
-      return 'jobcompd cannot identify the peer';
-    }
-    if (this.opts.allowedUids.has(peer.uid)) return undefined;
-    this.log.warn({ logEvent: 'hook.peer-refused', uid: peer.uid, gid: peer.gid, pid: peer.pid }, 'hook connection from a user not in [hook] AllowedUsers refused');
-    return `uid ${peer.uid} may not send records to jobcompd ([hook] AllowedUsers)`;
-  }
-
-  private accept(socket: Socket, environment: Buffer): void {
+  private accept(id: number, environment: Buffer): void {
     this.ingest.acceptHookEnvironment(environment, 'socket').then(
-      (result) => answer(socket, ...answerFor(result)),
+      (result) => this.answer(id, ...answerFor(result), 'close'),
       (err: unknown) => {
         this.log.error({ logEvent: 'hook.commit-failed', ...failedRecord(err), err: errorMessage(err) }, 'hook record not committed; the hook spools it');
-        answer(socket, Answer.error, err instanceof StateError ? err.message : `internal error: ${errorMessage(err)}`);
+        this.answer(id, Answer.error, err instanceof StateError ? err.message : `internal error: ${errorMessage(err)}`, 'close');
       },
     );
   }
@@ -138,20 +122,23 @@ export class SocketSource {
    * import then moves to rejected/ (docs/delivery-guarantees.md). The rest of the message
    * is read and dropped until the hook closes, or until the connection's deadline.
    */
-  private refuseTooLarge(socket: Socket, reason: string, deadline: NodeJS.Timeout): void {
+  private refuseTooLarge(id: number, reason: string): void {
     this.log.warn({ logEvent: 'hook.too-large', code: SourceCodes.hookTooLarge, reason }, 'hook message over [hook] MaxMessageBytes; the hook spools it whole');
-    socket.on('data', () => undefined);
-    deadline.refresh();
-    answer(socket, Answer.error, `${reason} ([hook] MaxMessageBytes): not committed, spool it`);
+    this.answer(id, Answer.error, `${reason} ([hook] MaxMessageBytes): not committed, spool it`, 'drain');
   }
 
   /** A malformed message: kept in quarantine as evidence, answered so the hook does not spool garbage. */
-  private reject(socket: Socket, raw: Buffer, reason: string): void {
+  private reject(id: number, raw: Buffer, reason: string): void {
     this.log.error({ logEvent: 'hook.malformed', bytes: raw.length, reason }, 'malformed message on the hook socket');
     this.ingest.quarantineInput(raw, 'socket', QuarantineCodes.hookBadMessage, reason).then(
-      () => answer(socket, Answer.quarantined, reason),
-      () => answer(socket, Answer.error, reason),
+      () => this.answer(id, Answer.quarantined, reason, 'drain'),
+      () => this.answer(id, Answer.error, reason, 'drain'),
     );
+  }
+
+  /** A connection the client closed before its answer is gone: nothing to do, it spools the record itself. */
+  private answer(id: number, status: AnswerStatus, message: string, after: AfterAnswer): void {
+    hookListener.answer(this.listener, id, encodeAnswer(status, message), after === 'drain');
   }
 }
 
@@ -166,10 +153,6 @@ function answerFor(result: AcceptResult): [AnswerStatus, string] {
     case 'ignored':
       return [Answer.ignored, result.reason];
   }
-}
-
-function answer(socket: Socket, status: AnswerStatus, message: string): void {
-  if (!socket.destroyed) socket.end(encodeAnswer(status, message));
 }
 
 /**

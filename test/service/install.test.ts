@@ -1,6 +1,6 @@
 // `make install` (docs/install.md): the installed tree runs on its own, from anywhere. It
-// once did not: the documented `cp -a ... node_modules` copied node_modules/jobcompd-peercred,
-// a relative link to native/peercred, which then dangled, so every command failed with
+// once did not: the documented `cp -a ... node_modules` copied node_modules/jobcompd-hook-socket,
+// a relative link to native/hook-socket, which then dangled, so every command failed with
 // MODULE_NOT_FOUND. Installed into a temporary DESTDIR from this (built) tree; the installed
 // commands run outside the repository, so nothing can come from its node_modules.
 
@@ -50,7 +50,7 @@ it('make install DESTDIR=... succeeds', () => {
   expect({ code: install.code, stderr: install.stderr }).toEqual({ code: 0, stderr: '' });
 });
 
-it('the installed jobcompd --help runs (it loads the peercred addon)', () => {
+it('the installed jobcompd --help runs (it loads the hook-socket addon)', () => {
   const r = installed(['--help']);
   expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
   expect(r.stdout).toMatch(/^Usage: jobcompd \[options\] \[command\]\n/);
@@ -103,7 +103,7 @@ it("runs the daemon with bin/jobcompd's Node.js flags and MALLOC_ARENA_MAX=2, wh
 });
 
 it('installs the documented layout, and neither configuration nor development packages', () => {
-  expect(lstatSync(join(LIBDIR, 'node_modules/jobcompd-peercred')).isDirectory()).toBe(true); // not a link
+  expect(lstatSync(join(LIBDIR, 'node_modules/jobcompd-hook-socket')).isDirectory()).toBe(true); // not a link
   expect(existsSync(join(LIBDIR, 'node_modules/node-rdkafka/build/deps/librdkafka.so.1'))).toBe(true);
   expect(existsSync(join(LIBDIR, 'node_modules/node-rdkafka/deps'))).toBe(false); // librdkafka's sources
   for (const dev of ['jest', 'ts-jest', 'typescript', '@types', '.bin']) expect([dev, existsSync(join(LIBDIR, 'node_modules', dev))]).toEqual([dev, false]);
@@ -112,7 +112,7 @@ it('installs the documented layout, and neither configuration nor development pa
   expect(existsSync(join(destdir, 'etc'))).toBe(false);
 });
 
-it('leaves the source tree as it was: its development packages and its link to native/peercred', () => {
-  expect(lstatSync(join(PROJECT_ROOT, 'node_modules/jobcompd-peercred')).isSymbolicLink()).toBe(true);
+it('leaves the source tree as it was: its development packages and its link to native/hook-socket', () => {
+  expect(lstatSync(join(PROJECT_ROOT, 'node_modules/jobcompd-hook-socket')).isSymbolicLink()).toBe(true);
   expect(existsSync(join(PROJECT_ROOT, 'node_modules/jest/package.json'))).toBe(true);
 });
