@@ -2,8 +2,8 @@
 // from the kernel) and can be given to a group; an HTTP listener off loopback needs basic
 // auth (which Slurm's elasticsearch plugin sends from its URL) or an explicit opt-out.
 
-import { execFileSync } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { consumeAll } from '../../tools/kafka/consume';
 import { SlurmCluster } from '../../tools/slurm/cluster';
@@ -47,6 +47,38 @@ describe('the hook socket', () => {
     const refused = await d.waitForLog((l) => l.logEvent === 'hook.peer-refused');
     expect(refused).toMatchObject({ uid: NOBODY_ID });
     expect(JSON.parse(runCli(['status', '--json', '-c', d.configFile]).stdout)).toMatchObject({ backlog: 0, quarantined: 0 });
+  });
+
+  it('a refused peer that keeps its connection open loses it after [hook] Timeout: it cannot hold the only connection slot', async () => {
+    const d = await suite.daemon({ clusterName: 'peers-held', hookConf: 'SocketMode=0666\nTimeout=1\nMaxConnections=1' });
+    execFileSync('chmod', ['0711', d.dir]);
+    // as nobody: reads the answer and the end of stream, keeps its own end open and writes
+    // a byte every 50 ms until jobcompd has closed the connection (EPIPE)
+    const holder = `
+      const s = require('node:net').connect({ path: process.argv[1], allowHalfOpen: true });
+      let answer = '';
+      s.on('data', (b) => (answer += b.toString('latin1')));
+      s.on('end', () => {
+        const t0 = Date.now();
+        const tick = setInterval(() => s.write('x'), 50);
+        s.on('error', () => {
+          clearInterval(tick);
+          console.log(JSON.stringify({ status: answer[0], heldMs: Date.now() - t0 }));
+          process.exit(0);
+        });
+      });`;
+    const held = await new Promise<{ status: string; heldMs: number }>((resolve, reject) => {
+      execFile('setpriv', [`--reuid=${NOBODY_ID}`, `--regid=${NOBODY_ID}`, '--clear-groups', process.execPath, '-e', holder, d.hookSocket], (err, stdout) =>
+        err ? reject(err) : resolve(JSON.parse(stdout) as { status: string; heldMs: number }),
+      );
+    });
+    expect(held.status).toBe('E');
+    expect(held.heldMs).toBeGreaterThanOrEqual(900); // the deadline, not at once
+    // the only slot is free again: root's hook is answered, not closed at once and spooled
+    const conf = `socket = ${d.hookSocket}\nspool = ${join(d.dir, 'root-spool')}\n`;
+    expect(hookAs(0, conf, { ...JOB_ENV, JOBID: '60003' })).toEqual({ code: 0, stderr: '' });
+    expect(JSON.parse(runCli(['status', '--json', '-c', d.configFile]).stdout)).toMatchObject({ quarantined: 0 });
+    expect(existsSync(join(d.dir, 'root-spool'))).toBe(false);
   });
 
   it('accepts that peer once it is in AllowedUsers, reaching the socket through its group', async () => {
