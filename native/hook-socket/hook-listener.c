@@ -42,6 +42,7 @@
 #define HEADER_BYTES 8
 #define FIRST_CAPACITY 4096
 #define DRAIN_BYTES 65536
+#define MAX_SLOTS (1u << 20)
 
 enum conn_state {
 	READING,  /* the message is being read */
@@ -90,7 +91,7 @@ struct listener {
 	int64_t *uses;
 	uint32_t live;
 	uint32_t arriving;
-	int closing, server_closed, finished;
+	int closing, server_closed, sweep_closing, finished;
 };
 
 static char drain_buf[DRAIN_BYTES];
@@ -114,23 +115,43 @@ static void call_js(struct listener *l, napi_ref fn_ref, size_t argc, napi_value
 		napi_fatal_error("jobcompd hook listener", NAPI_AUTO_LENGTH, "cannot call JavaScript", NAPI_AUTO_LENGTH);
 }
 
-static void maybe_finish(struct listener *l)
+static void free_tables(struct listener *l)
 {
+	free(l->allowed);
+	free(l->slots);
+	free(l->free_slots);
+	free(l->uses);
+	l->allowed = NULL;
+	l->slots = NULL;
+	l->free_slots = NULL;
+	l->uses = NULL;
+	l->n_slots = 0; /* answer() then finds no connection */
+}
+
+static void on_sweep_closed(uv_handle_t *h)
+{
+	struct listener *l = h->data;
 	napi_handle_scope scope;
 
-	if (!l->closing || !l->server_closed || l->live > 0 || l->finished)
-		return;
 	l->finished = 1;
-	uv_close((uv_handle_t *)&l->sweep, NULL);
-	if (napi_open_handle_scope(l->env, &scope) != napi_ok)
-		return;
-	call_js(l, l->on_closed, 0, NULL);
-	napi_close_handle_scope(l->env, scope);
+	free_tables(l);
+	if (napi_open_handle_scope(l->env, &scope) == napi_ok) {
+		call_js(l, l->on_closed, 0, NULL);
+		napi_close_handle_scope(l->env, scope);
+	}
 	napi_delete_reference(l->env, l->on_input);
 	napi_delete_reference(l->env, l->on_refused);
 	napi_delete_reference(l->env, l->on_closed);
 	napi_async_destroy(l->env, l->ctx);
-	/* the listener itself stays allocated: JavaScript may still hold it (answer() then says false) */
+	/* the struct itself is freed with the JavaScript value that holds it (finalize) */
+}
+
+static void maybe_finish(struct listener *l)
+{
+	if (!l->closing || !l->server_closed || l->live > 0 || l->sweep_closing)
+		return;
+	l->sweep_closing = 1;
+	uv_close((uv_handle_t *)&l->sweep, on_sweep_closed);
 }
 
 static void on_conn_closed(uv_handle_t *h)
@@ -196,11 +217,15 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 		*out = uv_buf_init(drain_buf, sizeof(drain_buf));
 		return;
 	}
-	/* room for the whole message and one byte more: bytes after it make it malformed */
-	want = c->expected > 0 ? c->expected + 1 : FIRST_CAPACITY;
-	if (want < c->len + 1)
-		want = c->len + FIRST_CAPACITY;
-	if (c->cap < want) {
+	/*
+	 * Grown as bytes arrive, not to the length the header claims (a client claiming
+	 * MaxMessageBytes and sending nothing more holds 4 KiB), up to the whole message and
+	 * one byte more: bytes after it make it malformed.
+	 */
+	if (c->cap == c->len) {
+		want = c->cap == 0 ? FIRST_CAPACITY : c->cap * 2;
+		if (c->expected > 0 && want > c->expected + 1)
+			want = c->expected + 1;
 		grown = realloc(c->buf, want);
 		if (grown == NULL) {
 			*out = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS: the connection is closed */
@@ -238,7 +263,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 	if (c->expected == 0 && c->len >= HEADER_BYTES) {
 		memcpy(&length, c->buf + 4, 4);
 		length = ntohl(length);
-		if (memcmp(c->buf, "JCH1", 4) != 0 || length > c->l->max_message) {
+		if (memcmp(c->buf, "JCH1", 4) != 0 || (size_t)length > c->l->max_message) {
 			hand_over(c, 0); /* the framer says what is wrong with it */
 			return;
 		}
@@ -284,7 +309,7 @@ static void refuse(struct conn *c, int64_t uid, int64_t gid, int64_t pid, const 
 
 static void on_unwanted_closed(uv_handle_t *h)
 {
-	free(h);
+	free(h->data);
 }
 
 static void connection_cb(uv_stream_t *server, int status)
@@ -371,11 +396,12 @@ static napi_value throw_uv(napi_env env, const char *what, int err)
 	return NULL;
 }
 
-static int get_uint_property(napi_env env, napi_value obj, const char *key, uint32_t *out)
+/* A positive integer property; the limits of the configuration (safe integers) fit an int64. */
+static int get_positive_property(napi_env env, napi_value obj, const char *key, int64_t *out)
 {
 	napi_value v;
 
-	return napi_get_named_property(env, obj, key, &v) == napi_ok && napi_get_value_uint32(env, v, out) == napi_ok ? 0 : -1;
+	return napi_get_named_property(env, obj, key, &v) == napi_ok && napi_get_value_int64(env, v, out) == napi_ok && *out > 0 ? 0 : -1;
 }
 
 static struct listener *listener_of(napi_env env, napi_value v)
@@ -389,11 +415,19 @@ static struct listener *listener_of(napi_env env, napi_value v)
 
 static void free_listener(struct listener *l)
 {
-	free(l->allowed);
-	free(l->slots);
-	free(l->free_slots);
-	free(l->uses);
+	free_tables(l);
 	free(l);
+}
+
+/* A listener never closed keeps its handles on the loop: then its memory stays too. */
+static void finalize_listener(napi_env env, void *data, void *hint)
+{
+	struct listener *l = data;
+
+	(void)env;
+	(void)hint;
+	if (l->finished)
+		free(l);
 }
 
 static napi_value js_listen(napi_env env, napi_callback_info info)
@@ -401,19 +435,22 @@ static napi_value js_listen(napi_env env, napi_callback_info info)
 	size_t argc = 4, path_len;
 	napi_value argv[4], uids, v, name, result;
 	char path[4096];
-	uint32_t max_message, timeout_ms, max_connections, i;
+	int64_t max_message, timeout_ms, connections;
+	uint32_t max_connections, i;
 	struct listener *l;
 	int r;
 
 	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 ||
 	    napi_get_value_string_utf8(env, argv[0], path, sizeof(path), &path_len) != napi_ok ||
-	    get_uint_property(env, argv[1], "maxMessageBytes", &max_message) < 0 ||
-	    get_uint_property(env, argv[1], "timeoutMs", &timeout_ms) < 0 ||
-	    get_uint_property(env, argv[1], "maxConnections", &max_connections) < 0 || max_connections == 0 ||
+	    get_positive_property(env, argv[1], "maxMessageBytes", &max_message) < 0 ||
+	    get_positive_property(env, argv[1], "timeoutMs", &timeout_ms) < 0 ||
+	    get_positive_property(env, argv[1], "maxConnections", &connections) < 0 ||
 	    napi_get_named_property(env, argv[1], "allowedUids", &uids) != napi_ok) {
 		napi_throw_type_error(env, NULL, "listen(path, { maxMessageBytes, timeoutMs, maxConnections, allowedUids }, onInput, onRefused)");
 		return NULL;
 	}
+	/* no process has more descriptors open than this: a larger MaxConnections changes nothing */
+	max_connections = connections > MAX_SLOTS ? MAX_SLOTS : (uint32_t)connections;
 	l = calloc(1, sizeof(*l));
 	if (l == NULL || napi_get_array_length(env, uids, &l->n_allowed) != napi_ok) {
 		free(l);
@@ -421,8 +458,8 @@ static napi_value js_listen(napi_env env, napi_callback_info info)
 		return NULL;
 	}
 	l->env = env;
-	l->max_message = max_message;
-	l->timeout_ms = timeout_ms;
+	l->max_message = (size_t)max_message;
+	l->timeout_ms = (uint64_t)timeout_ms;
 	l->n_slots = max_connections;
 	l->allowed = calloc(l->n_allowed + 1, sizeof(*l->allowed));
 	l->slots = calloc(max_connections, sizeof(*l->slots));
@@ -462,12 +499,12 @@ static napi_value js_listen(napi_env env, napi_callback_info info)
 	}
 	uv_timer_init(l->loop, &l->sweep);
 	l->sweep.data = l;
-	uv_timer_start(&l->sweep, sweep_cb, timeout_ms / 4 > 10 ? timeout_ms / 4 : 10, timeout_ms / 4 > 10 ? timeout_ms / 4 : 10);
+	uv_timer_start(&l->sweep, sweep_cb, l->timeout_ms / 4 > 10 ? l->timeout_ms / 4 : 10, l->timeout_ms / 4 > 10 ? l->timeout_ms / 4 : 10);
 	uv_unref((uv_handle_t *)&l->sweep);
 	if (napi_create_reference(env, argv[2], 1, &l->on_input) != napi_ok ||
 	    napi_create_reference(env, argv[3], 1, &l->on_refused) != napi_ok ||
 	    napi_create_string_utf8(env, "jobcompd-hook-listener", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-	    napi_async_init(env, NULL, name, &l->ctx) != napi_ok || napi_create_external(env, l, NULL, NULL, &result) != napi_ok)
+	    napi_async_init(env, NULL, name, &l->ctx) != napi_ok || napi_create_external(env, l, finalize_listener, NULL, &result) != napi_ok)
 		return NULL;
 	return result;
 }

@@ -84,11 +84,10 @@ export class SocketSource {
   private receive(id: number, bytes: Buffer, ended: boolean): void {
     const framer = new HookMessageFramer(this.opts.maxMessageBytes);
     let framed = framer.push(bytes);
+    // the listener hands over a whole message, bytes that cannot begin one, or what came
+    // before the end of the stream; anything else is kept as evidence like any bad input
     if (framed.kind === 'incomplete') {
-      const truncated = ended ? framer.end() : undefined;
-      // the listener hands over only a whole message, bytes that cannot begin one, or an end of stream
-      if (truncated === undefined) throw new Error(`hook listener handed over ${bytes.length} bytes that are no message yet`);
-      framed = truncated;
+      framed = (ended ? framer.end() : undefined) ?? { kind: 'malformed', raw: bytes, reason: `the listener handed over ${bytes.length} bytes, no whole message` };
     }
     if (framed.kind === 'too-large') this.refuseTooLarge(id, framed.reason);
     else if (framed.kind === 'malformed') this.reject(id, framed.raw, framed.reason);
