@@ -7,8 +7,8 @@
 //
 // The connections themselves are served in C on Node's event loop
 // (native/hook-socket/hook-listener.c): accepting, the uid check, reading the message and
-// writing the answer. A node:net socket per record cost more CPU than the rest of the path
-// but the commit (docs/benchmarks.md). What the bytes are is decided here, by the framer.
+// writing the answer: a node:net socket per record cost about a fifth of the path's CPU
+// (docs/benchmarks.md, ninth session). What the bytes are is decided here, by the framer.
 
 import { chmodSync, chownSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import * as hookListener from 'jobcompd-hook-socket';
