@@ -56,9 +56,10 @@ dist/.built: node_modules/.installed $(TS_SOURCES) tsconfig.json tsconfig.build.
 native/build/jobcompd-hook: native/jobcompd-hook.c native/Makefile
 	$(MAKE) -s -C native
 
-# npm install builds the SO_PEERCRED addon with the other native modules; a checkout whose
-# addon source changed since rebuilds only the addon.
-native/hook-socket/build/Release/hook_socket.node: $(wildcard native/hook-socket/*.c native/hook-socket/*.h) native/hook-socket/binding.gyp node_modules/.installed
+# npm install builds the hook socket's addon with the other native modules; a checkout whose
+# addon source changed since rebuilds only the addon. node_modules/.installed is order-only:
+# it is written after npm install built the addon, which is not out of date for that.
+native/hook-socket/build/Release/hook_socket.node: native/hook-socket/hook-listener.c native/hook-socket/binding.gyp | node_modules/.installed
 	npm rebuild --loglevel=error jobcompd-hook-socket
 	touch $@
 

@@ -1,6 +1,6 @@
 // `make install` (docs/install.md): the installed tree runs on its own, from anywhere. It
-// once did not: the documented `cp -a ... node_modules` copied node_modules/jobcompd-hook-socket,
-// a relative link to native/hook-socket, which then dangled, so every command failed with
+// once did not: the documented `cp -a ... node_modules` copied the native addon's package
+// (then jobcompd-peercred), a relative link into native/, which then dangled, so every command failed with
 // MODULE_NOT_FOUND. Installed into a temporary DESTDIR from this (built) tree; the installed
 // commands run outside the repository, so nothing can come from its node_modules.
 
