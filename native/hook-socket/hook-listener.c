@@ -19,6 +19,14 @@
  * answer(listener, id, bytes, drain): write the answer; then close (drain false), or end
  *   the stream and read and drop until the client closes or the deadline (drain true).
  *   Every onInput and onRefused is answered exactly once; false when the connection is gone.
+ * answerAfterWrite(listener, id, entry, offset, bytes): write `entry` at `offset` of the
+ *   journal file, then answer as answer() does (closing the connection), once the entry is
+ *   on disk. Entries queued in one turn of the loop are written in that turn's check phase,
+ *   in order, and made durable by one fdatasync before any of them is answered
+ *   (src/sources/hook-journal.ts). A failed write or sync answers none of them (their hooks
+ *   spool) and calls onJournalError(message); every later entry fails the same way.
+ * useJournal(listener, fd, sync, onJournalError): the journal file's descriptor (JavaScript
+ *   owns it); sync false only under the test-only switch of src/outbox/sync.ts.
  * arriving(listener): connections accepted whose bytes are not handed over yet.
  * close(listener, done): stop accepting; connections that sent nothing are closed, the
  *   others are answered first; done() once none is left.
@@ -36,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <uv.h>
 
 
@@ -92,6 +101,21 @@ struct listener {
 	uint32_t live;
 	uint32_t arriving;
 	int closing, server_closed, sweep_closing, finished;
+	/* the journal: entries to write in this turn's check phase, then answer */
+	uv_check_t flush;
+	int journal_fd, journal_sync, journal_failed;
+	napi_ref on_journal_error;
+	struct journal_write *queue;
+	uint32_t queued, queue_cap;
+};
+
+struct journal_write {
+	int64_t id;
+	int64_t offset;
+	char *entry;
+	size_t entry_len;
+	char *answer;
+	size_t answer_len;
 };
 
 static char drain_buf[DRAIN_BYTES];
@@ -121,6 +145,8 @@ static void free_tables(struct listener *l)
 	free(l->slots);
 	free(l->free_slots);
 	free(l->uses);
+	free(l->queue);
+	l->queue = NULL;
 	l->allowed = NULL;
 	l->slots = NULL;
 	l->free_slots = NULL;
@@ -142,16 +168,25 @@ static void on_sweep_closed(uv_handle_t *h)
 	napi_delete_reference(l->env, l->on_input);
 	napi_delete_reference(l->env, l->on_refused);
 	napi_delete_reference(l->env, l->on_closed);
+	if (l->on_journal_error != NULL)
+		napi_delete_reference(l->env, l->on_journal_error);
 	napi_async_destroy(l->env, l->ctx);
 	/* the struct itself is freed with the JavaScript value that holds it (finalize) */
 }
 
+static void on_flush_closed(uv_handle_t *h)
+{
+	struct listener *l = h->data;
+
+	uv_close((uv_handle_t *)&l->sweep, on_sweep_closed);
+}
+
 static void maybe_finish(struct listener *l)
 {
-	if (!l->closing || !l->server_closed || l->live > 0 || l->sweep_closing)
+	if (!l->closing || !l->server_closed || l->live > 0 || l->queued > 0 || l->sweep_closing)
 		return;
 	l->sweep_closing = 1;
-	uv_close((uv_handle_t *)&l->sweep, on_sweep_closed);
+	uv_close((uv_handle_t *)&l->flush, on_flush_closed);
 }
 
 static void on_conn_closed(uv_handle_t *h)
@@ -385,6 +420,120 @@ static void write_cb(uv_write_t *req, int status)
 		close_conn(c);
 }
 
+/* Writes an answer, then closes or drains (js_answer); 0, or -1 when the connection is gone, -2 when answered already. */
+static int send_answer(struct listener *l, int64_t id, const char *data, size_t len, int drain)
+{
+	struct conn *c;
+	uv_buf_t buf;
+	int written;
+
+	c = id >= 0 && l->n_slots > 0 ? l->slots[id % l->n_slots] : NULL;
+	if (c == NULL || c->id != id || c->state == CLOSING)
+		return -1;
+	if (c->state != WAITING)
+		return -2;
+	c->drain_after_answer = drain;
+	c->state = WRITING;
+	buf = uv_buf_init((char *)data, (unsigned int)len);
+	/* the answer almost always fits the socket's buffer: written here, no request to wait for */
+	written = uv_try_write((uv_stream_t *)&c->pipe, &buf, 1);
+	c->write_req.data = c;
+	if (written == (int)len) {
+		write_cb(&c->write_req, 0);
+	} else if (written < 0 && written != UV_EAGAIN) {
+		close_conn(c);
+	} else {
+		if (written < 0)
+			written = 0;
+		c->answer = malloc(len - (size_t)written);
+		if (c->answer == NULL) {
+			close_conn(c);
+		} else {
+			memcpy(c->answer, data + written, len - (size_t)written);
+			buf = uv_buf_init(c->answer, (unsigned int)(len - (size_t)written));
+			if (uv_write(&c->write_req, (uv_stream_t *)&c->pipe, &buf, 1, write_cb) != 0)
+				close_conn(c);
+		}
+	}
+	return 0;
+}
+
+/* A connection whose entry could not be made durable: closed unanswered, so its hook spools the record. */
+static void drop_unanswered(struct listener *l, int64_t id)
+{
+	struct conn *c = id >= 0 && l->n_slots > 0 ? l->slots[id % l->n_slots] : NULL;
+
+	if (c != NULL && c->id == id)
+		close_conn(c);
+}
+
+static int write_all(int fd, const char *p, size_t len, int64_t offset)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		n = pwrite(fd, p, len, (off_t)offset);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? errno : EIO;
+		p += n;
+		len -= (size_t)n;
+		offset += n;
+	}
+	return 0;
+}
+
+static void journal_failed(struct listener *l, int err, const char *what)
+{
+	napi_handle_scope scope;
+	napi_value argv[1];
+	char msg[256];
+
+	if (l->journal_failed)
+		return;
+	l->journal_failed = 1;
+	snprintf(msg, sizeof(msg), "%s of the hook journal failed: %s", what, strerror(err));
+	if (napi_open_handle_scope(l->env, &scope) != napi_ok)
+		return;
+	if (napi_create_string_utf8(l->env, msg, NAPI_AUTO_LENGTH, &argv[0]) == napi_ok)
+		call_js(l, l->on_journal_error, 1, argv);
+	napi_close_handle_scope(l->env, scope);
+}
+
+/* The check phase: this turn's entries written in order, one fdatasync, then their answers. */
+static void flush_cb(uv_check_t *h)
+{
+	struct listener *l = h->data;
+	/* taken whole: onJournalError may run JavaScript, which may queue the next turn's entries */
+	struct journal_write *q = l->queue;
+	uint32_t i, n = l->queued;
+	int err = 0;
+	const char *what = "a write";
+
+	uv_check_stop(h);
+	l->queue = NULL;
+	l->queued = l->queue_cap = 0;
+	for (i = 0; i < n && err == 0 && !l->journal_failed; i++)
+		err = write_all(l->journal_fd, q[i].entry, q[i].entry_len, q[i].offset);
+	if (err == 0 && !l->journal_failed && l->journal_sync && fdatasync(l->journal_fd) != 0) {
+		err = errno;
+		what = "the fdatasync";
+	}
+	if (err != 0)
+		journal_failed(l, err, what);
+	for (i = 0; i < n; i++) {
+		if (l->journal_failed)
+			drop_unanswered(l, q[i].id);
+		else
+			send_answer(l, q[i].id, q[i].answer, q[i].answer_len, 0);
+		free(q[i].entry);
+		free(q[i].answer);
+	}
+	free(q);
+	maybe_finish(l);
+}
+
 /* ---- the JavaScript functions ---- */
 
 static napi_value throw_uv(napi_env env, const char *what, int err)
@@ -499,6 +648,9 @@ static napi_value js_listen(napi_env env, napi_callback_info info)
 	}
 	uv_timer_init(l->loop, &l->sweep);
 	l->sweep.data = l;
+	uv_check_init(l->loop, &l->flush);
+	l->flush.data = l;
+	l->journal_fd = -1;
 	uv_timer_start(&l->sweep, sweep_cb, l->timeout_ms / 4 > 10 ? l->timeout_ms / 4 : 10, l->timeout_ms / 4 > 10 ? l->timeout_ms / 4 : 10);
 	uv_unref((uv_handle_t *)&l->sweep);
 	if (napi_create_reference(env, argv[2], 1, &l->on_input) != napi_ok ||
@@ -514,12 +666,10 @@ static napi_value js_answer(napi_env env, napi_callback_info info)
 	size_t argc = 4, len;
 	napi_value argv[4], result;
 	struct listener *l;
-	struct conn *c;
 	int64_t id;
 	void *data;
 	bool drain;
-	uv_buf_t buf;
-	int written;
+	int r;
 
 	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 || (l = listener_of(env, argv[0])) == NULL ||
 	    napi_get_value_int64(env, argv[1], &id) != napi_ok || napi_get_buffer_info(env, argv[2], &data, &len) != napi_ok ||
@@ -527,40 +677,95 @@ static napi_value js_answer(napi_env env, napi_callback_info info)
 		napi_throw_type_error(env, NULL, "answer(listener, id, bytes, drain)");
 		return NULL;
 	}
-	c = id >= 0 && l->n_slots > 0 ? l->slots[id % l->n_slots] : NULL;
-	if (c == NULL || c->id != id || c->state == CLOSING) {
-		napi_get_boolean(env, false, &result);
-		return result;
-	}
-	if (c->state != WAITING) {
+	r = send_answer(l, id, data, len, drain);
+	if (r == -2) {
 		napi_throw_error(env, NULL, "a hook connection answered twice");
 		return NULL;
 	}
-	c->drain_after_answer = drain;
-	c->state = WRITING;
-	buf = uv_buf_init(data, (unsigned int)len);
-	/* the answer almost always fits the socket's buffer: written here, no request to wait for */
-	written = uv_try_write((uv_stream_t *)&c->pipe, &buf, 1);
-	c->write_req.data = c;
-	if (written == (int)len) {
-		write_cb(&c->write_req, 0);
-	} else if (written < 0 && written != UV_EAGAIN) {
-		close_conn(c);
-	} else {
-		if (written < 0)
-			written = 0;
-		c->answer = malloc(len - (size_t)written);
-		if (c->answer == NULL) {
-			close_conn(c);
-		} else {
-			memcpy(c->answer, (char *)data + written, len - (size_t)written);
-			buf = uv_buf_init(c->answer, (unsigned int)(len - (size_t)written));
-			if (uv_write(&c->write_req, (uv_stream_t *)&c->pipe, &buf, 1, write_cb) != 0)
-				close_conn(c);
-		}
-	}
-	napi_get_boolean(env, true, &result);
+	napi_get_boolean(env, r == 0, &result);
 	return result;
+}
+
+static char *copy_bytes(const void *data, size_t len)
+{
+	char *p = malloc(len > 0 ? len : 1);
+
+	if (p != NULL)
+		memcpy(p, data, len);
+	return p;
+}
+
+static napi_value js_answer_after_write(napi_env env, napi_callback_info info)
+{
+	size_t argc = 5, entry_len, answer_len;
+	napi_value argv[5];
+	struct listener *l;
+	struct journal_write *w;
+	int64_t id, offset;
+	void *entry, *answer;
+
+	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5 || (l = listener_of(env, argv[0])) == NULL ||
+	    napi_get_value_int64(env, argv[1], &id) != napi_ok || napi_get_buffer_info(env, argv[2], &entry, &entry_len) != napi_ok ||
+	    napi_get_value_int64(env, argv[3], &offset) != napi_ok || offset < 0 ||
+	    napi_get_buffer_info(env, argv[4], &answer, &answer_len) != napi_ok) {
+		napi_throw_type_error(env, NULL, "answerAfterWrite(listener, id, entry, offset, bytes)");
+		return NULL;
+	}
+	if (l->journal_fd < 0) {
+		napi_throw_error(env, NULL, "the hook listener has no journal (useJournal)");
+		return NULL;
+	}
+	if (l->queued == l->queue_cap) {
+		uint32_t cap = l->queue_cap == 0 ? 64 : l->queue_cap * 2;
+		struct journal_write *grown = realloc(l->queue, cap * sizeof(*grown));
+
+		if (grown == NULL) {
+			napi_throw_error(env, NULL, "out of memory");
+			return NULL;
+		}
+		l->queue = grown;
+		l->queue_cap = cap;
+	}
+	w = &l->queue[l->queued];
+	w->id = id;
+	w->offset = offset;
+	w->entry_len = entry_len;
+	w->answer_len = answer_len;
+	w->entry = copy_bytes(entry, entry_len);
+	w->answer = copy_bytes(answer, answer_len);
+	if (w->entry == NULL || w->answer == NULL) {
+		free(w->entry);
+		free(w->answer);
+		napi_throw_error(env, NULL, "out of memory");
+		return NULL;
+	}
+	l->queued++;
+	uv_check_start(&l->flush, flush_cb);
+	return NULL;
+}
+
+static napi_value js_use_journal(napi_env env, napi_callback_info info)
+{
+	size_t argc = 4;
+	napi_value argv[4];
+	struct listener *l;
+	int32_t fd;
+	bool sync;
+
+	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 || (l = listener_of(env, argv[0])) == NULL ||
+	    napi_get_value_int32(env, argv[1], &fd) != napi_ok || fd < 0 || napi_get_value_bool(env, argv[2], &sync) != napi_ok) {
+		napi_throw_type_error(env, NULL, "useJournal(listener, fd, sync, onJournalError)");
+		return NULL;
+	}
+	if (l->journal_fd >= 0) {
+		napi_throw_error(env, NULL, "the hook listener has a journal already");
+		return NULL;
+	}
+	if (napi_create_reference(env, argv[3], 1, &l->on_journal_error) != napi_ok)
+		return NULL;
+	l->journal_fd = fd;
+	l->journal_sync = sync;
+	return NULL;
 }
 
 static napi_value js_arriving(napi_env env, napi_callback_info info)
@@ -614,6 +819,8 @@ static napi_value init(napi_env env, napi_value exports)
 	} fns[] = {
 		{ "listen", js_listen },
 		{ "answer", js_answer },
+		{ "answerAfterWrite", js_answer_after_write },
+		{ "useJournal", js_use_journal },
 		{ "arriving", js_arriving },
 		{ "close", js_close },
 	};
