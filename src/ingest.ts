@@ -120,9 +120,9 @@ export class Ingest extends EventEmitter {
     return this.prepare({ kind: 'hook', environment }, environment, source);
   }
 
-  /** Senders waiting for the state file's group commit to answer them. */
-  get sendersWaiting(): number {
-    return this.outbox.sendersWaiting;
+  /** The state file's group commit has no sender waiting and no fdatasync in flight (Outbox.atRest). */
+  get stateAtRest(): boolean {
+    return this.outbox.atRest;
   }
 
   private accept(input: RecordInput, raw: Buffer, source: SourceName): Promise<AcceptResult> {

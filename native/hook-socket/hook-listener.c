@@ -16,15 +16,18 @@
  *     (ended), or the first bytes of one that cannot be a message (a bad magic, too large)
  *   onRefused(id, uid, gid, pid, error): a peer not in allowedUids (uid -1 and an error
  *     message when its credentials could not be read)
- * answer(listener, id, bytes, drain): write the answer; then close (drain false), or end
- *   the stream and read and drop until the client closes or the deadline (drain true).
+ * answer(listener, id, bytes, drain): write the answer; then close (drain false, unless the
+ *   client sent more after its message), or end the stream and read and drop until the
+ *   client closes or the deadline (drain true).
  *   Every onInput and onRefused is answered exactly once; false when the connection is gone.
  * answerAfterWrite(listener, id, entry, offset, bytes): write `entry` at `offset` of the
  *   journal file, then answer as answer() does (closing the connection), once the entry is
- *   on disk. Entries queued in one turn of the loop are written in that turn's check phase,
- *   in order, and made durable by one fdatasync before any of them is answered
- *   (src/sources/hook-journal.ts). A failed write or sync answers none of them (their hooks
- *   spool) and calls onJournalError(message); every later entry fails the same way.
+ *   on disk. The entries queued by the end of a turn of the loop (its check phase) go to
+ *   libuv's thread pool together, written in order and made durable by one fdatasync before
+ *   any of them is answered (src/sources/hook-journal.ts); those queued meanwhile make up
+ *   the next batch. Off the event loop, as the state file's fdatasync: a stalling disk must
+ *   not freeze the daemon's timers. A failed write or sync answers none of the batch (their
+ *   hooks spool) and calls onJournalError(message); every later entry fails the same way.
  * useJournal(listener, fd, sync, onJournalError): the journal file's descriptor (JavaScript
  *   owns it); sync false only under the test-only switch of src/outbox/sync.ts.
  * arriving(listener): connections accepted whose bytes are not handed over yet.
@@ -43,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -107,6 +111,8 @@ struct listener {
 	napi_ref on_journal_error;
 	struct journal_write *queue;
 	uint32_t queued, queue_cap;
+	/* the batch in the thread pool; NULL: none */
+	struct journal_batch *writing;
 };
 
 struct journal_write {
@@ -116,6 +122,18 @@ struct journal_write {
 	size_t entry_len;
 	char *answer;
 	size_t answer_len;
+};
+
+struct journal_batch {
+	uv_work_t work;
+	struct listener *l;
+	struct journal_write *writes;
+	uint32_t n;
+	/* read by the pool's thread: copied, the listener's own may change meanwhile */
+	int fd, sync;
+	/* set by the pool's thread */
+	int err;
+	const char *what;
 };
 
 static char drain_buf[DRAIN_BYTES];
@@ -183,7 +201,7 @@ static void on_flush_closed(uv_handle_t *h)
 
 static void maybe_finish(struct listener *l)
 {
-	if (!l->closing || !l->server_closed || l->live > 0 || l->queued > 0 || l->sweep_closing)
+	if (!l->closing || !l->server_closed || l->live > 0 || l->queued > 0 || l->writing != NULL || l->sweep_closing)
 		return;
 	l->sweep_closing = 1;
 	uv_close((uv_handle_t *)&l->flush, on_flush_closed);
@@ -400,6 +418,19 @@ static void shutdown_cb(uv_shutdown_t *req, int status)
 	(void)status; /* a client gone already is closed by its read error */
 }
 
+/*
+ * Bytes the client sent after its whole message, while it was being answered: closing now
+ * would reset the client's end before it reads the answer, so the connection is drained
+ * instead. (Bytes in the same read as the message made it malformed already.)
+ */
+static int unread_bytes(struct conn *c)
+{
+	uv_os_fd_t fd;
+	int n = 0;
+
+	return uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 && ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+}
+
 static void write_cb(uv_write_t *req, int status)
 {
 	struct conn *c = req->data;
@@ -408,7 +439,7 @@ static void write_cb(uv_write_t *req, int status)
 	c->answer = NULL;
 	if (c->state != WRITING)
 		return;
-	if (status < 0 || !c->drain_after_answer) {
+	if (status < 0 || (!c->drain_after_answer && !unread_bytes(c))) {
 		close_conn(c);
 		return;
 	}
@@ -501,37 +532,96 @@ static void journal_failed(struct listener *l, int err, const char *what)
 	napi_close_handle_scope(l->env, scope);
 }
 
-/* The check phase: this turn's entries written in order, one fdatasync, then their answers. */
-static void flush_cb(uv_check_t *h)
+/* In the thread pool: the batch's entries written in order, then one fdatasync. */
+static void write_batch(uv_work_t *req)
 {
-	struct listener *l = h->data;
-	/* taken whole: onJournalError may run JavaScript, which may queue the next turn's entries */
-	struct journal_write *q = l->queue;
-	uint32_t i, n = l->queued;
-	int err = 0;
-	const char *what = "a write";
+	struct journal_batch *b = req->data;
+	uint32_t i;
 
-	uv_check_stop(h);
+	for (i = 0; i < b->n && b->err == 0; i++)
+		b->err = write_all(b->fd, b->writes[i].entry, b->writes[i].entry_len, b->writes[i].offset);
+	if (b->err != 0) {
+		b->what = "a write";
+	} else if (b->sync && fdatasync(b->fd) != 0) {
+		b->err = errno;
+		b->what = "the fdatasync";
+	}
+}
+
+static void start_batch(struct listener *l);
+
+/* Back on the loop: the batch's answers, or none of them if it failed. */
+static void batch_written(uv_work_t *req, int status)
+{
+	struct journal_batch *b = req->data;
+	struct listener *l = b->l;
+	uint32_t i;
+
+	l->writing = NULL;
+	if (status != 0 && b->err == 0) {
+		b->err = -status;
+		b->what = "the thread pool's run";
+	}
+	if (b->err != 0)
+		journal_failed(l, b->err, b->what);
+	for (i = 0; i < b->n; i++) {
+		if (l->journal_failed)
+			drop_unanswered(l, b->writes[i].id);
+		else
+			send_answer(l, b->writes[i].id, b->writes[i].answer, b->writes[i].answer_len, 0);
+		free(b->writes[i].entry);
+		free(b->writes[i].answer);
+	}
+	free(b->writes);
+	free(b);
+	start_batch(l);
+	maybe_finish(l);
+}
+
+/* The entries queued so far go to the thread pool, unless a batch is there already. */
+static void start_batch(struct listener *l)
+{
+	struct journal_batch *b;
+	int r;
+
+	if (l->writing != NULL || l->queued == 0)
+		return;
+	b = calloc(1, sizeof(*b));
+	if (b == NULL) {
+		uint32_t i;
+
+		journal_failed(l, ENOMEM, "a batch");
+		for (i = 0; i < l->queued; i++) {
+			drop_unanswered(l, l->queue[i].id);
+			free(l->queue[i].entry);
+			free(l->queue[i].answer);
+		}
+		l->queued = 0;
+		return;
+	}
+	b->l = l;
+	b->writes = l->queue;
+	b->n = l->queued;
+	b->fd = l->journal_fd;
+	b->sync = l->journal_sync;
+	b->work.data = b;
 	l->queue = NULL;
 	l->queued = l->queue_cap = 0;
-	for (i = 0; i < n && err == 0 && !l->journal_failed; i++)
-		err = write_all(l->journal_fd, q[i].entry, q[i].entry_len, q[i].offset);
-	if (err == 0 && !l->journal_failed && l->journal_sync && fdatasync(l->journal_fd) != 0) {
-		err = errno;
-		what = "the fdatasync";
+	l->writing = b;
+	if (l->journal_failed) {
+		batch_written(&b->work, 0); /* nothing more is written after a failure: all dropped */
+		return;
 	}
-	if (err != 0)
-		journal_failed(l, err, what);
-	for (i = 0; i < n; i++) {
-		if (l->journal_failed)
-			drop_unanswered(l, q[i].id);
-		else
-			send_answer(l, q[i].id, q[i].answer, q[i].answer_len, 0);
-		free(q[i].entry);
-		free(q[i].answer);
-	}
-	free(q);
-	maybe_finish(l);
+	r = uv_queue_work(l->loop, &b->work, write_batch, batch_written);
+	if (r != 0)
+		batch_written(&b->work, r);
+}
+
+/* The check phase: what this turn queued goes to the pool (hook-journal.ts: one fdatasync for the turn's entries). */
+static void flush_cb(uv_check_t *h)
+{
+	uv_check_stop(h);
+	start_batch(h->data);
 }
 
 /* ---- the JavaScript functions ---- */

@@ -357,13 +357,13 @@ export class Outbox extends EventEmitter {
   }
 
   /**
-   * Senders waiting for a transaction to answer them (records and quarantined inputs, not
-   * those answered from the hook journal already): the hook socket answers from its journal
-   * only when there are none (src/sources/hook-journal.ts), and joins them otherwise.
+   * No sender waits for a transaction (records answered from the hook journal already do
+   * not count) and no fdatasync of the state file is in flight. The hook socket answers
+   * from its journal only then (src/sources/hook-journal.ts): otherwise the record joins a
+   * transaction on its way, and the journal's fdatasync would wait behind the state file's.
    */
-  get sendersWaiting(): number {
-    const syncing = this.syncing === undefined ? 0 : this.syncing.writes.inserts.length - this.syncing.writes.journaled + this.syncing.writes.quarantines.length;
-    return this.pendingRecords() - this.pending.journaled + syncing;
+  get atRest(): boolean {
+    return this.syncing === undefined && this.checkpointSync === undefined && this.pendingRecords() === this.pending.journaled;
   }
 
   /** Keep an input that cannot be published; resolves once committed. */

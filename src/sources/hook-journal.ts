@@ -5,7 +5,7 @@
 // JavaScript, cost more than the whole of issue 15's budget on this machine
 // (docs/benchmarks.md, eighth session). When the state file has no other record to commit,
 // the socket source writes the hook's message here instead, and the listener in C writes it
-// and fdatasyncs it in the same turn of the loop, then answers; the record goes on into the
+// and fdatasyncs it in libuv's thread pool, then answers; the record goes on into the
 // state file as any other. Its transaction records the entry as applied (JournalMark in the
 // counters table), and only once that is synced is the entry's space used again. At start,
 // the entries after the mark are committed to the state file before the socket listens.

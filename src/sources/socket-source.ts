@@ -171,9 +171,9 @@ export class SocketSource {
     });
   }
 
-  /** A place in the journal when the group commit has no other record to wait for (hook-journal.ts). */
+  /** A place in the journal when the state file is at rest and no other hook is on its way (hook-journal.ts). */
   private placeInJournal(environment: Buffer): PlacedEntry | undefined {
-    if (this.journal === undefined || this.journalFailed || this.ingest.sendersWaiting > 0 || hookListener.arriving(this.listener) > 0) return undefined;
+    if (this.journal === undefined || this.journalFailed || !this.ingest.stateAtRest || hookListener.arriving(this.listener) > 0) return undefined;
     return this.journal.place(environment);
   }
 
