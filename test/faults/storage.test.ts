@@ -245,11 +245,12 @@ describe('a state file jobcompd cannot use', () => {
 });
 
 describe('file modes', () => {
-  it('creates the state directory 0700, the state file 0600, the spool 0700', async () => {
+  it('creates the state directory 0700, the state file and the hook journal 0600, the spool 0700', async () => {
     const d = await suite.daemon({ clusterName: 'modes' });
     const mode = (p: string): number => statSync(p).mode & 0o777;
     expect(mode(d.stateDir)).toBe(0o700);
     expect(mode(join(d.stateDir, 'jobcompd.sqlite'))).toBe(0o600);
+    expect(mode(join(d.stateDir, 'hook-journal'))).toBe(0o600);
     expect(mode(d.spoolDir)).toBe(0o700);
   });
 });
