@@ -150,8 +150,6 @@ export interface DaemonSetup {
   jobCompParams?: string;
   /** `[kafka] Listen` (host:port): the Kafka listener on */
   kafkaListen?: string;
-  /** more lines for [hook] */
-  hookConf?: string;
 }
 
 export class BenchDaemon {
@@ -184,7 +182,6 @@ export class BenchDaemon {
         '[hook]',
         `Socket=${join(work, 'hook.sock')}`,
         `Spool=${join(work, 'spool')}`,
-        setup.hookConf ?? '',
         ...(setup.kafkaListen === undefined ? [] : ['[kafka]', `Listen=${setup.kafkaListen}`]),
         '[producer]',
         setup.producerConf ?? '',

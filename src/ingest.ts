@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { JobCompParams } from './config/jobcomp-params';
 import { QuarantineCodes, RecordError, StateCodes, StateError } from './errors';
 import { encodeHeaders, unpublishableHeader, type MessageHeader } from './outbox/message-headers';
-import { EVENT_TOPIC, type Destination, type JournalMark, type Outbox } from './outbox/outbox';
+import { EVENT_TOPIC, type Destination, type Outbox } from './outbox/outbox';
 import { identifyPluginRecord } from './record/plugin-record';
 import { recordFields } from './producer/dispatcher';
 import { eventName, JobEvent } from './record/job-record';
@@ -46,16 +46,6 @@ export type AcceptResult =
   | { kind: 'duplicate'; id: number; jobId: number; event: JobEvent }
   | { kind: 'quarantined'; id: number; code: string; reason: string }
   | { kind: 'ignored'; jobId: number | undefined; reason: string };
-
-/**
- * A hook record mapped, and committed by `commit`. `record`: it is to be stored (the hook
- * socket may answer it from its journal first); `other`: quarantined or not published.
- * `journal`: the hook journal entry that holds it, recorded as applied by its transaction.
- */
-export interface PreparedHook {
-  kind: 'record' | 'other';
-  commit: (journal?: JournalMark) => Promise<AcceptResult>;
-}
 
 export interface IngestCounters {
   received: Record<SourceName, number>;
@@ -112,24 +102,10 @@ export class Ingest extends EventEmitter {
 
   /** The environment the native hook forwards (jobcomp/script, PrologSlurmctld, EpilogSlurmctld). */
   acceptHookEnvironment(environment: Buffer, source: SourceName): Promise<AcceptResult> {
-    return this.prepareHookEnvironment(environment, source).commit();
-  }
-
-  /** Map a hook record now; commit it when the source says (PreparedHook). */
-  prepareHookEnvironment(environment: Buffer, source: SourceName): PreparedHook {
-    return this.prepare({ kind: 'hook', environment }, environment, source);
-  }
-
-  /** The state file's group commit has no sender waiting and no fdatasync in flight (Outbox.atRest). */
-  get stateAtRest(): boolean {
-    return this.outbox.atRest;
+    return this.accept({ kind: 'hook', environment }, environment, source);
   }
 
   private accept(input: RecordInput, raw: Buffer, source: SourceName): Promise<AcceptResult> {
-    return this.prepare(input, raw, source).commit();
-  }
-
-  private prepare(input: RecordInput, raw: Buffer, source: SourceName): PreparedHook {
     const receivedAt = Date.now();
     this.counters.received[source] += 1;
     let mapped: Mapped;
@@ -139,22 +115,14 @@ export class Ingest extends EventEmitter {
       if (!(err instanceof RecordError)) throw err;
       // an elasticsearch body is always a job end record, a hook environment may be either
       const event = input.kind === 'elasticsearch' ? JobEvent.finish : undefined;
-      const why = { code: err.code, reason: err.message, jobId: err.jobId, event };
-      return { kind: 'other', commit: (journal) => this.quarantine(raw, source, receivedAt, why, journal) };
+      return this.quarantine(raw, source, receivedAt, { code: err.code, reason: err.message, jobId: err.jobId, event });
+    }
+    if (mapped.kind === 'not-published') {
+      return Promise.resolve(this.ignore(mapped.jobId, mapped.event, mapped.reason, source, receivedAt));
     }
     const startOff = mapped.event === JobEvent.start ? startRecordsOff(this.format.layout, this.params().enableJobStart) : undefined;
-    if (mapped.kind === 'not-published' || startOff !== undefined) {
-      const reason = mapped.kind === 'not-published' ? mapped.reason : (startOff as string);
-      return {
-        kind: 'other',
-        commit: (journal) => {
-          if (journal !== undefined) this.outbox.noteJournaled(journal);
-          return Promise.resolve(this.ignore(mapped.jobId, mapped.event, reason, source, receivedAt));
-        },
-      };
-    }
-    const { event, jobId, payload } = mapped;
-    return { kind: 'record', commit: (journal) => this.storePayload(event, jobId, payload, source, receivedAt, EVENT_TOPIC, journal) };
+    if (startOff !== undefined) return Promise.resolve(this.ignore(mapped.jobId, mapped.event, startOff, source, receivedAt));
+    return this.storePayload(mapped.event, mapped.jobId, mapped.payload, source, receivedAt);
   }
 
   /**
@@ -194,13 +162,12 @@ export class Ingest extends EventEmitter {
     source: SourceName,
     receivedAt: number,
     destination: Destination = EVENT_TOPIC,
-    journal?: JournalMark,
   ): Promise<AcceptResult> {
     // a SHA-256 per record is wasted when the outbox would not look at it
     const dedupKey = this.outbox.deduplicates ? dedupKeyOf(event, payload, destination) : undefined;
     let appended: Awaited<ReturnType<Outbox['append']>>;
     try {
-      appended = await this.outbox.append({ event, jobId, payload, source, receivedAt, dedupKey, ...destination, journal });
+      appended = await this.outbox.append({ event, jobId, payload, source, receivedAt, dedupKey, ...destination });
     } catch (err) {
       if (err instanceof StateError) err.record = { jobId, event: eventName(event) };
       throw err;
@@ -233,12 +200,11 @@ export class Ingest extends EventEmitter {
     source: SourceName,
     receivedAt: number,
     why: { code: string; reason: string; jobId: number | undefined; event: JobEvent | undefined; destination?: Destination },
-    journal?: JournalMark,
   ): Promise<AcceptResult> {
     this.takeQuarantineQuota(raw.length, why.jobId, why.event);
     let id: number;
     try {
-      const committing = this.outbox.quarantineInput({
+      id = await this.outbox.quarantineInput({
         ...why.destination,
         event: why.event ?? null,
         jobId: why.jobId ?? null,
@@ -249,9 +215,6 @@ export class Ingest extends EventEmitter {
         reasonCode: why.code,
         reason: why.reason,
       });
-      // in the same transaction as the quarantined input
-      if (journal !== undefined) this.outbox.noteJournaled(journal);
-      id = await committing;
     } catch (err) {
       this.quarantinedBytes = (this.quarantinedBytes ?? 0) - raw.length;
       throw err;

@@ -16,20 +16,9 @@
  *     (ended), or the first bytes of one that cannot be a message (a bad magic, too large)
  *   onRefused(id, uid, gid, pid, error): a peer not in allowedUids (uid -1 and an error
  *     message when its credentials could not be read)
- * answer(listener, id, bytes, drain): write the answer; then close (drain false, unless the
- *   client sent more after its message), or end the stream and read and drop until the
- *   client closes or the deadline (drain true).
+ * answer(listener, id, bytes, drain): write the answer; then close (drain false), or end
+ *   the stream and read and drop until the client closes or the deadline (drain true).
  *   Every onInput and onRefused is answered exactly once; false when the connection is gone.
- * answerAfterWrite(listener, id, entry, offset, bytes): write `entry` at `offset` of the
- *   journal file, then answer as answer() does (closing the connection), once the entry is
- *   on disk. The entries queued by the end of a turn of the loop (its check phase) go to
- *   libuv's thread pool together, written in order and made durable by one fdatasync before
- *   any of them is answered (src/sources/hook-journal.ts); those queued meanwhile make up
- *   the next batch. Off the event loop, as the state file's fdatasync: a stalling disk must
- *   not freeze the daemon's timers. A failed write or sync answers none of the batch (their
- *   hooks spool) and calls onJournalError(message); every later entry fails the same way.
- * useJournal(listener, fd, sync, onJournalError): the journal file's descriptor (JavaScript
- *   owns it); sync false only under the test-only switch of src/outbox/sync.ts.
  * arriving(listener): connections accepted whose bytes are not handed over yet.
  * close(listener, done): stop accepting; connections that sent nothing are closed, the
  *   others are answered first; done() once none is left.
@@ -46,9 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <unistd.h>
 #include <uv.h>
 
 
@@ -105,35 +92,6 @@ struct listener {
 	uint32_t live;
 	uint32_t arriving;
 	int closing, server_closed, sweep_closing, finished;
-	/* the journal: entries to write in this turn's check phase, then answer */
-	uv_check_t flush;
-	int journal_fd, journal_sync, journal_failed;
-	napi_ref on_journal_error;
-	struct journal_write *queue;
-	uint32_t queued, queue_cap;
-	/* the batch in the thread pool; NULL: none */
-	struct journal_batch *writing;
-};
-
-struct journal_write {
-	int64_t id;
-	int64_t offset;
-	char *entry;
-	size_t entry_len;
-	char *answer;
-	size_t answer_len;
-};
-
-struct journal_batch {
-	uv_work_t work;
-	struct listener *l;
-	struct journal_write *writes;
-	uint32_t n;
-	/* read by the pool's thread: copied, the listener's own may change meanwhile */
-	int fd, sync;
-	/* set by the pool's thread */
-	int err;
-	const char *what;
 };
 
 static char drain_buf[DRAIN_BYTES];
@@ -163,8 +121,6 @@ static void free_tables(struct listener *l)
 	free(l->slots);
 	free(l->free_slots);
 	free(l->uses);
-	free(l->queue);
-	l->queue = NULL;
 	l->allowed = NULL;
 	l->slots = NULL;
 	l->free_slots = NULL;
@@ -186,25 +142,16 @@ static void on_sweep_closed(uv_handle_t *h)
 	napi_delete_reference(l->env, l->on_input);
 	napi_delete_reference(l->env, l->on_refused);
 	napi_delete_reference(l->env, l->on_closed);
-	if (l->on_journal_error != NULL)
-		napi_delete_reference(l->env, l->on_journal_error);
 	napi_async_destroy(l->env, l->ctx);
 	/* the struct itself is freed with the JavaScript value that holds it (finalize) */
 }
 
-static void on_flush_closed(uv_handle_t *h)
-{
-	struct listener *l = h->data;
-
-	uv_close((uv_handle_t *)&l->sweep, on_sweep_closed);
-}
-
 static void maybe_finish(struct listener *l)
 {
-	if (!l->closing || !l->server_closed || l->live > 0 || l->queued > 0 || l->writing != NULL || l->sweep_closing)
+	if (!l->closing || !l->server_closed || l->live > 0 || l->sweep_closing)
 		return;
 	l->sweep_closing = 1;
-	uv_close((uv_handle_t *)&l->flush, on_flush_closed);
+	uv_close((uv_handle_t *)&l->sweep, on_sweep_closed);
 }
 
 static void on_conn_closed(uv_handle_t *h)
@@ -418,19 +365,6 @@ static void shutdown_cb(uv_shutdown_t *req, int status)
 	(void)status; /* a client gone already is closed by its read error */
 }
 
-/*
- * Bytes the client sent after its whole message, while it was being answered: closing now
- * would reset the client's end before it reads the answer, so the connection is drained
- * instead. (Bytes in the same read as the message made it malformed already.)
- */
-static int unread_bytes(struct conn *c)
-{
-	uv_os_fd_t fd;
-	int n = 0;
-
-	return uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 && ioctl(fd, FIONREAD, &n) == 0 && n > 0;
-}
-
 static void write_cb(uv_write_t *req, int status)
 {
 	struct conn *c = req->data;
@@ -439,7 +373,7 @@ static void write_cb(uv_write_t *req, int status)
 	c->answer = NULL;
 	if (c->state != WRITING)
 		return;
-	if (status < 0 || (!c->drain_after_answer && !unread_bytes(c))) {
+	if (status < 0 || !c->drain_after_answer) {
 		close_conn(c);
 		return;
 	}
@@ -449,179 +383,6 @@ static void write_cb(uv_write_t *req, int status)
 	if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->pipe, shutdown_cb) != 0 ||
 	    uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, read_cb) != 0)
 		close_conn(c);
-}
-
-/* Writes an answer, then closes or drains (js_answer); 0, or -1 when the connection is gone, -2 when answered already. */
-static int send_answer(struct listener *l, int64_t id, const char *data, size_t len, int drain)
-{
-	struct conn *c;
-	uv_buf_t buf;
-	int written;
-
-	c = id >= 0 && l->n_slots > 0 ? l->slots[id % l->n_slots] : NULL;
-	if (c == NULL || c->id != id || c->state == CLOSING)
-		return -1;
-	if (c->state != WAITING)
-		return -2;
-	c->drain_after_answer = drain;
-	c->state = WRITING;
-	buf = uv_buf_init((char *)data, (unsigned int)len);
-	/* the answer almost always fits the socket's buffer: written here, no request to wait for */
-	written = uv_try_write((uv_stream_t *)&c->pipe, &buf, 1);
-	c->write_req.data = c;
-	if (written == (int)len) {
-		write_cb(&c->write_req, 0);
-	} else if (written < 0 && written != UV_EAGAIN) {
-		close_conn(c);
-	} else {
-		if (written < 0)
-			written = 0;
-		c->answer = malloc(len - (size_t)written);
-		if (c->answer == NULL) {
-			close_conn(c);
-		} else {
-			memcpy(c->answer, data + written, len - (size_t)written);
-			buf = uv_buf_init(c->answer, (unsigned int)(len - (size_t)written));
-			if (uv_write(&c->write_req, (uv_stream_t *)&c->pipe, &buf, 1, write_cb) != 0)
-				close_conn(c);
-		}
-	}
-	return 0;
-}
-
-/* A connection whose entry could not be made durable: closed unanswered, so its hook spools the record. */
-static void drop_unanswered(struct listener *l, int64_t id)
-{
-	struct conn *c = id >= 0 && l->n_slots > 0 ? l->slots[id % l->n_slots] : NULL;
-
-	if (c != NULL && c->id == id)
-		close_conn(c);
-}
-
-static int write_all(int fd, const char *p, size_t len, int64_t offset)
-{
-	ssize_t n;
-
-	while (len > 0) {
-		n = pwrite(fd, p, len, (off_t)offset);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? errno : EIO;
-		p += n;
-		len -= (size_t)n;
-		offset += n;
-	}
-	return 0;
-}
-
-static void journal_failed(struct listener *l, int err, const char *what)
-{
-	napi_handle_scope scope;
-	napi_value argv[1];
-	char msg[256];
-
-	if (l->journal_failed)
-		return;
-	l->journal_failed = 1;
-	snprintf(msg, sizeof(msg), "%s of the hook journal failed: %s", what, strerror(err));
-	if (napi_open_handle_scope(l->env, &scope) != napi_ok)
-		return;
-	if (napi_create_string_utf8(l->env, msg, NAPI_AUTO_LENGTH, &argv[0]) == napi_ok)
-		call_js(l, l->on_journal_error, 1, argv);
-	napi_close_handle_scope(l->env, scope);
-}
-
-/* In the thread pool: the batch's entries written in order, then one fdatasync. */
-static void write_batch(uv_work_t *req)
-{
-	struct journal_batch *b = req->data;
-	uint32_t i;
-
-	for (i = 0; i < b->n && b->err == 0; i++)
-		b->err = write_all(b->fd, b->writes[i].entry, b->writes[i].entry_len, b->writes[i].offset);
-	if (b->err != 0) {
-		b->what = "a write";
-	} else if (b->sync && fdatasync(b->fd) != 0) {
-		b->err = errno;
-		b->what = "the fdatasync";
-	}
-}
-
-static void start_batch(struct listener *l);
-
-/* Back on the loop: the batch's answers, or none of them if it failed. */
-static void batch_written(uv_work_t *req, int status)
-{
-	struct journal_batch *b = req->data;
-	struct listener *l = b->l;
-	uint32_t i;
-
-	l->writing = NULL;
-	if (status != 0 && b->err == 0) {
-		b->err = -status;
-		b->what = "the thread pool's run";
-	}
-	if (b->err != 0)
-		journal_failed(l, b->err, b->what);
-	for (i = 0; i < b->n; i++) {
-		if (l->journal_failed)
-			drop_unanswered(l, b->writes[i].id);
-		else
-			send_answer(l, b->writes[i].id, b->writes[i].answer, b->writes[i].answer_len, 0);
-		free(b->writes[i].entry);
-		free(b->writes[i].answer);
-	}
-	free(b->writes);
-	free(b);
-	start_batch(l);
-	maybe_finish(l);
-}
-
-/* The entries queued so far go to the thread pool, unless a batch is there already. */
-static void start_batch(struct listener *l)
-{
-	struct journal_batch *b;
-	int r;
-
-	if (l->writing != NULL || l->queued == 0)
-		return;
-	b = calloc(1, sizeof(*b));
-	if (b == NULL) {
-		uint32_t i;
-
-		journal_failed(l, ENOMEM, "a batch");
-		for (i = 0; i < l->queued; i++) {
-			drop_unanswered(l, l->queue[i].id);
-			free(l->queue[i].entry);
-			free(l->queue[i].answer);
-		}
-		l->queued = 0;
-		return;
-	}
-	b->l = l;
-	b->writes = l->queue;
-	b->n = l->queued;
-	b->fd = l->journal_fd;
-	b->sync = l->journal_sync;
-	b->work.data = b;
-	l->queue = NULL;
-	l->queued = l->queue_cap = 0;
-	l->writing = b;
-	if (l->journal_failed) {
-		batch_written(&b->work, 0); /* nothing more is written after a failure: all dropped */
-		return;
-	}
-	r = uv_queue_work(l->loop, &b->work, write_batch, batch_written);
-	if (r != 0)
-		batch_written(&b->work, r);
-}
-
-/* The check phase: what this turn queued goes to the pool (hook-journal.ts: one fdatasync for the turn's entries). */
-static void flush_cb(uv_check_t *h)
-{
-	uv_check_stop(h);
-	start_batch(h->data);
 }
 
 /* ---- the JavaScript functions ---- */
@@ -738,9 +499,6 @@ static napi_value js_listen(napi_env env, napi_callback_info info)
 	}
 	uv_timer_init(l->loop, &l->sweep);
 	l->sweep.data = l;
-	uv_check_init(l->loop, &l->flush);
-	l->flush.data = l;
-	l->journal_fd = -1;
 	uv_timer_start(&l->sweep, sweep_cb, l->timeout_ms / 4 > 10 ? l->timeout_ms / 4 : 10, l->timeout_ms / 4 > 10 ? l->timeout_ms / 4 : 10);
 	uv_unref((uv_handle_t *)&l->sweep);
 	if (napi_create_reference(env, argv[2], 1, &l->on_input) != napi_ok ||
@@ -756,10 +514,12 @@ static napi_value js_answer(napi_env env, napi_callback_info info)
 	size_t argc = 4, len;
 	napi_value argv[4], result;
 	struct listener *l;
+	struct conn *c;
 	int64_t id;
 	void *data;
 	bool drain;
-	int r;
+	uv_buf_t buf;
+	int written;
 
 	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 || (l = listener_of(env, argv[0])) == NULL ||
 	    napi_get_value_int64(env, argv[1], &id) != napi_ok || napi_get_buffer_info(env, argv[2], &data, &len) != napi_ok ||
@@ -767,95 +527,40 @@ static napi_value js_answer(napi_env env, napi_callback_info info)
 		napi_throw_type_error(env, NULL, "answer(listener, id, bytes, drain)");
 		return NULL;
 	}
-	r = send_answer(l, id, data, len, drain);
-	if (r == -2) {
+	c = id >= 0 && l->n_slots > 0 ? l->slots[id % l->n_slots] : NULL;
+	if (c == NULL || c->id != id || c->state == CLOSING) {
+		napi_get_boolean(env, false, &result);
+		return result;
+	}
+	if (c->state != WAITING) {
 		napi_throw_error(env, NULL, "a hook connection answered twice");
 		return NULL;
 	}
-	napi_get_boolean(env, r == 0, &result);
-	return result;
-}
-
-static char *copy_bytes(const void *data, size_t len)
-{
-	char *p = malloc(len > 0 ? len : 1);
-
-	if (p != NULL)
-		memcpy(p, data, len);
-	return p;
-}
-
-static napi_value js_answer_after_write(napi_env env, napi_callback_info info)
-{
-	size_t argc = 5, entry_len, answer_len;
-	napi_value argv[5];
-	struct listener *l;
-	struct journal_write *w;
-	int64_t id, offset;
-	void *entry, *answer;
-
-	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5 || (l = listener_of(env, argv[0])) == NULL ||
-	    napi_get_value_int64(env, argv[1], &id) != napi_ok || napi_get_buffer_info(env, argv[2], &entry, &entry_len) != napi_ok ||
-	    napi_get_value_int64(env, argv[3], &offset) != napi_ok || offset < 0 ||
-	    napi_get_buffer_info(env, argv[4], &answer, &answer_len) != napi_ok) {
-		napi_throw_type_error(env, NULL, "answerAfterWrite(listener, id, entry, offset, bytes)");
-		return NULL;
-	}
-	if (l->journal_fd < 0) {
-		napi_throw_error(env, NULL, "the hook listener has no journal (useJournal)");
-		return NULL;
-	}
-	if (l->queued == l->queue_cap) {
-		uint32_t cap = l->queue_cap == 0 ? 64 : l->queue_cap * 2;
-		struct journal_write *grown = realloc(l->queue, cap * sizeof(*grown));
-
-		if (grown == NULL) {
-			napi_throw_error(env, NULL, "out of memory");
-			return NULL;
+	c->drain_after_answer = drain;
+	c->state = WRITING;
+	buf = uv_buf_init(data, (unsigned int)len);
+	/* the answer almost always fits the socket's buffer: written here, no request to wait for */
+	written = uv_try_write((uv_stream_t *)&c->pipe, &buf, 1);
+	c->write_req.data = c;
+	if (written == (int)len) {
+		write_cb(&c->write_req, 0);
+	} else if (written < 0 && written != UV_EAGAIN) {
+		close_conn(c);
+	} else {
+		if (written < 0)
+			written = 0;
+		c->answer = malloc(len - (size_t)written);
+		if (c->answer == NULL) {
+			close_conn(c);
+		} else {
+			memcpy(c->answer, (char *)data + written, len - (size_t)written);
+			buf = uv_buf_init(c->answer, (unsigned int)(len - (size_t)written));
+			if (uv_write(&c->write_req, (uv_stream_t *)&c->pipe, &buf, 1, write_cb) != 0)
+				close_conn(c);
 		}
-		l->queue = grown;
-		l->queue_cap = cap;
 	}
-	w = &l->queue[l->queued];
-	w->id = id;
-	w->offset = offset;
-	w->entry_len = entry_len;
-	w->answer_len = answer_len;
-	w->entry = copy_bytes(entry, entry_len);
-	w->answer = copy_bytes(answer, answer_len);
-	if (w->entry == NULL || w->answer == NULL) {
-		free(w->entry);
-		free(w->answer);
-		napi_throw_error(env, NULL, "out of memory");
-		return NULL;
-	}
-	l->queued++;
-	uv_check_start(&l->flush, flush_cb);
-	return NULL;
-}
-
-static napi_value js_use_journal(napi_env env, napi_callback_info info)
-{
-	size_t argc = 4;
-	napi_value argv[4];
-	struct listener *l;
-	int32_t fd;
-	bool sync;
-
-	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 || (l = listener_of(env, argv[0])) == NULL ||
-	    napi_get_value_int32(env, argv[1], &fd) != napi_ok || fd < 0 || napi_get_value_bool(env, argv[2], &sync) != napi_ok) {
-		napi_throw_type_error(env, NULL, "useJournal(listener, fd, sync, onJournalError)");
-		return NULL;
-	}
-	if (l->journal_fd >= 0) {
-		napi_throw_error(env, NULL, "the hook listener has a journal already");
-		return NULL;
-	}
-	if (napi_create_reference(env, argv[3], 1, &l->on_journal_error) != napi_ok)
-		return NULL;
-	l->journal_fd = fd;
-	l->journal_sync = sync;
-	return NULL;
+	napi_get_boolean(env, true, &result);
+	return result;
 }
 
 static napi_value js_arriving(napi_env env, napi_callback_info info)
@@ -909,8 +614,6 @@ static napi_value init(napi_env env, napi_value exports)
 	} fns[] = {
 		{ "listen", js_listen },
 		{ "answer", js_answer },
-		{ "answerAfterWrite", js_answer_after_write },
-		{ "useJournal", js_use_journal },
 		{ "arriving", js_arriving },
 		{ "close", js_close },
 	};

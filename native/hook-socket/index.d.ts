@@ -21,13 +21,5 @@ export function listen(
 ): HookListenerHandle;
 /** false when the connection is gone already */
 export function answer(listener: HookListenerHandle, id: number, bytes: Buffer, drain: boolean): boolean;
-/**
- * Write `entry` at `offset` of the journal file in this turn's check phase, with the turn's
- * other entries, fdatasync it, then answer `bytes` and close. A failed write or sync answers
- * none of the turn's entries and calls the journal's onError.
- */
-export function answerAfterWrite(listener: HookListenerHandle, id: number, entry: Buffer, offset: number, bytes: Buffer): void;
-/** The journal file's descriptor; `sync` false only under the test-only switch that skips every fdatasync. */
-export function useJournal(listener: HookListenerHandle, fd: number, sync: boolean, onError: (message: string) => void): void;
 export function arriving(listener: HookListenerHandle): number;
 export function close(listener: HookListenerHandle, done: () => void): void;

@@ -44,8 +44,7 @@
 //
 // Events: 'committed' (rows inserted), 'flushed' (seconds the transaction took),
 // 'commit-error' (StateError), 'fatal' (StateError: the outbox is unusable), 'checkpointed'
-// (WAL pages copied, seconds including the sync), 'journal-synced' (JournalMark: the hook
-// journal's entries up to it are in the state file, synced).
+// (WAL pages copied, seconds including the sync).
 
 import { EventEmitter } from 'node:events';
 import { closeSync } from 'node:fs';
@@ -79,19 +78,6 @@ export interface NewRecord extends Partial<Destination> {
   receivedAt: number;
   /** Identical records (same key) within the dedup window are stored once. */
   dedupKey?: Buffer;
-  /**
-   * The hook journal's entry that holds this record's input, already acknowledged from there
-   * (src/sources/hook-journal.ts): the transaction that commits it records the entry as
-   * applied, and it is never refused for lack of space, only tried again.
-   */
-  journal?: JournalMark;
-}
-
-/** The last hook journal entry whose record the state file holds (counters rows). */
-export interface JournalMark {
-  seq: number;
-  /** where the entry ends in the journal file: the next one begins there, or at the start */
-  end: number;
 }
 
 export interface AppendResult {
@@ -164,19 +150,10 @@ interface PendingWrites {
   acks: number[];
   failures: Map<number, string>;
   moves: Map<number, { code: string; reason: string }>;
-  /** the newest hook journal entry applied by the records above (or by none: noteJournaled) */
-  journal: JournalMark | undefined;
-  /** inserts answered from the hook journal already, and since when the first has waited */
-  journaled: number;
-  journaledSince: bigint;
 }
 
 function emptyWrites(): PendingWrites {
-  return { inserts: [], quarantines: [], acks: [], failures: new Map(), moves: new Map(), journal: undefined, journaled: 0, journaledSince: 0n };
-}
-
-function later(a: JournalMark | undefined, b: JournalMark | undefined): JournalMark | undefined {
-  return a === undefined || (b !== undefined && b.seq > a.seq) ? b : a;
+  return { inserts: [], quarantines: [], acks: [], failures: new Map(), moves: new Map() };
 }
 
 /** A committed transaction whose waiters are answered once the WAL is synced. */
@@ -203,15 +180,10 @@ const DEDUP_PRUNE_INTERVAL_MS = 60_000;
 /** The most turns, and time, a transaction waits for records on their way (see the top). */
 export const GATHER_MAX_TURNS = 64;
 export const GATHER_MAX_MS = 2;
-/** The longest records answered from the hook journal wait for others to share their transaction (see the top). */
-export const JOURNALED_WAIT_MS = 5;
-const JOURNALED_WAIT_NS = msToNs(JOURNALED_WAIT_MS);
 /** The most synced rows kept in memory for the dispatcher (see `recent`). */
 const RECENT_MAX_ROWS = 4096;
 /** The counters row holding the number of outbox rows (schema.ts, version 4). */
 const BACKLOG_COUNTER = 'backlog';
-/** The counters rows of the hook journal's mark (JournalMark) and of the file it belongs to. */
-const JOURNAL_COUNTERS = { id: 'hook-journal-id', seq: 'hook-journal-seq', end: 'hook-journal-end' } as const;
 
 export class Outbox extends EventEmitter {
   private pending = emptyWrites();
@@ -292,7 +264,6 @@ export class Outbox extends EventEmitter {
       deleteRange: db.prepare('DELETE FROM outbox WHERE id BETWEEN ? AND ?'),
       noteFailure: db.prepare('UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?'),
       addCounter: db.prepare('INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value'),
-      setCounter: db.prepare('INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value'),
       // LIMIT ? + 0, not LIMIT ?: SQLite re-prepares a statement whose bare LIMIT parameter
       // changes value, which doubled the cost of every page read (docs/benchmarks.md)
       pendingAfter: db.prepare(`SELECT ${OUTBOX_ROW} FROM outbox WHERE id > ? AND id <= ? ORDER BY id LIMIT ? + 0`),
@@ -322,48 +293,7 @@ export class Outbox extends EventEmitter {
 
   /** Resolves once the record is committed to disk (or found to be a duplicate). */
   append(rec: NewRecord): Promise<AppendResult> {
-    return this.enqueue((waiter: Waiter<AppendResult>) => {
-      this.pending.inserts.push({ rec, waiter });
-      if (rec.journal !== undefined) this.noteJournaledInsert(this.pending, rec.journal);
-    });
-  }
-
-  private noteJournaledInsert(w: PendingWrites, mark: JournalMark): void {
-    w.journal = later(w.journal, mark);
-    if (w.journaled++ === 0) w.journaledSince = process.hrtime.bigint();
-  }
-
-  /** A hook journal entry that needs no row (its input is not published): the next transaction records it as applied. */
-  noteJournaled(mark: JournalMark): void {
-    if (this.failure !== undefined || this.closed) return;
-    this.pending.journal = later(this.pending.journal, mark);
-    this.scheduleFlush();
-  }
-
-  /** The hook journal's epoch, and the last entry the state file holds; undefined for a state file that never had a journal. */
-  journalMark(): (JournalMark & { id: number }) | undefined {
-    return readJournalMark(this.db);
-  }
-
-  /** A new hook journal file (at start, before any entry): synchronous and durable on return. */
-  setJournalMark(mark: JournalMark & { id: number }): void {
-    this.checkpointDurableNow();
-    this.db.transaction(() => {
-      this.stmt.setCounter.run(JOURNAL_COUNTERS.id, mark.id);
-      this.stmt.setCounter.run(JOURNAL_COUNTERS.seq, mark.seq);
-      this.stmt.setCounter.run(JOURNAL_COUNTERS.end, mark.end);
-    })();
-    this.syncNow();
-  }
-
-  /**
-   * No sender waits for a transaction (records answered from the hook journal already do
-   * not count) and no fdatasync of the state file is in flight. The hook socket answers
-   * from its journal only then (src/sources/hook-journal.ts): otherwise the record joins a
-   * transaction on its way, and the journal's fdatasync would wait behind the state file's.
-   */
-  get atRest(): boolean {
-    return this.syncing === undefined && this.checkpointSync === undefined && this.pendingRecords() === this.pending.journaled;
+    return this.enqueue((waiter: Waiter<AppendResult>) => this.pending.inserts.push({ rec, waiter }));
   }
 
   /** Keep an input that cannot be published; resolves once committed. */
@@ -578,7 +508,7 @@ export class Outbox extends EventEmitter {
     if (this.closed) return Promise.reject(new StateError(StateCodes.io, 'the state file is closed'));
     return new Promise<T>((resolve, reject) => {
       push({ resolve, reject });
-      if (this.returnTimer !== undefined && this.timerWait(process.hrtime.bigint()) === undefined) {
+      if (this.returnTimer !== undefined && this.pendingRecords() >= this.expected.records) {
         this.stopWaitingForReturns();
         setImmediate(() => this.groupCommit());
       }
@@ -636,19 +566,8 @@ export class Outbox extends EventEmitter {
       }
     }
     this.gatherTurns = 0;
-    return this.timerWait(now);
-  }
-
-  /**
-   * The nanoseconds the pending transaction still waits on a timer (see the top): for the
-   * senders the last transaction answered, or, when it holds only records answered from the
-   * hook journal, for others to share it; undefined: it commits now.
-   */
-  private timerWait(now: bigint): bigint | undefined {
     const left = this.expected.since + this.gatherMaxNs - now;
-    if (this.pendingRecords() < this.expected.records && left > 0n) return left;
-    const journaledLeft = this.pending.journaledSince + JOURNALED_WAIT_NS - now;
-    return this.pending.journaled > 0 && this.pending.journaled === this.pendingRecords() && journaledLeft > 0n ? journaledLeft : undefined;
+    return this.pendingRecords() < this.expected.records && left > 0n ? left : undefined;
   }
 
   /** New records and quarantined inputs waiting for the next transaction: each has a sender waiting. */
@@ -751,7 +670,7 @@ export class Outbox extends EventEmitter {
   private commit(): CommittedBatch | undefined {
     const w = this.pending;
     this.pending = emptyWrites();
-    if (w.inserts.length + w.quarantines.length + w.acks.length + w.failures.size + w.moves.size === 0 && w.journal === undefined) return undefined;
+    if (w.inserts.length + w.quarantines.length + w.acks.length + w.failures.size + w.moves.size === 0) return undefined;
     const now = Date.now();
     const started = process.hrtime.bigint();
     let results: AppendResult[];
@@ -783,12 +702,9 @@ export class Outbox extends EventEmitter {
       this.keepRecent(b);
       w.inserts.forEach((x, i) => x.waiter.resolve(b.results[i] ?? { id: 0, duplicate: false }));
       w.quarantines.forEach((x, i) => x.waiter.resolve(b.qids[i] ?? 0));
-      // senders answered from the hook journal were answered before: none of them is coming back now
-      const answeredNow = w.inserts.filter((x) => x.rec.journal === undefined).length + w.quarantines.length;
-      this.expected = { records: this.pendingRecords() + answeredNow, since: process.hrtime.bigint() };
+      this.expected = { records: this.pendingRecords() + w.inserts.length + w.quarantines.length, since: process.hrtime.bigint() };
       this.emit('flushed', Number(process.hrtime.bigint() - b.started) / 1e9);
       if (b.inserted > 0) this.emit('committed', b.inserted);
-      if (w.journal !== undefined) this.emit('journal-synced', w.journal);
     } else {
       const error = this.syncError(err);
       for (const x of w.inserts) x.waiter.reject(error);
@@ -833,11 +749,6 @@ export class Outbox extends EventEmitter {
   private failIfCorrupt(err: unknown, doing: string): StateError | undefined {
     if (!isCorrupt(err)) return undefined;
     return this.fail(corruptStateFile(this.file, `(${sqliteCode(err) ?? 'SQLITE_CORRUPT'} ${doing})`));
-  }
-
-  /** Another file of the state directory failed to sync (the hook journal): as if this one had. */
-  failForGood(error: StateError): void {
-    this.fail(error);
   }
 
   /**
@@ -895,10 +806,6 @@ export class Outbox extends EventEmitter {
       backlogChange -= s.delete.run(id).changes;
     }
     if (backlogChange !== 0) s.addCounter.run(BACKLOG_COUNTER, backlogChange);
-    if (w.journal !== undefined) {
-      s.setCounter.run(JOURNAL_COUNTERS.seq, w.journal.seq);
-      s.setCounter.run(JOURNAL_COUNTERS.end, w.journal.end);
-    }
     return [results, qids, backlogChange];
   }
 
@@ -939,13 +846,8 @@ export class Outbox extends EventEmitter {
    */
   private failFlush(w: PendingWrites, err: unknown): void {
     const error = this.commitError(err);
-    // acknowledged from the hook journal already: kept, first in line, and tried again
-    const journaled = w.inserts.filter((x) => x.rec.journal !== undefined);
-    for (const x of w.inserts) if (x.rec.journal === undefined) x.waiter.reject(error);
+    for (const x of w.inserts) x.waiter.reject(error);
     for (const x of w.quarantines) x.waiter.reject(error);
-    this.pending.inserts.unshift(...journaled);
-    for (const x of journaled) this.noteJournaledInsert(this.pending, x.rec.journal as JournalMark);
-    this.pending.journal = later(this.pending.journal, w.journal);
     this.pending.acks.unshift(...w.acks);
     for (const [id, e] of w.failures) if (!this.pending.failures.has(id)) this.pending.failures.set(id, e);
     for (const [id, m] of w.moves) this.pending.moves.set(id, m);
@@ -958,14 +860,6 @@ export class Outbox extends EventEmitter {
       this.retryTimer.unref();
     }
   }
-}
-
-/** The hook journal's mark in a state file (also read by repair-state from a damaged one). */
-export function readJournalMark(db: Database.Database): (JournalMark & { id: number }) | undefined {
-  const rows = db.prepare('SELECT name, value FROM counters WHERE name IN (?, ?, ?)').all(JOURNAL_COUNTERS.id, JOURNAL_COUNTERS.seq, JOURNAL_COUNTERS.end) as { name: string; value: number }[];
-  const value = (name: string): number | undefined => rows.find((r) => r.name === name)?.value;
-  const id = value(JOURNAL_COUNTERS.id);
-  return id === undefined ? undefined : { id, seq: value(JOURNAL_COUNTERS.seq) ?? 0, end: value(JOURNAL_COUNTERS.end) ?? 0 };
 }
 
 function msToNs(ms: number): bigint {

@@ -9,8 +9,6 @@
 // (native/hook-socket/hook-listener.c): accepting, the uid check, reading the message and
 // writing the answer: a node:net socket per record cost about a fifth of the path's CPU
 // (docs/benchmarks.md, ninth session). What the bytes are is decided here, by the framer.
-// A record the state file's group commit would hold alone is answered from the hook
-// journal instead (hook-journal.ts), once written and synced there.
 
 import { chmodSync, chownSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import * as hookListener from 'jobcompd-hook-socket';
@@ -18,12 +16,9 @@ import type { HookListenerHandle } from 'jobcompd-hook-socket';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { EXIT_IOERR, QuarantineCodes, SourceCodes, StateCodes, StateError, errorMessage, failedRecord } from '../errors';
-import type { AcceptResult, Ingest, PreparedHook } from '../ingest';
-import type { JournalMark } from '../outbox/outbox';
-import { fsyncSkipped } from '../outbox/sync';
+import { QuarantineCodes, SourceCodes, StateCodes, StateError, errorMessage, failedRecord } from '../errors';
+import type { AcceptResult, Ingest } from '../ingest';
 import { HookMessageFramer } from './hook-framer';
-import { HookJournal, type JournalState, type PlacedEntry } from './hook-journal';
 import { Answer, encodeAnswer, type AnswerStatus } from './hook-protocol';
 
 export interface SocketSourceOptions {
@@ -37,16 +32,6 @@ export interface SocketSourceOptions {
   timeoutMs: number;
   maxMessageBytes: number;
   maxConnections: number;
-  /** the hook journal's file and size; undefined: off */
-  journal: { file: string; bytes: number } | undefined;
-}
-
-/** The state file's side of the hook journal: its mark, and word of each synced one. */
-export interface JournalStateFile extends JournalState {
-  on(event: 'journal-synced', listener: (mark: JournalMark) => void): unknown;
-  off(event: 'journal-synced', listener: (mark: JournalMark) => void): unknown;
-  /** the journal's disk failed: the state file answers nothing more either, and the daemon exits */
-  failForGood(error: StateError): void;
 }
 
 /**
@@ -59,28 +44,17 @@ export interface JournalStateFile extends JournalState {
 type AfterAnswer = 'close' | 'drain';
 
 export class SocketSource {
-  /** records answered from the hook journal, and those an earlier run left there committed at start */
-  readonly counters = { journalAnswered: 0, journalRecovered: 0 };
-  /** set by an error of the journal's writes: the daemon exits, and nothing more is answered from it */
-  private journalFailed = false;
-  private readonly onJournalSynced = (mark: JournalMark): void => this.journal?.applied(mark.seq);
-
   private constructor(
     private readonly listener: HookListenerHandle,
     private readonly ingest: Ingest,
     private readonly opts: SocketSourceOptions,
     private readonly log: Logger,
     private readonly stopCounting: () => void,
-    private readonly journal: HookJournal | undefined,
-    private readonly state: JournalStateFile,
-  ) {
-    state.on('journal-synced', this.onJournalSynced);
-  }
+  ) {}
 
-  static async listen(ingest: Ingest, opts: SocketSourceOptions, log: Logger, state: JournalStateFile): Promise<SocketSource> {
+  static async listen(ingest: Ingest, opts: SocketSourceOptions, log: Logger): Promise<SocketSource> {
     await removeStaleSocket(opts.path);
     mkdirSync(dirname(opts.path), { recursive: true, mode: 0o755 });
-    const journal = opts.journal === undefined ? undefined : await openJournal(opts.journal, ingest, state, log);
     // the callbacks come from the event loop, never before `source` is set below
     let source: SocketSource | undefined;
     const listener = hookListener.listen(
@@ -89,11 +63,7 @@ export class SocketSource {
       (id, bytes, ended) => source?.receive(id, bytes, ended),
       (id, uid, gid, pid, error) => source?.refuse(id, uid, gid, pid, error),
     );
-    source = new SocketSource(listener, ingest, opts, log, ingest.countArriving(() => hookListener.arriving(listener)), journal?.journal, state);
-    source.counters.journalRecovered = journal?.recovered ?? 0;
-    if (journal !== undefined) {
-      hookListener.useJournal(listener, journal.journal.fd, !fsyncSkipped, (message) => source?.journalError(message));
-    }
+    source = new SocketSource(listener, ingest, opts, log, ingest.countArriving(() => hookListener.arriving(listener)));
     try {
       if (opts.group !== undefined) chownSync(opts.path, -1, opts.group);
       chmodSync(opts.path, opts.mode);
@@ -108,18 +78,6 @@ export class SocketSource {
   async close(): Promise<void> {
     await new Promise<void>((resolve) => hookListener.close(this.listener, resolve));
     this.stopCounting();
-    this.state.off('journal-synced', this.onJournalSynced);
-    this.journal?.close();
-  }
-
-  /**
-   * A write or fdatasync of the journal failed: the records of that turn were not answered
-   * (their hooks spool them), and, as for the state file, the daemon exits: after a failed
-   * fsync Linux may report the next one as successful while the pages are gone.
-   */
-  private journalError(message: string): void {
-    this.journalFailed = true;
-    this.state.failForGood(new StateError(StateCodes.syncFailed, message, EXIT_IOERR));
   }
 
   /** The bytes of one connection: a whole message, or what is wrong with them. */
@@ -148,38 +106,13 @@ export class SocketSource {
   }
 
   private accept(id: number, environment: Buffer): void {
-    let prepared: PreparedHook;
-    try {
-      prepared = this.ingest.prepareHookEnvironment(environment, 'socket');
-    } catch (err) {
-      this.notCommitted(id, err);
-      return;
-    }
-    const placed = prepared.kind === 'record' ? this.placeInJournal(environment) : undefined;
-    if (placed === undefined) {
-      prepared.commit().then(
-        (result) => this.answer(id, ...answerFor(result), 'close'),
-        (err: unknown) => this.notCommitted(id, err),
-      );
-      return;
-    }
-    this.counters.journalAnswered += 1;
-    hookListener.answerAfterWrite(this.listener, id, placed.entry, placed.offset, encodeAnswer(Answer.stored, `in the hook journal as entry ${placed.mark.seq}`));
-    // refused only when the state file failed for good: the daemon exits, and the next start commits it from the journal
-    prepared.commit(placed.mark).catch((err: unknown) => {
-      this.log.error({ logEvent: 'hook.commit-failed', ...failedRecord(err), err: errorMessage(err), journalEntry: placed.mark.seq }, 'hook record not committed; it stays in the hook journal');
-    });
-  }
-
-  /** A place in the journal when the state file is at rest and no other hook is on its way (hook-journal.ts). */
-  private placeInJournal(environment: Buffer): PlacedEntry | undefined {
-    if (this.journal === undefined || this.journalFailed || !this.ingest.stateAtRest || hookListener.arriving(this.listener) > 0) return undefined;
-    return this.journal.place(environment);
-  }
-
-  private notCommitted(id: number, err: unknown): void {
-    this.log.error({ logEvent: 'hook.commit-failed', ...failedRecord(err), err: errorMessage(err) }, 'hook record not committed; the hook spools it');
-    this.answer(id, Answer.error, err instanceof StateError ? err.message : `internal error: ${errorMessage(err)}`, 'close');
+    this.ingest.acceptHookEnvironment(environment, 'socket').then(
+      (result) => this.answer(id, ...answerFor(result), 'close'),
+      (err: unknown) => {
+        this.log.error({ logEvent: 'hook.commit-failed', ...failedRecord(err), err: errorMessage(err) }, 'hook record not committed; the hook spools it');
+        this.answer(id, Answer.error, err instanceof StateError ? err.message : `internal error: ${errorMessage(err)}`, 'close');
+      },
+    );
   }
 
   /**
@@ -205,27 +138,6 @@ export class SocketSource {
   /** A connection the client closed before its answer is gone: nothing to do, it spools the record itself. */
   private answer(id: number, status: AnswerStatus, message: string, after: AfterAnswer): void {
     hookListener.answer(this.listener, id, encodeAnswer(status, message), after === 'drain');
-  }
-}
-
-/**
- * The entries an earlier run left in the journal are committed first (as received on the
- * socket: mapped with today's configuration), then the journal is opened for this run. A
- * journal that cannot be made (no room for it) leaves the socket answering after the state
- * file's commit, as without one.
- */
-async function openJournal(opts: { file: string; bytes: number }, ingest: Ingest, state: JournalStateFile, log: Logger): Promise<{ journal: HookJournal; recovered: number } | undefined> {
-  const left = HookJournal.leftOver(opts.file, state);
-  if (left.length > 0) {
-    await Promise.all(left.map((e) => ingest.prepareHookEnvironment(e.bytes, 'socket').commit({ seq: e.seq, end: e.end })));
-    log.info({ logEvent: 'hook.journal-recovered', entries: left.length, firstEntry: left[0]?.seq, lastEntry: left[left.length - 1]?.seq }, 'hook records left in the hook journal committed to the state file');
-  }
-  try {
-    return { journal: HookJournal.open(opts.file, opts.bytes, state), recovered: left.length };
-  } catch (err) {
-    if (err instanceof StateError) throw err;
-    log.warn({ logEvent: 'hook.journal-off', file: opts.file, code: (err as NodeJS.ErrnoException).code, err: errorMessage(err) }, 'cannot make the hook journal; hooks are answered after the state file commits');
-    return undefined;
   }
 }
 
