@@ -16,8 +16,9 @@
  *     (ended), or the first bytes of one that cannot be a message (a bad magic, too large)
  *   onRefused(id, uid, gid, pid, error): a peer not in allowedUids (uid -1 and an error
  *     message when its credentials could not be read)
- * answer(listener, id, bytes, drain): write the answer; then close (drain false), or end
- *   the stream and read and drop until the client closes or the deadline (drain true).
+ * answer(listener, id, bytes, drain): write the answer; then close (drain false, unless the
+ *   client sent more after its message), or end the stream and read and drop until the
+ *   client closes or the deadline (drain true).
  *   Every onInput and onRefused is answered exactly once; false when the connection is gone.
  * arriving(listener): connections accepted whose bytes are not handed over yet.
  * close(listener, done): stop accepting; connections that sent nothing are closed, the
@@ -35,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <uv.h>
 
@@ -365,6 +367,19 @@ static void shutdown_cb(uv_shutdown_t *req, int status)
 	(void)status; /* a client gone already is closed by its read error */
 }
 
+/*
+ * Bytes the client sent after its whole message, while it was being answered: closing now
+ * would reset the client's end before it reads the answer, so the connection is drained
+ * instead. (Bytes in the same read as the message made it malformed already.)
+ */
+static int unread_bytes(struct conn *c)
+{
+	uv_os_fd_t fd;
+	int n = 0;
+
+	return uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 && ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+}
+
 static void write_cb(uv_write_t *req, int status)
 {
 	struct conn *c = req->data;
@@ -373,7 +388,7 @@ static void write_cb(uv_write_t *req, int status)
 	c->answer = NULL;
 	if (c->state != WRITING)
 		return;
-	if (status < 0 || !c->drain_after_answer) {
+	if (status < 0 || (!c->drain_after_answer && !unread_bytes(c))) {
 		close_conn(c);
 		return;
 	}

@@ -36,7 +36,8 @@ export interface SocketSourceOptions {
 
 /**
  * What happens once the answer is written. `close`: the whole message was read, nothing is
- * left unread, and the answer waits in the hook's receive queue. `drain`: the client may
+ * left unread, and the answer waits in the hook's receive queue (a client that sent more
+ * after its message meanwhile is drained instead, hook-listener.c). `drain`: the client may
  * still be sending (a refusal, a malformed or too large message), so read and drop until it
  * closes: closing a Unix socket with unread bytes resets the client's end before it reads
  * the answer.
