@@ -1,11 +1,12 @@
 /*
  * jobcompd-hook-socket: the hook socket's listener, in C, on Node's own event loop (libuv;
- * no thread of its own). src/sources/socket-source.ts drives it. For each connection of the native hook it checks
- * the peer's uid (SO_PEERCRED) against the allow list, reads the one message the hook sends
- * ("JCH1" | uint32 BE length | environment: src/sources/hook-protocol.ts) and hands its bytes
- * to JavaScript in one call; JavaScript answers in one call. What the bytes are (a message,
- * malformed, too large, truncated) is decided in JavaScript, by the one framer
- * (src/sources/hook-framer.ts); this only knows where a message ends.
+ * no thread of its own). src/sources/socket-source.ts drives it. For each connection of the
+ * native hook it checks the peer's uid (SO_PEERCRED) against the allow list, reads the one
+ * message the hook sends ("JCH1" | uint32 BE length | environment:
+ * src/sources/hook-protocol.ts) and hands its bytes to JavaScript in one call; JavaScript
+ * answers in one call. What the bytes are (a message, malformed, too large, truncated) is
+ * decided in JavaScript, by the one framer (src/sources/hook-framer.ts); this only knows
+ * where a message ends.
  *
  * Why not node:net: a net.Socket per record (a stream with its state objects, listeners,
  * a shutdown request, then garbage) cost about a fifth of the hook path's CPU
