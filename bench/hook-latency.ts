@@ -106,6 +106,8 @@ export interface HookLatency {
   /** the C launcher: /bin/true, and the hook as jobcomp/script */
   launcherFloor: Measured;
   launcherHook: Measured;
+  /** the same against a daemon with [hook] JournalBytes=0: answered after the state file's commit */
+  launcherHookNoJournal: Measured;
   /** the C launcher running the hook against the floors of any receiver: C and Node.js servers, answering at once or after an fdatasync */
   launcherCAnswer: Measured;
   launcherCDurable: Measured;
@@ -130,10 +132,14 @@ function pooled(series: number[][]): Measured {
 export async function hookLatencyBench(opts: { runs: number; nodeRuns: number; series: number }): Promise<HookLatency> {
   const broker = await startBroker();
   const daemon = await BenchDaemon.start({ bootstrapServers: broker.bootstrapServers, clusterName: 'bench-hook', jobCompParams: 'enable_job_start' });
+  const noJournal = await BenchDaemon.start({ bootstrapServers: broker.bootstrapServers, clusterName: 'bench-hook-no-journal', jobCompParams: 'enable_job_start', hookConf: 'JournalBytes=0' });
   try {
     const hook = join(daemon.work, 'jobcomp-hook');
     symlinkSync(join(root, 'native/build/jobcompd-hook'), hook);
     writeFileSync(`${hook}.conf`, `socket = ${daemon.socketPath}\nspool = ${join(daemon.work, 'spool')}\n`);
+    const hookNoJournal = join(noJournal.work, 'jobcomp-hook');
+    symlinkSync(join(root, 'native/build/jobcompd-hook'), hookNoJournal);
+    writeFileSync(`${hookNoJournal}.conf`, `socket = ${noJournal.socketPath}\nspool = ${join(noJournal.work, 'spool')}\n`);
     const env = fixtureEnv('jobcomp.1.');
     const prologEnv = fixtureEnv('prolog_ctld.1.'); // SLURM_SCRIPT_CONTEXT=prolog_slurmctld
     const nodeEnv = new Map([...env, ['JOBCOMPD_SOCKET', daemon.socketPath]]);
@@ -154,10 +160,10 @@ export async function hookLatencyBench(opts: { runs: number; nodeRuns: number; s
     // The series are interleaved (floor, hook, prolog, node; again...) so that a noisy
     // neighbour on this shared machine spreads over all of them instead of one.
     type Kind =
-      | 'floor' | 'hook' | 'prolog' | 'node' | 'answerOnly' | 'launcherFloor' | 'launcherHook'
+      | 'floor' | 'hook' | 'prolog' | 'node' | 'answerOnly' | 'launcherFloor' | 'launcherHook' | 'launcherHookNoJournal'
       | 'launcherCAnswer' | 'launcherCDurable' | 'launcherNodeAnswer' | 'launcherNodeDurable' | 'fdatasyncAppend' | 'fdatasyncOverwrite';
     const runs: Record<Kind, number[][]> = {
-      floor: [], hook: [], prolog: [], node: [], answerOnly: [], launcherFloor: [], launcherHook: [],
+      floor: [], hook: [], prolog: [], node: [], answerOnly: [], launcherFloor: [], launcherHook: [], launcherHookNoJournal: [],
       launcherCAnswer: [], launcherCDurable: [], launcherNodeAnswer: [], launcherNodeDurable: [], fdatasyncAppend: [], fdatasyncOverwrite: [],
     };
     try {
@@ -169,6 +175,7 @@ export async function hookLatencyBench(opts: { runs: number; nodeRuns: number; s
         ['launcherNodeDurable', await hookTo('node-durable-hook', startAnswerOnlyServer('socket-durable'))],
       ];
       for (const [, floorHook] of floors) launcherSeries(launcher, floorHook, env, 0, Math.min(200, opts.runs)); // warm-up
+      launcherSeries(launcher, hookNoJournal, env, 1, Math.min(200, opts.runs));
       for (let i = 0; i < opts.series; i++) {
         const base = (i + 1) * 10_000_000;
         runs.floor.push(await series(['/bin/true'], env, 0, opts.runs));
@@ -178,6 +185,7 @@ export async function hookLatencyBench(opts: { runs: number; nodeRuns: number; s
         runs.answerOnly.push(await series([bareHook], env, base, opts.runs));
         runs.launcherFloor.push(launcherSeries(launcher, '/bin/true', env, 0, opts.runs));
         runs.launcherHook.push(launcherSeries(launcher, hook, env, base + 7_000_000, opts.runs));
+        runs.launcherHookNoJournal.push(launcherSeries(launcher, hookNoJournal, env, base + 7_000_000, opts.runs));
         for (const [kind, floorHook] of floors) runs[kind].push(launcherSeries(launcher, floorHook, env, 0, opts.runs));
         const synced = fdatasyncSeries(daemon.work, Math.min(opts.runs, 2000));
         runs.fdatasyncAppend.push(synced.append);
@@ -185,7 +193,7 @@ export async function hookLatencyBench(opts: { runs: number; nodeRuns: number; s
         const p50 = (k: Kind): string => percentiles(runs[k][i] ?? []).p50.toFixed(2);
         note(
           `series ${i + 1}/${opts.series}: p50 /bin/true ${p50('floor')} ms, hook ${p50('hook')} ms, prolog ${p50('prolog')} ms, node ${p50('node')} ms, ` +
-            `hook to an answer-only server ${p50('answerOnly')} ms; C launcher: /bin/true ${p50('launcherFloor')} ms, hook ${p50('launcherHook')} ms, ` +
+            `hook to an answer-only server ${p50('answerOnly')} ms; C launcher: /bin/true ${p50('launcherFloor')} ms, hook ${p50('launcherHook')} ms (${p50('launcherHookNoJournal')} without the journal), ` +
             `hook to C ${p50('launcherCAnswer')} ms answering, ${p50('launcherCDurable')} ms syncing, to Node.js ${p50('launcherNodeAnswer')} ms answering, ${p50('launcherNodeDurable')} ms syncing; ` +
             `fdatasync ${p50('fdatasyncAppend')} ms appending, ${p50('fdatasyncOverwrite')} ms overwriting`,
         );
@@ -193,7 +201,7 @@ export async function hookLatencyBench(opts: { runs: number; nodeRuns: number; s
     } finally {
       await Promise.all(servers.map((server) => server.stop()));
     }
-    const spooled = readdirSync(join(daemon.work, 'spool')).length;
+    const spooled = readdirSync(join(daemon.work, 'spool')).length + readdirSync(join(noJournal.work, 'spool')).length;
     if (spooled > 0) throw new Error(`${spooled} records were spooled instead of committed: the figures would not be the socket path's`);
     return {
       runs: opts.runs,
@@ -206,6 +214,7 @@ export async function hookLatencyBench(opts: { runs: number; nodeRuns: number; s
       answerOnly: pooled(runs.answerOnly),
       launcherFloor: pooled(runs.launcherFloor),
       launcherHook: pooled(runs.launcherHook),
+      launcherHookNoJournal: pooled(runs.launcherHookNoJournal),
       launcherCAnswer: pooled(runs.launcherCAnswer),
       launcherCDurable: pooled(runs.launcherCDurable),
       launcherNodeAnswer: pooled(runs.launcherNodeAnswer),
@@ -215,6 +224,7 @@ export async function hookLatencyBench(opts: { runs: number; nodeRuns: number; s
     };
   } finally {
     await daemon.stop();
+    await noJournal.stop();
     await broker.destroy();
   }
 }
@@ -253,6 +263,7 @@ export function launcherTable(h: HookLatency): string {
     '|---|---|---|---|---|',
     row('`/bin/true`', h.launcherFloor),
     row('`jobcompd-hook` as jobcomp/script (end record committed, fsync\'d)', h.launcherHook),
+    row('`jobcompd-hook` as jobcomp/script, `[hook] JournalBytes=0` (answered after the state file\'s commit, as before the hook journal)', h.launcherHookNoJournal),
     row('`jobcompd-hook` against a C server that answers at once (`durable-answer-server.c --no-sync`)', h.launcherCAnswer),
     row('`jobcompd-hook` against a C server that writes the message and fdatasyncs it before answering (`durable-answer-server.c`)', h.launcherCDurable),
     row('`jobcompd-hook` against a Node.js server that answers at once (`answer-only-server.ts socket`)', h.launcherNodeAnswer),

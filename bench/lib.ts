@@ -150,6 +150,8 @@ export interface DaemonSetup {
   jobCompParams?: string;
   /** `[kafka] Listen` (host:port): the Kafka listener on */
   kafkaListen?: string;
+  /** more lines for [hook] */
+  hookConf?: string;
 }
 
 export class BenchDaemon {
@@ -182,6 +184,7 @@ export class BenchDaemon {
         '[hook]',
         `Socket=${join(work, 'hook.sock')}`,
         `Spool=${join(work, 'spool')}`,
+        setup.hookConf ?? '',
         ...(setup.kafkaListen === undefined ? [] : ['[kafka]', `Listen=${setup.kafkaListen}`]),
         '[producer]',
         setup.producerConf ?? '',

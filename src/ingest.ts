@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { JobCompParams } from './config/jobcomp-params';
 import { QuarantineCodes, RecordError, StateCodes, StateError } from './errors';
 import { encodeHeaders, unpublishableHeader, type MessageHeader } from './outbox/message-headers';
-import { EVENT_TOPIC, type Destination, type Outbox } from './outbox/outbox';
+import { EVENT_TOPIC, type Destination, type JournalMark, type Outbox } from './outbox/outbox';
 import { identifyPluginRecord } from './record/plugin-record';
 import { recordFields } from './producer/dispatcher';
 import { eventName, JobEvent } from './record/job-record';
@@ -100,12 +100,17 @@ export class Ingest extends EventEmitter {
     return this.accept({ kind: 'elasticsearch', body }, body, source);
   }
 
-  /** The environment the native hook forwards (jobcomp/script, PrologSlurmctld, EpilogSlurmctld). */
-  acceptHookEnvironment(environment: Buffer, source: SourceName): Promise<AcceptResult> {
-    return this.accept({ kind: 'hook', environment }, environment, source);
+  /**
+   * The environment the native hook forwards (jobcomp/script, PrologSlurmctld, EpilogSlurmctld).
+   * `journal`: the hook journal entry that holds it, answered from there already
+   * (src/sources/hook-journal.ts): whatever becomes of the input, its transaction records
+   * the entry as applied, and it is tried again until it commits.
+   */
+  acceptHookEnvironment(environment: Buffer, source: SourceName, journal?: JournalMark): Promise<AcceptResult> {
+    return this.accept({ kind: 'hook', environment }, environment, source, journal);
   }
 
-  private accept(input: RecordInput, raw: Buffer, source: SourceName): Promise<AcceptResult> {
+  private accept(input: RecordInput, raw: Buffer, source: SourceName, journal?: JournalMark): Promise<AcceptResult> {
     const receivedAt = Date.now();
     this.counters.received[source] += 1;
     let mapped: Mapped;
@@ -115,14 +120,14 @@ export class Ingest extends EventEmitter {
       if (!(err instanceof RecordError)) throw err;
       // an elasticsearch body is always a job end record, a hook environment may be either
       const event = input.kind === 'elasticsearch' ? JobEvent.finish : undefined;
-      return this.quarantine(raw, source, receivedAt, { code: err.code, reason: err.message, jobId: err.jobId, event });
-    }
-    if (mapped.kind === 'not-published') {
-      return Promise.resolve(this.ignore(mapped.jobId, mapped.event, mapped.reason, source, receivedAt));
+      return this.quarantine(raw, source, receivedAt, { code: err.code, reason: err.message, jobId: err.jobId, event }, journal);
     }
     const startOff = mapped.event === JobEvent.start ? startRecordsOff(this.format.layout, this.params().enableJobStart) : undefined;
-    if (startOff !== undefined) return Promise.resolve(this.ignore(mapped.jobId, mapped.event, startOff, source, receivedAt));
-    return this.storePayload(mapped.event, mapped.jobId, mapped.payload, source, receivedAt);
+    if (mapped.kind === 'not-published' || startOff !== undefined) {
+      if (journal !== undefined) this.outbox.noteJournaled(journal);
+      return Promise.resolve(this.ignore(mapped.jobId, mapped.event, mapped.kind === 'not-published' ? mapped.reason : (startOff as string), source, receivedAt));
+    }
+    return this.storePayload(mapped.event, mapped.jobId, mapped.payload, source, receivedAt, EVENT_TOPIC, journal);
   }
 
   /**
@@ -162,12 +167,13 @@ export class Ingest extends EventEmitter {
     source: SourceName,
     receivedAt: number,
     destination: Destination = EVENT_TOPIC,
+    journal?: JournalMark,
   ): Promise<AcceptResult> {
     // a SHA-256 per record is wasted when the outbox would not look at it
     const dedupKey = this.outbox.deduplicates ? dedupKeyOf(event, payload, destination) : undefined;
     let appended: Awaited<ReturnType<Outbox['append']>>;
     try {
-      appended = await this.outbox.append({ event, jobId, payload, source, receivedAt, dedupKey, ...destination });
+      appended = await this.outbox.append({ event, jobId, payload, source, receivedAt, dedupKey, ...destination, journal });
     } catch (err) {
       if (err instanceof StateError) err.record = { jobId, event: eventName(event) };
       throw err;
@@ -190,9 +196,9 @@ export class Ingest extends EventEmitter {
   }
 
   /** Input that is not even a message (malformed hook frame, unreadable spool file). */
-  quarantineInput(raw: Buffer, source: SourceName, code: string, reason: string): Promise<AcceptResult> {
+  quarantineInput(raw: Buffer, source: SourceName, code: string, reason: string, journal?: JournalMark): Promise<AcceptResult> {
     this.counters.received[source] += 1;
-    return this.quarantine(raw, source, Date.now(), { code, reason, jobId: undefined, event: undefined });
+    return this.quarantine(raw, source, Date.now(), { code, reason, jobId: undefined, event: undefined }, journal);
   }
 
   private async quarantine(
@@ -200,8 +206,11 @@ export class Ingest extends EventEmitter {
     source: SourceName,
     receivedAt: number,
     why: { code: string; reason: string; jobId: number | undefined; event: JobEvent | undefined; destination?: Destination },
+    journal?: JournalMark,
   ): Promise<AcceptResult> {
-    this.takeQuarantineQuota(raw.length, why.jobId, why.event);
+    // one answered from the hook journal was acknowledged already: kept even over the quota
+    if (journal === undefined) this.takeQuarantineQuota(raw.length, why.jobId, why.event);
+    else if (this.quarantinedBytes !== undefined) this.quarantinedBytes += raw.length;
     let id: number;
     try {
       id = await this.outbox.quarantineInput({
@@ -214,7 +223,7 @@ export class Ingest extends EventEmitter {
         receivedAt,
         reasonCode: why.code,
         reason: why.reason,
-      });
+      }, journal);
     } catch (err) {
       this.quarantinedBytes = (this.quarantinedBytes ?? 0) - raw.length;
       throw err;

@@ -1,29 +1,50 @@
 /*
- * jobcompd-hook-socket: the hook socket's listener, in C, on Node's own event loop (libuv;
- * no thread of its own). src/sources/socket-source.ts drives it. For each connection of the
- * native hook it checks the peer's uid (SO_PEERCRED) against the allow list, reads the one
- * message the hook sends ("JCH1" | uint32 BE length | environment:
- * src/sources/hook-protocol.ts) and hands its bytes to JavaScript in one call; JavaScript
- * answers in one call. What the bytes are (a message, malformed, too large, truncated) is
- * decided in JavaScript, by the one framer (src/sources/hook-framer.ts); this only knows
- * where a message ends.
+ * jobcompd-hook-socket: the hook socket's listener, in C, on a thread of its own with its own
+ * libuv loop. src/sources/socket-source.ts drives it. For each connection of the native hook
+ * it checks the peer's uid (SO_PEERCRED) against the allow list, reads the one message the
+ * hook sends ("JCH1" | uint32 BE length | environment: src/sources/hook-protocol.ts) and
+ * hands its bytes to JavaScript in one call; JavaScript answers in one call. What the bytes
+ * are (a message, malformed, too large, truncated) is decided in JavaScript, by the one
+ * framer (src/sources/hook-framer.ts); this only knows where a message ends.
  *
- * Why not node:net: a net.Socket per record (a stream with its state objects, listeners,
- * a shutdown request, then garbage) cost about a fifth of the hook path's CPU
- * (docs/benchmarks.md, "This round (2026-12-06, ninth session)").
+ * The hook journal (src/sources/hook-journal.ts, docs/delivery-guarantees.md#the-hook-journal):
+ * a whole message that arrives while no other connection is open (slurmctld runs
+ * jobcomp/script one record after another) is written to the journal file here, made durable
+ * by one fdatasync for all such messages of a turn of this loop, and answered "A" before
+ * JavaScript sees it; JavaScript then commits it to the state file, whose transaction records
+ * the entry as applied (applied() frees its space). Without room in the journal, or with
+ * other connections open, the message is handed over unanswered, as without a journal, and
+ * joins the state file's group commit. A failed write or fdatasync answers none of the turn's
+ * journal entries (their hooks spool them), stops the journal and calls onJournalError.
  *
- * listen(path, { maxMessageBytes, timeoutMs, maxConnections, allowedUids }, onInput, onRefused)
- *   onInput(id, bytes, ended): the message's bytes, or what came before the stream ended
- *     (ended), or the first bytes of one that cannot be a message (a bad magic, too large)
+ * Why a thread: slurmctld waits for each jobcomp/script, and a hook answered only once
+ * JavaScript has run (and a SQLite transaction committed) cannot come near the cost of the
+ * fdatasync itself (docs/benchmarks.md, tenth and eleventh sessions). Why not node:net: a
+ * net.Socket per record cost about a fifth of the hook path's CPU (ninth session).
+ *
+ * listen(path, { maxMessageBytes, timeoutMs, maxConnections, allowedUids, journal? },
+ *        onInput, onRefused, onJournalError)
+ *   journal: { fd, bytes, epoch, nextSeq, sync } (JavaScript owns fd, made by hook-journal.ts;
+ *     sync false only under the test-only switch of src/outbox/sync.ts)
+ *   onInput(id, bytes, ended, seq, end): the message's bytes, or what came before the stream
+ *     ended (ended), or the first bytes of one that cannot be a message (a bad magic, too
+ *     large). seq > 0: answered already, from journal entry seq ending at offset end.
  *   onRefused(id, uid, gid, pid, error): a peer not in allowedUids (uid -1 and an error
  *     message when its credentials could not be read)
+ *   onJournalError(message): a write or fdatasync of the journal failed
  * answer(listener, id, bytes, drain): write the answer; then close (drain false, unless the
  *   client sent more after its message), or end the stream and read and drop until the
- *   client closes or the deadline (drain true).
- *   Every onInput and onRefused is answered exactly once; false when the connection is gone.
+ *   client closes or the deadline (drain true). Every onInput with seq 0 and every onRefused
+ *   is answered exactly once; a connection gone meanwhile is left alone.
+ * applied(listener, seq): the state file holds every journal entry up to seq, synced; the
+ *   next placement sees it.
  * arriving(listener): connections accepted whose bytes are not handed over yet.
  * close(listener, done): stop accepting; connections that sent nothing are closed, the
- *   others are answered first; done() once none is left.
+ *   others are answered first; done() once none is left and the thread has ended.
+ *
+ * Threads: every connection, the journal's placement and its file are this thread's alone.
+ * JavaScript's calls reach it as commands (a locked list and a uv_async_t); its callbacks
+ * reach JavaScript as events (one threadsafe function, in order).
  *
  * Deadlines: a connection must deliver its whole message within timeoutMs, and a drained one
  * close within timeoutMs of its answer; one timer sweeps every timeoutMs / 4, so a deadline
@@ -39,6 +60,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <uv.h>
 
 
@@ -46,10 +68,13 @@
 #define FIRST_CAPACITY 4096
 #define DRAIN_BYTES 65536
 #define MAX_SLOTS (1u << 20)
+/* the journal's format: src/sources/hook-journal-format.ts */
+#define JOURNAL_HEADER_BYTES 4096
+#define ENTRY_HEADER_BYTES 28
 
 enum conn_state {
 	READING,  /* the message is being read */
-	WAITING,  /* handed to JavaScript, waiting for its answer */
+	WAITING,  /* handed to JavaScript (or to the journal), waiting for its answer */
 	WRITING,  /* the answer is being written */
 	DRAINING, /* answered; reading and dropping until the client closes */
 	CLOSING,
@@ -75,13 +100,77 @@ struct conn {
 	char *answer;
 };
 
+/* what this thread tells JavaScript, in order */
+enum event_kind { EV_INPUT, EV_REFUSED, EV_JOURNAL_ERROR, EV_CLOSED };
+
+struct event {
+	enum event_kind kind;
+	int64_t id;
+	char *bytes; /* EV_INPUT: the message; EV_REFUSED, EV_JOURNAL_ERROR: a message or NULL */
+	size_t len;
+	int ended;
+	int64_t seq, end;
+	int64_t uid, gid, pid;
+};
+
+/* what JavaScript tells this thread, in order */
+enum command_kind { CMD_ANSWER, CMD_CLOSE };
+
+struct command {
+	enum command_kind kind;
+	int64_t id;
+	char *bytes;
+	size_t len;
+	int drain;
+	struct command *next;
+};
+
+/* a journal entry placed and not yet applied by a synced state file transaction */
+struct span {
+	uint64_t seq, offset, end;
+};
+
+/* an entry to write at the end of this turn, and the connection to answer once it is synced */
+struct journal_write {
+	int64_t id;
+	struct span at;
+	char *entry;
+	size_t entry_len;
+	char *message; /* the connection's bytes, for JavaScript once the entry is synced */
+	size_t message_len;
+};
+
+struct journal {
+	int fd, sync, failed;
+	uint64_t size, epoch, next_seq, head;
+	struct span *unapplied;
+	uint32_t n_unapplied, cap_unapplied;
+	struct journal_write *queue;
+	uint32_t queued, queue_cap;
+};
+
 struct listener {
+	/* owned by the JavaScript thread */
 	napi_env env;
-	uv_loop_t *loop;
+	napi_ref on_input, on_refused, on_journal_error, on_closed;
+	napi_threadsafe_function tsfn;
+	uv_thread_t thread;
+	int thread_started, close_called, finished;
+
+	/* shared: commands, under lock */
+	uv_mutex_t lock;
+	struct command *cmd_head, *cmd_tail;
+	int taking_commands;
+	uint32_t arriving; /* __atomic */
+	/* applied(): the state file holds the journal's entries up to it (__atomic; seen by the next placement) */
+	uint64_t applied_seq;
+
+	/* owned by the listener's thread */
+	uv_loop_t loop;
 	uv_pipe_t server;
 	uv_timer_t sweep;
-	napi_ref on_input, on_refused, on_closed;
-	napi_async_context ctx;
+	uv_check_t flush;
+	uv_async_t wake;
 	size_t max_message;
 	uint64_t timeout_ms;
 	uint32_t *allowed;
@@ -93,26 +182,88 @@ struct listener {
 	/* times each slot was used: ids are uses * n_slots + slot, never reused */
 	int64_t *uses;
 	uint32_t live;
-	uint32_t arriving;
-	int closing, server_closed, sweep_closing, finished;
+	int closing, server_closed, handles_closing, handles_left;
+	struct journal journal; /* fd -1: none */
 };
 
 static char drain_buf[DRAIN_BYTES];
 
 static void close_conn(struct conn *c);
+static void flush_cb(uv_check_t *h);
 
-/* Calls a JavaScript callback from a libuv callback; a throw becomes an uncaught exception. */
-static void call_js(struct listener *l, napi_ref fn_ref, size_t argc, napi_value *argv)
+/* ---- CRC-32C (Castagnoli), as src/kafka-protocol/crc32c.ts ---- */
+
+static uint32_t crc_table[256];
+
+static void crc_init(void)
 {
-	napi_value fn, recv, result, err;
+	uint32_t n, c;
+	int k;
+
+	for (n = 0; n < 256; n++) {
+		c = n;
+		for (k = 0; k < 8; k++)
+			c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+		crc_table[n] = c;
+	}
+}
+
+static uint32_t crc32c(const unsigned char *p, size_t len)
+{
+	uint32_t crc = 0xffffffffu;
+
+	while (len--)
+		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return crc ^ 0xffffffffu;
+}
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+}
+
+static void put_u64(unsigned char *p, uint64_t v)
+{
+	put_u32(p, (uint32_t)(v >> 32));
+	put_u32(p + 4, (uint32_t)v);
+}
+
+/* ---- events: this thread to JavaScript ---- */
+
+static void post(struct listener *l, struct event *e)
+{
+	/* the queue has no limit: the call fails only once the function is released (never while the thread runs) */
+	if (napi_call_threadsafe_function(l->tsfn, e, napi_tsfn_nonblocking) != napi_ok) {
+		free(e->bytes);
+		free(e);
+	}
+}
+
+static struct event *new_event(enum event_kind kind, int64_t id)
+{
+	struct event *e = calloc(1, sizeof(*e));
+
+	if (e != NULL) {
+		e->kind = kind;
+		e->id = id;
+	}
+	return e;
+}
+
+/* Calls a JavaScript callback; a throw becomes an uncaught exception. */
+static void call_js(napi_env env, napi_ref fn_ref, size_t argc, napi_value *argv)
+{
+	napi_value fn, recv, err;
 	napi_status status;
 
-	/* napi_make_callback wants an object as `this` */
-	if (napi_get_reference_value(l->env, fn_ref, &fn) != napi_ok || napi_get_global(l->env, &recv) != napi_ok)
+	if (napi_get_reference_value(env, fn_ref, &fn) != napi_ok || napi_get_global(env, &recv) != napi_ok)
 		napi_fatal_error("jobcompd hook listener", NAPI_AUTO_LENGTH, "cannot reach the JavaScript callback", NAPI_AUTO_LENGTH);
-	status = napi_make_callback(l->env, l->ctx, recv, fn, argc, argv, &result);
-	if (status == napi_pending_exception && napi_get_and_clear_last_exception(l->env, &err) == napi_ok)
-		napi_fatal_exception(l->env, err);
+	status = napi_call_function(env, recv, fn, argc, argv, NULL);
+	if (status == napi_pending_exception && napi_get_and_clear_last_exception(env, &err) == napi_ok)
+		napi_fatal_exception(env, err);
 	else if (status != napi_ok)
 		/* a connection whose bytes JavaScript never saw would wait for ever: stop loudly */
 		napi_fatal_error("jobcompd hook listener", NAPI_AUTO_LENGTH, "cannot call JavaScript", NAPI_AUTO_LENGTH);
@@ -124,37 +275,114 @@ static void free_tables(struct listener *l)
 	free(l->slots);
 	free(l->free_slots);
 	free(l->uses);
+	free(l->journal.unapplied);
+	free(l->journal.queue);
 	l->allowed = NULL;
 	l->slots = NULL;
 	l->free_slots = NULL;
 	l->uses = NULL;
-	l->n_slots = 0; /* answer() then finds no connection */
+	l->journal.unapplied = NULL;
+	l->journal.queue = NULL;
+	l->n_slots = 0;
 }
 
-static void on_sweep_closed(uv_handle_t *h)
+/* The listener's thread has ended: its loop is closed and JavaScript hears done(). */
+static void finish(napi_env env, struct listener *l)
+{
+	struct command *c, *next;
+
+	uv_thread_join(&l->thread);
+	uv_loop_close(&l->loop);
+	for (c = l->cmd_head; c != NULL; c = next) {
+		next = c->next;
+		free(c->bytes);
+		free(c);
+	}
+	l->cmd_head = l->cmd_tail = NULL;
+	free_tables(l);
+	l->finished = 1;
+	call_js(env, l->on_closed, 0, NULL);
+	napi_delete_reference(env, l->on_input);
+	napi_delete_reference(env, l->on_refused);
+	napi_delete_reference(env, l->on_journal_error);
+	napi_delete_reference(env, l->on_closed);
+	napi_release_threadsafe_function(l->tsfn, napi_tsfn_release);
+	/* the struct itself is freed with the JavaScript value that holds it (finalize) */
+}
+
+/* On the JavaScript thread: one event, in the order this thread posted them. */
+static void deliver(napi_env env, napi_value js_cb, void *context, void *data)
+{
+	struct listener *l = context;
+	struct event *e = data;
+	napi_value argv[5];
+	void *copy;
+
+	(void)js_cb;
+	if (env == NULL || e == NULL) {
+		if (e != NULL)
+			free(e->bytes);
+		free(e);
+		return;
+	}
+	switch (e->kind) {
+	case EV_INPUT:
+		if (napi_create_int64(env, e->id, &argv[0]) == napi_ok &&
+		    napi_create_buffer_copy(env, e->len, e->bytes != NULL ? e->bytes : "", &copy, &argv[1]) == napi_ok &&
+		    napi_get_boolean(env, e->ended, &argv[2]) == napi_ok && napi_create_int64(env, e->seq, &argv[3]) == napi_ok &&
+		    napi_create_int64(env, e->end, &argv[4]) == napi_ok)
+			call_js(env, l->on_input, 5, argv);
+		else
+			napi_fatal_error("jobcompd hook listener", NAPI_AUTO_LENGTH, "cannot hand a message to JavaScript", NAPI_AUTO_LENGTH);
+		break;
+	case EV_REFUSED:
+		if (napi_create_int64(env, e->id, &argv[0]) == napi_ok && napi_create_int64(env, e->uid, &argv[1]) == napi_ok &&
+		    napi_create_int64(env, e->gid, &argv[2]) == napi_ok && napi_create_int64(env, e->pid, &argv[3]) == napi_ok &&
+		    (e->bytes == NULL ? napi_get_undefined(env, &argv[4]) : napi_create_string_utf8(env, e->bytes, e->len, &argv[4])) == napi_ok)
+			call_js(env, l->on_refused, 5, argv);
+		else
+			napi_fatal_error("jobcompd hook listener", NAPI_AUTO_LENGTH, "cannot hand a refusal to JavaScript", NAPI_AUTO_LENGTH);
+		break;
+	case EV_JOURNAL_ERROR:
+		if (napi_create_string_utf8(env, e->bytes != NULL ? e->bytes : "", e->len, &argv[0]) == napi_ok)
+			call_js(env, l->on_journal_error, 1, argv);
+		break;
+	case EV_CLOSED:
+		finish(env, l);
+		break;
+	}
+	free(e->bytes);
+	free(e);
+}
+
+/* ---- connections (the listener's thread) ---- */
+
+static void on_handle_closed(uv_handle_t *h)
 {
 	struct listener *l = h->data;
-	napi_handle_scope scope;
+	struct event *e;
 
-	l->finished = 1;
-	free_tables(l);
-	if (napi_open_handle_scope(l->env, &scope) == napi_ok) {
-		call_js(l, l->on_closed, 0, NULL);
-		napi_close_handle_scope(l->env, scope);
-	}
-	napi_delete_reference(l->env, l->on_input);
-	napi_delete_reference(l->env, l->on_refused);
-	napi_delete_reference(l->env, l->on_closed);
-	napi_async_destroy(l->env, l->ctx);
-	/* the struct itself is freed with the JavaScript value that holds it (finalize) */
+	if (--l->handles_left > 0)
+		return;
+	/* the loop has nothing left: uv_run returns and the thread ends; JavaScript joins it */
+	e = new_event(EV_CLOSED, 0);
+	if (e == NULL)
+		napi_fatal_error("jobcompd hook listener", NAPI_AUTO_LENGTH, "out of memory", NAPI_AUTO_LENGTH);
+	post(l, e);
 }
 
 static void maybe_finish(struct listener *l)
 {
-	if (!l->closing || !l->server_closed || l->live > 0 || l->sweep_closing)
+	if (!l->closing || !l->server_closed || l->live > 0 || l->journal.queued > 0 || l->handles_closing)
 		return;
-	l->sweep_closing = 1;
-	uv_close((uv_handle_t *)&l->sweep, on_sweep_closed);
+	l->handles_closing = 1;
+	l->handles_left = 3;
+	uv_mutex_lock(&l->lock);
+	l->taking_commands = 0;
+	uv_mutex_unlock(&l->lock);
+	uv_close((uv_handle_t *)&l->flush, on_handle_closed);
+	uv_close((uv_handle_t *)&l->sweep, on_handle_closed);
+	uv_close((uv_handle_t *)&l->wake, on_handle_closed);
 }
 
 static void on_conn_closed(uv_handle_t *h)
@@ -171,42 +399,150 @@ static void on_conn_closed(uv_handle_t *h)
 	maybe_finish(l);
 }
 
+static void not_arriving(struct listener *l)
+{
+	__atomic_sub_fetch(&l->arriving, 1, __ATOMIC_RELAXED);
+}
+
 static void close_conn(struct conn *c)
 {
 	if (c->state == CLOSING)
 		return;
 	if (c->state == READING)
-		c->l->arriving--;
+		not_arriving(c->l);
 	c->state = CLOSING;
 	uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
+}
+
+static struct conn *conn_of(struct listener *l, int64_t id)
+{
+	struct conn *c = id >= 0 && l->n_slots > 0 ? l->slots[id % l->n_slots] : NULL;
+
+	return c != NULL && c->id == id ? c : NULL;
+}
+
+/* A message's bytes go to JavaScript, which owns them from here (seq 0: to be answered there); -1: out of memory. */
+static int post_input(struct listener *l, int64_t id, char *bytes, size_t len, int ended, uint64_t seq, uint64_t end)
+{
+	struct event *e = new_event(EV_INPUT, id);
+
+	if (e == NULL)
+		return -1;
+	e->bytes = bytes;
+	e->len = len;
+	e->ended = ended;
+	e->seq = (int64_t)seq;
+	e->end = (int64_t)end;
+	post(l, e);
+	return 0;
+}
+
+static void journal_applied(struct journal *j, uint64_t seq)
+{
+	uint32_t n = 0;
+
+	while (n < j->n_unapplied && j->unapplied[n].seq <= seq)
+		n++;
+	memmove(j->unapplied, j->unapplied + n, (j->n_unapplied - n) * sizeof(*j->unapplied));
+	j->n_unapplied -= n;
+	/* with none left, the next entry goes to the start: the file's first pages stay in use */
+	if (j->n_unapplied == 0 && j->queued == 0)
+		j->head = JOURNAL_HEADER_BYTES;
+}
+
+/*
+ * Where an entry of `len` bytes goes: after the last one placed, or at the start, never over
+ * an entry not yet applied. 0: no room.
+ */
+static uint64_t journal_offset_for(struct journal *j, uint64_t len)
+{
+	struct span *first = j->n_unapplied > 0 ? &j->unapplied[0] : NULL;
+
+	if (first == NULL)
+		return JOURNAL_HEADER_BYTES + len <= j->size ? JOURNAL_HEADER_BYTES : 0;
+	if (j->head > first->offset) {
+		if (j->head + len <= j->size)
+			return j->head;
+		return JOURNAL_HEADER_BYTES + len <= first->offset ? JOURNAL_HEADER_BYTES : 0;
+	}
+	return j->head + len <= first->offset ? j->head : 0;
+}
+
+/* The whole message of a lone connection, placed in the journal to be written at the end of this turn; 0 when not. */
+static int journal_place(struct conn *c)
+{
+	struct listener *l = c->l;
+	struct journal *j = &l->journal;
+	uint64_t body = c->len - HEADER_BYTES, len = ENTRY_HEADER_BYTES + body, offset;
+	struct journal_write *w;
+	unsigned char *entry;
+
+	if (j->fd < 0 || j->failed || l->live != 1 || l->closing)
+		return 0;
+	journal_applied(j, __atomic_load_n(&l->applied_seq, __ATOMIC_ACQUIRE));
+	offset = journal_offset_for(j, len);
+	if (offset == 0)
+		return 0;
+	if (j->n_unapplied == j->cap_unapplied) {
+		uint32_t cap = j->cap_unapplied == 0 ? 64 : j->cap_unapplied * 2;
+		struct span *grown = realloc(j->unapplied, cap * sizeof(*grown));
+
+		if (grown == NULL)
+			return 0;
+		j->unapplied = grown;
+		j->cap_unapplied = cap;
+	}
+	if (j->queued == j->queue_cap) {
+		uint32_t cap = j->queue_cap == 0 ? 16 : j->queue_cap * 2;
+		struct journal_write *grown = realloc(j->queue, cap * sizeof(*grown));
+
+		if (grown == NULL)
+			return 0;
+		j->queue = grown;
+		j->queue_cap = cap;
+	}
+	entry = malloc(len);
+	if (entry == NULL)
+		return 0;
+	memcpy(entry, "JCJ1", 4);
+	put_u64(entry + 8, j->epoch);
+	put_u64(entry + 16, j->next_seq);
+	put_u32(entry + 24, (uint32_t)body);
+	memcpy(entry + ENTRY_HEADER_BYTES, c->buf + HEADER_BYTES, body);
+	put_u32(entry + 4, crc32c(entry + 8, len - 8));
+	w = &j->queue[j->queued++];
+	w->id = c->id;
+	w->at.seq = j->next_seq++;
+	w->at.offset = offset;
+	w->at.end = offset + len;
+	w->entry = (char *)entry;
+	w->entry_len = len;
+	w->message = c->buf;
+	w->message_len = c->len;
+	c->buf = NULL;
+	c->len = c->cap = 0;
+	j->unapplied[j->n_unapplied++] = w->at;
+	j->head = w->at.end;
+	uv_check_start(&l->flush, flush_cb);
+	return 1;
 }
 
 static void hand_over(struct conn *c, int ended)
 {
 	struct listener *l = c->l;
-	napi_handle_scope scope;
-	napi_value argv[3];
-	void *data;
 
 	uv_read_stop((uv_stream_t *)&c->pipe);
 	c->state = WAITING;
 	c->deadline = 0;
-	l->arriving--;
-	if (napi_open_handle_scope(l->env, &scope) != napi_ok) {
-		close_conn(c);
+	not_arriving(l);
+	if (!ended && c->expected > 0 && c->len == c->expected && journal_place(c))
+		return;
+	if (post_input(l, c->id, c->buf, c->len, ended, 0, 0) < 0) {
+		close_conn(c); /* no answer will come: the hook spools the record */
 		return;
 	}
-	if (napi_create_int64(l->env, c->id, &argv[0]) == napi_ok &&
-	    napi_create_buffer_copy(l->env, c->len, c->buf, &data, &argv[1]) == napi_ok &&
-	    napi_get_boolean(l->env, ended, &argv[2]) == napi_ok) {
-		free(c->buf);
-		c->buf = NULL;
-		c->len = c->cap = 0;
-		call_js(l, l->on_input, 3, argv);
-	} else {
-		close_conn(c); /* no answer will come: the hook spools the record */
-	}
-	napi_close_handle_scope(l->env, scope);
+	c->buf = NULL;
+	c->len = c->cap = 0;
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *out)
@@ -279,7 +615,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 static void sweep_cb(uv_timer_t *t)
 {
 	struct listener *l = t->data;
-	uint64_t now = uv_now(l->loop);
+	uint64_t now = uv_now(&l->loop);
 	uint32_t i;
 
 	for (i = 0; i < l->n_slots; i++) {
@@ -292,22 +628,19 @@ static void sweep_cb(uv_timer_t *t)
 
 static void refuse(struct conn *c, int64_t uid, int64_t gid, int64_t pid, const char *error)
 {
-	struct listener *l = c->l;
-	napi_handle_scope scope;
-	napi_value argv[5];
+	struct event *e = new_event(EV_REFUSED, c->id);
 
 	c->state = WAITING;
-	if (napi_open_handle_scope(l->env, &scope) != napi_ok) {
+	if (e == NULL || (error != NULL && (e->bytes = strdup(error)) == NULL)) {
+		free(e);
 		close_conn(c);
 		return;
 	}
-	if (napi_create_int64(l->env, c->id, &argv[0]) == napi_ok && napi_create_int64(l->env, uid, &argv[1]) == napi_ok &&
-	    napi_create_int64(l->env, gid, &argv[2]) == napi_ok && napi_create_int64(l->env, pid, &argv[3]) == napi_ok &&
-	    (error == NULL ? napi_get_undefined(l->env, &argv[4]) : napi_create_string_utf8(l->env, error, NAPI_AUTO_LENGTH, &argv[4])) == napi_ok)
-		call_js(l, l->on_refused, 5, argv);
-	else
-		close_conn(c);
-	napi_close_handle_scope(l->env, scope);
+	e->len = error != NULL ? strlen(error) : 0;
+	e->uid = uid;
+	e->gid = gid;
+	e->pid = pid;
+	post(c->l, e);
 }
 
 static void on_unwanted_closed(uv_handle_t *h)
@@ -330,7 +663,7 @@ static void connection_cb(uv_stream_t *server, int status)
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return;
-	uv_pipe_init(l->loop, &c->pipe, 0);
+	uv_pipe_init(&l->loop, &c->pipe, 0);
 	c->pipe.data = c;
 	if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 || l->closing || l->n_free == 0) {
 		/* beyond MaxConnections, as node:net does: closed at once, and the hook spools */
@@ -356,8 +689,8 @@ static void connection_cb(uv_stream_t *server, int status)
 		return;
 	}
 	c->state = READING;
-	c->deadline = uv_now(l->loop) + l->timeout_ms;
-	l->arriving++;
+	c->deadline = uv_now(&l->loop) + l->timeout_ms;
+	__atomic_add_fetch(&l->arriving, 1, __ATOMIC_RELAXED);
 	if (uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, read_cb) != 0)
 		close_conn(c);
 }
@@ -395,10 +728,199 @@ static void write_cb(uv_write_t *req, int status)
 	}
 	/* the client reads the answer and then the end of the stream, as after node:net's end() */
 	c->state = DRAINING;
-	c->deadline = uv_now(c->l->loop) + c->l->timeout_ms;
+	c->deadline = uv_now(&c->l->loop) + c->l->timeout_ms;
 	if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->pipe, shutdown_cb) != 0 ||
 	    uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, read_cb) != 0)
 		close_conn(c);
+}
+
+/* Writes an answer, then closes or drains; a connection gone, or answered already, is left alone. */
+static void send_answer(struct listener *l, int64_t id, const char *data, size_t len, int drain)
+{
+	struct conn *c = conn_of(l, id);
+	uv_buf_t buf;
+	int written;
+
+	if (c == NULL || c->state != WAITING)
+		return;
+	c->drain_after_answer = drain;
+	c->state = WRITING;
+	buf = uv_buf_init((char *)data, (unsigned int)len);
+	/* the answer almost always fits the socket's buffer: written here, no request to wait for */
+	written = uv_try_write((uv_stream_t *)&c->pipe, &buf, 1);
+	c->write_req.data = c;
+	if (written == (int)len) {
+		write_cb(&c->write_req, 0);
+	} else if (written < 0 && written != UV_EAGAIN) {
+		close_conn(c);
+	} else {
+		if (written < 0)
+			written = 0;
+		c->answer = malloc(len - (size_t)written);
+		if (c->answer == NULL) {
+			close_conn(c);
+		} else {
+			memcpy(c->answer, data + written, len - (size_t)written);
+			buf = uv_buf_init(c->answer, (unsigned int)(len - (size_t)written));
+			if (uv_write(&c->write_req, (uv_stream_t *)&c->pipe, &buf, 1, write_cb) != 0)
+				close_conn(c);
+		}
+	}
+}
+
+/* ---- the journal's writes (the listener's thread) ---- */
+
+static int write_all(int fd, const char *p, size_t len, uint64_t offset)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		n = pwrite(fd, p, len, (off_t)offset);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? errno : EIO;
+		p += n;
+		len -= (size_t)n;
+		offset += (uint64_t)n;
+	}
+	return 0;
+}
+
+static void journal_failed(struct listener *l, int err, const char *what)
+{
+	struct event *e;
+	char msg[256];
+
+	if (l->journal.failed)
+		return;
+	l->journal.failed = 1;
+	snprintf(msg, sizeof(msg), "%s of the hook journal failed: %s", what, strerror(err));
+	e = new_event(EV_JOURNAL_ERROR, 0);
+	if (e == NULL || (e->bytes = strdup(msg)) == NULL) {
+		free(e);
+		return;
+	}
+	e->len = strlen(msg);
+	post(l, e);
+}
+
+/*
+ * The check phase, after this turn's reads: the entries placed go to the file in order, one
+ * fdatasync makes them durable, then each connection is answered and its message goes to
+ * JavaScript with its entry. Blocking here blocks this thread only.
+ */
+static void flush_cb(uv_check_t *h)
+{
+	struct listener *l = h->data;
+	struct journal *j = &l->journal;
+	static const char prefix[] = "in the hook journal as entry ";
+	char answer[5 + sizeof(prefix) + 24];
+	int err = 0, n;
+	const char *what = "a write";
+	uint32_t i;
+
+	uv_check_stop(h);
+	for (i = 0; i < j->queued && err == 0; i++)
+		err = write_all(j->fd, j->queue[i].entry, j->queue[i].entry_len, j->queue[i].at.offset);
+	if (err == 0 && j->sync && fdatasync(j->fd) != 0) {
+		err = errno;
+		what = "the fdatasync";
+	}
+	if (err != 0)
+		journal_failed(l, err, what);
+	for (i = 0; i < j->queued; i++) {
+		struct journal_write *w = &j->queue[i];
+		struct conn *c = conn_of(l, w->id);
+
+		free(w->entry);
+		if (err != 0) {
+			free(w->message);
+			if (c != NULL)
+				close_conn(c); /* unanswered: the hook spools the record */
+			continue;
+		}
+		n = snprintf(answer + 5, sizeof(answer) - 5, "%s%llu", prefix, (unsigned long long)w->at.seq);
+		answer[0] = 'A';
+		put_u32((unsigned char *)answer + 1, (uint32_t)n);
+		send_answer(l, w->id, answer, 5 + (size_t)n, 0);
+		/* durable, so committed, even if its client went away meanwhile (the copy it spools is a duplicate) */
+		if (post_input(l, w->id, w->message, w->message_len, 0, w->at.seq, w->at.end) < 0)
+			napi_fatal_error("jobcompd hook listener", NAPI_AUTO_LENGTH, "out of memory with a journal entry answered", NAPI_AUTO_LENGTH);
+	}
+	j->queued = 0;
+	maybe_finish(l);
+}
+
+/* ---- commands: JavaScript to this thread ---- */
+
+static void start_closing(struct listener *l)
+{
+	uint32_t i;
+
+	if (l->closing)
+		return;
+	l->closing = 1;
+	uv_close((uv_handle_t *)&l->server, NULL);
+	l->server_closed = 1;
+	for (i = 0; i < l->n_slots; i++)
+		if (l->slots[i] != NULL && l->slots[i]->state == READING && l->slots[i]->len == 0)
+			close_conn(l->slots[i]);
+	maybe_finish(l);
+}
+
+static void wake_cb(uv_async_t *h)
+{
+	struct listener *l = h->data;
+	struct command *c, *next;
+
+	uv_mutex_lock(&l->lock);
+	c = l->cmd_head;
+	l->cmd_head = l->cmd_tail = NULL;
+	uv_mutex_unlock(&l->lock);
+	for (; c != NULL; c = next) {
+		next = c->next;
+		switch (c->kind) {
+		case CMD_ANSWER:
+			send_answer(l, c->id, c->bytes, c->len, c->drain);
+			break;
+		case CMD_CLOSE:
+			start_closing(l);
+			break;
+		}
+		free(c->bytes);
+		free(c);
+	}
+}
+
+/* From the JavaScript thread; 0, or -1 when the thread takes no more commands. */
+static int command(struct listener *l, struct command *c)
+{
+	int taken;
+
+	uv_mutex_lock(&l->lock);
+	taken = l->taking_commands;
+	if (taken) {
+		if (l->cmd_tail != NULL)
+			l->cmd_tail->next = c;
+		else
+			l->cmd_head = c;
+		l->cmd_tail = c;
+		uv_async_send(&l->wake);
+	}
+	uv_mutex_unlock(&l->lock);
+	if (!taken) {
+		free(c->bytes);
+		free(c);
+	}
+	return taken ? 0 : -1;
+}
+
+static void run(void *arg)
+{
+	struct listener *l = arg;
+
+	uv_run(&l->loop, UV_RUN_DEFAULT);
 }
 
 /* ---- the JavaScript functions ---- */
@@ -420,6 +942,34 @@ static int get_positive_property(napi_env env, napi_value obj, const char *key, 
 	return napi_get_named_property(env, obj, key, &v) == napi_ok && napi_get_value_int64(env, v, out) == napi_ok && *out > 0 ? 0 : -1;
 }
 
+/* opts.journal, when there is one: 0, or -1 (a TypeError is thrown) */
+static int get_journal(napi_env env, napi_value opts, struct journal *j)
+{
+	napi_value v, field;
+	napi_valuetype type;
+	int64_t fd, bytes, epoch, next_seq;
+	bool has, do_sync;
+
+	j->fd = -1;
+	if (napi_has_named_property(env, opts, "journal", &has) != napi_ok || !has || napi_get_named_property(env, opts, "journal", &v) != napi_ok ||
+	    napi_typeof(env, v, &type) != napi_ok || type == napi_undefined)
+		return 0;
+	if (napi_get_named_property(env, v, "fd", &field) != napi_ok || napi_get_value_int64(env, field, &fd) != napi_ok || fd < 0 || fd > INT32_MAX ||
+	    get_positive_property(env, v, "bytes", &bytes) < 0 || bytes <= JOURNAL_HEADER_BYTES ||
+	    get_positive_property(env, v, "epoch", &epoch) < 0 || get_positive_property(env, v, "nextSeq", &next_seq) < 0 ||
+	    napi_get_named_property(env, v, "sync", &field) != napi_ok || napi_get_value_bool(env, field, &do_sync) != napi_ok) {
+		napi_throw_type_error(env, NULL, "journal: { fd, bytes, epoch, nextSeq, sync }");
+		return -1;
+	}
+	j->fd = (int)fd;
+	j->size = (uint64_t)bytes;
+	j->epoch = (uint64_t)epoch;
+	j->next_seq = (uint64_t)next_seq;
+	j->head = JOURNAL_HEADER_BYTES;
+	j->sync = do_sync;
+	return 0;
+}
+
 static struct listener *listener_of(napi_env env, napi_value v)
 {
 	void *p = NULL;
@@ -429,50 +979,58 @@ static struct listener *listener_of(napi_env env, napi_value v)
 	return p;
 }
 
-static void free_listener(struct listener *l)
-{
-	free_tables(l);
-	free(l);
-}
-
-/* A listener never closed keeps its handles on the loop: then its memory stays too. */
+/* A listener never closed keeps its thread and its memory. */
 static void finalize_listener(napi_env env, void *data, void *hint)
 {
 	struct listener *l = data;
 
 	(void)env;
 	(void)hint;
-	if (l->finished)
+	if (l->finished || !l->thread_started) {
+		uv_mutex_destroy(&l->lock);
 		free(l);
+	}
 }
 
 static napi_value js_listen(napi_env env, napi_callback_info info)
 {
-	size_t argc = 4, path_len;
-	napi_value argv[4], uids, v, name, result;
+	size_t argc = 5, path_len;
+	napi_value argv[5], uids, v, name, result;
 	char path[4096];
 	int64_t max_message, timeout_ms, connections;
 	uint32_t max_connections, i;
 	struct listener *l;
 	int r;
 
-	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 ||
+	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5 ||
 	    napi_get_value_string_utf8(env, argv[0], path, sizeof(path), &path_len) != napi_ok ||
 	    get_positive_property(env, argv[1], "maxMessageBytes", &max_message) < 0 ||
 	    get_positive_property(env, argv[1], "timeoutMs", &timeout_ms) < 0 ||
 	    get_positive_property(env, argv[1], "maxConnections", &connections) < 0 ||
 	    napi_get_named_property(env, argv[1], "allowedUids", &uids) != napi_ok) {
-		napi_throw_type_error(env, NULL, "listen(path, { maxMessageBytes, timeoutMs, maxConnections, allowedUids }, onInput, onRefused)");
+		napi_throw_type_error(env, NULL, "listen(path, { maxMessageBytes, timeoutMs, maxConnections, allowedUids, journal? }, onInput, onRefused, onJournalError)");
 		return NULL;
 	}
 	/* no process has more descriptors open than this: a larger MaxConnections changes nothing */
 	max_connections = connections > MAX_SLOTS ? MAX_SLOTS : (uint32_t)connections;
 	l = calloc(1, sizeof(*l));
-	if (l == NULL || napi_get_array_length(env, uids, &l->n_allowed) != napi_ok) {
+	if (l == NULL || uv_mutex_init(&l->lock) != 0) {
 		free(l);
+		napi_throw_error(env, NULL, "out of memory");
+		return NULL;
+	}
+	if (napi_create_external(env, l, finalize_listener, NULL, &result) != napi_ok) {
+		uv_mutex_destroy(&l->lock);
+		free(l);
+		return NULL;
+	}
+	/* from here on, l is freed with `result` */
+	if (napi_get_array_length(env, uids, &l->n_allowed) != napi_ok) {
 		napi_throw_type_error(env, NULL, "allowedUids must be an array of uids");
 		return NULL;
 	}
+	if (get_journal(env, argv[1], &l->journal) < 0)
+		return NULL;
 	l->env = env;
 	l->max_message = (size_t)max_message;
 	l->timeout_ms = (uint64_t)timeout_ms;
@@ -482,13 +1040,13 @@ static napi_value js_listen(napi_env env, napi_callback_info info)
 	l->free_slots = calloc(max_connections, sizeof(*l->free_slots));
 	l->uses = calloc(max_connections, sizeof(*l->uses));
 	if (l->allowed == NULL || l->slots == NULL || l->free_slots == NULL || l->uses == NULL) {
-		free_listener(l);
+		free_tables(l);
 		napi_throw_error(env, NULL, "out of memory");
 		return NULL;
 	}
 	for (i = 0; i < l->n_allowed; i++) {
 		if (napi_get_element(env, uids, i, &v) != napi_ok || napi_get_value_uint32(env, v, &l->allowed[i]) != napi_ok) {
-			free_listener(l);
+			free_tables(l);
 			napi_throw_type_error(env, NULL, "allowedUids must be an array of uids");
 			return NULL;
 		}
@@ -496,46 +1054,64 @@ static napi_value js_listen(napi_env env, napi_callback_info info)
 	for (i = 0; i < max_connections; i++)
 		l->free_slots[i] = max_connections - 1 - i;
 	l->n_free = max_connections;
-	if (napi_get_uv_event_loop(env, &l->loop) != napi_ok) {
-		free_listener(l);
-		napi_throw_error(env, NULL, "no event loop");
-		return NULL;
+	r = uv_loop_init(&l->loop);
+	if (r != 0) {
+		free_tables(l);
+		return throw_uv(env, "a loop for the hook listener", r);
 	}
-	uv_pipe_init(l->loop, &l->server, 0);
+	uv_pipe_init(&l->loop, &l->server, 0);
 	l->server.data = l;
 	r = uv_pipe_bind(&l->server, path);
 	if (r == 0)
 		r = uv_listen((uv_stream_t *)&l->server, 511, connection_cb);
 	if (r != 0) {
-		/* the handle is freed once libuv has closed it */
 		uv_close((uv_handle_t *)&l->server, NULL);
-		l->server.data = NULL;
-		throw_uv(env, path, r);
-		return NULL; /* l leaks with its closed handle: a failed listen is fatal to the daemon */
+		uv_run(&l->loop, UV_RUN_DEFAULT);
+		uv_loop_close(&l->loop);
+		free_tables(l);
+		return throw_uv(env, path, r);
 	}
-	uv_timer_init(l->loop, &l->sweep);
+	uv_timer_init(&l->loop, &l->sweep);
 	l->sweep.data = l;
+	uv_check_init(&l->loop, &l->flush);
+	l->flush.data = l;
+	uv_async_init(&l->loop, &l->wake, wake_cb);
+	l->wake.data = l;
+	l->taking_commands = 1;
 	uv_timer_start(&l->sweep, sweep_cb, l->timeout_ms / 4 > 10 ? l->timeout_ms / 4 : 10, l->timeout_ms / 4 > 10 ? l->timeout_ms / 4 : 10);
-	uv_unref((uv_handle_t *)&l->sweep);
 	if (napi_create_reference(env, argv[2], 1, &l->on_input) != napi_ok ||
 	    napi_create_reference(env, argv[3], 1, &l->on_refused) != napi_ok ||
+	    napi_create_reference(env, argv[4], 1, &l->on_journal_error) != napi_ok ||
 	    napi_create_string_utf8(env, "jobcompd-hook-listener", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-	    napi_async_init(env, NULL, name, &l->ctx) != napi_ok || napi_create_external(env, l, finalize_listener, NULL, &result) != napi_ok)
-		return NULL;
+	    napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, l, deliver, &l->tsfn) != napi_ok)
+		napi_fatal_error("jobcompd hook listener", NAPI_AUTO_LENGTH, "cannot set up the listener's callbacks", NAPI_AUTO_LENGTH);
+	if (crc_table[1] == 0)
+		crc_init();
+	r = uv_thread_create(&l->thread, run, l);
+	if (r != 0)
+		napi_fatal_error("jobcompd hook listener", NAPI_AUTO_LENGTH, "cannot start the listener's thread", NAPI_AUTO_LENGTH);
+	l->thread_started = 1;
 	return result;
+}
+
+static char *copy_bytes(const void *data, size_t len)
+{
+	char *p = malloc(len > 0 ? len : 1);
+
+	if (p != NULL)
+		memcpy(p, data, len);
+	return p;
 }
 
 static napi_value js_answer(napi_env env, napi_callback_info info)
 {
 	size_t argc = 4, len;
-	napi_value argv[4], result;
+	napi_value argv[4];
 	struct listener *l;
-	struct conn *c;
+	struct command *c;
 	int64_t id;
 	void *data;
 	bool drain;
-	uv_buf_t buf;
-	int written;
 
 	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 || (l = listener_of(env, argv[0])) == NULL ||
 	    napi_get_value_int64(env, argv[1], &id) != napi_ok || napi_get_buffer_info(env, argv[2], &data, &len) != napi_ok ||
@@ -543,40 +1119,35 @@ static napi_value js_answer(napi_env env, napi_callback_info info)
 		napi_throw_type_error(env, NULL, "answer(listener, id, bytes, drain)");
 		return NULL;
 	}
-	c = id >= 0 && l->n_slots > 0 ? l->slots[id % l->n_slots] : NULL;
-	if (c == NULL || c->id != id || c->state == CLOSING) {
-		napi_get_boolean(env, false, &result);
-		return result;
-	}
-	if (c->state != WAITING) {
-		napi_throw_error(env, NULL, "a hook connection answered twice");
+	c = calloc(1, sizeof(*c));
+	if (c == NULL || (c->bytes = copy_bytes(data, len)) == NULL) {
+		free(c);
+		napi_throw_error(env, NULL, "out of memory");
 		return NULL;
 	}
-	c->drain_after_answer = drain;
-	c->state = WRITING;
-	buf = uv_buf_init(data, (unsigned int)len);
-	/* the answer almost always fits the socket's buffer: written here, no request to wait for */
-	written = uv_try_write((uv_stream_t *)&c->pipe, &buf, 1);
-	c->write_req.data = c;
-	if (written == (int)len) {
-		write_cb(&c->write_req, 0);
-	} else if (written < 0 && written != UV_EAGAIN) {
-		close_conn(c);
-	} else {
-		if (written < 0)
-			written = 0;
-		c->answer = malloc(len - (size_t)written);
-		if (c->answer == NULL) {
-			close_conn(c);
-		} else {
-			memcpy(c->answer, (char *)data + written, len - (size_t)written);
-			buf = uv_buf_init(c->answer, (unsigned int)(len - (size_t)written));
-			if (uv_write(&c->write_req, (uv_stream_t *)&c->pipe, &buf, 1, write_cb) != 0)
-				close_conn(c);
-		}
+	c->kind = CMD_ANSWER;
+	c->id = id;
+	c->len = len;
+	c->drain = drain;
+	command(l, c);
+	return NULL;
+}
+
+static napi_value js_applied(napi_env env, napi_callback_info info)
+{
+	size_t argc = 2;
+	napi_value argv[2];
+	struct listener *l;
+	int64_t seq;
+
+	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 || (l = listener_of(env, argv[0])) == NULL ||
+	    napi_get_value_int64(env, argv[1], &seq) != napi_ok || seq < 0) {
+		napi_throw_type_error(env, NULL, "applied(listener, seq)");
+		return NULL;
 	}
-	napi_get_boolean(env, true, &result);
-	return result;
+	/* marks only grow (the state file's transactions commit in order) */
+	__atomic_store_n(&l->applied_seq, (uint64_t)seq, __ATOMIC_RELEASE);
+	return NULL;
 }
 
 static napi_value js_arriving(napi_env env, napi_callback_info info)
@@ -587,16 +1158,8 @@ static napi_value js_arriving(napi_env env, napi_callback_info info)
 
 	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || (l = listener_of(env, argv[0])) == NULL)
 		return NULL;
-	napi_create_uint32(env, l->arriving, &result);
+	napi_create_uint32(env, __atomic_load_n(&l->arriving, __ATOMIC_RELAXED), &result);
 	return result;
-}
-
-static void on_server_closed(uv_handle_t *h)
-{
-	struct listener *l = h->data;
-
-	l->server_closed = 1;
-	maybe_finish(l);
 }
 
 static napi_value js_close(napi_env env, napi_callback_info info)
@@ -604,21 +1167,23 @@ static napi_value js_close(napi_env env, napi_callback_info info)
 	size_t argc = 2;
 	napi_value argv[2];
 	struct listener *l;
-	uint32_t i;
+	struct command *c;
 
 	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 || (l = listener_of(env, argv[0])) == NULL)
 		return NULL;
-	if (l->closing) {
+	if (l->close_called) {
 		napi_throw_error(env, NULL, "the hook listener is closed already");
 		return NULL;
 	}
-	if (napi_create_reference(env, argv[1], 1, &l->on_closed) != napi_ok)
+	c = calloc(1, sizeof(*c));
+	if (c == NULL || napi_create_reference(env, argv[1], 1, &l->on_closed) != napi_ok) {
+		free(c);
+		napi_throw_error(env, NULL, "out of memory");
 		return NULL;
-	l->closing = 1;
-	uv_close((uv_handle_t *)&l->server, on_server_closed);
-	for (i = 0; i < l->n_slots; i++)
-		if (l->slots[i] != NULL && l->slots[i]->state == READING && l->slots[i]->len == 0)
-			close_conn(l->slots[i]);
+	}
+	l->close_called = 1;
+	c->kind = CMD_CLOSE;
+	command(l, c);
 	return NULL;
 }
 
@@ -630,6 +1195,7 @@ static napi_value init(napi_env env, napi_value exports)
 	} fns[] = {
 		{ "listen", js_listen },
 		{ "answer", js_answer },
+		{ "applied", js_applied },
 		{ "arriving", js_arriving },
 		{ "close", js_close },
 	};

@@ -2,6 +2,7 @@
 // start, reload (SIGHUP), graceful stop, and what it tells systemd and operators.
 
 import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { loadVerifiedConfig, sameProducerSettings, type LoadedConfig } from './config';
 import { errorMessage, StateCodes, type ConfigError, type StateError } from '../errors';
@@ -13,7 +14,8 @@ import { createMetrics } from './service/metrics';
 import { ServiceNotifier } from './service/systemd';
 import { HttpSource } from '../sources/http-source';
 import { KafkaListener } from '../sources/kafka-listener';
-import { SocketSource } from '../sources/socket-source';
+import { JOURNAL_FILE } from '../sources/hook-journal';
+import { SocketSource, type JournalStateFile } from '../sources/socket-source';
 import { SpoolSource } from '../sources/spool-source';
 
 /** Records waiting longer than this make /healthz say "degraded". */
@@ -59,12 +61,12 @@ export class Daemon extends EventEmitter {
     let daemon: Daemon | undefined;
     let sources: Sources | undefined;
     try {
-      sources = await startSources(cfg, ingest, log);
+      sources = await startSources(cfg, ingest, publisher.outbox, log);
       if (cfg.daemon.adminListen) {
         sources.admin = await AdminServer.listen(cfg.daemon.adminListen, {
           status: () => publisher.status(),
           health: () => daemon?.health() ?? { status: 'failing', reason: 'starting' },
-          metrics: createMetrics(publisher, ingest, sources.kafka),
+          metrics: createMetrics(publisher, ingest, sources.kafka, sources.socket),
         }, cfg.daemon.http.requestTimeoutMs);
       }
     } catch (err) {
@@ -192,7 +194,7 @@ interface Sources {
   admin: AdminServer | undefined;
 }
 
-async function startSources(cfg: LoadedConfig, ingest: Ingest, log: Logger): Promise<Sources> {
+async function startSources(cfg: LoadedConfig, ingest: Ingest, state: JournalStateFile, log: Logger): Promise<Sources> {
   const sources: Sources = { http: undefined, socket: undefined, spool: undefined, kafka: undefined, admin: undefined };
   const { http, hook, kafka } = cfg.daemon;
   try {
@@ -208,8 +210,10 @@ async function startSources(cfg: LoadedConfig, ingest: Ingest, log: Logger): Pro
           timeoutMs: hook.timeoutMs,
           maxMessageBytes: hook.maxMessageBytes,
           maxConnections: hook.maxConnections,
+          journal: hook.journalBytes > 0 ? { file: join(cfg.daemon.stateDir, JOURNAL_FILE), bytes: hook.journalBytes } : undefined,
         },
         log,
+        state,
       );
     }
     if (kafka.listen) {

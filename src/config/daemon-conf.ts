@@ -96,6 +96,8 @@ export interface DaemonConfig {
     timeoutMs: number;
     maxMessageBytes: number;
     maxConnections: number;
+    /** size of the hook journal in the state directory; 0: none */
+    journalBytes: number;
   };
 }
 
@@ -134,6 +136,7 @@ const SCHEMA: Record<string, Record<string, Setter>> = {
     timeout: (c, v, loc) => (c.hook.timeoutMs = seconds(v, loc)),
     maxmessagebytes: (c, v, loc) => (c.hook.maxMessageBytes = positiveInt(v, loc)),
     maxconnections: (c, v, loc) => (c.hook.maxConnections = positiveInt(v, loc)),
+    journalbytes: (c, v, loc) => (c.hook.journalBytes = journalBytes(v, loc)),
   },
   admin: {
     listen: (c, v, loc) => (c.adminListen = parseListen(v, loc)),
@@ -212,6 +215,7 @@ export function defaultDaemonConfig(): DaemonConfig {
       timeoutMs: 10_000,
       maxMessageBytes: 1024 * 1024,
       maxConnections: 256,
+      journalBytes: 4 * 1024 * 1024,
     },
   };
 }
@@ -362,6 +366,15 @@ function positiveInt(v: string, loc: ConfigLocation): number {
     throw new ConfigError(ConfigCodes.badValue, loc, `must be a positive integer, got "${v}"`);
   }
   return Number(v);
+}
+
+/** 0 (no journal), or a size from 64 KiB to 1 GiB: the journal is read whole at start. */
+function journalBytes(v: string, loc: ConfigLocation): number {
+  const n = /^\d+$/.test(v) ? Number(v) : Number.NaN;
+  if (n !== 0 && !(n >= 64 * 1024 && n <= 1024 * 1024 * 1024)) {
+    throw new ConfigError(ConfigCodes.badValue, loc, `must be 0 (no journal) or a number of bytes from 65536 to 1073741824, got "${v}"`);
+  }
+  return n;
 }
 
 /** A duration in (possibly fractional) seconds, returned in milliseconds. */

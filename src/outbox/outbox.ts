@@ -44,7 +44,8 @@
 //
 // Events: 'committed' (rows inserted), 'flushed' (seconds the transaction took),
 // 'commit-error' (StateError), 'fatal' (StateError: the outbox is unusable), 'checkpointed'
-// (WAL pages copied, seconds including the sync).
+// (WAL pages copied, seconds including the sync), 'journal-synced' (JournalMark: the hook
+// journal's entries up to it are in the state file, synced).
 
 import { EventEmitter } from 'node:events';
 import { closeSync } from 'node:fs';
@@ -78,6 +79,19 @@ export interface NewRecord extends Partial<Destination> {
   receivedAt: number;
   /** Identical records (same key) within the dedup window are stored once. */
   dedupKey?: Buffer;
+  /**
+   * The hook journal's entry that holds this record's input, already acknowledged from there
+   * (src/sources/hook-journal.ts): the transaction that commits it records the entry as
+   * applied, and it is never refused for lack of space, only tried again.
+   */
+  journal?: JournalMark;
+}
+
+/** The last hook journal entry whose record the state file holds (counters rows). */
+export interface JournalMark {
+  seq: number;
+  /** where the entry ends in the journal file: the next one begins there, or at the start */
+  end: number;
 }
 
 export interface AppendResult {
@@ -146,14 +160,24 @@ interface Waiter<T> {
 
 interface PendingWrites {
   inserts: { rec: NewRecord; waiter: Waiter<AppendResult> }[];
-  quarantines: { entry: QuarantineEntry; waiter: Waiter<number> }[];
+  /** `journal`: as NewRecord's, for an input answered from the hook journal before it could be mapped */
+  quarantines: { entry: QuarantineEntry; waiter: Waiter<number>; journal?: JournalMark }[];
   acks: number[];
   failures: Map<number, string>;
   moves: Map<number, { code: string; reason: string }>;
+  /** the newest hook journal entry applied by the records above (or by none: noteJournaled) */
+  journal: JournalMark | undefined;
+  /** inserts answered from the hook journal already, and since when the first has waited */
+  journaled: number;
+  journaledSince: bigint;
 }
 
 function emptyWrites(): PendingWrites {
-  return { inserts: [], quarantines: [], acks: [], failures: new Map(), moves: new Map() };
+  return { inserts: [], quarantines: [], acks: [], failures: new Map(), moves: new Map(), journal: undefined, journaled: 0, journaledSince: 0n };
+}
+
+function later(a: JournalMark | undefined, b: JournalMark | undefined): JournalMark | undefined {
+  return a === undefined || (b !== undefined && b.seq > a.seq) ? b : a;
 }
 
 /** A committed transaction whose waiters are answered once the WAL is synced. */
@@ -180,10 +204,15 @@ const DEDUP_PRUNE_INTERVAL_MS = 60_000;
 /** The most turns, and time, a transaction waits for records on their way (see the top). */
 export const GATHER_MAX_TURNS = 64;
 export const GATHER_MAX_MS = 2;
+/** The longest records answered from the hook journal wait for others to share their transaction (see the top). */
+export const JOURNALED_WAIT_MS = 5;
+const JOURNALED_WAIT_NS = msToNs(JOURNALED_WAIT_MS);
 /** The most synced rows kept in memory for the dispatcher (see `recent`). */
 const RECENT_MAX_ROWS = 4096;
 /** The counters row holding the number of outbox rows (schema.ts, version 4). */
 const BACKLOG_COUNTER = 'backlog';
+/** The counters rows of the hook journal's mark (JournalMark) and of the file it belongs to. */
+const JOURNAL_COUNTERS = { id: 'hook-journal-id', seq: 'hook-journal-seq', end: 'hook-journal-end' } as const;
 
 export class Outbox extends EventEmitter {
   private pending = emptyWrites();
@@ -264,6 +293,7 @@ export class Outbox extends EventEmitter {
       deleteRange: db.prepare('DELETE FROM outbox WHERE id BETWEEN ? AND ?'),
       noteFailure: db.prepare('UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?'),
       addCounter: db.prepare('INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value'),
+      setCounter: db.prepare('INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value'),
       // LIMIT ? + 0, not LIMIT ?: SQLite re-prepares a statement whose bare LIMIT parameter
       // changes value, which doubled the cost of every page read (docs/benchmarks.md)
       pendingAfter: db.prepare(`SELECT ${OUTBOX_ROW} FROM outbox WHERE id > ? AND id <= ? ORDER BY id LIMIT ? + 0`),
@@ -293,12 +323,46 @@ export class Outbox extends EventEmitter {
 
   /** Resolves once the record is committed to disk (or found to be a duplicate). */
   append(rec: NewRecord): Promise<AppendResult> {
-    return this.enqueue((waiter: Waiter<AppendResult>) => this.pending.inserts.push({ rec, waiter }));
+    return this.enqueue((waiter: Waiter<AppendResult>) => {
+      this.pending.inserts.push({ rec, waiter });
+      if (rec.journal !== undefined) this.noteJournaledInsert(this.pending, rec.journal);
+    });
+  }
+
+  private noteJournaledInsert(w: PendingWrites, mark: JournalMark): void {
+    w.journal = later(w.journal, mark);
+    if (w.journaled++ === 0) w.journaledSince = process.hrtime.bigint();
+  }
+
+  /** A hook journal entry that needs no row (its input is not published): the next transaction records it as applied. */
+  noteJournaled(mark: JournalMark): void {
+    if (this.failure !== undefined || this.closed) return;
+    this.pending.journal = later(this.pending.journal, mark);
+    this.scheduleFlush();
+  }
+
+  /** The hook journal's epoch, and the last entry the state file holds; undefined for a state file that never had a journal. */
+  journalMark(): (JournalMark & { id: number }) | undefined {
+    return readJournalMark(this.db);
+  }
+
+  /** A new hook journal file (at start, before any entry): synchronous and durable on return. */
+  setJournalMark(mark: JournalMark & { id: number }): void {
+    this.checkpointDurableNow();
+    this.db.transaction(() => {
+      this.stmt.setCounter.run(JOURNAL_COUNTERS.id, mark.id);
+      this.stmt.setCounter.run(JOURNAL_COUNTERS.seq, mark.seq);
+      this.stmt.setCounter.run(JOURNAL_COUNTERS.end, mark.end);
+    })();
+    this.syncNow();
   }
 
   /** Keep an input that cannot be published; resolves once committed. */
-  quarantineInput(entry: QuarantineEntry): Promise<number> {
-    return this.enqueue((waiter: Waiter<number>) => this.pending.quarantines.push({ entry, waiter }));
+  quarantineInput(entry: QuarantineEntry, journal?: JournalMark): Promise<number> {
+    return this.enqueue((waiter: Waiter<number>) => {
+      this.pending.quarantines.push({ entry, waiter, journal });
+      if (journal !== undefined) this.noteJournaledInsert(this.pending, journal);
+    });
   }
 
   /** Kafka confirmed delivery: the row goes at the next commit. */
@@ -508,7 +572,7 @@ export class Outbox extends EventEmitter {
     if (this.closed) return Promise.reject(new StateError(StateCodes.io, 'the state file is closed'));
     return new Promise<T>((resolve, reject) => {
       push({ resolve, reject });
-      if (this.returnTimer !== undefined && this.pendingRecords() >= this.expected.records) {
+      if (this.returnTimer !== undefined && this.timerWait(process.hrtime.bigint()) === undefined) {
         this.stopWaitingForReturns();
         setImmediate(() => this.groupCommit());
       }
@@ -566,8 +630,19 @@ export class Outbox extends EventEmitter {
       }
     }
     this.gatherTurns = 0;
+    return this.timerWait(now);
+  }
+
+  /**
+   * The nanoseconds the pending transaction still waits on a timer (see the top): for the
+   * senders the last transaction answered, or, when it holds only records answered from the
+   * hook journal, for others to share it; undefined: it commits now.
+   */
+  private timerWait(now: bigint): bigint | undefined {
     const left = this.expected.since + this.gatherMaxNs - now;
-    return this.pendingRecords() < this.expected.records && left > 0n ? left : undefined;
+    if (this.pendingRecords() < this.expected.records && left > 0n) return left;
+    const journaledLeft = this.pending.journaledSince + JOURNALED_WAIT_NS - now;
+    return this.pending.journaled > 0 && this.pending.journaled === this.pendingRecords() && journaledLeft > 0n ? journaledLeft : undefined;
   }
 
   /** New records and quarantined inputs waiting for the next transaction: each has a sender waiting. */
@@ -670,7 +745,7 @@ export class Outbox extends EventEmitter {
   private commit(): CommittedBatch | undefined {
     const w = this.pending;
     this.pending = emptyWrites();
-    if (w.inserts.length + w.quarantines.length + w.acks.length + w.failures.size + w.moves.size === 0) return undefined;
+    if (w.inserts.length + w.quarantines.length + w.acks.length + w.failures.size + w.moves.size === 0 && w.journal === undefined) return undefined;
     const now = Date.now();
     const started = process.hrtime.bigint();
     let results: AppendResult[];
@@ -702,9 +777,12 @@ export class Outbox extends EventEmitter {
       this.keepRecent(b);
       w.inserts.forEach((x, i) => x.waiter.resolve(b.results[i] ?? { id: 0, duplicate: false }));
       w.quarantines.forEach((x, i) => x.waiter.resolve(b.qids[i] ?? 0));
-      this.expected = { records: this.pendingRecords() + w.inserts.length + w.quarantines.length, since: process.hrtime.bigint() };
+      // senders answered from the hook journal were answered before: none of them is coming back now
+      const answeredNow = w.inserts.filter((x) => x.rec.journal === undefined).length + w.quarantines.filter((x) => x.journal === undefined).length;
+      this.expected = { records: this.pendingRecords() + answeredNow, since: process.hrtime.bigint() };
       this.emit('flushed', Number(process.hrtime.bigint() - b.started) / 1e9);
       if (b.inserted > 0) this.emit('committed', b.inserted);
+      if (w.journal !== undefined) this.emit('journal-synced', w.journal);
     } else {
       const error = this.syncError(err);
       for (const x of w.inserts) x.waiter.reject(error);
@@ -749,6 +827,11 @@ export class Outbox extends EventEmitter {
   private failIfCorrupt(err: unknown, doing: string): StateError | undefined {
     if (!isCorrupt(err)) return undefined;
     return this.fail(corruptStateFile(this.file, `(${sqliteCode(err) ?? 'SQLITE_CORRUPT'} ${doing})`));
+  }
+
+  /** Another file of the state directory failed to sync (the hook journal): as if this one had. */
+  failForGood(error: StateError): void {
+    this.fail(error);
   }
 
   /**
@@ -806,6 +889,10 @@ export class Outbox extends EventEmitter {
       backlogChange -= s.delete.run(id).changes;
     }
     if (backlogChange !== 0) s.addCounter.run(BACKLOG_COUNTER, backlogChange);
+    if (w.journal !== undefined) {
+      s.setCounter.run(JOURNAL_COUNTERS.seq, w.journal.seq);
+      s.setCounter.run(JOURNAL_COUNTERS.end, w.journal.end);
+    }
     return [results, qids, backlogChange];
   }
 
@@ -846,8 +933,16 @@ export class Outbox extends EventEmitter {
    */
   private failFlush(w: PendingWrites, err: unknown): void {
     const error = this.commitError(err);
-    for (const x of w.inserts) x.waiter.reject(error);
-    for (const x of w.quarantines) x.waiter.reject(error);
+    // acknowledged from the hook journal already: kept, first in line, and tried again
+    const journaled = w.inserts.filter((x) => x.rec.journal !== undefined);
+    const journaledQuarantines = w.quarantines.filter((x) => x.journal !== undefined);
+    for (const x of w.inserts) if (x.rec.journal === undefined) x.waiter.reject(error);
+    for (const x of w.quarantines) if (x.journal === undefined) x.waiter.reject(error);
+    this.pending.inserts.unshift(...journaled);
+    this.pending.quarantines.unshift(...journaledQuarantines);
+    for (const x of journaled) this.noteJournaledInsert(this.pending, x.rec.journal as JournalMark);
+    for (const x of journaledQuarantines) this.noteJournaledInsert(this.pending, x.journal as JournalMark);
+    this.pending.journal = later(this.pending.journal, w.journal);
     this.pending.acks.unshift(...w.acks);
     for (const [id, e] of w.failures) if (!this.pending.failures.has(id)) this.pending.failures.set(id, e);
     for (const [id, m] of w.moves) this.pending.moves.set(id, m);
@@ -860,6 +955,14 @@ export class Outbox extends EventEmitter {
       this.retryTimer.unref();
     }
   }
+}
+
+/** The hook journal's mark in a state file (also read by repair-state from a damaged one). */
+export function readJournalMark(db: Database.Database): (JournalMark & { id: number }) | undefined {
+  const rows = db.prepare('SELECT name, value FROM counters WHERE name IN (?, ?, ?)').all(JOURNAL_COUNTERS.id, JOURNAL_COUNTERS.seq, JOURNAL_COUNTERS.end) as { name: string; value: number }[];
+  const value = (name: string): number | undefined => rows.find((r) => r.name === name)?.value;
+  const id = value(JOURNAL_COUNTERS.id);
+  return id === undefined ? undefined : { id, seq: value(JOURNAL_COUNTERS.seq) ?? 0, end: value(JOURNAL_COUNTERS.end) ?? 0 };
 }
 
 function msToNs(ms: number): bigint {

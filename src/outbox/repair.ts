@@ -10,13 +10,15 @@ import Database from 'better-sqlite3';
 import { EXIT_TEMPFAIL, QuarantineCodes, StateCodes, StateError, errorMessage } from '../errors';
 import { columnsPresentIn, OUTBOX_RECOVERABLE, QUARANTINE_ROW } from './columns';
 import { giveToStateDirOwner, isLocked, STATE_FILE_NAME } from './open';
-import { Outbox, type QuarantineEntry, type RecoveredRecord } from './outbox';
+import { Outbox, readJournalMark, type QuarantineEntry, type RecoveredRecord } from './outbox';
 import { isJobEvent } from '../record/job-record';
 
 export interface RepairReport {
   damagedKeptAs: string;
   outbox: { read: number; unreadable: number };
   quarantine: { read: number; unreadable: number };
+  /** whether the hook journal's mark could be read and kept (none: a damaged page, or never a journal) */
+  hookJournalMark: 'kept' | 'none';
 }
 
 interface Rows<T> {
@@ -39,6 +41,8 @@ export function repairStateFile(stateDir: string, now = new Date()): RepairRepor
     damaged.pragma('writable_schema = ON');
     const outboxRows = readRows(damaged, 'outbox', columnsPresentIn(OUTBOX_RECOVERABLE, tableColumns(damaged, 'outbox')));
     const quarantineRows = readRows(damaged, 'quarantine', columnsPresentIn(QUARANTINE_ROW, tableColumns(damaged, 'quarantine')));
+    // without it the next start cannot tell which hook journal entries the state file holds
+    const journalMark = readableJournalMark(damaged);
     damaged.close();
 
     const freshDir = join(work, 'fresh');
@@ -46,6 +50,7 @@ export function repairStateFile(stateDir: string, now = new Date()): RepairRepor
     const records = outboxRows.rows.map(asRecord).filter((r): r is RecoveredRecord => r !== undefined);
     const quarantine = quarantineRows.rows.map(asQuarantine).filter((q): q is QuarantineEntry => q !== undefined);
     fresh.insertRecovered(records, quarantine);
+    if (journalMark !== undefined) fresh.setJournalMark(journalMark);
     fresh.close();
 
     const keptAs = `${file}.damaged-${now.toISOString().replace(/[:.]/g, '')}`;
@@ -57,9 +62,18 @@ export function repairStateFile(stateDir: string, now = new Date()): RepairRepor
       damagedKeptAs: keptAs,
       outbox: { read: records.length, unreadable: outboxRows.unreadable + outboxRows.rows.length - records.length },
       quarantine: { read: quarantine.length, unreadable: quarantineRows.unreadable + quarantineRows.rows.length - quarantine.length },
+      hookJournalMark: journalMark === undefined ? 'none' : 'kept',
     };
   } finally {
     rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function readableJournalMark(db: Database.Database): ReturnType<typeof readJournalMark> {
+  try {
+    return readJournalMark(db);
+  } catch {
+    return undefined;
   }
 }
 

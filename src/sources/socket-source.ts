@@ -5,10 +5,13 @@
 // Access: the socket's mode and group, and the peer's uid (SO_PEERCRED, from the kernel)
 // checked against an allow list (root and SlurmUser by default).
 //
-// The connections themselves are served in C on Node's event loop
+// The connections themselves are served in C on a thread of its own
 // (native/hook-socket/hook-listener.c): accepting, the uid check, reading the message and
 // writing the answer: a node:net socket per record cost about a fifth of the path's CPU
 // (docs/benchmarks.md, ninth session). What the bytes are is decided here, by the framer.
+// A hook alone on the socket (slurmctld runs jobcomp/script one record after another) is
+// answered by that thread from the hook journal (hook-journal.ts), once written and synced
+// there, before its bytes reach this module; it is then committed as any other.
 
 import { chmodSync, chownSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import * as hookListener from 'jobcompd-hook-socket';
@@ -16,9 +19,12 @@ import type { HookListenerHandle } from 'jobcompd-hook-socket';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { QuarantineCodes, SourceCodes, StateCodes, StateError, errorMessage, failedRecord } from '../errors';
+import { EXIT_IOERR, QuarantineCodes, SourceCodes, StateCodes, StateError, errorMessage, failedRecord } from '../errors';
 import type { AcceptResult, Ingest } from '../ingest';
+import type { JournalMark } from '../outbox/outbox';
+import { fsyncSkipped } from '../outbox/sync';
 import { HookMessageFramer } from './hook-framer';
+import { HookJournal, type JournalState } from './hook-journal';
 import { Answer, encodeAnswer, type AnswerStatus } from './hook-protocol';
 
 export interface SocketSourceOptions {
@@ -32,6 +38,16 @@ export interface SocketSourceOptions {
   timeoutMs: number;
   maxMessageBytes: number;
   maxConnections: number;
+  /** the hook journal's file and size; undefined: off */
+  journal: { file: string; bytes: number } | undefined;
+}
+
+/** The state file's side of the hook journal: its mark, and word of each synced one. */
+export interface JournalStateFile extends JournalState {
+  on(event: 'journal-synced', listener: (mark: JournalMark) => void): unknown;
+  off(event: 'journal-synced', listener: (mark: JournalMark) => void): unknown;
+  /** the journal's disk failed: the state file answers nothing more either, and the daemon exits */
+  failForGood(error: StateError): void;
 }
 
 /**
@@ -45,26 +61,44 @@ export interface SocketSourceOptions {
 type AfterAnswer = 'close' | 'drain';
 
 export class SocketSource {
+  /** records answered from the hook journal, and those an earlier run left there committed at start */
+  readonly counters = { journalAnswered: 0, journalRecovered: 0 };
+  private readonly onJournalSynced = (mark: JournalMark): void => hookListener.applied(this.listener, mark.seq);
+
   private constructor(
     private readonly listener: HookListenerHandle,
     private readonly ingest: Ingest,
     private readonly opts: SocketSourceOptions,
     private readonly log: Logger,
     private readonly stopCounting: () => void,
-  ) {}
+    private readonly journal: HookJournal | undefined,
+    private readonly state: JournalStateFile,
+  ) {
+    state.on('journal-synced', this.onJournalSynced);
+  }
 
-  static async listen(ingest: Ingest, opts: SocketSourceOptions, log: Logger): Promise<SocketSource> {
+  static async listen(ingest: Ingest, opts: SocketSourceOptions, log: Logger, state: JournalStateFile): Promise<SocketSource> {
     await removeStaleSocket(opts.path);
     mkdirSync(dirname(opts.path), { recursive: true, mode: 0o755 });
-    // the callbacks come from the event loop, never before `source` is set below
+    const journal = opts.journal === undefined ? undefined : await openJournal(opts.journal, ingest, state, log);
+    // the callbacks come through the event loop, never before `source` is set below
     let source: SocketSource | undefined;
+    const file = journal?.journal;
     const listener = hookListener.listen(
       opts.path,
-      { maxMessageBytes: opts.maxMessageBytes, timeoutMs: opts.timeoutMs, maxConnections: opts.maxConnections, allowedUids: [...opts.allowedUids] },
-      (id, bytes, ended) => source?.receive(id, bytes, ended),
+      {
+        maxMessageBytes: opts.maxMessageBytes,
+        timeoutMs: opts.timeoutMs,
+        maxConnections: opts.maxConnections,
+        allowedUids: [...opts.allowedUids],
+        journal: file && { fd: file.fd, bytes: file.size, epoch: file.epoch, nextSeq: file.firstSeq, sync: !fsyncSkipped },
+      },
+      (id, bytes, ended, seq, end) => (seq > 0 ? source?.receiveJournaled(bytes, { seq, end }) : source?.receive(id, bytes, ended)),
       (id, uid, gid, pid, error) => source?.refuse(id, uid, gid, pid, error),
+      (message) => source?.journalError(message),
     );
-    source = new SocketSource(listener, ingest, opts, log, ingest.countArriving(() => hookListener.arriving(listener)));
+    source = new SocketSource(listener, ingest, opts, log, ingest.countArriving(() => hookListener.arriving(listener)), file, state);
+    source.counters.journalRecovered = journal?.recovered ?? 0;
     try {
       if (opts.group !== undefined) chownSync(opts.path, -1, opts.group);
       chmodSync(opts.path, opts.mode);
@@ -79,6 +113,17 @@ export class SocketSource {
   async close(): Promise<void> {
     await new Promise<void>((resolve) => hookListener.close(this.listener, resolve));
     this.stopCounting();
+    this.state.off('journal-synced', this.onJournalSynced);
+    this.journal?.close();
+  }
+
+  /**
+   * A write or fdatasync of the journal failed: the records of that turn were not answered
+   * (their hooks spool them), and, as for the state file, the daemon exits: after a failed
+   * fsync Linux may report the next one as successful while the pages are gone.
+   */
+  private journalError(message: string): void {
+    this.state.failForGood(new StateError(StateCodes.syncFailed, message, EXIT_IOERR));
   }
 
   /** The bytes of one connection: a whole message, or what is wrong with them. */
@@ -117,6 +162,24 @@ export class SocketSource {
   }
 
   /**
+   * A whole message answered from the journal entry `mark` already: committed (or
+   * quarantined, or noted as not published) with the entry recorded as applied, and tried
+   * again until it is; refused only when the state file failed for good, and then the
+   * daemon exits and the next start commits it from the journal.
+   */
+  private receiveJournaled(bytes: Buffer, mark: JournalMark): void {
+    this.counters.journalAnswered += 1;
+    const framed = new HookMessageFramer(this.opts.maxMessageBytes).push(bytes);
+    const committing =
+      framed.kind === 'message'
+        ? this.ingest.acceptHookEnvironment(framed.environment, 'socket', mark)
+        : this.ingest.quarantineInput(bytes, 'socket', QuarantineCodes.hookBadMessage, framed.kind === 'malformed' ? framed.reason : `the listener journaled ${bytes.length} bytes, no whole message`, mark);
+    committing.catch((err: unknown) => {
+      this.log.error({ logEvent: 'hook.commit-failed', ...failedRecord(err), err: errorMessage(err), journalEntry: mark.seq }, 'hook record not committed; it stays in the hook journal');
+    });
+  }
+
+  /**
    * Over MaxMessageBytes: nothing is kept here (a cut record must never be acknowledged).
    * The "not committed" answer makes the hook spool the whole message, which the spool
    * import then moves to rejected/ (docs/delivery-guarantees.md). The rest of the message
@@ -139,6 +202,27 @@ export class SocketSource {
   /** A connection the client closed before its answer is gone: nothing to do, it spools the record itself. */
   private answer(id: number, status: AnswerStatus, message: string, after: AfterAnswer): void {
     hookListener.answer(this.listener, id, encodeAnswer(status, message), after === 'drain');
+  }
+}
+
+/**
+ * The entries an earlier run left in the journal are committed first (as received on the
+ * socket: mapped with today's configuration), then the journal is opened for this run. A
+ * journal that cannot be made (no room for it) leaves the socket answering after the state
+ * file's commit, as without one.
+ */
+async function openJournal(opts: { file: string; bytes: number }, ingest: Ingest, state: JournalStateFile, log: Logger): Promise<{ journal: HookJournal; recovered: number } | undefined> {
+  const left = HookJournal.leftOver(opts.file, state);
+  if (left.length > 0) {
+    await Promise.all(left.map((e) => ingest.acceptHookEnvironment(e.bytes, 'socket', { seq: e.seq, end: e.end })));
+    log.info({ logEvent: 'hook.journal-recovered', entries: left.length, firstEntry: left[0]?.seq, lastEntry: left[left.length - 1]?.seq }, 'hook records left in the hook journal committed to the state file');
+  }
+  try {
+    return { journal: HookJournal.open(opts.file, opts.bytes, state), recovered: left.length };
+  } catch (err) {
+    if (err instanceof StateError) throw err;
+    log.warn({ logEvent: 'hook.journal-off', file: opts.file, code: (err as NodeJS.ErrnoException).code, err: errorMessage(err) }, 'cannot make the hook journal; hooks are answered after the state file commits');
+    return undefined;
   }
 }
 

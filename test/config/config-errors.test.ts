@@ -60,6 +60,11 @@ const cases: Case[] = [
     message: '@dir/jobcompd.conf:3: RecordFormat: "23.11" is ambiguous: the record changed within 23.11 (23.02-23.11.0, 23.11.1-23.11.6, 23.11.7-23.11.8, 23.11.9+); give the patch release, e.g. 23.11.9',
   },
   {
+    name: '[hook] JournalBytes too small to be a journal (not 0, which turns it off)',
+    conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\n[hook]\nJournalBytes=4096\n',
+    message: '@dir/jobcompd.conf:4: JournalBytes: must be 0 (no journal) or a number of bytes from 65536 to 1073741824, got "4096"',
+  },
+  {
     name: 'bad Listen',
     conf: 'ClusterName=hpc1\nJobCompLoc=@rdkafka\n[http]\nListen=9200\n',
     message: '@dir/jobcompd.conf:4: Listen: must be host:port (e.g. 127.0.0.1:9200) or "off", got "9200"',

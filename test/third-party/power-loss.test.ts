@@ -3,7 +3,8 @@
 // HTTP, through the hook socket (answer "A", or spooled while jobcompd is down; this spool is
 // not on LazyFS), or through the real native hook with the spool directory on LazyFS too
 // (success: its exit 0, after an "A" or a synced spool file; a cut also kills the hooks
-// mid-run, and none starts until it is over); at ten seeded random moments jobcompd is killed with SIGKILL and LazyFS drops
+// mid-run, and none starts until it is over), eight at once or one at a time as jobcomp/script
+// runs them (then mostly answered from the hook journal, docs/delivery-guarantees.md#the-hook-journal); at ten seeded random moments jobcompd is killed with SIGKILL and LazyFS drops
 // everything not synced (a power cut: the process and the page cache go at the same
 // instant; dropping the cache first would let the live process write after the cut), then
 // jobcompd starts again. Every record whose sender got 201 ("A") must reach the real broker;
@@ -94,17 +95,18 @@ class HookRuns {
   }
 }
 
-type PowerPath = Path | 'hook';
+type PowerPath = Path | 'hook' | 'hook-one-at-a-time';
 
 /** n records through `path` under CUTS power cuts, then drain: what reached the topic. */
 async function underPowerCuts(path: PowerPath, topic: string, first: number, n: number, env: NodeJS.ProcessEnv = {}): Promise<Outcome> {
   const dir = tempDir('jobcompd-powerloss-');
   const mounts = [await lazyfs.mount(join(dir, 'state'))];
-  if (path === 'hook') mounts.push(await lazyfs.mount(join(dir, 'spool')));
+  const hooks = path === 'hook' || path === 'hook-one-at-a-time';
+  if (hooks) mounts.push(await lazyfs.mount(join(dir, 'spool')));
   const dropCaches = async (): Promise<void> => {
     for (const m of mounts) await m.clearCache();
   };
-  const hookRuns = path === 'hook' ? new HookRuns(installHook(dir, 'jobcomp-hook', { socket: join(dir, 'hook.sock'), spool: join(dir, 'spool') }), first) : undefined;
+  const hookRuns = hooks ? new HookRuns(installHook(dir, 'jobcomp-hook', { socket: join(dir, 'hook.sock'), spool: join(dir, 'spool') }), first) : undefined;
   const bootstrapServers = suite.broker().bootstrapServers;
   const daemon = await RestartableDaemon.start(
     { bootstrapServers, clusterName: topic, dir, env, rdkafka: 'enable.idempotence=true\n', extraConf: 'LogLevel=info' },
@@ -112,7 +114,7 @@ async function underPowerCuts(path: PowerPath, topic: string, first: number, n: 
   );
   live = daemon;
   const send = hookRuns !== undefined ? hookRuns.sender() : senderFor(path as Path, daemon, first, n);
-  await sendUnderFaults(n, hookRuns !== undefined ? 8 : 32, send, faultSchedule(prng(SEED), n, CUTS, 0), daemon, suite.broker());
+  await sendUnderFaults(n, path === 'hook-one-at-a-time' ? 1 : hookRuns !== undefined ? 8 : 32, send, faultSchedule(prng(SEED), n, CUTS, 0), daemon, suite.broker());
   await until('the backlog to drain', async () => {
     const res = await fetch(`${daemon.current.adminUrl}/status`).catch(() => undefined);
     return res !== undefined && ((await res.json()) as { backlog: number }).backlog === 0;
@@ -130,6 +132,7 @@ describe.each([
   ['http', 3_000_000, N],
   ['socket', 5_000_000, N],
   ['hook', 6_000_000, HOOK_N],
+  ['hook-one-at-a-time', 7_000_000, HOOK_N],
 ] as const)('power loss (LazyFS) through %s', (path, first, n) => {
   it(`every acknowledged record reaches Kafka across ${CUTS} power cuts`, async () => {
     const { missing, duplicates, cuts, bound } = await underPowerCuts(path, `powerloss-${path}`, first, n);

@@ -3,11 +3,13 @@
 // fail). jobcompd must exit 74 (E_STATE_SYNC_FAILED) and acknowledge nothing after: Linux may
 // report the next fsync as successful while the failed pages are gone.
 
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { EXIT_IOERR, StateCodes } from '../../src/errors';
 import { tempDir } from '../helpers/cli';
 import { useBroker } from '../helpers/broker-suite';
 import { post } from '../helpers/daemon';
+import { capture, installHook, runHook, withJobId } from '../helpers/hook';
 import { numberedBodies } from '../helpers/records';
 import { useLazyFs } from './helpers/lazyfs';
 
@@ -35,6 +37,23 @@ describe.each([
     expect(failed?.status).not.toBe(201);
     const late = await post(d.url, third).catch(() => undefined);
     expect(late?.status).not.toBe(201);
+
+    const exit = await Promise.race([d.exited, new Promise((resolve) => setTimeout(() => resolve('still running'), EXIT_WAIT_MS))]);
+    expect(exit).toEqual({ code: EXIT_IOERR, signal: null });
+    expect(d.logs.find((l) => l.logEvent === 'state.sync-failed')).toMatchObject({ level: 'fatal', code: StateCodes.syncFailed });
+  });
+});
+
+describe('LazyFS fails the hook journal', () => {
+  it(`its fdatasync fails: the hook is not answered and spools the record, and jobcompd exits ${EXIT_IOERR}`, async () => {
+    const dir = tempDir('jobcompd-syncfail-journal-');
+    const mount = await lazyfs.mount(join(dir, 'state'));
+    const d = await suite.daemon({ dir, clusterName: 'syncfail-journal' });
+    const hook = installHook(d.dir, 'jobcomp-hook', { socket: d.hookSocket, spool: d.spoolDir }); // the spool is not on LazyFS
+
+    await mount.crashBefore('fsync', 'hook-journal');
+    expect((await runHook(hook, withJobId(capture('jobcomp.1.'), 'JOBID', 72_001))).code).toBe(0);
+    expect(readdirSync(d.spoolDir).filter((f) => f.endsWith('.jch'))).toHaveLength(1);
 
     const exit = await Promise.race([d.exited, new Promise((resolve) => setTimeout(() => resolve('still running'), EXIT_WAIT_MS))]);
     expect(exit).toEqual({ code: EXIT_IOERR, signal: null });

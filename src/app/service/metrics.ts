@@ -5,12 +5,13 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { AcceptResult, Ingest, SourceName } from '../../ingest';
 import type { KafkaListener } from '../../sources/kafka-listener';
+import type { SocketSource } from '../../sources/socket-source';
 import type { Publisher } from '../publisher';
 
 const SOURCES: SourceName[] = ['http', 'socket', 'spool', 'replay', 'kafka'];
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
-export function createMetrics(publisher: Publisher, ingest: Ingest, kafkaListener: KafkaListener | undefined): Registry {
+export function createMetrics(publisher: Publisher, ingest: Ingest, kafkaListener: KafkaListener | undefined, socket: SocketSource | undefined): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'jobcompd_' });
   const { outbox, dispatcher } = publisher;
@@ -90,6 +91,10 @@ export function createMetrics(publisher: Publisher, ingest: Ingest, kafkaListene
   });
   dispatcher.on('delivered', (_row: unknown, seconds: number) => deliveryLatency.observe(seconds));
 
+  if (socket !== undefined) {
+    mirror('jobcompd_hook_journal_answered_total', 'Hook records answered from the hook journal (before their state file transaction), since start', () => socket.counters.journalAnswered);
+    mirror('jobcompd_hook_journal_recovered_total', 'Hook records an earlier run left in the hook journal, committed at this start', () => socket.counters.journalRecovered);
+  }
   mirror('jobcompd_records_delivered_total', 'Records Kafka confirmed, since start', () => dispatcher.counters.delivered);
   mirror('jobcompd_records_produced_total', 'Produce calls librdkafka accepted, since start (retries included)', () => dispatcher.counters.produced);
   mirror('jobcompd_delivery_retries_total', 'Failed delivery attempts that will be retried, since start', () => dispatcher.counters.retried);
