@@ -21,6 +21,13 @@ const lazyfs = useLazyFs();
 /** How long a daemon that does not exit is given before the test says so. */
 const EXIT_WAIT_MS = 30_000;
 
+/** The daemon's exit, or 'still running' after EXIT_WAIT_MS (a timer that keeps no test waiting once it exits). */
+function exitOf(d: { exited: Promise<unknown> }): Promise<unknown> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise((resolve) => (timer = setTimeout(() => resolve('still running'), EXIT_WAIT_MS)));
+  return Promise.race([d.exited, late]).finally(() => clearTimeout(timer));
+}
+
 describe.each([
   ['fsync', 'the fdatasync after a commit'],
   ['write', 'a write of the write-ahead log inside a commit'],
@@ -38,7 +45,7 @@ describe.each([
     const late = await post(d.url, third).catch(() => undefined);
     expect(late?.status).not.toBe(201);
 
-    const exit = await Promise.race([d.exited, new Promise((resolve) => setTimeout(() => resolve('still running'), EXIT_WAIT_MS))]);
+    const exit = await exitOf(d);
     expect(exit).toEqual({ code: EXIT_IOERR, signal: null });
     expect(d.logs.find((l) => l.logEvent === 'state.sync-failed')).toMatchObject({ level: 'fatal', code: StateCodes.syncFailed });
   });
@@ -55,7 +62,7 @@ describe('LazyFS fails the hook journal', () => {
     expect((await runHook(hook, withJobId(capture('jobcomp.1.'), 'JOBID', 72_001))).code).toBe(0);
     expect(readdirSync(d.spoolDir).filter((f) => f.endsWith('.jch'))).toHaveLength(1);
 
-    const exit = await Promise.race([d.exited, new Promise((resolve) => setTimeout(() => resolve('still running'), EXIT_WAIT_MS))]);
+    const exit = await exitOf(d);
     expect(exit).toEqual({ code: EXIT_IOERR, signal: null });
     expect(d.logs.find((l) => l.logEvent === 'state.sync-failed')).toMatchObject({ level: 'fatal', code: StateCodes.syncFailed });
   });
