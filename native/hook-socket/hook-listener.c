@@ -111,6 +111,7 @@ struct event {
 	int ended;
 	int64_t seq, end;
 	int64_t uid, gid, pid;
+	struct event *next;
 };
 
 /* what JavaScript tells this thread, in order */
@@ -156,6 +157,11 @@ struct listener {
 	napi_threadsafe_function tsfn;
 	uv_thread_t thread;
 	int thread_started, close_called, finished;
+	/* answers of this turn of Node's loop, handed to the thread together when it ends (main_idle) */
+	uv_loop_t *main_loop;
+	uv_idle_t main_idle;
+	int main_idle_closed;
+	struct command *out_head, *out_tail;
 
 	/* shared: commands, under lock */
 	uv_mutex_t lock;
@@ -184,6 +190,8 @@ struct listener {
 	uint32_t live;
 	int closing, server_closed, handles_closing, handles_left;
 	struct journal journal; /* fd -1: none */
+	/* events of this turn of the thread's loop, handed to JavaScript together at its end (flush) */
+	struct event *batch_head, *batch_tail;
 };
 
 static char drain_buf[DRAIN_BYTES];
@@ -233,13 +241,45 @@ static void put_u64(unsigned char *p, uint64_t v)
 
 /* ---- events: this thread to JavaScript ---- */
 
-static void post(struct listener *l, struct event *e)
+static void free_events(struct event *e)
 {
-	/* the queue has no limit: the call fails only once the function is released (never while the thread runs) */
-	if (napi_call_threadsafe_function(l->tsfn, e, napi_tsfn_nonblocking) != napi_ok) {
+	struct event *next;
+
+	for (; e != NULL; e = next) {
+		next = e->next;
 		free(e->bytes);
 		free(e);
 	}
+}
+
+/*
+ * The events so far go to JavaScript in one call: one wake of Node's loop for a turn's
+ * messages, not one each (docs/benchmarks.md, eleventh session).
+ */
+static void send_events(struct listener *l)
+{
+	struct event *batch = l->batch_head;
+
+	if (batch == NULL)
+		return;
+	l->batch_head = l->batch_tail = NULL;
+	/* the queue has no limit: the call fails only once the function is released (never while the thread runs) */
+	if (napi_call_threadsafe_function(l->tsfn, batch, napi_tsfn_nonblocking) != napi_ok)
+		free_events(batch);
+}
+
+/* An event for JavaScript, sent with the others of this turn at its end (flush_cb). */
+static void post(struct listener *l, struct event *e)
+{
+	if (l->batch_tail != NULL)
+		l->batch_tail->next = e;
+	else
+		l->batch_head = e;
+	l->batch_tail = e;
+	if (l->handles_closing)
+		send_events(l);
+	else
+		uv_check_start(&l->flush, flush_cb);
 }
 
 static struct event *new_event(enum event_kind kind, int64_t id)
@@ -286,6 +326,13 @@ static void free_tables(struct listener *l)
 	l->n_slots = 0;
 }
 
+static void on_main_idle_closed(uv_handle_t *h)
+{
+	struct listener *l = h->data;
+
+	l->main_idle_closed = 1;
+}
+
 /* The listener's thread has ended: its loop is closed and JavaScript hears done(). */
 static void finish(napi_env env, struct listener *l)
 {
@@ -299,6 +346,13 @@ static void finish(napi_env env, struct listener *l)
 		free(c);
 	}
 	l->cmd_head = l->cmd_tail = NULL;
+	for (c = l->out_head; c != NULL; c = next) {
+		next = c->next;
+		free(c->bytes);
+		free(c);
+	}
+	l->out_head = l->out_tail = NULL;
+	uv_close((uv_handle_t *)&l->main_idle, on_main_idle_closed);
 	free_tables(l);
 	l->finished = 1;
 	call_js(env, l->on_closed, 0, NULL);
@@ -310,21 +364,12 @@ static void finish(napi_env env, struct listener *l)
 	/* the struct itself is freed with the JavaScript value that holds it (finalize) */
 }
 
-/* On the JavaScript thread: one event, in the order this thread posted them. */
-static void deliver(napi_env env, napi_value js_cb, void *context, void *data)
+/* On the JavaScript thread: one event, in the order the thread posted them. */
+static void deliver_one(napi_env env, struct listener *l, struct event *e)
 {
-	struct listener *l = context;
-	struct event *e = data;
 	napi_value argv[5];
 	void *copy;
 
-	(void)js_cb;
-	if (env == NULL || e == NULL) {
-		if (e != NULL)
-			free(e->bytes);
-		free(e);
-		return;
-	}
 	switch (e->kind) {
 	case EV_INPUT:
 		if (napi_create_int64(env, e->id, &argv[0]) == napi_ok &&
@@ -351,8 +396,27 @@ static void deliver(napi_env env, napi_value js_cb, void *context, void *data)
 		finish(env, l);
 		break;
 	}
-	free(e->bytes);
-	free(e);
+}
+
+/* On the JavaScript thread: a turn's events, in order. */
+static void deliver(napi_env env, napi_value js_cb, void *context, void *data)
+{
+	struct listener *l = context;
+	struct event *e, *next;
+	napi_handle_scope scope;
+
+	(void)js_cb;
+	for (e = data; e != NULL; e = next) {
+		next = e->next;
+		if (env != NULL) {
+			if (napi_open_handle_scope(env, &scope) != napi_ok)
+				napi_fatal_error("jobcompd hook listener", NAPI_AUTO_LENGTH, "cannot open a handle scope", NAPI_AUTO_LENGTH);
+			deliver_one(env, l, e);
+			napi_close_handle_scope(env, scope);
+		}
+		free(e->bytes);
+		free(e);
+	}
 }
 
 /* ---- connections (the listener's thread) ---- */
@@ -368,13 +432,14 @@ static void on_handle_closed(uv_handle_t *h)
 	e = new_event(EV_CLOSED, 0);
 	if (e == NULL)
 		napi_fatal_error("jobcompd hook listener", NAPI_AUTO_LENGTH, "out of memory", NAPI_AUTO_LENGTH);
-	post(l, e);
+	post(l, e); /* sent at once: the handles are closing */
 }
 
 static void maybe_finish(struct listener *l)
 {
 	if (!l->closing || !l->server_closed || l->live > 0 || l->journal.queued > 0 || l->handles_closing)
 		return;
+	send_events(l);
 	l->handles_closing = 1;
 	l->handles_left = 3;
 	uv_mutex_lock(&l->lock);
@@ -808,7 +873,8 @@ static void journal_failed(struct listener *l, int err, const char *what)
 /*
  * The check phase, after this turn's reads: the entries placed go to the file in order, one
  * fdatasync makes them durable, then each connection is answered and its message goes to
- * JavaScript with its entry. Blocking here blocks this thread only.
+ * JavaScript with its entry. Blocking here blocks this thread only. Then the turn's events
+ * go to JavaScript in one call.
  */
 static void flush_cb(uv_check_t *h)
 {
@@ -820,10 +886,9 @@ static void flush_cb(uv_check_t *h)
 	const char *what = "a write";
 	uint32_t i;
 
-	uv_check_stop(h);
 	for (i = 0; i < j->queued && err == 0; i++)
 		err = write_all(j->fd, j->queue[i].entry, j->queue[i].entry_len, j->queue[i].at.offset);
-	if (err == 0 && j->sync && fdatasync(j->fd) != 0) {
+	if (err == 0 && j->queued > 0 && j->sync && fdatasync(j->fd) != 0) {
 		err = errno;
 		what = "the fdatasync";
 	}
@@ -849,6 +914,8 @@ static void flush_cb(uv_check_t *h)
 			napi_fatal_error("jobcompd hook listener", NAPI_AUTO_LENGTH, "out of memory with a journal entry answered", NAPI_AUTO_LENGTH);
 	}
 	j->queued = 0;
+	send_events(l);
+	uv_check_stop(h);
 	maybe_finish(l);
 }
 
@@ -893,11 +960,15 @@ static void wake_cb(uv_async_t *h)
 	}
 }
 
-/* From the JavaScript thread; 0, or -1 when the thread takes no more commands. */
-static int command(struct listener *l, struct command *c)
+/* On the JavaScript thread: the commands so far go to the thread in one wake; dropped once it takes no more. */
+static void send_commands(struct listener *l)
 {
+	struct command *c = l->out_head, *next;
 	int taken;
 
+	if (c == NULL)
+		return;
+	l->out_head = l->out_tail = NULL;
 	uv_mutex_lock(&l->lock);
 	taken = l->taking_commands;
 	if (taken) {
@@ -905,15 +976,37 @@ static int command(struct listener *l, struct command *c)
 			l->cmd_tail->next = c;
 		else
 			l->cmd_head = c;
-		l->cmd_tail = c;
+		for (l->cmd_tail = c; l->cmd_tail->next != NULL; l->cmd_tail = l->cmd_tail->next)
+			;
 		uv_async_send(&l->wake);
 	}
 	uv_mutex_unlock(&l->lock);
-	if (!taken) {
+	for (; !taken && c != NULL; c = next) {
+		next = c->next;
 		free(c->bytes);
 		free(c);
 	}
-	return taken ? 0 : -1;
+}
+
+static void main_idle_cb(uv_idle_t *h)
+{
+	uv_idle_stop(h);
+	send_commands(h->data);
+}
+
+/*
+ * On the JavaScript thread: a command, sent with the others of this turn of Node's loop
+ * (its idle phase, before the next poll): a group commit answers dozens of hooks at once,
+ * and the thread wakes once for them, not once each (docs/benchmarks.md, eleventh session).
+ */
+static void command(struct listener *l, struct command *c)
+{
+	if (l->out_tail != NULL)
+		l->out_tail->next = c;
+	else
+		l->out_head = c;
+	l->out_tail = c;
+	uv_idle_start(&l->main_idle, main_idle_cb);
 }
 
 static void run(void *arg)
@@ -986,7 +1079,7 @@ static void finalize_listener(napi_env env, void *data, void *hint)
 
 	(void)env;
 	(void)hint;
-	if (l->finished || !l->thread_started) {
+	if ((l->finished && l->main_idle_closed) || !l->thread_started) {
 		uv_mutex_destroy(&l->lock);
 		free(l);
 	}
@@ -1077,6 +1170,9 @@ static napi_value js_listen(napi_env env, napi_callback_info info)
 	l->flush.data = l;
 	uv_async_init(&l->loop, &l->wake, wake_cb);
 	l->wake.data = l;
+	if (napi_get_uv_event_loop(env, &l->main_loop) != napi_ok || uv_idle_init(l->main_loop, &l->main_idle) != 0)
+		napi_fatal_error("jobcompd hook listener", NAPI_AUTO_LENGTH, "no event loop", NAPI_AUTO_LENGTH);
+	l->main_idle.data = l;
 	l->taking_commands = 1;
 	uv_timer_start(&l->sweep, sweep_cb, l->timeout_ms / 4 > 10 ? l->timeout_ms / 4 : 10, l->timeout_ms / 4 > 10 ? l->timeout_ms / 4 : 10);
 	if (napi_create_reference(env, argv[2], 1, &l->on_input) != napi_ok ||
@@ -1184,6 +1280,8 @@ static napi_value js_close(napi_env env, napi_callback_info info)
 	l->close_called = 1;
 	c->kind = CMD_CLOSE;
 	command(l, c);
+	uv_idle_stop(&l->main_idle);
+	send_commands(l);
 	return NULL;
 }
 
