@@ -21,7 +21,6 @@ import type { JournalMark } from '../outbox/outbox';
 import { encodeJournalHeader, entriesAfter, JOURNAL_HEADER_BYTES, readJournalHeader, type JournalEntry } from './hook-journal-format';
 
 export const JOURNAL_FILE = 'hook-journal';
-const ZEROS = Buffer.alloc(1024 * 1024);
 
 /** What the state file knows of the journal (the Outbox). */
 export interface JournalState {
@@ -107,7 +106,9 @@ function create(file: string, size: number): number {
   const fd = openSync(temporary, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC, 0o600);
   try {
     writeSync(fd, encodeJournalHeader(size), 0, JOURNAL_HEADER_BYTES, 0);
-    for (let at = JOURNAL_HEADER_BYTES; at < size; at += ZEROS.length) writeSync(fd, ZEROS, 0, Math.min(ZEROS.length, size - at), at);
+    // made here and dropped after: a buffer kept for the process's life is a megabyte of its RSS
+    const zeros = Buffer.alloc(Math.min(size, 1024 * 1024));
+    for (let at = JOURNAL_HEADER_BYTES; at < size; at += zeros.length) writeSync(fd, zeros, 0, Math.min(zeros.length, size - at), at);
     syncDataNow(fd);
     giveToStateDirOwner(temporary, dirname(file));
     renameSync(temporary, file);
