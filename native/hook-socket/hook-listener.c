@@ -1001,6 +1001,12 @@ static void main_idle_cb(uv_idle_t *h)
  */
 static void command(struct listener *l, struct command *c)
 {
+	/* after close() is done no connection is left to answer (each is answered before it ends): nothing to send */
+	if (l->finished) {
+		free(c->bytes);
+		free(c);
+		return;
+	}
 	if (l->out_tail != NULL)
 		l->out_tail->next = c;
 	else
