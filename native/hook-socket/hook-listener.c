@@ -188,7 +188,7 @@ struct listener {
 	/* times each slot was used: ids are uses * n_slots + slot, never reused */
 	int64_t *uses;
 	uint32_t live;
-	int closing, server_closed, handles_closing, handles_left;
+	int closing, handles_closing, handles_left;
 	struct journal journal; /* fd -1: none */
 	/* events of this turn of the thread's loop, handed to JavaScript together at its end (flush) */
 	struct event *batch_head, *batch_tail;
@@ -437,7 +437,7 @@ static void on_handle_closed(uv_handle_t *h)
 
 static void maybe_finish(struct listener *l)
 {
-	if (!l->closing || !l->server_closed || l->live > 0 || l->journal.queued > 0 || l->handles_closing)
+	if (!l->closing || l->live > 0 || l->journal.queued > 0 || l->handles_closing)
 		return;
 	send_events(l);
 	l->handles_closing = 1;
@@ -511,7 +511,7 @@ static void journal_applied(struct journal *j, uint64_t seq)
 	memmove(j->unapplied, j->unapplied + n, (j->n_unapplied - n) * sizeof(*j->unapplied));
 	j->n_unapplied -= n;
 	/* with none left, the next entry goes to the start: the file's first pages stay in use */
-	if (j->n_unapplied == 0 && j->queued == 0)
+	if (j->n_unapplied == 0)
 		j->head = JOURNAL_HEADER_BYTES;
 }
 
@@ -533,6 +533,22 @@ static uint64_t journal_offset_for(struct journal *j, uint64_t len)
 	return j->head + len <= first->offset ? j->head : 0;
 }
 
+/* An array of `n` items of `size` bytes grown (doubled) so that one more fits; -1: out of memory. */
+static int room_for_one(void **items, uint32_t n, uint32_t *cap, size_t size)
+{
+	uint32_t want = *cap == 0 ? 16 : *cap * 2;
+	void *grown;
+
+	if (n < *cap)
+		return 0;
+	grown = realloc(*items, want * size);
+	if (grown == NULL)
+		return -1;
+	*items = grown;
+	*cap = want;
+	return 0;
+}
+
 /* The whole message of a lone connection, placed in the journal to be written at the end of this turn; 0 when not. */
 static int journal_place(struct conn *c)
 {
@@ -548,24 +564,9 @@ static int journal_place(struct conn *c)
 	offset = journal_offset_for(j, len);
 	if (offset == 0)
 		return 0;
-	if (j->n_unapplied == j->cap_unapplied) {
-		uint32_t cap = j->cap_unapplied == 0 ? 64 : j->cap_unapplied * 2;
-		struct span *grown = realloc(j->unapplied, cap * sizeof(*grown));
-
-		if (grown == NULL)
-			return 0;
-		j->unapplied = grown;
-		j->cap_unapplied = cap;
-	}
-	if (j->queued == j->queue_cap) {
-		uint32_t cap = j->queue_cap == 0 ? 16 : j->queue_cap * 2;
-		struct journal_write *grown = realloc(j->queue, cap * sizeof(*grown));
-
-		if (grown == NULL)
-			return 0;
-		j->queue = grown;
-		j->queue_cap = cap;
-	}
+	if (room_for_one((void **)&j->unapplied, j->n_unapplied, &j->cap_unapplied, sizeof(*j->unapplied)) < 0 ||
+	    room_for_one((void **)&j->queue, j->queued, &j->queue_cap, sizeof(*j->queue)) < 0)
+		return 0;
 	entry = malloc(len);
 	if (entry == NULL)
 		return 0;
@@ -929,7 +930,6 @@ static void start_closing(struct listener *l)
 		return;
 	l->closing = 1;
 	uv_close((uv_handle_t *)&l->server, NULL);
-	l->server_closed = 1;
 	for (i = 0; i < l->n_slots; i++)
 		if (l->slots[i] != NULL && l->slots[i]->state == READING && l->slots[i]->len == 0)
 			close_conn(l->slots[i]);

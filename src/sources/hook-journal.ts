@@ -106,7 +106,7 @@ function create(file: string, size: number): number {
   const fd = openSync(temporary, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC, 0o600);
   try {
     writeSync(fd, encodeJournalHeader(size), 0, JOURNAL_HEADER_BYTES, 0);
-    // made here and dropped after: a buffer kept for the process's life is a megabyte of its RSS
+    // made here and dropped after, not kept for the process's life
     const zeros = Buffer.alloc(Math.min(size, 1024 * 1024));
     for (let at = JOURNAL_HEADER_BYTES; at < size; at += zeros.length) writeSync(fd, zeros, 0, Math.min(zeros.length, size - at), at);
     syncDataNow(fd);
