@@ -100,14 +100,17 @@ function reusable(file: string, size: number): number | undefined {
   return undefined;
 }
 
+const ZEROS_BYTES = 64 * 1024;
+
 /** Written whole beside it, synced, then renamed over it and the directory synced. */
 function create(file: string, size: number): number {
   const temporary = `${file}.new`;
   const fd = openSync(temporary, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC, 0o600);
   try {
     writeSync(fd, encodeJournalHeader(size), 0, JOURNAL_HEADER_BYTES, 0);
-    // made here and dropped after, not kept for the process's life
-    const zeros = Buffer.alloc(Math.min(size, 1024 * 1024));
+    // Below glibc's 128 KiB mmap threshold: freeing a larger buffer raises the threshold
+    // for the process's life and the drain's peak RSS with it (docs/benchmarks.md).
+    const zeros = Buffer.alloc(Math.min(size, ZEROS_BYTES));
     for (let at = JOURNAL_HEADER_BYTES; at < size; at += zeros.length) writeSync(fd, zeros, 0, Math.min(zeros.length, size - at), at);
     syncDataNow(fd);
     giveToStateDirOwner(temporary, dirname(file));
