@@ -49,26 +49,43 @@ export interface JournalEntry {
   bytes: Buffer;
 }
 
+/**
+ * A journal's bytes, read a piece at a time: at start the reader takes only the entries it
+ * needs, not the whole file (a buffer over glibc's mmap threshold raises it for the
+ * process's life: docs/benchmarks.md).
+ */
+export interface JournalBytes {
+  readonly size: number;
+  /** `length` bytes from `offset`, which the caller keeps within `size` */
+  read(offset: number, length: number): Buffer;
+}
+
+/** A journal held in memory (tests). */
+export function journalInMemory(file: Buffer): JournalBytes {
+  return { size: file.length, read: (offset, length) => file.subarray(offset, offset + length) };
+}
+
 /** The entry `seq` of `epoch` at `offset` of the file, if it is there whole. */
-export function readEntry(file: Buffer, epoch: number, offset: number, seq: number): JournalEntry | undefined {
-  if (offset < JOURNAL_HEADER_BYTES || offset + ENTRY_HEADER_BYTES > file.length) return undefined;
-  if (file.toString('latin1', offset, offset + 4) !== ENTRY_MAGIC) return undefined;
-  if (Number(file.readBigUInt64BE(offset + 8)) !== epoch || Number(file.readBigUInt64BE(offset + 16)) !== seq) return undefined;
-  const end = offset + entryBytes(file.readUInt32BE(offset + 24));
-  if (end > file.length) return undefined;
-  const entry = file.subarray(offset, end);
+export function readEntry(file: JournalBytes, epoch: number, offset: number, seq: number): JournalEntry | undefined {
+  if (offset < JOURNAL_HEADER_BYTES || offset + ENTRY_HEADER_BYTES > file.size) return undefined;
+  const head = file.read(offset, ENTRY_HEADER_BYTES);
+  if (head.toString('latin1', 0, 4) !== ENTRY_MAGIC) return undefined;
+  if (Number(head.readBigUInt64BE(8)) !== epoch || Number(head.readBigUInt64BE(16)) !== seq) return undefined;
+  const end = offset + entryBytes(head.readUInt32BE(24));
+  if (end > file.size) return undefined;
+  const entry = file.read(offset, end - offset);
   if (crc32c(entry.subarray(8)) !== entry.readUInt32BE(4)) return undefined;
   return { seq, offset, end, bytes: Buffer.from(entry.subarray(ENTRY_HEADER_BYTES)) };
 }
 
 /** Every entry after the last applied one (`seq`, ending at `end`), in order. */
-export function entriesAfter(file: Buffer, epoch: number, seq: number, end: number): JournalEntry[] {
+export function entriesAfter(file: JournalBytes, epoch: number, seq: number, end: number): JournalEntry[] {
   const found: JournalEntry[] = [];
   let at = end;
   for (let next = seq + 1; ; next++) {
     const entry = readEntry(file, epoch, at, next) ?? readEntry(file, epoch, JOURNAL_HEADER_BYTES, next);
     // each entry takes ENTRY_HEADER_BYTES at least: more than fit is a loop, never a journal
-    if (entry === undefined || found.length > file.length / ENTRY_HEADER_BYTES) return found;
+    if (entry === undefined || found.length > file.size / ENTRY_HEADER_BYTES) return found;
     found.push(entry);
     at = entry.end;
   }

@@ -18,7 +18,7 @@ import { dirname } from 'node:path';
 import { giveToStateDirOwner } from '../outbox/open';
 import { syncDataNow } from '../outbox/sync';
 import type { JournalMark } from '../outbox/outbox';
-import { encodeJournalHeader, entriesAfter, JOURNAL_HEADER_BYTES, readJournalHeader, type JournalEntry } from './hook-journal-format';
+import { encodeJournalHeader, entriesAfter, JOURNAL_HEADER_BYTES, readJournalHeader, type JournalBytes, type JournalEntry } from './hook-journal-format';
 
 export const JOURNAL_FILE = 'hook-journal';
 
@@ -52,10 +52,9 @@ export class HookJournal {
       throw err;
     }
     try {
-      const bytes = Buffer.alloc(fstatSync(fd).size);
-      readSync(fd, bytes, 0, bytes.length, 0);
-      if (readJournalHeader(bytes) !== bytes.length) return [];
-      return entriesAfter(bytes, mark.id, mark.seq, mark.end);
+      const file = journalOnDisk(fd, fstatSync(fd).size);
+      if (file.size < JOURNAL_HEADER_BYTES || readJournalHeader(file.read(0, JOURNAL_HEADER_BYTES)) !== file.size) return [];
+      return entriesAfter(file, mark.id, mark.seq, mark.end);
     } finally {
       closeSync(fd);
     }
@@ -98,6 +97,18 @@ function reusable(file: string, size: number): number | undefined {
   if (fstatSync(fd).size === size && readSync(fd, head, 0, head.length, 0) === head.length && readJournalHeader(head) === size) return fd;
   closeSync(fd);
   return undefined;
+}
+
+/** Read where the reader asks: an entry short of `length` bytes on disk fails its CRC. */
+function journalOnDisk(fd: number, size: number): JournalBytes {
+  return {
+    size,
+    read(offset, length) {
+      const bytes = Buffer.alloc(length);
+      readSync(fd, bytes, 0, length, offset);
+      return bytes;
+    },
+  };
 }
 
 const ZEROS_BYTES = 64 * 1024;

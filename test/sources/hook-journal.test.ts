@@ -12,7 +12,7 @@ import * as hookListener from 'jobcompd-hook-socket';
 import type { HookListenerHandle } from 'jobcompd-hook-socket';
 import { crc32c } from '../../src/kafka-protocol/crc32c';
 import type { JournalMark } from '../../src/outbox/outbox';
-import { encodeJournalHeader, entriesAfter, ENTRY_HEADER_BYTES, JOURNAL_HEADER_BYTES, readEntry, readJournalHeader } from '../../src/sources/hook-journal-format';
+import { encodeJournalHeader, entriesAfter, ENTRY_HEADER_BYTES, JOURNAL_HEADER_BYTES, journalInMemory, readEntry, readJournalHeader } from '../../src/sources/hook-journal-format';
 import { HookJournal, type JournalState } from '../../src/sources/hook-journal';
 import { Answer, encodeAnswer, encodeRequest } from '../../src/sources/hook-protocol';
 
@@ -134,21 +134,23 @@ function fileWith(size: number, entries: [number, Buffer][]): Buffer {
   return file;
 }
 
+const readEntryIn = (file: Buffer, epoch: number, offset: number, seq: number) => readEntry(journalInMemory(file), epoch, offset, seq);
+
 describe('reading an entry back', () => {
   const entry = entryOf(EPOCH, 3, Buffer.from('JOBID=3\0', 'latin1'));
   const file = fileWith(8192, [[JOURNAL_HEADER_BYTES, entry]]);
 
   test('whole, with its epoch and sequence number: its bytes, and where the next begins', () => {
-    expect(readEntry(file, EPOCH, JOURNAL_HEADER_BYTES, 3)).toEqual({ seq: 3, offset: JOURNAL_HEADER_BYTES, end: JOURNAL_HEADER_BYTES + entry.length, bytes: Buffer.from('JOBID=3\0', 'latin1') });
+    expect(readEntryIn(file, EPOCH, JOURNAL_HEADER_BYTES, 3)).toEqual({ seq: 3, offset: JOURNAL_HEADER_BYTES, end: JOURNAL_HEADER_BYTES + entry.length, bytes: Buffer.from('JOBID=3\0', 'latin1') });
   });
 
   test('of another run (epoch), another sequence number, torn or changed: not an entry', () => {
-    expect(readEntry(file, EPOCH + 1, JOURNAL_HEADER_BYTES, 3)).toBeUndefined();
-    expect(readEntry(file, EPOCH, JOURNAL_HEADER_BYTES, 4)).toBeUndefined();
-    expect(readEntry(file.subarray(0, JOURNAL_HEADER_BYTES + entry.length - 1), EPOCH, JOURNAL_HEADER_BYTES, 3)).toBeUndefined();
+    expect(readEntryIn(file, EPOCH + 1, JOURNAL_HEADER_BYTES, 3)).toBeUndefined();
+    expect(readEntryIn(file, EPOCH, JOURNAL_HEADER_BYTES, 4)).toBeUndefined();
+    expect(readEntryIn(file.subarray(0, JOURNAL_HEADER_BYTES + entry.length - 1), EPOCH, JOURNAL_HEADER_BYTES, 3)).toBeUndefined();
     const changed = Buffer.from(file);
     changed.writeUInt8(changed.readUInt8(JOURNAL_HEADER_BYTES + entry.length - 2) ^ 1, JOURNAL_HEADER_BYTES + entry.length - 2);
-    expect(readEntry(changed, EPOCH, JOURNAL_HEADER_BYTES, 3)).toBeUndefined();
+    expect(readEntryIn(changed, EPOCH, JOURNAL_HEADER_BYTES, 3)).toBeUndefined();
   });
 });
 
@@ -159,9 +161,9 @@ test('after the mark: entries in sequence, on at the start when the next is not 
   const stale = entryOf(EPOCH - 1, 14, Buffer.from('stale, of the run before'));
   const at = 8192 - a.length - b.length - 10; // c does not fit after b: it is at the start
   const file = fileWith(8192, [[JOURNAL_HEADER_BYTES, c], [JOURNAL_HEADER_BYTES + c.length, stale], [at, a], [at + a.length, b]]);
-  expect(entriesAfter(file, EPOCH, 10, at).map((e) => e.bytes.toString())).toEqual(['a', 'b', 'c']);
-  expect(entriesAfter(file, EPOCH, 12, at + a.length + b.length).map((e) => e.seq)).toEqual([13]);
-  expect(entriesAfter(file, EPOCH, 13, JOURNAL_HEADER_BYTES + c.length)).toEqual([]);
+  expect(entriesAfter(journalInMemory(file), EPOCH, 10, at).map((e) => e.bytes.toString())).toEqual(['a', 'b', 'c']);
+  expect(entriesAfter(journalInMemory(file), EPOCH, 12, at + a.length + b.length).map((e) => e.seq)).toEqual([13]);
+  expect(entriesAfter(journalInMemory(file), EPOCH, 13, JOURNAL_HEADER_BYTES + c.length)).toEqual([]);
 });
 
 describe('the journal of a run', () => {
