@@ -34,8 +34,9 @@ const RETRY_MS = 50;
 const SETTLE_MS = 5_000;
 /**
  * A peer that never says it is drained: the count is taken once it has not moved for this
- * long, and the row says so. rsyslog's disk queue, killed with SIGKILL, once kept reporting
- * a non-zero size with every record on the topic (2026-12-06, 13:53 UTC).
+ * long, and the row says so. After its kill -9 run, rsyslog's disk queue once went 10
+ * minutes without its statistics saying drained and the count standing still together
+ * (2026-12-06, 13:53 UTC; which of the two was missing was not recorded).
  */
 const UNDRAINED_SETTLE_MS = 60_000;
 const TOPIC_TIMEOUT_MS = 10 * 60_000;
@@ -245,7 +246,8 @@ async function settledCount(brokers: string, topic: string, peer: Peer): Promise
     }
     if (!(await peer.drained())) drainedSince = undefined;
     else drainedSince ??= now;
-    if (drainedSince !== undefined && now - Math.max(unchangedSince, drainedSince) >= SETTLE_MS) return { count, drained: true };
+    // drainedSince is reset with every new count, so it never precedes unchangedSince
+    if (drainedSince !== undefined && now - drainedSince >= SETTLE_MS) return { count, drained: true };
     if (now - unchangedSince >= UNDRAINED_SETTLE_MS) return { count, drained: false };
     if (now > deadline) throw new Error(`${topic} still growing after ${TOPIC_TIMEOUT_MS} ms`);
     await sleep(250);
@@ -347,7 +349,7 @@ export function rsyslogPeerTable(f: PeerFigures): string {
     '',
     `| kill -9 × ${f.options.kills} (seed ${f.options.seed}) | records acknowledged | messages on the topic | lost (acknowledged, not on the topic) | duplicates | wrong bytes | send time |`,
     '|---|---|---|---|---|---|---|',
-    ...f.faults.map((r) => `| ${r.peer}${r.peerDrained ? '' : ' (never said it was drained: counted after ' + String(UNDRAINED_SETTLE_MS / 1000) + ' s without a new message)'} | ${r.records} | ${r.messages} | ${r.lost} | ${r.duplicates} | ${r.mismatched} | ${r.seconds.toFixed(1)} s |`),
+    ...f.faults.map((r) => `| ${r.peer}${r.peerDrained ? '' : ` (never said it was drained: counted after ${UNDRAINED_SETTLE_MS / 1000} s without a new message)`} | ${r.records} | ${r.messages} | ${r.lost} | ${r.duplicates} | ${r.mismatched} | ${r.seconds.toFixed(1)} s |`),
   ].join('\n');
 }
 
