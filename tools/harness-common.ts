@@ -45,18 +45,61 @@ export function dieWithParent(argv: string[]): string[] {
   return SETPRIV !== undefined ? [SETPRIV, '--pdeathsig', 'SIGKILL', '--', ...argv] : argv;
 }
 
-/** Asks the kernel for free loopback ports (held together so they differ). */
+// A port the kernel handed out with listen(0) comes from its ephemeral range, the same range
+// it picks the local port of an outgoing connection from: between closing it here and the
+// daemon binding it, a parallel test's connection can take it (EADDRINUSE, seen in CI).
+// Ports below that range are never picked by the kernel on its own; each process walks its
+// own slice of them (a jest worker per slice) and keeps only ports it can bind right now.
+const EPHEMERAL_RANGE_FILE = '/proc/sys/net/ipv4/ip_local_port_range';
+const LOWEST_PORT = 10000;
+const SLICES = 16;
+
+function ephemeralRangeStart(): number {
+  try {
+    const low = Number(fs.readFileSync(EPHEMERAL_RANGE_FILE, 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 0 ? low : 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+interface PortSlice {
+  first: number;
+  size: number;
+  next: number;
+}
+
+let slice: PortSlice | undefined;
+
+function portSlice(): PortSlice {
+  if (slice !== undefined) return slice;
+  const span = ephemeralRangeStart() - LOWEST_PORT;
+  const worker = Number(process.env.JEST_WORKER_ID ?? process.pid);
+  const size = Math.floor(span / SLICES);
+  const first = LOWEST_PORT + (worker % SLICES) * size;
+  slice = { first, size, next: Math.floor(Math.random() * size) };
+  return slice;
+}
+
+function bindLoopback(port: number): Promise<net.Server | undefined> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(undefined));
+    server.listen(port, '127.0.0.1', () => resolve(server));
+  });
+}
+
+/** Free loopback ports outside the kernel's ephemeral range (held together so they differ). */
 export async function reserveLoopbackPorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, () => {
-      return new Promise<net.Server>((resolve, reject) => {
-        const server = net.createServer();
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => resolve(server));
-      });
-    }),
-  );
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  const s = portSlice();
+  const held: net.Server[] = [];
+  for (let tries = 0; held.length < count; tries++) {
+    if (s.size < count || tries >= s.size) throw new Error(`no free loopback port in ${s.first}-${s.first + s.size - 1}`);
+    const server = await bindLoopback(s.first + s.next);
+    s.next = (s.next + 1) % s.size;
+    if (server !== undefined) held.push(server);
+  }
+  const ports = held.map((h) => (h.address() as net.AddressInfo).port);
+  await Promise.all(held.map((h) => new Promise<void>((resolve) => h.close(() => resolve()))));
   return ports;
 }
