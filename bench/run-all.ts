@@ -14,7 +14,7 @@ import { hookLatencyBench, hookLatencyTable, launcherTable } from './hook-latenc
 import { machine, note, option, root, runBench, saveResult } from './lib';
 import { peerOptions, rsyslogPeerBench, rsyslogPeerTable } from './rsyslog-peer';
 import { listenerBench, listenerTable } from './listener';
-import { floorTable, throughputBench, throughputTable } from './throughput';
+import { floorTable, pairedRatioLine, throughputBench, throughputTable } from './throughput';
 
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
@@ -48,6 +48,8 @@ async function main(): Promise<void> {
     '## Durable end-to-end throughput',
     '',
     throughputTable(throughput.rows),
+    '',
+    pairedRatioLine(throughput.socketOverHttp),
     '',
     floorTable(throughput.floor),
     '',

@@ -1,7 +1,7 @@
 // Durable end-to-end throughput: records/s from the first byte sent to the last delivery
 // report, through the HTTP path and the hook socket, at saturation for --seconds; next to
 // kcat -P producing the same payloads to the same broker (no durability: the ceiling).
-// Also the HTTP path with 1, 10 and 100 partitions, and the floor under both paths: the same
+// The two paths run by turns (pairedSeries). Also the HTTP path with 10 and 100 partitions, and the floor under both paths: the same
 // senders against a Node.js server that answers at once and keeps nothing
 // (answer-only-server.ts), with its CPU per record.
 //
@@ -102,22 +102,41 @@ export interface Row {
   ratio: number;
 }
 
-export async function series(broker: KafkaBroker, path: Path, seconds: number, partitions: number, runs: number): Promise<Row> {
-  const results: Run[] = [];
-  for (let i = 0; i < runs; i++) results.push(await oneRun(broker, path, seconds, partitions));
+function rowOf(path: Path, seconds: number, partitions: number, results: Run[]): Row {
   const jobcompd = spread(results.map((r) => r.perSecond));
   const kcat = spread(results.map((r) => r.kcatPerSecond));
   return {
     what: path,
     partitions,
     seconds,
-    runs,
+    runs: results.length,
     jobcompd,
     kcat,
     daemonCpuUsPerRecord: spread(results.map((r) => r.daemonCpuUs)),
     senderCpuUsPerRecord: spread(results.map((r) => r.senderCpuUs)),
     ratio: jobcompd.median / kcat.median,
   };
+}
+
+export async function series(broker: KafkaBroker, path: Path, seconds: number, partitions: number, runs: number): Promise<Row> {
+  const results: Run[] = [];
+  for (let i = 0; i < runs; i++) results.push(await oneRun(broker, path, seconds, partitions));
+  return rowOf(path, seconds, partitions, results);
+}
+
+/**
+ * The two paths run by turns, each pair in the other order than the last (http then socket,
+ * socket then http, ...): this machine's speed drifts over minutes, and three runs of one
+ * path followed by three of the other compared two different machines (docs/benchmarks.md,
+ * thirteenth session). Each pair's socket / HTTP ratio is kept too.
+ */
+async function pairedSeries(broker: KafkaBroker, seconds: number, runs: number): Promise<{ http: Row; socket: Row; socketOverHttp: Spread }> {
+  const results: Record<Path, Run[]> = { http: [], socket: [] };
+  for (let i = 0; i < runs; i++) {
+    for (const path of i % 2 === 0 ? (['http', 'socket'] as const) : (['socket', 'http'] as const)) results[path].push(await oneRun(broker, path, seconds, 1));
+  }
+  const ratios = results.socket.map((r, i) => r.perSecond / (results.http[i] as Run).perSecond);
+  return { http: rowOf('http', seconds, 1, results.http), socket: rowOf('socket', seconds, 1, results.socket), socketOverHttp: spread(ratios) };
 }
 
 /** The same senders against answer-only-server.ts: what receiving and answering alone costs. */
@@ -164,6 +183,8 @@ async function floorSeries(path: Path, seconds: number, runs: number): Promise<F
 export interface Throughput {
   rows: Row[];
   floor: FloorRow[];
+  /** the socket path's records/s over HTTP's, run by run in alternated pairs; undefined with --only */
+  socketOverHttp?: Spread;
 }
 
 export async function throughputBench(opts: { seconds: number; runs: number; partitionSeconds: number; only?: Path }): Promise<Throughput> {
@@ -176,10 +197,10 @@ export async function throughputBench(opts: { seconds: number; runs: number; par
       rows.push(await series(broker, opts.only, opts.seconds, 1, opts.runs));
       return { rows, floor };
     }
-    rows.push(await series(broker, 'http', opts.seconds, 1, opts.runs));
-    rows.push(await series(broker, 'socket', opts.seconds, 1, opts.runs));
+    const paired = await pairedSeries(broker, opts.seconds, opts.runs);
+    rows.push(paired.http, paired.socket);
     for (const partitions of [10, 100]) rows.push(await series(broker, 'http', opts.partitionSeconds, partitions, opts.runs));
-    return { rows, floor };
+    return { rows, floor, socketOverHttp: paired.socketOverHttp };
   } finally {
     await broker.destroy();
   }
@@ -192,6 +213,13 @@ export function floorTable(rows: FloorRow[]): string {
     '|---|---|---|---|---|',
     ...rows.map((r) => `| ${r.what} | ${r.seconds} s × ${r.runs} | ${f(r.perSecond, 0)} | ${f(r.serverCpuUsPerRecord, 1)} | ${f(r.senderCpuUsPerRecord, 1)} |`),
   ].join('\n');
+}
+
+/** The socket path against HTTP, pair by pair (target 2: at least as fast). */
+export function pairedRatioLine(socketOverHttp: Spread | undefined): string {
+  if (socketOverHttp === undefined) return '';
+  const f = (x: number): string => x.toFixed(2);
+  return `Socket / HTTP records/s, run by run in alternated pairs (1 partition): ${f(socketOverHttp.median)} (${f(socketOverHttp.min)}-${f(socketOverHttp.max)}).`;
 }
 
 export function throughputTable(rows: Row[]): string {
@@ -215,8 +243,8 @@ function onlyOption(): Path | undefined {
 if (require.main === module) {
   const opts = { seconds: option('seconds', 60), runs: option('runs', 3), partitionSeconds: option('partition-seconds', 20), only: onlyOption() };
   runBench(async () => {
-    const { rows, floor } = await throughputBench(opts);
-    process.stdout.write(`${throughputTable(rows)}\n\n${floorTable(floor)}\n`);
-    if (opts.only === undefined) note(`saved ${saveResult('throughput', { options: opts, concurrency: CONCURRENCY, rows, floor })}`);
+    const { rows, floor, socketOverHttp } = await throughputBench(opts);
+    process.stdout.write(`${throughputTable(rows)}\n\n${pairedRatioLine(socketOverHttp)}\n\n${floorTable(floor)}\n`);
+    if (opts.only === undefined) note(`saved ${saveResult('throughput', { options: opts, concurrency: CONCURRENCY, rows, floor, socketOverHttp })}`);
   });
 }
