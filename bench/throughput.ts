@@ -1,9 +1,9 @@
 // Durable end-to-end throughput: records/s from the first byte sent to the last delivery
 // report, through the HTTP path and the hook socket, at saturation for --seconds; next to
 // kcat -P producing the same payloads to the same broker (no durability: the ceiling).
-// The two paths run by turns (pairedSeries). Also the HTTP path with 10 and 100 partitions, and the floor under both paths: the same
-// senders against a Node.js server that answers at once and keeps nothing
-// (answer-only-server.ts), with its CPU per record.
+// The two paths run by turns (pairedSeries). Also the HTTP path with 10 and 100
+// partitions, and the floor under both paths: the same senders against a Node.js server
+// that answers at once and keeps nothing (answer-only-server.ts), with its CPU per record.
 //
 //   node dist/bench/throughput.js [--seconds 60] [--runs 3] [--partition-seconds 20] [--only http|socket]
 //
