@@ -201,6 +201,8 @@ const RETRY_FLUSH_MS = 1000;
  */
 export const CHECKPOINT_AFTER_CHANGES = 1000;
 const DEDUP_PRUNE_INTERVAL_MS = 60_000;
+/** The job id of duplicate-check rows a state file of schema 4 held, which had none (schema.ts, version 5). */
+const LEGACY_DEDUP_JOB_ID = -1;
 /** The most turns, and time, a transaction waits for records on their way (see the top). */
 export const GATHER_MAX_TURNS = 64;
 export const GATHER_MAX_MS = 2;
@@ -221,6 +223,8 @@ export class Outbox extends EventEmitter {
   private backlog: number;
   private closed = false;
   private lastDedupPrune = 0;
+  /** whether the duplicate check still holds rows of schema 4 (LEGACY_DEDUP_JOB_ID), which every lookup reads too */
+  private legacyDedupRows: boolean;
   private readonly stmt: ReturnType<Outbox['prepare']>;
   /** write() in a transaction; made once: better-sqlite3 builds five functions for each db.transaction() */
   private readonly writeTransaction: (w: PendingWrites, now: number) => [AppendResult[], number[], number];
@@ -272,6 +276,7 @@ export class Outbox extends EventEmitter {
     // kept by every transaction (schema.ts, version 4): a start never counts the backlog
     this.backlog = this.counter(BACKLOG_COUNTER);
     this.syncedMaxId = this.maxRowId();
+    this.legacyDedupRows = this.stmt.dedupLegacyLeft.get() === 1;
   }
 
   static open(stateDir: string, opts: OpenOptions = {}): Outbox {
@@ -301,9 +306,10 @@ export class Outbox extends EventEmitter {
       oldest: db.prepare('SELECT received_at AS t FROM outbox ORDER BY id LIMIT 1'),
       counter: db.prepare('SELECT value FROM counters WHERE name = ?'),
       quarantineCount: db.prepare('SELECT count(*) AS n FROM quarantine'),
-      dedupGet: db.prepare('SELECT row_id AS rowId, first_seen AS firstSeen FROM dedup WHERE hash = ?'),
-      dedupPut: db.prepare('INSERT OR REPLACE INTO dedup (hash, row_id, first_seen) VALUES (?, ?, ?)'),
+      dedupGet: db.prepare('SELECT row_id AS rowId, first_seen AS firstSeen FROM dedup WHERE job_id = ? AND hash = ?'),
+      dedupPut: db.prepare('INSERT OR REPLACE INTO dedup (job_id, hash, row_id, first_seen) VALUES (?, ?, ?, ?)'),
       dedupPrune: db.prepare('DELETE FROM dedup WHERE first_seen < ?'),
+      dedupLegacyLeft: db.prepare(`SELECT EXISTS (SELECT 1 FROM dedup WHERE job_id = ${LEGACY_DEDUP_JOB_ID}) AS left`).pluck(),
     };
   }
 
@@ -875,6 +881,7 @@ export class Outbox extends EventEmitter {
     if (duplicates > 0) s.addCounter.run('deduplicated', duplicates);
     if (this.dedupWindowMs > 0 && now - this.lastDedupPrune > DEDUP_PRUNE_INTERVAL_MS) {
       s.dedupPrune.run(now - this.dedupWindowMs);
+      if (this.legacyDedupRows) this.legacyDedupRows = s.dedupLegacyLeft.get() === 1;
       this.lastDedupPrune = now;
     }
     const qids = w.quarantines.map(({ entry: q }) =>
@@ -896,10 +903,11 @@ export class Outbox extends EventEmitter {
     return [results, qids, backlogChange];
   }
 
-  /** The row id of a record with this dedup key committed within the window, if any. */
-  private recentCopy(dedupKey: Buffer, now: number): number | undefined {
+  /** The row id of a record of this job with this dedup key committed within the window, if any. */
+  private recentCopy(jobId: number, dedupKey: Buffer, now: number): number | undefined {
     if (this.dedupWindowMs <= 0) return undefined;
-    const seen = this.stmt.dedupGet.get(dedupKey) as { rowId: number; firstSeen: number } | undefined;
+    const get = (job: number): { rowId: number; firstSeen: number } | undefined => this.stmt.dedupGet.get(job, dedupKey) as { rowId: number; firstSeen: number } | undefined;
+    const seen = get(jobId) ?? (this.legacyDedupRows ? get(LEGACY_DEDUP_JOB_ID) : undefined);
     return seen && now - seen.firstSeen < this.dedupWindowMs ? seen.rowId : undefined;
   }
 
@@ -909,8 +917,8 @@ export class Outbox extends EventEmitter {
   }
 
   /** Whether append() would now store a record with this key as a duplicate (replay --dry-run). */
-  wouldDeduplicate(dedupKey: Buffer): boolean {
-    return this.recentCopy(dedupKey, Date.now()) !== undefined;
+  wouldDeduplicate(jobId: number, dedupKey: Buffer): boolean {
+    return this.recentCopy(jobId, dedupKey, Date.now()) !== undefined;
   }
 
   /** One record, unless an identical one was committed within the window. */
@@ -918,11 +926,11 @@ export class Outbox extends EventEmitter {
     const s = this.stmt;
     const key = this.dedupWindowMs > 0 ? rec.dedupKey : undefined;
     if (key) {
-      const copy = this.recentCopy(key, now);
+      const copy = this.recentCopy(rec.jobId, key, now);
       if (copy !== undefined) return { id: copy, duplicate: true };
     }
     const id = Number(this.insertRow(rec, rec.source, rec.receivedAt));
-    if (key) s.dedupPut.run(key, id, now);
+    if (key) s.dedupPut.run(rec.jobId, key, id, now);
     return { id, duplicate: false };
   }
 

@@ -8,7 +8,7 @@ import { StateCodes, StateError, EXIT_SOFTWARE } from '../errors';
 
 /** "JCMP" */
 export const APPLICATION_ID = 0x4a434d50;
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 const MIGRATIONS: readonly string[] = [
   // 0 -> 1
@@ -71,6 +71,27 @@ const MIGRATIONS: readonly string[] = [
   -- that a start does not count a backlog of millions (counted once, here).
   INSERT INTO counters (name, value) SELECT 'backlog', count(*) FROM outbox WHERE 1
     ON CONFLICT(name) DO UPDATE SET value = excluded.value;
+  `,
+  // 4 -> 5
+  `
+  -- The duplicate check keyed by job id, then hash. Keyed by the hash alone, every record's
+  -- row went to a random page of the table, and a transaction of 30 records wrote about 30
+  -- pages; records that arrive together have job ids close together, so their rows now
+  -- share a few pages (docs/benchmarks.md, fourteenth session). A record's job id comes
+  -- from its payload, so two identical records have the same one. The rows of version 4
+  -- carry no job id: they move under job id -1 (LEGACY_DEDUP_JOB_ID in outbox.ts), which
+  -- every lookup also reads until the window has pruned them.
+  CREATE TABLE dedup_v5 (
+    job_id     INTEGER NOT NULL,
+    hash       BLOB    NOT NULL,
+    row_id     INTEGER NOT NULL,             -- the outbox row of the first copy
+    first_seen INTEGER NOT NULL,             -- ms since the epoch
+    PRIMARY KEY (job_id, hash)
+  ) WITHOUT ROWID;
+  INSERT INTO dedup_v5 (job_id, hash, row_id, first_seen) SELECT -1, hash, row_id, first_seen FROM dedup;
+  DROP TABLE dedup;
+  ALTER TABLE dedup_v5 RENAME TO dedup;
+  CREATE INDEX dedup_first_seen ON dedup (first_seen);
   `,
 ];
 

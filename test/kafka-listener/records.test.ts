@@ -81,7 +81,7 @@ test('a state file of schema 2 (before the listener) is migrated; its rows go to
   const { outbox } = ingestInto(dir);
   expect(outbox.pendingAfter(0, 10)).toEqual([expect.objectContaining({ jobId: 42, topic: null, key: null, headers: null, payload: Buffer.from('{"jobid":42}') })]);
   expect(outbox.quarantineRows()).toEqual([expect.objectContaining({ reasonCode: 'E_RECORD_NOT_JSON', raw: Buffer.from('bad'), topic: null })]);
-  expect(SCHEMA_VERSION).toBe(4);
+  expect(SCHEMA_VERSION).toBe(5);
 });
 
 test('headers round-trip through the state file encoding, null values included', () => {

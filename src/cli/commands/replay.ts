@@ -176,7 +176,7 @@ async function dryRun(cfg: LoadedConfig, opts: ReplayOptions, stateFile: { buf: 
         }
         if (cfg.daemon.dedupWindowMs > 0) {
           const key = dedupKeyOf(rec.event, rec.payload);
-          if (outbox?.wouldDeduplicate(key) === true || seen.has(key.toString('hex'))) continue;
+          if (outbox?.wouldDeduplicate(rec.jobId, key) === true || seen.has(key.toString('hex'))) continue;
           seen.add(key.toString('hex'));
         }
         if (matchesFilter(opts.filter, { ...rec, receivedAt: now })) print({ from: stateFile.name, id: null, ...rec, receivedAt: null });
