@@ -152,6 +152,8 @@ export interface DaemonSetup {
   kafkaListen?: string;
   /** more lines for [hook] */
   hookConf?: string;
+  /** `DedupWindow`, seconds: 0 (off) unless given, as in every bench before the fourteenth session's default-window row */
+  dedupWindowSeconds?: number;
 }
 
 export class BenchDaemon {
@@ -176,7 +178,7 @@ export class BenchDaemon {
         `JobCompLoc=${join(work, 'rdkafka.conf')}`,
         `JobCompParams=${setup.jobCompParams ?? ''}`,
         'LogLevel=info',
-        'DedupWindow=0',
+        `DedupWindow=${setup.dedupWindowSeconds ?? 0}`,
         '[admin]',
         `Listen=127.0.0.1:${adminPort}`,
         '[http]',

@@ -32,10 +32,13 @@ import {
   writePayloadFile,
   type Spread,
 } from './lib';
+import { defaultDaemonConfig } from '../src/config/daemon-conf';
 import { HEADER_BYTES } from '../src/sources/hook-protocol';
 
 /** Enough to saturate two cores without queueing thousands of requests in the client. */
 export const CONCURRENCY = 32;
+/** [jobcompd] DedupWindow's default, in seconds */
+const DEFAULT_DEDUP_WINDOW_SECONDS = defaultDaemonConfig().dedupWindowMs / 1000;
 
 type Path = 'http' | 'socket';
 
@@ -53,11 +56,11 @@ interface Run {
 let topicSeq = 0;
 
 /** One run: jobcompd at saturation, then kcat with exactly the payloads jobcompd published. */
-async function oneRun(broker: KafkaBroker, path: Path, seconds: number, partitions: number): Promise<Run> {
+async function oneRun(broker: KafkaBroker, path: Path, seconds: number, partitions: number, dedupWindowSeconds = 0): Promise<Run> {
   const topic = `tp-${path}-${partitions}p-${++topicSeq}`;
   await broker.createTopic(topic, partitions);
   await broker.createTopic(`${topic}-kcat`, partitions);
-  const daemon = await BenchDaemon.start({ bootstrapServers: broker.bootstrapServers, clusterName: topic });
+  const daemon = await BenchDaemon.start({ bootstrapServers: broker.bootstrapServers, clusterName: topic, dedupWindowSeconds });
   const firstJobId = topicSeq * 10_000_000;
   const body = esBodyOf(firstJobId);
   const message = (i: number): Buffer => hookMessage(firstJobId + i);
@@ -102,11 +105,11 @@ export interface Row {
   ratio: number;
 }
 
-function rowOf(path: Path, seconds: number, partitions: number, results: Run[]): Row {
+function rowOf(what: string, seconds: number, partitions: number, results: Run[]): Row {
   const jobcompd = spread(results.map((r) => r.perSecond));
   const kcat = spread(results.map((r) => r.kcatPerSecond));
   return {
-    what: path,
+    what,
     partitions,
     seconds,
     runs: results.length,
@@ -118,10 +121,11 @@ function rowOf(path: Path, seconds: number, partitions: number, results: Run[]):
   };
 }
 
-export async function series(broker: KafkaBroker, path: Path, seconds: number, partitions: number, runs: number): Promise<Row> {
+/** `dedupWindowSeconds` > 0: the duplicate check on, as the daemon's default is (the other rows run without it). */
+export async function series(broker: KafkaBroker, path: Path, seconds: number, partitions: number, runs: number, dedupWindowSeconds = 0): Promise<Row> {
   const results: Run[] = [];
-  for (let i = 0; i < runs; i++) results.push(await oneRun(broker, path, seconds, partitions));
-  return rowOf(path, seconds, partitions, results);
+  for (let i = 0; i < runs; i++) results.push(await oneRun(broker, path, seconds, partitions, dedupWindowSeconds));
+  return rowOf(dedupWindowSeconds > 0 ? `${path}, DedupWindow=${dedupWindowSeconds}` : path, seconds, partitions, results);
 }
 
 /**
@@ -187,19 +191,22 @@ export interface Throughput {
   socketOverHttp?: Spread;
 }
 
-export async function throughputBench(opts: { seconds: number; runs: number; partitionSeconds: number; only?: Path }): Promise<Throughput> {
+/** `only`: one path, one partition, and `dedupWindowSeconds` (0: off) for it */
+export async function throughputBench(opts: { seconds: number; runs: number; partitionSeconds: number; only?: Path; dedupWindowSeconds?: number }): Promise<Throughput> {
   const floor: FloorRow[] = [];
   for (const path of opts.only === undefined ? (['http', 'socket'] as const) : [opts.only]) floor.push(await floorSeries(path, opts.partitionSeconds, opts.runs));
   const broker = await startBroker();
   try {
     const rows: Row[] = [];
     if (opts.only !== undefined) {
-      rows.push(await series(broker, opts.only, opts.seconds, 1, opts.runs));
+      rows.push(await series(broker, opts.only, opts.seconds, 1, opts.runs, opts.dedupWindowSeconds));
       return { rows, floor };
     }
     const paired = await pairedSeries(broker, opts.seconds, opts.runs);
     rows.push(paired.http, paired.socket);
     for (const partitions of [10, 100]) rows.push(await series(broker, 'http', opts.partitionSeconds, partitions, opts.runs));
+    // what a site runs: the duplicate check's default window, which every other row leaves off
+    rows.push(await series(broker, 'http', opts.seconds, 1, opts.runs, DEFAULT_DEDUP_WINDOW_SECONDS));
     return { rows, floor, socketOverHttp: paired.socketOverHttp };
   } finally {
     await broker.destroy();
@@ -241,7 +248,7 @@ function onlyOption(): Path | undefined {
 }
 
 if (require.main === module) {
-  const opts = { seconds: option('seconds', 60), runs: option('runs', 3), partitionSeconds: option('partition-seconds', 20), only: onlyOption() };
+  const opts = { seconds: option('seconds', 60), runs: option('runs', 3), partitionSeconds: option('partition-seconds', 20), only: onlyOption(), dedupWindowSeconds: option('dedup-window', 0) };
   runBench(async () => {
     const { rows, floor, socketOverHttp } = await throughputBench(opts);
     process.stdout.write(`${throughputTable(rows)}\n\n${pairedRatioLine(socketOverHttp)}\n\n${floorTable(floor)}\n`);
