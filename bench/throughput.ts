@@ -2,10 +2,11 @@
 // report, through the HTTP path and the hook socket, at saturation for --seconds; next to
 // kcat -P producing the same payloads to the same broker (no durability: the ceiling).
 // The two paths run by turns (pairedSeries). Also the HTTP path with 10 and 100
-// partitions, and the floor under both paths: the same senders against a Node.js server
-// that answers at once and keeps nothing (answer-only-server.ts), with its CPU per record.
+// partitions, HTTP with DedupWindow at its default (every other row runs without it), and
+// the floor under both paths: the same senders against a Node.js server that answers at
+// once and keeps nothing (answer-only-server.ts), with its CPU per record.
 //
-//   node dist/bench/throughput.js [--seconds 60] [--runs 3] [--partition-seconds 20] [--only http|socket]
+//   node dist/bench/throughput.js [--seconds 60] [--runs 3] [--partition-seconds 20] [--only http|socket [--dedup-window <seconds>]]
 //
 // --only runs one path with 1 partition (to profile it: BENCH_CPU_PROF=<dir>) and saves
 // nothing, so the figures docs/benchmarks.md quotes stay those of a full run.

@@ -55,6 +55,7 @@ import type { JobEvent } from '../record/job-record';
 import { OUTBOX_INSERT, OUTBOX_ROW, QUARANTINE_INSERT, QUARANTINE_ROW } from './columns';
 import { whereClause, type RowFilter } from './filter';
 import { corruptStateFile, isCorrupt, isDiskFull, openStateFile, sqliteCode, type OpenOptions, type OpenStateFile } from './open';
+import { LEGACY_DEDUP_JOB_ID } from './schema';
 import { sqliteSynchronous, syncData, syncDataNow } from './sync';
 
 
@@ -201,8 +202,6 @@ const RETRY_FLUSH_MS = 1000;
  */
 export const CHECKPOINT_AFTER_CHANGES = 1000;
 const DEDUP_PRUNE_INTERVAL_MS = 60_000;
-/** The job id of duplicate-check rows a state file of schema 4 held, which had none (schema.ts, version 5). */
-const LEGACY_DEDUP_JOB_ID = -1;
 /** The most turns, and time, a transaction waits for records on their way (see the top). */
 export const GATHER_MAX_TURNS = 64;
 export const GATHER_MAX_MS = 2;
@@ -906,9 +905,12 @@ export class Outbox extends EventEmitter {
   /** The row id of a record of this job with this dedup key committed within the window, if any. */
   private recentCopy(jobId: number, dedupKey: Buffer, now: number): number | undefined {
     if (this.dedupWindowMs <= 0) return undefined;
-    const get = (job: number): { rowId: number; firstSeen: number } | undefined => this.stmt.dedupGet.get(job, dedupKey) as { rowId: number; firstSeen: number } | undefined;
-    const seen = get(jobId) ?? (this.legacyDedupRows ? get(LEGACY_DEDUP_JOB_ID) : undefined);
+    const seen = this.dedupRow(jobId, dedupKey) ?? (this.legacyDedupRows ? this.dedupRow(LEGACY_DEDUP_JOB_ID, dedupKey) : undefined);
     return seen && now - seen.firstSeen < this.dedupWindowMs ? seen.rowId : undefined;
+  }
+
+  private dedupRow(jobId: number, dedupKey: Buffer): { rowId: number; firstSeen: number } | undefined {
+    return this.stmt.dedupGet.get(jobId, dedupKey) as { rowId: number; firstSeen: number } | undefined;
   }
 
   /** Whether append() looks at NewRecord.dedupKey at all (DedupWindow > 0). */

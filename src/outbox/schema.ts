@@ -10,6 +10,9 @@ import { StateCodes, StateError, EXIT_SOFTWARE } from '../errors';
 export const APPLICATION_ID = 0x4a434d50;
 export const SCHEMA_VERSION = 5;
 
+/** The job id the duplicate-check rows of schema 4, which had none, carry from version 5 on. */
+export const LEGACY_DEDUP_JOB_ID = -1;
+
 const MIGRATIONS: readonly string[] = [
   // 0 -> 1
   `
@@ -79,8 +82,8 @@ const MIGRATIONS: readonly string[] = [
   -- pages; records that arrive together have job ids close together, so their rows now
   -- share a few pages (docs/benchmarks.md, fourteenth session). A record's job id comes
   -- from its payload, so two identical records have the same one. The rows of version 4
-  -- carry no job id: they move under job id -1 (LEGACY_DEDUP_JOB_ID in outbox.ts), which
-  -- every lookup also reads until the window has pruned them.
+  -- carry no job id: they move under LEGACY_DEDUP_JOB_ID, which every lookup also reads
+  -- (outbox.ts) until the window has pruned them.
   CREATE TABLE dedup_v5 (
     job_id     INTEGER NOT NULL,
     hash       BLOB    NOT NULL,
@@ -88,7 +91,7 @@ const MIGRATIONS: readonly string[] = [
     first_seen INTEGER NOT NULL,             -- ms since the epoch
     PRIMARY KEY (job_id, hash)
   ) WITHOUT ROWID;
-  INSERT INTO dedup_v5 (job_id, hash, row_id, first_seen) SELECT -1, hash, row_id, first_seen FROM dedup;
+  INSERT INTO dedup_v5 (job_id, hash, row_id, first_seen) SELECT ${LEGACY_DEDUP_JOB_ID}, hash, row_id, first_seen FROM dedup;
   DROP TABLE dedup;
   ALTER TABLE dedup_v5 RENAME TO dedup;
   CREATE INDEX dedup_first_seen ON dedup (first_seen);
