@@ -156,19 +156,17 @@ async function jobcompdPeer(broker: KafkaBroker, topic: string, body: (i: number
   const stateDir = mkdtempSync(join(tmpdir(), 'jobcompd-bench-state-'));
   const start = (): Promise<BenchDaemon> => BenchDaemon.start({ bootstrapServers: broker.bootstrapServers, clusterName: topic, stateDir });
   let daemon = await start();
-  let http = httpSender(daemon.httpPort, body, CONCURRENCY);
+  let http = httpSender(daemon.httpPort, body);
   return {
-    send: untilAcknowledged((i) => http.send(i)),
+    send: untilAcknowledged((i) => http(i)),
     concurrency: CONCURRENCY,
     async killAndRestart() {
       await daemon.kill();
-      http.close();
       daemon = await start();
-      http = httpSender(daemon.httpPort, body, CONCURRENCY);
+      http = httpSender(daemon.httpPort, body);
     },
     drained: async () => (await daemon.status()).backlog === 0,
     async stop() {
-      http.close();
       await daemon.stop();
       rmSync(stateDir, { recursive: true, force: true });
     },

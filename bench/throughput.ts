@@ -6,7 +6,12 @@
 // the floor under both paths: the same senders against a Node.js server that answers at
 // once and keeps nothing (answer-only-server.ts), with its CPU per record.
 //
-//   node dist/bench/throughput.js [--seconds 60] [--runs 3] [--partition-seconds 20] [--only http|socket [--dedup-window <seconds>]]
+//   node dist/bench/throughput.js [--seconds 60] [--runs 3] [--partition-seconds 20] [--only http|socket|http-keepalive [--dedup-window <seconds>]]
+//
+// The senders send as Slurm does (lib.ts): HTTP a new connection per record, as
+// jobcomp/elasticsearch's curl handle per record; the socket a connection per record, as
+// the native hook. One row keeps the keep-alive HTTP clients the bench used until the
+// fifteenth session, to compare with earlier runs.
 //
 // --only runs one path with 1 partition (to profile it: BENCH_CPU_PROF=<dir>) and saves
 // nothing, so the figures docs/benchmarks.md quotes stay those of a full run.
@@ -18,6 +23,7 @@ import {
   hookMessage,
   hookSender,
   httpSender,
+  keepAliveHttpSender,
   kcatProduce,
   note,
   option,
@@ -31,6 +37,7 @@ import {
   spread,
   startBroker,
   writePayloadFile,
+  type Sender,
   type Spread,
 } from './lib';
 import { defaultDaemonConfig } from '../src/config/daemon-conf';
@@ -41,7 +48,7 @@ export const CONCURRENCY = 32;
 /** [jobcompd] DedupWindow's default, in seconds */
 const DEFAULT_DEDUP_WINDOW_SECONDS = defaultDaemonConfig().dedupWindowMs / 1000;
 
-type Path = 'http' | 'socket';
+type Path = 'http' | 'socket' | 'http-keepalive';
 
 interface Run {
   records: number;
@@ -56,6 +63,11 @@ interface Run {
 
 let topicSeq = 0;
 
+function senderFor(path: Path, httpPort: number, socketPath: string, body: (i: number) => Buffer, message: (i: number) => Buffer): { send: Sender; close(): void } {
+  if (path === 'http-keepalive') return keepAliveHttpSender(httpPort, body, CONCURRENCY);
+  return { send: path === 'http' ? httpSender(httpPort, body) : hookSender(socketPath, message), close: () => undefined };
+}
+
 /** One run: jobcompd at saturation, then kcat with exactly the payloads jobcompd published. */
 async function oneRun(broker: KafkaBroker, path: Path, seconds: number, partitions: number, dedupWindowSeconds = 0): Promise<Run> {
   const topic = `tp-${path}-${partitions}p-${++topicSeq}`;
@@ -66,20 +78,19 @@ async function oneRun(broker: KafkaBroker, path: Path, seconds: number, partitio
   const body = esBodyOf(firstJobId);
   const message = (i: number): Buffer => hookMessage(firstJobId + i);
   try {
-    const http = httpSender(daemon.httpPort, body, CONCURRENCY);
-    const send = path === 'http' ? http.send : hookSender(daemon.socketPath, message);
+    const { send, close } = senderFor(path, daemon.httpPort, daemon.socketPath, body, message);
     const cpu0 = daemon.cpuSeconds();
     const sender0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     const records = await saturate(send, CONCURRENCY, { durationMs: seconds * 1000 });
     const sender = process.cpuUsage(sender0);
-    http.close();
+    close();
     const t1 = await daemon.waitDelivered(records);
     const daemonCpuUs = (1e6 * (daemon.cpuSeconds() - cpu0)) / records;
     const senderCpuUs = (sender.user + sender.system) / records;
     const elapsed = Number(t1 - t0) / 1e9;
 
-    const payloads = Array.from({ length: records }, (_, i) => (path === 'http' ? payloadOf(body(i)) : publishedPayload({ kind: 'hook', environment: message(i).subarray(HEADER_BYTES) })));
+    const payloads = Array.from({ length: records }, (_, i) => (path !== 'socket' ? payloadOf(body(i)) : publishedPayload({ kind: 'hook', environment: message(i).subarray(HEADER_BYTES) })));
     const file = writePayloadFile(payloads);
     const kcatSeconds = await kcatProduce(broker.bootstrapServers, `${topic}-kcat`, file);
     removeFileDir(file);
@@ -136,7 +147,7 @@ export async function series(broker: KafkaBroker, path: Path, seconds: number, p
  * thirteenth session). Each pair's socket / HTTP ratio is kept too.
  */
 async function pairedSeries(broker: KafkaBroker, seconds: number, runs: number): Promise<{ http: Row; socket: Row; socketOverHttp: Spread }> {
-  const results: Record<Path, Run[]> = { http: [], socket: [] };
+  const results: Record<'http' | 'socket', Run[]> = { http: [], socket: [] };
   for (let i = 0; i < runs; i++) {
     for (const path of i % 2 === 0 ? (['http', 'socket'] as const) : (['socket', 'http'] as const)) results[path].push(await oneRun(broker, path, seconds, 1));
   }
@@ -157,17 +168,16 @@ export interface FloorRow {
 async function floorSeries(path: Path, seconds: number, runs: number): Promise<FloorRow> {
   const results: { perSecond: number; serverCpuUs: number; senderCpuUs: number }[] = [];
   for (let i = 0; i < runs; i++) {
-    const server = await startAnswerOnlyServer(path);
+    const server = await startAnswerOnlyServer(path === 'socket' ? 'socket' : 'http');
     try {
-      const http = path === 'http' ? httpSender(Number(server.address), esBodyOf(0), CONCURRENCY) : undefined;
-      const send = http?.send ?? hookSender(server.address, hookMessage);
+      const { send, close } = senderFor(path, Number(server.address), server.address, esBodyOf(0), hookMessage);
       const cpu0 = server.cpuSeconds();
       const sender0 = process.cpuUsage();
       const t0 = process.hrtime.bigint();
       const records = await saturate(send, CONCURRENCY, { durationMs: seconds * 1000 });
       const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
       const sender = process.cpuUsage(sender0);
-      http?.close();
+      close();
       const r = { perSecond: records / elapsed, serverCpuUs: (1e6 * (server.cpuSeconds() - cpu0)) / records, senderCpuUs: (sender.user + sender.system) / records };
       note(`answer-only server, ${path}: ${r.perSecond.toFixed(0)}/s, server ${r.serverCpuUs.toFixed(1)} µs CPU/record, sender ${r.senderCpuUs.toFixed(1)} µs`);
       results.push(r);
@@ -195,7 +205,7 @@ export interface Throughput {
 /** `only`: one path, one partition, and `dedupWindowSeconds` (0: off) for it */
 export async function throughputBench(opts: { seconds: number; runs: number; partitionSeconds: number; only?: Path; dedupWindowSeconds?: number }): Promise<Throughput> {
   const floor: FloorRow[] = [];
-  for (const path of opts.only === undefined ? (['http', 'socket'] as const) : [opts.only]) floor.push(await floorSeries(path, opts.partitionSeconds, opts.runs));
+  for (const path of opts.only === undefined ? (['http', 'socket', 'http-keepalive'] as const) : [opts.only]) floor.push(await floorSeries(path, opts.partitionSeconds, opts.runs));
   const broker = await startBroker();
   try {
     const rows: Row[] = [];
@@ -208,6 +218,7 @@ export async function throughputBench(opts: { seconds: number; runs: number; par
     for (const partitions of [10, 100]) rows.push(await series(broker, 'http', opts.partitionSeconds, partitions, opts.runs));
     // what a site runs: the duplicate check's default window, which every other row leaves off
     rows.push(await series(broker, 'http', opts.seconds, 1, opts.runs, DEFAULT_DEDUP_WINDOW_SECONDS));
+    rows.push(await series(broker, 'http-keepalive', opts.partitionSeconds, 1, opts.runs));
     return { rows, floor, socketOverHttp: paired.socketOverHttp };
   } finally {
     await broker.destroy();
@@ -244,8 +255,8 @@ function onlyOption(): Path | undefined {
   const i = process.argv.indexOf('--only');
   if (i < 0) return undefined;
   const v = process.argv[i + 1];
-  if (v === 'http' || v === 'socket') return v;
-  throw new Error(`--only takes http or socket, not ${String(v)}`);
+  if (v === 'http' || v === 'socket' || v === 'http-keepalive') return v;
+  throw new Error(`--only takes http, socket or http-keepalive, not ${String(v)}`);
 }
 
 if (require.main === module) {
