@@ -342,7 +342,7 @@ export function rsyslogPeerTable(f: PeerFigures): string {
   return [
     '| durable forwarder | window | records/s acknowledged to the sender, median (min-max) | records/s on the topic | kcat -P (same run) |',
     '|---|---|---|---|---|',
-    `| jobcompd, HTTP, ${f.httpConcurrency} keep-alive senders | ${j.seconds} s × ${j.runs} | — | ${m(j.jobcompd)} | ${m(j.kcat)} |`,
+    `| jobcompd, HTTP, ${f.httpConcurrency} senders, a connection per record as Slurm sends | ${j.seconds} s × ${j.runs} | — | ${m(j.jobcompd)} | ${m(j.kcat)} |`,
     ...f.rsyslog.map((r) => `| rsyslog, RELP window ${f.relpWindow}, ${r.queue} queue | ${r.seconds} s × ${r.runs} | ${m(r.acknowledged)} | ${m(r.onTopic)} | |`),
     '',
     `| kill -9 × ${f.options.kills} (seed ${f.options.seed}) | records acknowledged | messages on the topic | lost (acknowledged, not on the topic) | duplicates | wrong bytes | send time |`,

@@ -6,7 +6,7 @@
 // the floor under both paths: the same senders against a Node.js server that answers at
 // once and keeps nothing (answer-only-server.ts), with its CPU per record.
 //
-//   node dist/bench/throughput.js [--seconds 60] [--runs 3] [--partition-seconds 20] [--only http|socket|http-keepalive [--dedup-window <seconds>]]
+//   node dist/bench/throughput.js [--seconds 60] [--runs 3] [--partition-seconds 20] [--only http|socket|http-keepalive [--dedup-window <seconds>] [--senders <n>]]
 //
 // The senders send as Slurm does (lib.ts): HTTP a new connection per record, as
 // jobcomp/elasticsearch's curl handle per record; the socket a connection per record, as
@@ -14,7 +14,8 @@
 // fifteenth session, to compare with earlier runs.
 //
 // --only runs one path with 1 partition (to profile it: BENCH_CPU_PROF=<dir>) and saves
-// nothing, so the figures docs/benchmarks.md quotes stay those of a full run.
+// nothing, so the figures docs/benchmarks.md quotes stay those of a full run; --senders 1
+// sends one record at a time, as jobcomp/elasticsearch's one agent thread does.
 
 import type { KafkaBroker } from '../tools/kafka/broker';
 import {
@@ -63,13 +64,13 @@ interface Run {
 
 let topicSeq = 0;
 
-function senderFor(path: Path, httpPort: number, socketPath: string, body: (i: number) => Buffer, message: (i: number) => Buffer): { send: Sender; close(): void } {
-  if (path === 'http-keepalive') return keepAliveHttpSender(httpPort, body, CONCURRENCY);
+function senderFor(path: Path, senders: number, httpPort: number, socketPath: string, body: (i: number) => Buffer, message: (i: number) => Buffer): { send: Sender; close(): void } {
+  if (path === 'http-keepalive') return keepAliveHttpSender(httpPort, body, senders);
   return { send: path === 'http' ? httpSender(httpPort, body) : hookSender(socketPath, message), close: () => undefined };
 }
 
 /** One run: jobcompd at saturation, then kcat with exactly the payloads jobcompd published. */
-async function oneRun(broker: KafkaBroker, path: Path, seconds: number, partitions: number, dedupWindowSeconds = 0): Promise<Run> {
+async function oneRun(broker: KafkaBroker, path: Path, seconds: number, partitions: number, dedupWindowSeconds: number, senders: number): Promise<Run> {
   const topic = `tp-${path}-${partitions}p-${++topicSeq}`;
   await broker.createTopic(topic, partitions);
   await broker.createTopic(`${topic}-kcat`, partitions);
@@ -78,11 +79,11 @@ async function oneRun(broker: KafkaBroker, path: Path, seconds: number, partitio
   const body = esBodyOf(firstJobId);
   const message = (i: number): Buffer => hookMessage(firstJobId + i);
   try {
-    const { send, close } = senderFor(path, daemon.httpPort, daemon.socketPath, body, message);
+    const { send, close } = senderFor(path, senders, daemon.httpPort, daemon.socketPath, body, message);
     const cpu0 = daemon.cpuSeconds();
     const sender0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
-    const records = await saturate(send, CONCURRENCY, { durationMs: seconds * 1000 });
+    const records = await saturate(send, senders, { durationMs: seconds * 1000 });
     const sender = process.cpuUsage(sender0);
     close();
     const t1 = await daemon.waitDelivered(records);
@@ -134,9 +135,9 @@ function rowOf(what: string, seconds: number, partitions: number, results: Run[]
 }
 
 /** `dedupWindowSeconds` > 0: the duplicate check on, as the daemon's default is (the other rows run without it). */
-export async function series(broker: KafkaBroker, path: Path, seconds: number, partitions: number, runs: number, dedupWindowSeconds = 0): Promise<Row> {
+export async function series(broker: KafkaBroker, path: Path, seconds: number, partitions: number, runs: number, dedupWindowSeconds = 0, senders = CONCURRENCY): Promise<Row> {
   const results: Run[] = [];
-  for (let i = 0; i < runs; i++) results.push(await oneRun(broker, path, seconds, partitions, dedupWindowSeconds));
+  for (let i = 0; i < runs; i++) results.push(await oneRun(broker, path, seconds, partitions, dedupWindowSeconds, senders));
   return rowOf(dedupWindowSeconds > 0 ? `${path}, DedupWindow=${dedupWindowSeconds}` : path, seconds, partitions, results);
 }
 
@@ -149,7 +150,7 @@ export async function series(broker: KafkaBroker, path: Path, seconds: number, p
 async function pairedSeries(broker: KafkaBroker, seconds: number, runs: number): Promise<{ http: Row; socket: Row; socketOverHttp: Spread }> {
   const results: Record<'http' | 'socket', Run[]> = { http: [], socket: [] };
   for (let i = 0; i < runs; i++) {
-    for (const path of i % 2 === 0 ? (['http', 'socket'] as const) : (['socket', 'http'] as const)) results[path].push(await oneRun(broker, path, seconds, 1));
+    for (const path of i % 2 === 0 ? (['http', 'socket'] as const) : (['socket', 'http'] as const)) results[path].push(await oneRun(broker, path, seconds, 1, 0, CONCURRENCY));
   }
   const ratios = results.socket.map((r, i) => r.perSecond / (results.http[i] as Run).perSecond);
   return { http: rowOf('http', seconds, 1, results.http), socket: rowOf('socket', seconds, 1, results.socket), socketOverHttp: spread(ratios) };
@@ -165,16 +166,16 @@ export interface FloorRow {
   senderCpuUsPerRecord: Spread;
 }
 
-async function floorSeries(path: Path, seconds: number, runs: number): Promise<FloorRow> {
+async function floorSeries(path: Path, seconds: number, runs: number, senders: number): Promise<FloorRow> {
   const results: { perSecond: number; serverCpuUs: number; senderCpuUs: number }[] = [];
   for (let i = 0; i < runs; i++) {
     const server = await startAnswerOnlyServer(path === 'socket' ? 'socket' : 'http');
     try {
-      const { send, close } = senderFor(path, Number(server.address), server.address, esBodyOf(0), hookMessage);
+      const { send, close } = senderFor(path, senders, Number(server.address), server.address, esBodyOf(0), hookMessage);
       const cpu0 = server.cpuSeconds();
       const sender0 = process.cpuUsage();
       const t0 = process.hrtime.bigint();
-      const records = await saturate(send, CONCURRENCY, { durationMs: seconds * 1000 });
+      const records = await saturate(send, senders, { durationMs: seconds * 1000 });
       const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
       const sender = process.cpuUsage(sender0);
       close();
@@ -203,14 +204,16 @@ export interface Throughput {
 }
 
 /** `only`: one path, one partition, and `dedupWindowSeconds` (0: off) for it */
-export async function throughputBench(opts: { seconds: number; runs: number; partitionSeconds: number; only?: Path; dedupWindowSeconds?: number }): Promise<Throughput> {
+/** `senders`: concurrent senders of every row (the full run's 32, CONCURRENCY; --only may set it) */
+export async function throughputBench(opts: { seconds: number; runs: number; partitionSeconds: number; only?: Path; dedupWindowSeconds?: number; senders?: number }): Promise<Throughput> {
+  const senders = opts.senders ?? CONCURRENCY;
   const floor: FloorRow[] = [];
-  for (const path of opts.only === undefined ? (['http', 'socket', 'http-keepalive'] as const) : [opts.only]) floor.push(await floorSeries(path, opts.partitionSeconds, opts.runs));
+  for (const path of opts.only === undefined ? (['http', 'socket', 'http-keepalive'] as const) : [opts.only]) floor.push(await floorSeries(path, opts.partitionSeconds, opts.runs, senders));
   const broker = await startBroker();
   try {
     const rows: Row[] = [];
     if (opts.only !== undefined) {
-      rows.push(await series(broker, opts.only, opts.seconds, 1, opts.runs, opts.dedupWindowSeconds));
+      rows.push(await series(broker, opts.only, opts.seconds, 1, opts.runs, opts.dedupWindowSeconds, senders));
       return { rows, floor };
     }
     const paired = await pairedSeries(broker, opts.seconds, opts.runs);
@@ -225,10 +228,10 @@ export async function throughputBench(opts: { seconds: number; runs: number; par
   }
 }
 
-export function floorTable(rows: FloorRow[]): string {
+export function floorTable(rows: FloorRow[], senders = CONCURRENCY): string {
   const f = (s: Spread, digits: number): string => `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}-${s.max.toFixed(digits)})`;
   return [
-    '| the same 32 senders against a Node.js server that only answers | saturation | records/s, median (min-max) | server CPU µs/record | load generator CPU µs/record |',
+    `| the same ${senders} sender${senders === 1 ? "" : "s"} against a Node.js server that only answers | saturation | records/s, median (min-max) | server CPU µs/record | load generator CPU µs/record |`,
     '|---|---|---|---|---|',
     ...rows.map((r) => `| ${r.what} | ${r.seconds} s × ${r.runs} | ${f(r.perSecond, 0)} | ${f(r.serverCpuUsPerRecord, 1)} | ${f(r.senderCpuUsPerRecord, 1)} |`),
   ].join('\n');
@@ -260,10 +263,10 @@ function onlyOption(): Path | undefined {
 }
 
 if (require.main === module) {
-  const opts = { seconds: option('seconds', 60), runs: option('runs', 3), partitionSeconds: option('partition-seconds', 20), only: onlyOption(), dedupWindowSeconds: option('dedup-window', 0) };
+  const opts = { seconds: option('seconds', 60), runs: option('runs', 3), partitionSeconds: option('partition-seconds', 20), only: onlyOption(), dedupWindowSeconds: option('dedup-window', 0), senders: option('senders', CONCURRENCY) };
   runBench(async () => {
     const { rows, floor, socketOverHttp } = await throughputBench(opts);
-    process.stdout.write(`${throughputTable(rows)}\n\n${pairedRatioLine(socketOverHttp)}\n\n${floorTable(floor)}\n`);
+    process.stdout.write(`${throughputTable(rows)}\n\n${pairedRatioLine(socketOverHttp)}\n\n${floorTable(floor, opts.senders)}\n`);
     if (opts.only === undefined) note(`saved ${saveResult('throughput', { options: opts, concurrency: CONCURRENCY, rows, floor, socketOverHttp })}`);
   });
 }
