@@ -204,8 +204,14 @@ function exchange(path: string, plan: Plan, timeoutMs = 5000): Promise<Exchange>
     sock.on('connect', () => {
       void (async () => {
         for (let i = 0; i < plan.writes.length; i++) {
-          if (i > 0 && plan.gapMs > 0) await sleep(plan.gapMs);
-          if (sock.destroyed) return;
+          if (i > 0 && plan.gapMs > 0) {
+            await sleep(plan.gapMs);
+            // Timers run before the poll phase: read what came meanwhile first, or a write
+            // refused because the daemon answered and closed would destroy the socket with
+            // the answer unread.
+            await new Promise<void>((resolve) => setImmediate(resolve));
+          }
+          if (sock.destroyed || sock.readableEnded) return;
           sock.write(plan.writes[i] as Buffer);
         }
         if (plan.finish === 'half-close') sock.end();
