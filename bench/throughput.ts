@@ -199,14 +199,18 @@ async function floorSeries(path: Path, seconds: number, runs: number, senders: n
 export interface Throughput {
   rows: Row[];
   floor: FloorRow[];
+  /** concurrent senders of every row and floor */
+  senders: number;
   /** the socket path's records/s over HTTP's, run by run in alternated pairs; undefined with --only */
   socketOverHttp?: Spread;
 }
 
-/** `only`: one path, one partition, and `dedupWindowSeconds` (0: off) for it */
-/** `senders`: concurrent senders of every row (the full run's 32, CONCURRENCY; --only may set it) */
+/**
+ * `only`: one path, one partition, and `dedupWindowSeconds` (0: off) and `senders` (the
+ * concurrent senders) for it; a full run always has CONCURRENCY senders.
+ */
 export async function throughputBench(opts: { seconds: number; runs: number; partitionSeconds: number; only?: Path; dedupWindowSeconds?: number; senders?: number }): Promise<Throughput> {
-  const senders = opts.senders ?? CONCURRENCY;
+  const senders = opts.only === undefined ? CONCURRENCY : (opts.senders ?? CONCURRENCY);
   const floor: FloorRow[] = [];
   for (const path of opts.only === undefined ? (['http', 'socket', 'http-keepalive'] as const) : [opts.only]) floor.push(await floorSeries(path, opts.partitionSeconds, opts.runs, senders));
   const broker = await startBroker();
@@ -214,7 +218,7 @@ export async function throughputBench(opts: { seconds: number; runs: number; par
     const rows: Row[] = [];
     if (opts.only !== undefined) {
       rows.push(await series(broker, opts.only, opts.seconds, 1, opts.runs, opts.dedupWindowSeconds, senders));
-      return { rows, floor };
+      return { rows, floor, senders };
     }
     const paired = await pairedSeries(broker, opts.seconds, opts.runs);
     rows.push(paired.http, paired.socket);
@@ -222,7 +226,7 @@ export async function throughputBench(opts: { seconds: number; runs: number; par
     // what a site runs: the duplicate check's default window, which every other row leaves off
     rows.push(await series(broker, 'http', opts.seconds, 1, opts.runs, DEFAULT_DEDUP_WINDOW_SECONDS));
     rows.push(await series(broker, 'http-keepalive', opts.partitionSeconds, 1, opts.runs));
-    return { rows, floor, socketOverHttp: paired.socketOverHttp };
+    return { rows, floor, senders, socketOverHttp: paired.socketOverHttp };
   } finally {
     await broker.destroy();
   }
@@ -231,7 +235,7 @@ export async function throughputBench(opts: { seconds: number; runs: number; par
 export function floorTable(rows: FloorRow[], senders = CONCURRENCY): string {
   const f = (s: Spread, digits: number): string => `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}-${s.max.toFixed(digits)})`;
   return [
-    `| the same ${senders} sender${senders === 1 ? "" : "s"} against a Node.js server that only answers | saturation | records/s, median (min-max) | server CPU µs/record | load generator CPU µs/record |`,
+    `| the same ${senders} sender${senders === 1 ? '' : 's'} against a Node.js server that only answers | saturation | records/s, median (min-max) | server CPU µs/record | load generator CPU µs/record |`,
     '|---|---|---|---|---|',
     ...rows.map((r) => `| ${r.what} | ${r.seconds} s × ${r.runs} | ${f(r.perSecond, 0)} | ${f(r.serverCpuUsPerRecord, 1)} | ${f(r.senderCpuUsPerRecord, 1)} |`),
   ].join('\n');
@@ -265,8 +269,8 @@ function onlyOption(): Path | undefined {
 if (require.main === module) {
   const opts = { seconds: option('seconds', 60), runs: option('runs', 3), partitionSeconds: option('partition-seconds', 20), only: onlyOption(), dedupWindowSeconds: option('dedup-window', 0), senders: option('senders', CONCURRENCY) };
   runBench(async () => {
-    const { rows, floor, socketOverHttp } = await throughputBench(opts);
-    process.stdout.write(`${throughputTable(rows)}\n\n${pairedRatioLine(socketOverHttp)}\n\n${floorTable(floor, opts.senders)}\n`);
+    const { rows, floor, senders, socketOverHttp } = await throughputBench(opts);
+    process.stdout.write(`${throughputTable(rows)}\n\n${pairedRatioLine(socketOverHttp)}\n\n${floorTable(floor, senders)}\n`);
     if (opts.only === undefined) note(`saved ${saveResult('throughput', { options: opts, concurrency: CONCURRENCY, rows, floor, socketOverHttp })}`);
   });
 }
