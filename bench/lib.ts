@@ -463,7 +463,10 @@ export async function kcatProduce(brokers: string, topic: string, file: string):
   closeSync(input);
   let stderr = '';
   child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', (err) => reject(new Error(`cannot run kcat (${err.message}); \`make bench-deps\` installs it`)));
+    child.once('close', resolve);
+  });
   if (code !== 0) throw new Error(`kcat exited ${String(code)}: ${stderr}`);
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
