@@ -144,7 +144,7 @@ export async function series(broker: KafkaBroker, path: Path, seconds: number, p
 /**
  * The two paths run by turns, each pair in the other order than the last (http then socket,
  * socket then http, ...): this machine's speed drifts over minutes, and three runs of one
- * path followed by three of the other compared two different machines (docs/benchmarks.md,
+ * path followed by three of the other compared two different machines (docs/benchmark-rounds.md,
  * thirteenth session). Each pair's socket / HTTP ratio is kept too.
  */
 async function pairedSeries(broker: KafkaBroker, seconds: number, runs: number): Promise<{ http: Row; socket: Row; socketOverHttp: Spread }> {

@@ -19,7 +19,7 @@
  *
  * Why a thread: slurmctld waits for each jobcomp/script, and a hook answered only once
  * JavaScript has run (and a SQLite transaction committed) cannot come near the cost of the
- * fdatasync itself (docs/benchmarks.md, tenth and eleventh sessions). Why not node:net: a
+ * fdatasync itself (docs/benchmark-rounds.md, tenth and eleventh sessions). Why not node:net: a
  * net.Socket per record cost about a fifth of the hook path's CPU (ninth session).
  *
  * listen(path, { maxMessageBytes, timeoutMs, maxConnections, allowedUids, journal? },
@@ -254,7 +254,7 @@ static void free_events(struct event *e)
 
 /*
  * The events so far go to JavaScript in one call: one wake of Node's loop for a turn's
- * messages, not one each (docs/benchmarks.md, eleventh session).
+ * messages, not one each (docs/benchmark-rounds.md, eleventh session).
  */
 static void send_events(struct listener *l)
 {
@@ -997,7 +997,7 @@ static void main_idle_cb(uv_idle_t *h)
 /*
  * On the JavaScript thread: a command, sent with the others of this turn of Node's loop
  * (its idle phase, before the next poll): a group commit answers dozens of hooks at once,
- * and the thread wakes once for them, not once each (docs/benchmarks.md, eleventh session).
+ * and the thread wakes once for them, not once each (docs/benchmark-rounds.md, eleventh session).
  */
 static void command(struct listener *l, struct command *c)
 {

@@ -5,7 +5,7 @@
 // through the window, and an object per row plus the Map's rehashed tables lived just long
 // enough (the window's round trip) to be promoted to V8's old space, which then grew by
 // ~10 MB a second until a full collection: most of the drain's peak memory
-// (docs/benchmarks.md, "This round (2026-12-05, third session)").
+// (docs/benchmark-rounds.md, "This round (2026-12-05, third session)").
 
 import type { JobEvent } from '../record/job-record';
 import type { OutboxRow } from '../outbox/outbox';

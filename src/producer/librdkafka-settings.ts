@@ -91,7 +91,7 @@ function isTopicProperty(p: RdkafkaProperty): boolean {
  *   at most MaxInFlight records undelivered, a backlog's window never filled a batch of
  *   10,000, so each of its round trips waited out the whole linger.ms (5 ms); a full page
  *   now goes at once, and records coming at Slurm's pace are batched by linger.ms as before
- *   (docs/benchmarks.md, "the batch size").
+ *   (docs/benchmark-rounds.md, "the batch size").
  */
 const JOBCOMPD_LIBRDKAFKA_DEFAULTS: Readonly<Record<string, string>> = {
   'statistics.interval.ms': '10000',

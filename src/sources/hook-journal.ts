@@ -2,7 +2,7 @@
 // the state directory, where a hook record is made durable, and answered, before JavaScript
 // sees it. slurmctld runs jobcomp/script one record after another and waits for each; a
 // record answered only after a SQLite transaction driven from JavaScript cannot come near
-// the cost of the fdatasync itself (docs/benchmarks.md, eighth to eleventh sessions).
+// the cost of the fdatasync itself (docs/benchmark-rounds.md, eighth to eleventh sessions).
 // The hook listener's own thread (native/hook-socket/hook-listener.c) places the message of
 // a lone connection here, writes it, fdatasyncs and answers; the record then goes into the
 // state file as any other. Its transaction records the entry as applied (JournalMark in the

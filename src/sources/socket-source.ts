@@ -8,7 +8,7 @@
 // The connections themselves are served in C on a thread of its own
 // (native/hook-socket/hook-listener.c): accepting, the uid check, reading the message and
 // writing the answer: a node:net socket per record cost about a fifth of the path's CPU
-// (docs/benchmarks.md, ninth session). What the bytes are is decided here, by the framer.
+// (docs/benchmark-rounds.md, ninth session). What the bytes are is decided here, by the framer.
 // A hook alone on the socket (slurmctld runs jobcomp/script one record after another) is
 // answered by that thread from the hook journal (hook-journal.ts), once written and synced
 // there, before its bytes reach this module; it is then committed as any other.
