@@ -52,6 +52,24 @@ export interface IngestCounters {
   ignored: number;
 }
 
+/**
+ * Hook records answered from the hook journal are durable already. They wait here, unmapped,
+ * up to JOURNALED_WAIT_MS or until JOURNALED_BATCH of them wait, and are then mapped and
+ * committed together: one at a time, their mapping and commit ran beside the next hook that
+ * slurmctld starts, and cost it about 0.1-0.2 ms (docs/benchmark-rounds.md, seventeenth
+ * session). Any other input sends them on first, so records reach the outbox in the order
+ * they arrived (docs/delivery-guarantees.md#the-hook-journal).
+ */
+export const JOURNALED_WAIT_MS = 25;
+export const JOURNALED_BATCH = 64;
+
+interface JournaledInput {
+  environment: Buffer;
+  mark: JournalMark;
+  receivedAt: number;
+  settle: { resolve: (r: AcceptResult) => void; reject: (err: unknown) => void };
+}
+
 /** Events: 'accepted' (AcceptResult, SourceName, seconds from receipt to commit). */
 export class Ingest extends EventEmitter {
   readonly counters: IngestCounters = { received: { http: 0, socket: 0, spool: 0, replay: 0, kafka: 0 }, ignored: 0 };
@@ -60,6 +78,9 @@ export class Ingest extends EventEmitter {
   private quarantinedBytes: number | undefined;
   /** each source's count of records it has begun to receive (countArriving) */
   private readonly arrivingCounts: (() => number)[] = [];
+  /** hook records answered from the journal, waiting to be mapped and committed together */
+  private journaled: JournaledInput[] = [];
+  private journaledTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly outbox: Outbox,
@@ -97,6 +118,7 @@ export class Ingest extends EventEmitter {
 
   /** A body POSTed by jobcomp/elasticsearch: always a job end record. */
   acceptElasticsearch(body: Buffer, source: SourceName): Promise<AcceptResult> {
+    this.flushJournaled();
     return this.accept({ kind: 'elasticsearch', body }, body, source);
   }
 
@@ -107,11 +129,42 @@ export class Ingest extends EventEmitter {
    * the entry as applied, and it is tried again until it commits.
    */
   acceptHookEnvironment(environment: Buffer, source: SourceName, journal?: JournalMark): Promise<AcceptResult> {
+    this.flushJournaled();
     return this.accept({ kind: 'hook', environment }, environment, source, journal);
   }
 
-  private accept(input: RecordInput, raw: Buffer, source: SourceName, journal?: JournalMark): Promise<AcceptResult> {
-    const receivedAt = Date.now();
+  /**
+   * A hook environment answered from the hook journal entry `journal` as it arrived on the
+   * socket: it waits with others before it is mapped and committed (JOURNALED_WAIT_MS).
+   */
+  acceptJournaledHook(environment: Buffer, journal: JournalMark): Promise<AcceptResult> {
+    return new Promise((resolve, reject) => {
+      this.journaled.push({ environment, mark: journal, receivedAt: Date.now(), settle: { resolve, reject } });
+      if (this.journaled.length >= JOURNALED_BATCH) this.flushJournaled();
+      else this.journaledTimer ??= setTimeout(() => this.flushJournaled(), JOURNALED_WAIT_MS);
+    });
+  }
+
+  /**
+   * Map and commit the journaled hook records waiting, now: before any other input, before
+   * a reload changes the configuration they are mapped with, and when the socket closes.
+   */
+  flushJournaled(): void {
+    if (this.journaledTimer !== undefined) clearTimeout(this.journaledTimer);
+    this.journaledTimer = undefined;
+    const waiting = this.journaled;
+    if (waiting.length === 0) return;
+    this.journaled = [];
+    for (const j of waiting) {
+      try {
+        this.accept({ kind: 'hook', environment: j.environment }, j.environment, 'socket', j.mark, j.receivedAt).then(j.settle.resolve, j.settle.reject);
+      } catch (err) {
+        j.settle.reject(err);
+      }
+    }
+  }
+
+  private accept(input: RecordInput, raw: Buffer, source: SourceName, journal?: JournalMark, receivedAt = Date.now()): Promise<AcceptResult> {
     this.counters.received[source] += 1;
     let mapped: Mapped;
     try {
@@ -136,6 +189,7 @@ export class Ingest extends EventEmitter {
    * a plugin record is published all the same, as job 0 (docs/kafka-listener.md#records).
    */
   acceptProduced(message: ProducedMessage): Promise<AcceptResult> {
+    this.flushJournaled();
     const receivedAt = Date.now();
     this.counters.received.kafka += 1;
     const identity = message.value === null ? undefined : identifyPluginRecord(message.value);
@@ -156,6 +210,7 @@ export class Ingest extends EventEmitter {
 
   /** A record that is already a jobcomp/kafka payload (migrated from Slurm's own state file). */
   acceptSerialized(record: { event: JobEvent; jobId: number; payload: Buffer }, source: SourceName): Promise<AcceptResult> {
+    this.flushJournaled();
     this.counters.received[source] += 1;
     return this.storePayload(record.event, record.jobId, record.payload, source, Date.now());
   }
@@ -197,6 +252,7 @@ export class Ingest extends EventEmitter {
 
   /** Input that is not even a message (malformed hook frame, unreadable spool file). */
   quarantineInput(raw: Buffer, source: SourceName, code: string, reason: string, journal?: JournalMark): Promise<AcceptResult> {
+    this.flushJournaled();
     this.counters.received[source] += 1;
     return this.quarantine(raw, source, Date.now(), { code, reason, jobId: undefined, event: undefined }, journal);
   }

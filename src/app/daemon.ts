@@ -32,6 +32,7 @@ export class Daemon extends EventEmitter {
   private constructor(
     private cfg: LoadedConfig,
     private readonly publisher: Publisher,
+    private readonly ingest: Ingest,
     private readonly sources: Sources,
     private readonly notifier: ServiceNotifier,
     private readonly log: Logger,
@@ -73,7 +74,7 @@ export class Daemon extends EventEmitter {
       publisher.outbox.close();
       throw err;
     }
-    daemon = new Daemon(cfg, publisher, sources, notifier, log);
+    daemon = new Daemon(cfg, publisher, ingest, sources, notifier, log);
     publisher.start();
     notifier.ready(daemon.statusLine());
     log.info(
@@ -138,6 +139,8 @@ export class Daemon extends EventEmitter {
         // once the swap succeeded, so a failed one leaves the previous configuration whole.
         await this.publisher.replaceSettings(next.producer);
       }
+      // records received before the reload are mapped with the configuration they came under
+      this.ingest.flushJournaled();
       this.publisher.setParams(next.params);
       this.cfg = { ...this.cfg, params: next.params, producer: next.producer };
       this.log.info({ logEvent: 'config.reloaded', topics: this.publisher.topics(), rdkafkaConfReloaded: rdkafkaChanged }, 'configuration reloaded');

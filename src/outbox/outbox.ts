@@ -168,13 +168,10 @@ interface PendingWrites {
   moves: Map<number, { code: string; reason: string }>;
   /** the newest hook journal entry applied by the records above (or by none: noteJournaled) */
   journal: JournalMark | undefined;
-  /** inserts answered from the hook journal already, and since when the first has waited */
-  journaled: number;
-  journaledSince: bigint;
 }
 
 function emptyWrites(): PendingWrites {
-  return { inserts: [], quarantines: [], acks: [], failures: new Map(), moves: new Map(), journal: undefined, journaled: 0, journaledSince: 0n };
+  return { inserts: [], quarantines: [], acks: [], failures: new Map(), moves: new Map(), journal: undefined };
 }
 
 function later(a: JournalMark | undefined, b: JournalMark | undefined): JournalMark | undefined {
@@ -205,9 +202,6 @@ const DEDUP_PRUNE_INTERVAL_MS = 60_000;
 /** The most turns, and time, a transaction waits for records on their way (see the top). */
 export const GATHER_MAX_TURNS = 64;
 export const GATHER_MAX_MS = 2;
-/** The longest records answered from the hook journal wait for others to share their transaction (see the top). */
-export const JOURNALED_WAIT_MS = 5;
-const JOURNALED_WAIT_NS = msToNs(JOURNALED_WAIT_MS);
 /** The most synced rows kept in memory for the dispatcher (see `recent`). */
 const RECENT_MAX_ROWS = 4096;
 /** The counters row holding the number of outbox rows (schema.ts, version 4). */
@@ -330,13 +324,8 @@ export class Outbox extends EventEmitter {
   append(rec: NewRecord): Promise<AppendResult> {
     return this.enqueue((waiter: Waiter<AppendResult>) => {
       this.pending.inserts.push({ rec, waiter });
-      if (rec.journal !== undefined) this.noteJournaledInsert(this.pending, rec.journal);
+      this.pending.journal = later(this.pending.journal, rec.journal);
     });
-  }
-
-  private noteJournaledInsert(w: PendingWrites, mark: JournalMark): void {
-    w.journal = later(w.journal, mark);
-    if (w.journaled++ === 0) w.journaledSince = process.hrtime.bigint();
   }
 
   /** A hook journal entry that needs no row (its input is not published): the next transaction records it as applied. */
@@ -366,7 +355,7 @@ export class Outbox extends EventEmitter {
   quarantineInput(entry: QuarantineEntry, journal?: JournalMark): Promise<number> {
     return this.enqueue((waiter: Waiter<number>) => {
       this.pending.quarantines.push({ entry, waiter, journal });
-      if (journal !== undefined) this.noteJournaledInsert(this.pending, journal);
+      this.pending.journal = later(this.pending.journal, journal);
     });
   }
 
@@ -639,15 +628,13 @@ export class Outbox extends EventEmitter {
   }
 
   /**
-   * The nanoseconds the pending transaction still waits on a timer (see the top): for the
-   * senders the last transaction answered, or, when it holds only records answered from the
-   * hook journal, for others to share it; undefined: it commits now.
+   * The nanoseconds the pending transaction still waits on a timer for the senders the last
+   * transaction answered (see the top); undefined: it commits now. Records answered from the
+   * hook journal do not wait here: they come in batches already (ingest.ts).
    */
   private timerWait(now: bigint): bigint | undefined {
     const left = this.expected.since + this.gatherMaxNs - now;
-    if (this.pendingRecords() < this.expected.records && left > 0n) return left;
-    const journaledLeft = this.pending.journaledSince + JOURNALED_WAIT_NS - now;
-    return this.pending.journaled > 0 && this.pending.journaled === this.pendingRecords() && journaledLeft > 0n ? journaledLeft : undefined;
+    return this.pendingRecords() < this.expected.records && left > 0n ? left : undefined;
   }
 
   /** New records and quarantined inputs waiting for the next transaction: each has a sender waiting. */
@@ -950,8 +937,6 @@ export class Outbox extends EventEmitter {
     for (const x of w.quarantines) if (x.journal === undefined) x.waiter.reject(error);
     this.pending.inserts.unshift(...journaled);
     this.pending.quarantines.unshift(...journaledQuarantines);
-    for (const x of journaled) this.noteJournaledInsert(this.pending, x.rec.journal as JournalMark);
-    for (const x of journaledQuarantines) this.noteJournaledInsert(this.pending, x.journal as JournalMark);
     this.pending.journal = later(this.pending.journal, w.journal);
     this.pending.acks.unshift(...w.acks);
     for (const [id, e] of w.failures) if (!this.pending.failures.has(id)) this.pending.failures.set(id, e);

@@ -112,6 +112,7 @@ export class SocketSource {
   /** Stop accepting; messages already received are answered first. */
   async close(): Promise<void> {
     await new Promise<void>((resolve) => hookListener.close(this.listener, resolve));
+    this.ingest.flushJournaled();
     this.stopCounting();
     this.state.off('journal-synced', this.onJournalSynced);
     this.journal?.close();
@@ -172,7 +173,7 @@ export class SocketSource {
     const framed = new HookMessageFramer(this.opts.maxMessageBytes).push(bytes);
     const committing =
       framed.kind === 'message'
-        ? this.ingest.acceptHookEnvironment(framed.environment, 'socket', mark)
+        ? this.ingest.acceptJournaledHook(framed.environment, mark)
         : this.ingest.quarantineInput(bytes, 'socket', QuarantineCodes.hookBadMessage, framed.kind === 'malformed' ? framed.reason : `the listener journaled ${bytes.length} bytes, no whole message`, mark);
     committing.catch((err: unknown) => {
       this.log.error({ logEvent: 'hook.commit-failed', ...failedRecord(err), err: errorMessage(err), journalEntry: mark.seq }, 'hook record not committed; it stays in the hook journal');
