@@ -67,7 +67,8 @@ interface JournaledInput {
   environment: Buffer;
   mark: JournalMark;
   receivedAt: number;
-  settle: { resolve: (r: AcceptResult) => void; reject: (err: unknown) => void };
+  resolve: (r: AcceptResult) => void;
+  reject: (err: unknown) => void;
 }
 
 /** Events: 'accepted' (AcceptResult, SourceName, seconds from receipt to commit). */
@@ -139,7 +140,7 @@ export class Ingest extends EventEmitter {
    */
   acceptJournaledHook(environment: Buffer, journal: JournalMark): Promise<AcceptResult> {
     return new Promise((resolve, reject) => {
-      this.journaled.push({ environment, mark: journal, receivedAt: Date.now(), settle: { resolve, reject } });
+      this.journaled.push({ environment, mark: journal, receivedAt: Date.now(), resolve, reject });
       if (this.journaled.length >= JOURNALED_BATCH) this.flushJournaled();
       else this.journaledTimer ??= setTimeout(() => this.flushJournaled(), JOURNALED_WAIT_MS);
     });
@@ -157,9 +158,9 @@ export class Ingest extends EventEmitter {
     this.journaled = [];
     for (const j of waiting) {
       try {
-        this.accept({ kind: 'hook', environment: j.environment }, j.environment, 'socket', j.mark, j.receivedAt).then(j.settle.resolve, j.settle.reject);
+        this.accept({ kind: 'hook', environment: j.environment }, j.environment, 'socket', j.mark, j.receivedAt).then(j.resolve, j.reject);
       } catch (err) {
-        j.settle.reject(err);
+        j.reject(err);
       }
     }
   }

@@ -11,7 +11,8 @@
 // (docs/benchmark-rounds.md, ninth session). What the bytes are is decided here, by the framer.
 // A hook alone on the socket (slurmctld runs jobcomp/script one record after another) is
 // answered by that thread from the hook journal (hook-journal.ts), once written and synced
-// there, before its bytes reach this module; it is then committed as any other.
+// there, before its bytes reach this module; the Ingest then commits it with the others
+// that come within JOURNALED_WAIT_MS (ingest.ts).
 
 import { chmodSync, chownSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import * as hookListener from 'jobcompd-hook-socket';
