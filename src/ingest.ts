@@ -53,12 +53,14 @@ export interface IngestCounters {
 }
 
 /**
- * Hook records answered from the hook journal are durable already. They wait here, unmapped,
+ * Hook records answered from the hook journal are durable already. They wait, unmapped,
  * up to JOURNALED_WAIT_MS or until JOURNALED_BATCH of them wait, and are then mapped and
  * committed together: one at a time, their mapping and commit ran beside the next hook that
  * slurmctld starts, and cost it about 0.1-0.2 ms (docs/benchmark-rounds.md, seventeenth
- * session). Any other input sends them on first, so records reach the outbox in the order
- * they arrived (docs/delivery-guarantees.md#the-hook-journal).
+ * session). They wait here, or in the hook listener until this takes them (holdJournaled:
+ * then a lone hook wakes no JavaScript, eighteenth session). Any other input sends them on
+ * first, so records reach the outbox in the order they arrived
+ * (docs/delivery-guarantees.md#the-hook-journal).
  */
 export const JOURNALED_WAIT_MS = 25;
 export const JOURNALED_BATCH = 64;
@@ -82,6 +84,8 @@ export class Ingest extends EventEmitter {
   /** hook records answered from the journal, waiting to be mapped and committed together */
   private journaled: JournaledInput[] = [];
   private journaledTimer: NodeJS.Timeout | undefined;
+  /** sources that hold such records until they are taken (holdJournaled) */
+  private readonly journaledTakers: (() => void)[] = [];
 
   constructor(
     private readonly outbox: Outbox,
@@ -135,24 +139,44 @@ export class Ingest extends EventEmitter {
   }
 
   /**
-   * A hook environment answered from the hook journal entry `journal` as it arrived on the
-   * socket: it waits with others before it is mapped and committed (JOURNALED_WAIT_MS).
+   * A hook environment answered from the hook journal entry `journal` (at `receivedAt`) as it
+   * arrived on the socket: it waits with others before it is mapped and committed
+   * (JOURNALED_WAIT_MS).
    */
-  acceptJournaledHook(environment: Buffer, journal: JournalMark): Promise<AcceptResult> {
+  acceptJournaledHook(environment: Buffer, journal: JournalMark, receivedAt = Date.now()): Promise<AcceptResult> {
     return new Promise((resolve, reject) => {
-      this.journaled.push({ environment, mark: journal, receivedAt: Date.now(), resolve, reject });
-      if (this.journaled.length >= JOURNALED_BATCH) this.flushJournaled();
-      else this.journaledTimer ??= setTimeout(() => this.flushJournaled(), JOURNALED_WAIT_MS);
+      this.journaled.push({ environment, mark: journal, receivedAt, resolve, reject });
+      this.journaledWaiting(0);
     });
   }
 
   /**
-   * Map and commit the journaled hook records waiting, now: before any other input, before
-   * a reload changes the configuration they are mapped with, and when the socket closes.
+   * `take()` hands the journaled records a source holds to acceptJournaledHook, in order:
+   * flushJournaled() calls it first. Returns the function that stops taking from it.
+   */
+  holdJournaled(take: () => void): () => void {
+    this.journaledTakers.push(take);
+    return () => {
+      const at = this.journaledTakers.indexOf(take);
+      if (at >= 0) this.journaledTakers.splice(at, 1);
+    };
+  }
+
+  /** `held` more journaled records wait in a source (holdJournaled), besides those here. */
+  journaledWaiting(held: number): void {
+    if (this.journaled.length + held >= JOURNALED_BATCH) this.flushJournaled();
+    else this.journaledTimer ??= setTimeout(() => this.flushJournaled(), JOURNALED_WAIT_MS);
+  }
+
+  /**
+   * Map and commit the journaled hook records waiting, here and in sources, now: before any
+   * other input, before a reload changes the configuration they are mapped with, and when
+   * the socket closes.
    */
   flushJournaled(): void {
     if (this.journaledTimer !== undefined) clearTimeout(this.journaledTimer);
     this.journaledTimer = undefined;
+    for (const take of this.journaledTakers) take();
     const waiting = this.journaled;
     if (waiting.length === 0) return;
     this.journaled = [];

@@ -16,6 +16,8 @@
  * other connections open, the message is handed over unanswered, as without a journal, and
  * joins the state file's group commit. A failed write or fdatasync answers none of the turn's
  * journal entries (their hooks spool them), stops the journal and calls onJournalError.
+ * With journal.batch, answered entries are held here until JavaScript takes them (take()):
+ * a lone hook then wakes no JavaScript; onHeld hears of the first held and every batch-th.
  *
  * Why a thread: slurmctld waits for each jobcomp/script, and a hook answered only once
  * JavaScript has run (and a SQLite transaction committed) cannot come near the cost of the
@@ -23,12 +25,16 @@
  * net.Socket per record cost about a fifth of the hook path's CPU (ninth session).
  *
  * listen(path, { maxMessageBytes, timeoutMs, maxConnections, allowedUids, journal? },
- *        onInput, onRefused, onJournalError)
- *   journal: { fd, bytes, epoch, nextSeq, sync } (JavaScript owns fd, made by hook-journal.ts;
- *     sync false only under the test-only switch of src/outbox/sync.ts)
- *   onInput(id, bytes, ended, seq, end): the message's bytes, or what came before the stream
- *     ended (ended), or the first bytes of one that cannot be a message (a bad magic, too
- *     large). seq > 0: answered already, from journal entry seq ending at offset end.
+ *        onInput, onRefused, onJournalError, onHeld?)
+ *   journal: { fd, bytes, epoch, nextSeq, sync, batch? } (JavaScript owns fd, made by
+ *     hook-journal.ts; sync false only under the test-only switch of src/outbox/sync.ts;
+ *     batch: hold answered entries for take(), and call onHeld)
+ *   onInput(id, bytes, ended, seq, end, answeredAt): the message's bytes, or what came before
+ *     the stream ended (ended), or the first bytes of one that cannot be a message (a bad
+ *     magic, too large). seq > 0: answered already, from journal entry seq ending at offset
+ *     end, at answeredAt (ms since the epoch).
+ *   onHeld(count): count entries are held; called for the first and every batch-th. Held
+ *     entries go to onInput at take(), before any other event, and at close.
  *   onRefused(id, uid, gid, pid, error): a peer not in allowedUids (uid -1 and an error
  *     message when its credentials could not be read)
  *   onJournalError(message): a write or fdatasync of the journal failed
@@ -39,6 +45,7 @@
  * applied(listener, seq): the state file holds every journal entry up to seq, synced; the
  *   next placement sees it.
  * arriving(listener): connections accepted whose bytes are not handed over yet.
+ * take(listener): the held entries, to onInput now, in order.
  * close(listener, done): stop accepting; connections that sent nothing are closed, the
  *   others are answered first; done() once none is left and the thread has ended.
  *
@@ -60,6 +67,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -101,7 +109,7 @@ struct conn {
 };
 
 /* what this thread tells JavaScript, in order */
-enum event_kind { EV_INPUT, EV_REFUSED, EV_JOURNAL_ERROR, EV_CLOSED };
+enum event_kind { EV_INPUT, EV_REFUSED, EV_JOURNAL_ERROR, EV_HELD, EV_CLOSED };
 
 struct event {
 	enum event_kind kind;
@@ -109,7 +117,8 @@ struct event {
 	char *bytes; /* EV_INPUT: the message; EV_REFUSED, EV_JOURNAL_ERROR: a message or NULL */
 	size_t len;
 	int ended;
-	int64_t seq, end;
+	int64_t seq, end; /* EV_HELD: seq is how many are held */
+	double answered_at; /* EV_INPUT with seq > 0: when it was answered, ms since the epoch */
 	int64_t uid, gid, pid;
 	struct event *next;
 };
@@ -143,6 +152,8 @@ struct journal_write {
 
 struct journal {
 	int fd, sync, failed;
+	/* > 0: answered entries are held for take(), and onHeld hears of the first and every batch-th */
+	uint32_t batch;
 	uint64_t size, epoch, next_seq, head;
 	struct span *unapplied;
 	uint32_t n_unapplied, cap_unapplied;
@@ -153,7 +164,7 @@ struct journal {
 struct listener {
 	/* owned by the JavaScript thread */
 	napi_env env;
-	napi_ref on_input, on_refused, on_journal_error, on_closed;
+	napi_ref on_input, on_refused, on_journal_error, on_held, on_closed;
 	napi_threadsafe_function tsfn;
 	uv_thread_t thread;
 	int thread_started, close_called, finished;
@@ -163,9 +174,11 @@ struct listener {
 	int main_idle_closed;
 	struct command *out_head, *out_tail;
 
-	/* shared: commands, under lock */
+	/* shared: commands, and the answered entries held for take(), under lock */
 	uv_mutex_t lock;
 	struct command *cmd_head, *cmd_tail;
+	struct event *held_head, *held_tail;
+	uint32_t n_held;
 	int taking_commands;
 	uint32_t arriving; /* __atomic */
 	/* applied(): the state file holds the journal's entries up to it (__atomic; seen by the next placement) */
@@ -256,13 +269,33 @@ static void free_events(struct event *e)
  * The events so far go to JavaScript in one call: one wake of Node's loop for a turn's
  * messages, not one each (docs/benchmark-rounds.md, eleventh session).
  */
+/* The entries held for take(), all of them, in order (either thread). */
+static struct event *take_held(struct listener *l, struct event **tail)
+{
+	struct event *held;
+
+	uv_mutex_lock(&l->lock);
+	held = l->held_head;
+	*tail = l->held_tail;
+	l->held_head = l->held_tail = NULL;
+	l->n_held = 0;
+	uv_mutex_unlock(&l->lock);
+	return held;
+}
+
 static void send_events(struct listener *l)
 {
-	struct event *batch = l->batch_head;
+	struct event *batch = l->batch_head, *held, *held_tail;
 
+	l->batch_head = l->batch_tail = NULL;
+	/* the entries held for take() came first: they go first */
+	held = take_held(l, &held_tail);
+	if (held != NULL) {
+		held_tail->next = batch;
+		batch = held;
+	}
 	if (batch == NULL)
 		return;
-	l->batch_head = l->batch_tail = NULL;
 	/* the queue has no limit: the call fails only once the function is released (never while the thread runs) */
 	if (napi_call_threadsafe_function(l->tsfn, batch, napi_tsfn_nonblocking) != napi_ok)
 		free_events(batch);
@@ -280,6 +313,43 @@ static void post(struct listener *l, struct event *e)
 		send_events(l);
 	else
 		uv_check_start(&l->flush, flush_cb);
+}
+
+/*
+ * An entry synced in the journal, held until JavaScript takes it (take(), as the Ingest
+ * gathers its batch: src/ingest.ts, JOURNALED_WAIT_MS), so that a lone hook wakes no
+ * JavaScript: JavaScript hears only of the first held and of every batch-th
+ * (docs/benchmark-rounds.md, eighteenth session). Returns how many are held when it must
+ * hear (notify_held), else 0.
+ */
+static uint32_t hold(struct listener *l, struct event *e)
+{
+	uint32_t n;
+	int first;
+
+	uv_mutex_lock(&l->lock);
+	first = l->held_head == NULL;
+	if (l->held_tail != NULL)
+		l->held_tail->next = e;
+	else
+		l->held_head = e;
+	l->held_tail = e;
+	n = ++l->n_held;
+	uv_mutex_unlock(&l->lock);
+	return first || n % l->journal.batch == 0 ? n : 0;
+}
+
+/* Tells JavaScript that `n` entries are held (after the hook's answer: it waits for nothing here). */
+static void notify_held(struct listener *l, uint32_t n)
+{
+	struct event *notice = calloc(1, sizeof(*notice));
+
+	if (notice == NULL)
+		return; /* JavaScript takes them with the next input, or at close */
+	notice->kind = EV_HELD;
+	notice->seq = n;
+	if (napi_call_threadsafe_function(l->tsfn, notice, napi_tsfn_nonblocking) != napi_ok)
+		free(notice);
 }
 
 static struct event *new_event(enum event_kind kind, int64_t id)
@@ -359,6 +429,8 @@ static void finish(napi_env env, struct listener *l)
 	napi_delete_reference(env, l->on_input);
 	napi_delete_reference(env, l->on_refused);
 	napi_delete_reference(env, l->on_journal_error);
+	if (l->on_held != NULL)
+		napi_delete_reference(env, l->on_held);
 	napi_delete_reference(env, l->on_closed);
 	napi_release_threadsafe_function(l->tsfn, napi_tsfn_release);
 	/* the struct itself is freed with the JavaScript value that holds it (finalize) */
@@ -367,7 +439,7 @@ static void finish(napi_env env, struct listener *l)
 /* On the JavaScript thread: one event, in the order the thread posted them. */
 static void deliver_one(napi_env env, struct listener *l, struct event *e)
 {
-	napi_value argv[5];
+	napi_value argv[6];
 	void *copy;
 
 	switch (e->kind) {
@@ -375,8 +447,8 @@ static void deliver_one(napi_env env, struct listener *l, struct event *e)
 		if (napi_create_int64(env, e->id, &argv[0]) == napi_ok &&
 		    napi_create_buffer_copy(env, e->len, e->bytes != NULL ? e->bytes : "", &copy, &argv[1]) == napi_ok &&
 		    napi_get_boolean(env, e->ended, &argv[2]) == napi_ok && napi_create_int64(env, e->seq, &argv[3]) == napi_ok &&
-		    napi_create_int64(env, e->end, &argv[4]) == napi_ok)
-			call_js(env, l->on_input, 5, argv);
+		    napi_create_int64(env, e->end, &argv[4]) == napi_ok && napi_create_double(env, e->answered_at, &argv[5]) == napi_ok)
+			call_js(env, l->on_input, 6, argv);
 		else
 			napi_fatal_error("jobcompd hook listener", NAPI_AUTO_LENGTH, "cannot hand a message to JavaScript", NAPI_AUTO_LENGTH);
 		break;
@@ -391,6 +463,11 @@ static void deliver_one(napi_env env, struct listener *l, struct event *e)
 	case EV_JOURNAL_ERROR:
 		if (napi_create_string_utf8(env, e->bytes != NULL ? e->bytes : "", e->len, &argv[0]) == napi_ok)
 			call_js(env, l->on_journal_error, 1, argv);
+		break;
+	case EV_HELD:
+		/* a notice sent before the listener finished may arrive after it: nothing is held then */
+		if (!l->finished && napi_create_int64(env, e->seq, &argv[0]) == napi_ok)
+			call_js(env, l->on_held, 1, argv);
 		break;
 	case EV_CLOSED:
 		finish(env, l);
@@ -487,17 +564,24 @@ static struct conn *conn_of(struct listener *l, int64_t id)
 }
 
 /* A message's bytes go to JavaScript, which owns them from here (seq 0: to be answered there); -1: out of memory. */
-static int post_input(struct listener *l, int64_t id, char *bytes, size_t len, int ended, uint64_t seq, uint64_t end)
+static struct event *input_event(int64_t id, char *bytes, size_t len, int ended)
 {
 	struct event *e = new_event(EV_INPUT, id);
 
+	if (e != NULL) {
+		e->bytes = bytes;
+		e->len = len;
+		e->ended = ended;
+	}
+	return e;
+}
+
+static int post_input(struct listener *l, int64_t id, char *bytes, size_t len, int ended)
+{
+	struct event *e = input_event(id, bytes, len, ended);
+
 	if (e == NULL)
 		return -1;
-	e->bytes = bytes;
-	e->len = len;
-	e->ended = ended;
-	e->seq = (int64_t)seq;
-	e->end = (int64_t)end;
 	post(l, e);
 	return 0;
 }
@@ -603,7 +687,7 @@ static void hand_over(struct conn *c, int ended)
 	not_arriving(l);
 	if (!ended && c->expected > 0 && c->len == c->expected && journal_place(c))
 		return;
-	if (post_input(l, c->id, c->buf, c->len, ended, 0, 0) < 0) {
+	if (post_input(l, c->id, c->buf, c->len, ended) < 0) {
 		close_conn(c); /* no answer will come: the hook spools the record */
 		return;
 	}
@@ -885,7 +969,9 @@ static void flush_cb(uv_check_t *h)
 	char answer[5 + sizeof(prefix) + 24];
 	int err = 0, n;
 	const char *what = "a write";
-	uint32_t i;
+	uint32_t i, notify;
+	struct timespec now;
+	struct event *e;
 
 	for (i = 0; i < j->queued && err == 0; i++)
 		err = write_all(j->fd, j->queue[i].entry, j->queue[i].entry_len, j->queue[i].at.offset);
@@ -895,6 +981,7 @@ static void flush_cb(uv_check_t *h)
 	}
 	if (err != 0)
 		journal_failed(l, err, what);
+	clock_gettime(CLOCK_REALTIME, &now);
 	for (i = 0; i < j->queued; i++) {
 		struct journal_write *w = &j->queue[i];
 		struct conn *c = conn_of(l, w->id);
@@ -906,16 +993,34 @@ static void flush_cb(uv_check_t *h)
 				close_conn(c); /* unanswered: the hook spools the record */
 			continue;
 		}
+		/* durable, so committed, even if its client goes away (the copy it spools is a duplicate) */
+		e = input_event(w->id, w->message, w->message_len, 0);
+		if (e == NULL)
+			napi_fatal_error("jobcompd hook listener", NAPI_AUTO_LENGTH, "out of memory with a journal entry synced", NAPI_AUTO_LENGTH);
+		e->seq = (int64_t)w->at.seq;
+		e->end = (int64_t)w->at.end;
+		e->answered_at = (double)now.tv_sec * 1000 + (double)(now.tv_nsec / 1000000);
+		/*
+		 * Held only when nothing else goes to JavaScript this turn, so nothing passes them. Nor
+		 * can take() pass an older entry on its way to JavaScript: a batch holding one holds an
+		 * event of a connection JavaScript must answer, and until then nothing is journaled
+		 * (journal_place: live == 1). Held before the answer, so take() after it finds it.
+		 */
+		notify = 0;
+		if (j->batch > 0 && l->batch_head == NULL && !l->closing)
+			notify = hold(l, e);
+		else
+			post(l, e);
 		n = snprintf(answer + 5, sizeof(answer) - 5, "%s%llu", prefix, (unsigned long long)w->at.seq);
 		answer[0] = 'A';
 		put_u32((unsigned char *)answer + 1, (uint32_t)n);
 		send_answer(l, w->id, answer, 5 + (size_t)n, 0);
-		/* durable, so committed, even if its client went away meanwhile (the copy it spools is a duplicate) */
-		if (post_input(l, w->id, w->message, w->message_len, 0, w->at.seq, w->at.end) < 0)
-			napi_fatal_error("jobcompd hook listener", NAPI_AUTO_LENGTH, "out of memory with a journal entry answered", NAPI_AUTO_LENGTH);
+		if (notify > 0)
+			notify_held(l, notify);
 	}
 	j->queued = 0;
-	send_events(l);
+	if (l->batch_head != NULL)
+		send_events(l);
 	uv_check_stop(h);
 	maybe_finish(l);
 }
@@ -1046,7 +1151,7 @@ static int get_journal(napi_env env, napi_value opts, struct journal *j)
 {
 	napi_value v, field;
 	napi_valuetype type;
-	int64_t fd, bytes, epoch, next_seq;
+	int64_t fd, bytes, epoch, next_seq, batch = 0;
 	bool has, do_sync;
 
 	j->fd = -1;
@@ -1056,10 +1161,12 @@ static int get_journal(napi_env env, napi_value opts, struct journal *j)
 	if (napi_get_named_property(env, v, "fd", &field) != napi_ok || napi_get_value_int64(env, field, &fd) != napi_ok || fd < 0 || fd > INT32_MAX ||
 	    get_positive_property(env, v, "bytes", &bytes) < 0 || bytes <= JOURNAL_HEADER_BYTES ||
 	    get_positive_property(env, v, "epoch", &epoch) < 0 || get_positive_property(env, v, "nextSeq", &next_seq) < 0 ||
-	    napi_get_named_property(env, v, "sync", &field) != napi_ok || napi_get_value_bool(env, field, &do_sync) != napi_ok) {
-		napi_throw_type_error(env, NULL, "journal: { fd, bytes, epoch, nextSeq, sync }");
+	    napi_get_named_property(env, v, "sync", &field) != napi_ok || napi_get_value_bool(env, field, &do_sync) != napi_ok ||
+	    napi_has_named_property(env, v, "batch", &has) != napi_ok || (has && (get_positive_property(env, v, "batch", &batch) < 0 || batch > UINT32_MAX))) {
+		napi_throw_type_error(env, NULL, "journal: { fd, bytes, epoch, nextSeq, sync, batch? }");
 		return -1;
 	}
+	j->batch = (uint32_t)batch;
 	j->fd = (int)fd;
 	j->size = (uint64_t)bytes;
 	j->epoch = (uint64_t)epoch;
@@ -1093,8 +1200,9 @@ static void finalize_listener(napi_env env, void *data, void *hint)
 
 static napi_value js_listen(napi_env env, napi_callback_info info)
 {
-	size_t argc = 5, path_len;
-	napi_value argv[5], uids, v, name, result;
+	size_t argc = 6, path_len;
+	napi_value argv[6], uids, v, name, result;
+	napi_valuetype type;
 	char path[4096];
 	int64_t max_message, timeout_ms, connections;
 	uint32_t max_connections, i;
@@ -1107,7 +1215,7 @@ static napi_value js_listen(napi_env env, napi_callback_info info)
 	    get_positive_property(env, argv[1], "timeoutMs", &timeout_ms) < 0 ||
 	    get_positive_property(env, argv[1], "maxConnections", &connections) < 0 ||
 	    napi_get_named_property(env, argv[1], "allowedUids", &uids) != napi_ok) {
-		napi_throw_type_error(env, NULL, "listen(path, { maxMessageBytes, timeoutMs, maxConnections, allowedUids, journal? }, onInput, onRefused, onJournalError)");
+		napi_throw_type_error(env, NULL, "listen(path, { maxMessageBytes, timeoutMs, maxConnections, allowedUids, journal? }, onInput, onRefused, onJournalError, onHeld?)");
 		return NULL;
 	}
 	/* no process has more descriptors open than this: a larger MaxConnections changes nothing */
@@ -1130,6 +1238,10 @@ static napi_value js_listen(napi_env env, napi_callback_info info)
 	}
 	if (get_journal(env, argv[1], &l->journal) < 0)
 		return NULL;
+	if (l->journal.batch > 0 && (argc < 6 || napi_typeof(env, argv[5], &type) != napi_ok || type != napi_function)) {
+		napi_throw_type_error(env, NULL, "journal.batch needs onHeld");
+		return NULL;
+	}
 	l->env = env;
 	l->max_message = (size_t)max_message;
 	l->timeout_ms = (uint64_t)timeout_ms;
@@ -1184,6 +1296,7 @@ static napi_value js_listen(napi_env env, napi_callback_info info)
 	if (napi_create_reference(env, argv[2], 1, &l->on_input) != napi_ok ||
 	    napi_create_reference(env, argv[3], 1, &l->on_refused) != napi_ok ||
 	    napi_create_reference(env, argv[4], 1, &l->on_journal_error) != napi_ok ||
+	    (l->journal.batch > 0 && napi_create_reference(env, argv[5], 1, &l->on_held) != napi_ok) ||
 	    napi_create_string_utf8(env, "jobcompd-hook-listener", NAPI_AUTO_LENGTH, &name) != napi_ok ||
 	    napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, l, deliver, &l->tsfn) != napi_ok)
 		napi_fatal_error("jobcompd hook listener", NAPI_AUTO_LENGTH, "cannot set up the listener's callbacks", NAPI_AUTO_LENGTH);
@@ -1264,6 +1377,19 @@ static napi_value js_arriving(napi_env env, napi_callback_info info)
 	return result;
 }
 
+/* The entries held for take(), handed to onInput now, in order; none once the listener has finished. */
+static napi_value js_take(napi_env env, napi_callback_info info)
+{
+	size_t argc = 1;
+	napi_value argv[1];
+	struct listener *l;
+	struct event *tail;
+
+	if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc >= 1 && (l = listener_of(env, argv[0])) != NULL && !l->finished)
+		deliver(env, NULL, l, take_held(l, &tail));
+	return NULL;
+}
+
 static napi_value js_close(napi_env env, napi_callback_info info)
 {
 	size_t argc = 2;
@@ -1301,6 +1427,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "answer", js_answer },
 		{ "applied", js_applied },
 		{ "arriving", js_arriving },
+		{ "take", js_take },
 		{ "close", js_close },
 	};
 	napi_value fn;

@@ -13,6 +13,11 @@ export interface HookJournalFile {
   nextSeq: number;
   /** false only under the test-only switch of src/outbox/sync.ts */
   sync: boolean;
+  /**
+   * Hold the entries answered from the journal until take(); onHeld hears of the first held
+   * and of every `batch`-th. Absent: each goes to onInput at once.
+   */
+  batch?: number;
 }
 
 export interface HookListenerOptions {
@@ -27,14 +32,18 @@ export interface HookListenerOptions {
 export function listen(
   path: string,
   opts: HookListenerOptions,
-  /** seq > 0: answered already, from the journal entry `seq` that ends at offset `end` */
-  onInput: (id: number, bytes: Buffer, ended: boolean, seq: number, end: number) => void,
+  /** seq > 0: answered already, at `answeredAt` (ms since the epoch), from the journal entry `seq` that ends at offset `end` */
+  onInput: (id: number, bytes: Buffer, ended: boolean, seq: number, end: number, answeredAt: number) => void,
   onRefused: (id: number, uid: number, gid: number, pid: number, error: string | undefined) => void,
   onJournalError: (message: string) => void,
+  /** with journal.batch: `count` answered entries are held for take() */
+  onHeld?: (count: number) => void,
 ): HookListenerHandle;
 /** A connection gone meanwhile is left alone. */
 export function answer(listener: HookListenerHandle, id: number, bytes: Buffer, drain: boolean): void;
 /** The state file holds every journal entry up to `seq`, synced: their space may be written again. */
 export function applied(listener: HookListenerHandle, seq: number): void;
 export function arriving(listener: HookListenerHandle): number;
+/** The entries held (journal.batch) go to onInput now, in order, before this returns. */
+export function take(listener: HookListenerHandle): void;
 export function close(listener: HookListenerHandle, done: () => void): void;

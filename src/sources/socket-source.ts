@@ -11,8 +11,8 @@
 // (docs/benchmark-rounds.md, ninth session). What the bytes are is decided here, by the framer.
 // A hook alone on the socket (slurmctld runs jobcomp/script one record after another) is
 // answered by that thread from the hook journal (hook-journal.ts), once written and synced
-// there, before its bytes reach this module; the Ingest then commits it with the others
-// that come within JOURNALED_WAIT_MS (ingest.ts).
+// there, and held by that thread until the Ingest takes it with the others that come
+// within JOURNALED_WAIT_MS (ingest.ts), so that it wakes no JavaScript of its own.
 
 import { chmodSync, chownSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import * as hookListener from 'jobcompd-hook-socket';
@@ -21,7 +21,7 @@ import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { EXIT_IOERR, QuarantineCodes, SourceCodes, StateCodes, StateError, errorMessage, failedRecord } from '../errors';
-import type { AcceptResult, Ingest } from '../ingest';
+import { JOURNALED_BATCH, type AcceptResult, type Ingest } from '../ingest';
 import type { JournalMark } from '../outbox/outbox';
 import { fsyncSkipped } from '../outbox/sync';
 import { HookMessageFramer } from './hook-framer';
@@ -72,6 +72,7 @@ export class SocketSource {
     private readonly opts: SocketSourceOptions,
     private readonly log: Logger,
     private readonly stopCounting: () => void,
+    private readonly stopTaking: () => void,
     private readonly journal: HookJournal | undefined,
     private readonly state: JournalStateFile,
   ) {
@@ -92,13 +93,16 @@ export class SocketSource {
         timeoutMs: opts.timeoutMs,
         maxConnections: opts.maxConnections,
         allowedUids: [...opts.allowedUids],
-        journal: file && { fd: file.fd, bytes: file.size, epoch: file.epoch, nextSeq: file.firstSeq, sync: !fsyncSkipped },
+        journal: file && { fd: file.fd, bytes: file.size, epoch: file.epoch, nextSeq: file.firstSeq, sync: !fsyncSkipped, batch: JOURNALED_BATCH },
       },
-      (id, bytes, ended, seq, end) => (seq > 0 ? source?.receiveJournaled(bytes, { seq, end }) : source?.receive(id, bytes, ended)),
+      (id, bytes, ended, seq, end, answeredAt) => (seq > 0 ? source?.receiveJournaled(bytes, { seq, end }, answeredAt) : source?.receive(id, bytes, ended)),
       (id, uid, gid, pid, error) => source?.refuse(id, uid, gid, pid, error),
       (message) => source?.journalError(message),
+      (held) => ingest.journaledWaiting(held),
     );
-    source = new SocketSource(listener, ingest, opts, log, ingest.countArriving(() => hookListener.arriving(listener)), file, state);
+    const stopCounting = ingest.countArriving(() => hookListener.arriving(listener));
+    const stopTaking = ingest.holdJournaled(() => hookListener.take(listener));
+    source = new SocketSource(listener, ingest, opts, log, stopCounting, stopTaking, file, state);
     source.counters.journalRecovered = journal?.recovered ?? 0;
     try {
       if (opts.group !== undefined) chownSync(opts.path, -1, opts.group);
@@ -114,6 +118,7 @@ export class SocketSource {
   async close(): Promise<void> {
     await new Promise<void>((resolve) => hookListener.close(this.listener, resolve));
     this.ingest.flushJournaled();
+    this.stopTaking();
     this.stopCounting();
     this.state.off('journal-synced', this.onJournalSynced);
     this.journal?.close();
@@ -169,12 +174,12 @@ export class SocketSource {
    * again until it is; refused only when the state file failed for good, and then the
    * daemon exits and the next start commits it from the journal.
    */
-  private receiveJournaled(bytes: Buffer, mark: JournalMark): void {
+  private receiveJournaled(bytes: Buffer, mark: JournalMark, answeredAt: number): void {
     this.counters.journalAnswered += 1;
     const framed = new HookMessageFramer(this.opts.maxMessageBytes).push(bytes);
     const committing =
       framed.kind === 'message'
-        ? this.ingest.acceptJournaledHook(framed.environment, mark)
+        ? this.ingest.acceptJournaledHook(framed.environment, mark, answeredAt)
         : this.ingest.quarantineInput(bytes, 'socket', QuarantineCodes.hookBadMessage, framed.kind === 'malformed' ? framed.reason : `the listener journaled ${bytes.length} bytes, no whole message`, mark);
     committing.catch((err: unknown) => {
       this.log.error({ logEvent: 'hook.commit-failed', ...failedRecord(err), err: errorMessage(err), journalEntry: mark.seq }, 'hook record not committed; it stays in the hook journal');

@@ -57,7 +57,12 @@ interface Input {
 /** The real listener with a journal; inputs not answered from it are answered "A" as the socket source would. */
 class Listener {
   readonly inputs: Input[] = [];
+  /** answeredAt of each input answered from the journal */
+  readonly answeredAt: number[] = [];
   readonly journalErrors: string[] = [];
+  /** onHeld's counts (journal.batch) */
+  readonly heldNotices: number[] = [];
+  private noticeWaiters: (() => void)[] = [];
   readonly handle: HookListenerHandle;
   readonly path: string;
 
@@ -66,13 +71,31 @@ class Listener {
     this.handle = hookListener.listen(
       this.path,
       { maxMessageBytes: 1024 * 1024, timeoutMs: 10_000, maxConnections: 8, allowedUids: [process.getuid?.() ?? 0], journal },
-      (id, bytes, _ended, seq, end) => {
+      (id, bytes, _ended, seq, end, answeredAt) => {
         this.inputs.push({ bytes, seq, end });
         if (seq === 0) hookListener.answer(this.handle, id, encodeAnswer(Answer.stored, 'committed'), false);
+        else this.answeredAt.push(answeredAt);
       },
       () => undefined,
       (message) => this.journalErrors.push(message),
+      (held) => {
+        this.heldNotices.push(held);
+        for (const wake of this.noticeWaiters.splice(0)) wake();
+      },
     );
+  }
+
+  /** Resolves once onHeld has been called `n` times. */
+  async notices(n: number): Promise<number[]> {
+    while (this.heldNotices.length < n) await new Promise<void>((resolve) => this.noticeWaiters.push(resolve));
+    return this.heldNotices;
+  }
+
+  /** take(): the inputs it handed over before it returned. */
+  take(): Input[] {
+    const before = this.inputs.length;
+    hookListener.take(this.handle);
+    return this.inputs.slice(before);
   }
 
   /** One hook: its message, and the answer it read before the end of the stream. */
@@ -237,6 +260,37 @@ describe('the journal of a run', () => {
     HookJournal.open(file, 65536, state).close();
     HookJournal.open(file, 131072, state).close();
     expect(statSync(file).size).toBe(131072);
+  });
+});
+
+describe('answered entries held for take() (journal.batch)', () => {
+  const job = (n: number): Buffer => Buffer.from(`JOBID=${n}\0`, 'latin1');
+
+  test('take() hands them over in order before it returns; onHeld hears of the first and of every batch-th; close hands over the rest', async () => {
+    const { fd } = journalFile(65536);
+    const l = new Listener({ fd, bytes: 65536, epoch: EPOCH, nextSeq: 1, sync: true, batch: 3 });
+    const from = Date.now();
+    for (const n of [1, 2]) expect((await l.send(job(n))).toString('latin1', 0, 1)).toBe(Answer.stored);
+    expect(await l.notices(1)).toEqual([1]);
+    expect(l.take().map((i) => i.seq)).toEqual([1, 2]);
+    for (const n of [3, 4, 5, 6]) await l.send(job(n));
+    expect(await l.notices(3)).toEqual([1, 1, 3]);
+    await l.close();
+    closeSync(fd);
+    expect(l.inputs.map((i) => i.bytes.toString('latin1', 8))).toEqual([1, 2, 3, 4, 5, 6].map((n) => job(n).toString('latin1')));
+    expect(l.heldNotices).toEqual([1, 1, 3]);
+    for (const at of l.answeredAt) expect(at).toBeGreaterThanOrEqual(from - 1);
+    for (const at of l.answeredAt) expect(at).toBeLessThanOrEqual(Date.now());
+  });
+
+  test('an input the journal does not answer brings the held ones first, without take()', async () => {
+    const { fd } = journalFile(8192);
+    const l = new Listener({ fd, bytes: 8192, epoch: EPOCH, nextSeq: 1, sync: true, batch: 3 });
+    await l.send(job(1));
+    await l.send(Buffer.alloc(5000, 0x41)); // no room for it in the journal: answered after JavaScript sees it
+    expect(l.inputs.map((i) => i.seq)).toEqual([1, 0]);
+    await l.close();
+    closeSync(fd);
   });
 });
 

@@ -1,6 +1,7 @@
 // Hook records answered from the hook journal, in the Ingest, on a real state file
-// (docs/delivery-guarantees.md#the-hook-journal): they wait, unmapped, and are committed
-// together; any other input sends them on first, so that rows keep the order of arrival;
+// (docs/delivery-guarantees.md#the-hook-journal): they wait, unmapped, here or held in the
+// source until taken, and are committed together; any other input sends them on first, so
+// that rows keep the order of arrival;
 // a flush maps them with the configuration in effect before a reload changes it. The
 // listener's side is test/sources/hook-journal.test.ts, the daemon's
 // test/integration/hook-journal.test.ts.
@@ -9,7 +10,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { parseJobCompParams, type JobCompParams } from '../../src/config/jobcomp-params';
-import { Ingest, JOURNALED_BATCH } from '../../src/ingest';
+import { Ingest, JOURNALED_BATCH, type AcceptResult } from '../../src/ingest';
 import { Outbox } from '../../src/outbox/outbox';
 import { JOURNAL_HEADER_BYTES } from '../../src/sources/hook-journal-format';
 import { DEFAULT_RECORD_FORMAT } from '../../src/record/record-format';
@@ -84,4 +85,36 @@ test('flushed before a reload, they are mapped with the configuration they came 
   params = parseJobCompParams('', { file: '(test)' }).params; // start records off from now
   expect(await start).toEqual(expect.objectContaining({ kind: 'stored', jobId: 701 }));
   expect(await ingest.acceptJournaledHook(environment('prolog_ctld.', 702), mark(2))).toEqual(expect.objectContaining({ kind: 'ignored', jobId: 702 }));
+});
+
+test('records a source holds (the hook listener) are taken when the wait ends, before any other input, and at once when a batch waits', async () => {
+  const { outbox, ingest } = ingestInto();
+  const held: number[] = [];
+  const accepted: Promise<AcceptResult>[] = [];
+  let seq = 0;
+  const stopTaking = ingest.holdJournaled(() => {
+    for (const job of held.splice(0)) accepted.push(ingest.acceptJournaledHook(environment('jobcomp.', job), mark(++seq)));
+  });
+  const committed = (): Promise<number> => new Promise((resolve) => outbox.once('committed', resolve));
+
+  held.push(801, 802);
+  const first = committed();
+  ingest.journaledWaiting(1); // the first held: the wait starts
+  expect(await first).toBe(2);
+
+  held.push(803);
+  ingest.journaledWaiting(1);
+  const es = ingest.acceptElasticsearch(ES_BODY, 'http');
+  expect(held).toEqual([]);
+
+  held.push(...Array.from({ length: JOURNALED_BATCH }, (_, i) => 900 + i));
+  ingest.journaledWaiting(JOURNALED_BATCH);
+  expect(held).toEqual([]);
+
+  await Promise.all([...accepted, es]);
+  stopTaking();
+  const jobs = outbox.pendingAfter(0, 100).map((r) => r.jobId);
+  expect(jobs.slice(0, 3)).toEqual([801, 802, 803]);
+  expect(jobs.slice(4)).toEqual(Array.from({ length: JOURNALED_BATCH }, (_, i) => 900 + i));
+  expect(outbox.journalMark()).toEqual({ id: 7, ...mark(JOURNALED_BATCH + 3) });
 });
