@@ -265,10 +265,6 @@ static void free_events(struct event *e)
 	}
 }
 
-/*
- * The events so far go to JavaScript in one call: one wake of Node's loop for a turn's
- * messages, not one each (docs/benchmark-rounds.md, eleventh session).
- */
 /* The entries held for take(), all of them, in order (either thread). */
 static struct event *take_held(struct listener *l, struct event **tail)
 {
@@ -283,6 +279,10 @@ static struct event *take_held(struct listener *l, struct event **tail)
 	return held;
 }
 
+/*
+ * The events so far go to JavaScript in one call: one wake of Node's loop for a turn's
+ * messages, not one each (docs/benchmark-rounds.md, eleventh session).
+ */
 static void send_events(struct listener *l)
 {
 	struct event *batch = l->batch_head, *held, *held_tail;
@@ -563,7 +563,7 @@ static struct conn *conn_of(struct listener *l, int64_t id)
 	return c != NULL && c->id == id ? c : NULL;
 }
 
-/* A message's bytes go to JavaScript, which owns them from here (seq 0: to be answered there); -1: out of memory. */
+/* A message's bytes, for JavaScript, which owns them from then on; NULL: out of memory. */
 static struct event *input_event(int64_t id, char *bytes, size_t len, int ended)
 {
 	struct event *e = new_event(EV_INPUT, id);
@@ -576,6 +576,7 @@ static struct event *input_event(int64_t id, char *bytes, size_t len, int ended)
 	return e;
 }
 
+/* A message to be answered in JavaScript goes there with the turn's events; -1: out of memory. */
 static int post_input(struct listener *l, int64_t id, char *bytes, size_t len, int ended)
 {
 	struct event *e = input_event(id, bytes, len, ended);
