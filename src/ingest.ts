@@ -174,9 +174,10 @@ export class Ingest extends EventEmitter {
    * the socket closes.
    */
   flushJournaled(): void {
+    // taken first: the records a source hands over would otherwise start a wait of their own
+    for (const take of this.journaledTakers) take();
     if (this.journaledTimer !== undefined) clearTimeout(this.journaledTimer);
     this.journaledTimer = undefined;
-    for (const take of this.journaledTakers) take();
     const waiting = this.journaled;
     if (waiting.length === 0) return;
     this.journaled = [];
