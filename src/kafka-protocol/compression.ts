@@ -3,7 +3,7 @@
 // lockfile provides them). Codecs 5 to 7 do not exist: the producer gets
 // UNSUPPORTED_COMPRESSION_TYPE and the log names the setting (docs/kafka-listener.md#compression).
 
-import * as zlib from 'node:zlib';
+import type * as Zlib from 'node:zlib';
 import { KafkaProtocolCodes, KafkaProtocolError } from '../errors';
 import { lz4Decompress } from './lz4';
 import { snappyDecompress } from './snappy';
@@ -18,11 +18,17 @@ export function codecName(codec: number): string {
 
 type Decompress = (data: Buffer, maxOutputLength: number) => Buffer;
 
+let zlibModule: typeof Zlib | undefined;
+/** node:zlib, loaded by the first batch that needs it: 1 MB of memory a daemon without the listener, or with uncompressed producers, never uses */
+function zlib(): typeof Zlib {
+  return (zlibModule ??= require('node:zlib') as typeof Zlib);
+}
+
 const DECOMPRESSORS: Record<number, Decompress> = {
-  [CompressionCodec.gzip]: (data, maxOutputLength) => zlib.gunzipSync(data, { maxOutputLength }),
+  [CompressionCodec.gzip]: (data, maxOutputLength) => zlib().gunzipSync(data, { maxOutputLength }),
   [CompressionCodec.snappy]: snappyDecompress,
   [CompressionCodec.lz4]: lz4Decompress,
-  [CompressionCodec.zstd]: (data, maxOutputLength) => zlib.zstdDecompressSync(data, { maxOutputLength }),
+  [CompressionCodec.zstd]: (data, maxOutputLength) => zlib().zstdDecompressSync(data, { maxOutputLength }),
 };
 
 export function isSupportedCodec(codec: number): boolean {

@@ -2,16 +2,26 @@
 // time; latency histograms are fed by their events. Every name is listed in
 // docs/operations.md.
 
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type * as PromClient from 'prom-client';
 import type { AcceptResult, Ingest, SourceName } from '../../ingest';
 import type { KafkaListener } from '../../sources/kafka-listener';
 import type { SocketSource } from '../../sources/socket-source';
 import type { Publisher } from '../publisher';
 
+// prom-client's modules one by one, not its index: the index also loads its Pushgateway
+// (node:https, node:tls, node:zlib) and its cluster aggregator, 3 MB of every daemon's memory
+// for code no daemon runs (docs/benchmark-rounds.md#this-round-2026-12-07-nineteenth-session-what-the-daemon-loads).
+// These paths are the files of the release package.json pins.
+const Registry = require('prom-client/lib/registry') as typeof PromClient.Registry;
+const Counter = require('prom-client/lib/counter') as typeof PromClient.Counter;
+const Gauge = require('prom-client/lib/gauge') as typeof PromClient.Gauge;
+const Histogram = require('prom-client/lib/histogram') as typeof PromClient.Histogram;
+const collectDefaultMetrics = require('prom-client/lib/defaultMetrics') as typeof PromClient.collectDefaultMetrics;
+
 const SOURCES: SourceName[] = ['http', 'socket', 'spool', 'replay', 'kafka'];
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
-export function createMetrics(publisher: Publisher, ingest: Ingest, kafkaListener: KafkaListener | undefined, socket: SocketSource | undefined): Registry {
+export function createMetrics(publisher: Publisher, ingest: Ingest, kafkaListener: KafkaListener | undefined, socket: SocketSource | undefined): PromClient.Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'jobcompd_' });
   const { outbox, dispatcher } = publisher;
