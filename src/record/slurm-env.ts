@@ -8,9 +8,28 @@ export type Env = ReadonlyMap<string, string>;
 
 export type HookContext = 'jobcomp' | 'prolog' | 'epilog';
 
-/** NUL-separated entries (the hook's wire format). */
+/**
+ * The NUL-separated entries of the hook's wire format, scanned in place: splitting first
+ * made a string of each entry only to slice it again (docs/benchmark-rounds.md, twentieth
+ * session).
+ */
 export function parseEnvBlock(block: Buffer): Map<string, string> {
-  return entries(block.toString('latin1').split('\0'));
+  const text = block.toString('latin1');
+  const env = new Map<string, string>();
+  // the first '=' at or after `at` (text.length: none): each search starts where the last
+  // one ended, so entries without '=' cannot make the scan quadratic
+  let eq = -1;
+  for (let at = 0; at < text.length; ) {
+    let end = text.indexOf('\0', at);
+    if (end < 0) end = text.length;
+    if (eq < at) {
+      eq = text.indexOf('=', at);
+      if (eq < 0) eq = text.length;
+    }
+    addEntry(env, text, at, eq, end);
+    at = end + 1;
+  }
+  return env;
 }
 
 /** One KEY=VALUE per line (`env` output, `jobcompd convert`); blank and '#' lines skipped. */
@@ -26,11 +45,13 @@ export function parseEnvDump(text: Buffer): Map<string, string> {
 
 function entries(lines: string[]): Map<string, string> {
   const env = new Map<string, string>();
-  for (const line of lines) {
-    const eq = line.indexOf('=');
-    if (eq > 0) env.set(line.slice(0, eq), line.slice(eq + 1));
-  }
+  for (const line of lines) addEntry(env, line, 0, line.indexOf('='), line.length);
   return env;
+}
+
+/** KEY=VALUE from `start` to `end`, `eq` the first '=' from `start`: no key, or no '=', no entry. */
+function addEntry(env: Map<string, string>, text: string, start: number, eq: number, end: number): void {
+  if (eq > start && eq < end) env.set(text.slice(start, eq), text.slice(eq + 1, end));
 }
 
 /** Which Slurm hook produced this environment. */

@@ -11,7 +11,7 @@ import { optionsFor } from '../helpers/records';
 
 const AT_25_11 = optionsFor('25.11');
 import { timeLimitSeconds, totalCpus } from '../../src/record/slurm-values';
-import { decodeMessage, encodeRequest } from '../../src/sources/hook-protocol';
+import { Answer, decodeMessage, encodeAnswer, encodeRequest } from '../../src/sources/hook-protocol';
 
 const DIR = join(__dirname, '../fixtures/script-22.05');
 
@@ -255,5 +255,23 @@ describe('the hook wire format', () => {
     expect(decodeMessage(Buffer.from('XXXX\0\0\0\0'), 100)).toEqual({ ok: false, reason: 'not a jobcompd-hook message (bad magic)' });
     expect(decodeMessage(Buffer.concat([encodeRequest(Buffer.from('A=1\0')), Buffer.from('x')]), 100)).toEqual({ ok: false, reason: 'length says 4 bytes, 5 present' });
     expect(decodeMessage(encodeRequest(Buffer.alloc(200)), 100)).toEqual({ ok: false, tooLarge: true, reason: 'message of 200 bytes exceeds the limit of 100' });
+  });
+
+  it('reads KEY=VALUE entries, the last of a key winning, and skips entries without a key or an "="', () => {
+    const block = Buffer.from('A=1\0=no key\0NOEQUALS\0B=x=y\0\0C=\0A=2\0D=last, no NUL', 'latin1');
+    expect([...parseEnvBlock(block)]).toEqual([
+      ['A', '2'],
+      ['B', 'x=y'],
+      ['C', ''],
+      ['D', 'last, no NUL'],
+    ]);
+    expect(parseEnvBlock(Buffer.from('NOEQUALS\0\0MORE\0', 'latin1')).size).toBe(0);
+    expect(parseEnvBlock(Buffer.alloc(0)).size).toBe(0);
+  });
+
+  it('answers with a status byte, the message length and the message in UTF-8 (golden bytes)', () => {
+    expect(encodeAnswer(Answer.stored, 'committed as row 7').toString('hex')).toBe(`4100000012${Buffer.from('committed as row 7').toString('hex')}`);
+    expect(encodeAnswer(Answer.error, 'd\u00e9j\u00e0').toString('hex')).toBe('450000000664c3a96ac3a0');
+    expect(encodeAnswer(Answer.duplicate, '').toString('hex')).toBe('4400000000');
   });
 });
