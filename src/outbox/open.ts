@@ -50,7 +50,7 @@ export function openStateFile(stateDir: string, opts: OpenOptions): OpenStateFil
     if (mode !== 'wal') throw new StateError(StateCodes.io, `cannot put state file ${file} in WAL mode (SQLite answered journal_mode=${mode})`);
     // Commit durability comes from syncing the WAL before answering (outbox.ts).
     db.pragma(`synchronous = ${sqliteSynchronous}`);
-    // Checkpoints run off the event loop (outbox.ts), never inside a commit.
+    // Checkpoints are jobcompd's (outbox.ts): never inside a commit, their fdatasync in libuv's pool.
     db.pragma('wal_autocheckpoint = 0');
     // SQLite's own default page cache (2 MB); better-sqlite3 raises it to 16 MB, which a
     // drain filled with outbox pages it reads once (docs/benchmarks.md, memory).
