@@ -2,7 +2,7 @@
 #
 # Layout, the same as a host installation:
 #   /usr/lib/jobcompd/{bin,dist,node_modules,package.json}   the daemon (/usr/bin/jobcompd links to it)
-#   /usr/libexec/jobcompd/jobcompd-hook                      the native hook, to copy to the slurmctld host
+#   /usr/libexec/jobcompd/jobcompd-hook                      the native hook (static-pie), to copy to the slurmctld host
 #   (all of these installed by `make install`)
 #   /etc/jobcompd/{jobcompd.conf,rdkafka.conf,hook.conf}     the examples from config/: mount your own
 #   /var/lib/jobcompd   state file          (volume)

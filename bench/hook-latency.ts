@@ -8,7 +8,9 @@
 //     own cost and the socket's, without jobcompd's commit;
 //   - a C launcher (launcher.c: fork, exec, wait, as slurmctld does; Node's spawn() costs
 //     over a millisecond of its own) running /bin/true and the hook: what the jobcomp/script
-//     path carries in records/s, one record after the other; and from the launcher, the hook
+//     path carries in records/s, one record after the other; beside them a static /bin/true
+//     (static-true.c) and the hook linked dynamically (HOOK_LINK=dynamic), the other side of
+//     native/Makefile's static link; and from the launcher, the hook
 //     against the floors of any receiver: a C server (durable-answer-server.c) and a Node.js
 //     one (answer-only-server.ts), each answering at once, and each writing the message and
 //     fdatasyncing it before it answers: what any durable receiver pays, in C and in Node.js;
@@ -47,11 +49,20 @@ function launcherSeries(launcher: string, program: string, env: Map<string, stri
 }
 
 /** bench/<name>.c, compiled into `dir` (cc, as the native hook is); the executable's path. */
-function compileBenchProgram(dir: string, name: 'launcher' | 'durable-answer-server'): string {
+function compileBenchProgram(dir: string, name: 'launcher' | 'durable-answer-server' | 'static-true'): string {
   const out = join(dir, name);
-  const r = spawnSync('cc', ['-std=c99', '-O2', '-Wall', '-Wextra', '-Werror', '-o', out, join(root, `bench/${name}.c`)], { encoding: 'utf8' });
+  const link = name === 'static-true' ? ['-static-pie'] : [];
+  const r = spawnSync('cc', ['-std=c99', '-O2', '-Wall', '-Wextra', '-Werror', ...link, '-o', out, join(root, `bench/${name}.c`)], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`cannot compile bench/${name}.c: ${r.stderr}`);
   return out;
+}
+
+/** The native hook linked against the shared libc (native/Makefile, HOOK_LINK=dynamic), built into `dir`. */
+function buildDynamicHook(dir: string): string {
+  const build = join(dir, 'hook-dynamic');
+  const r = spawnSync('make', ['-s', '-C', join(root, 'native'), 'HOOK_LINK=dynamic', `BUILD=${build}`], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`cannot build the hook with HOOK_LINK=dynamic: ${r.stderr}`);
+  return join(build, 'jobcompd-hook');
 }
 
 /** durable-answer-server.c: answers at once (`sync` false), or after writing and fdatasyncing the message. */
@@ -106,6 +117,9 @@ export interface HookLatency {
   /** the C launcher: /bin/true, and the hook as jobcomp/script */
   launcherFloor: Measured;
   launcherHook: Measured;
+  /** the same without the dynamic loader: static-true.c; and with it: the hook linked dynamically */
+  launcherStaticFloor: Measured;
+  launcherHookDynamic: Measured;
   /** the same against a daemon with [hook] JournalBytes=0: answered after the state file's commit */
   launcherHookNoJournal: Measured;
   /** the C launcher running the hook against the floors of any receiver: C and Node.js servers, answering at once or after an fdatasync */
@@ -145,6 +159,10 @@ export async function hookLatencyBench(opts: { runs: number; nodeRuns: number; s
     const nodeEnv = new Map([...env, ['JOBCOMPD_SOCKET', daemon.socketPath]]);
     const launcher = compileBenchProgram(daemon.work, 'launcher');
     const cServer = compileBenchProgram(daemon.work, 'durable-answer-server');
+    const staticTrue = compileBenchProgram(daemon.work, 'static-true');
+    const hookDynamic = join(daemon.work, 'jobcomp-hook-dynamic');
+    symlinkSync(buildDynamicHook(daemon.work), hookDynamic);
+    writeFileSync(`${hookDynamic}.conf`, `socket = ${daemon.socketPath}\nspool = ${join(daemon.work, 'spool')}\n`);
     const servers: FloorServer[] = [];
     /** a hook (its own name and .conf) sending to `server`, stopped with the others at the end */
     const hookTo = async (name: string, server: Promise<FloorServer>): Promise<string> => {
@@ -160,10 +178,10 @@ export async function hookLatencyBench(opts: { runs: number; nodeRuns: number; s
     // The series are interleaved (floor, hook, prolog, node; again...) so that a noisy
     // neighbour on this shared machine spreads over all of them instead of one.
     type Kind =
-      | 'floor' | 'hook' | 'prolog' | 'node' | 'answerOnly' | 'launcherFloor' | 'launcherHook' | 'launcherHookNoJournal'
+      | 'floor' | 'hook' | 'prolog' | 'node' | 'answerOnly' | 'launcherFloor' | 'launcherHook' | 'launcherStaticFloor' | 'launcherHookDynamic' | 'launcherHookNoJournal'
       | 'launcherCAnswer' | 'launcherCDurable' | 'launcherNodeAnswer' | 'launcherNodeDurable' | 'fdatasyncAppend' | 'fdatasyncOverwrite';
     const runs: Record<Kind, number[][]> = {
-      floor: [], hook: [], prolog: [], node: [], answerOnly: [], launcherFloor: [], launcherHook: [], launcherHookNoJournal: [],
+      floor: [], hook: [], prolog: [], node: [], answerOnly: [], launcherFloor: [], launcherHook: [], launcherStaticFloor: [], launcherHookDynamic: [], launcherHookNoJournal: [],
       launcherCAnswer: [], launcherCDurable: [], launcherNodeAnswer: [], launcherNodeDurable: [], fdatasyncAppend: [], fdatasyncOverwrite: [],
     };
     try {
@@ -176,6 +194,7 @@ export async function hookLatencyBench(opts: { runs: number; nodeRuns: number; s
       ];
       for (const [, floorHook] of floors) launcherSeries(launcher, floorHook, env, 0, Math.min(200, opts.runs)); // warm-up
       launcherSeries(launcher, hookNoJournal, env, 1, Math.min(200, opts.runs));
+      launcherSeries(launcher, hookDynamic, env, 2_000_000, Math.min(200, opts.runs));
       for (let i = 0; i < opts.series; i++) {
         const base = (i + 1) * 10_000_000;
         runs.floor.push(await series(['/bin/true'], env, 0, opts.runs));
@@ -185,6 +204,8 @@ export async function hookLatencyBench(opts: { runs: number; nodeRuns: number; s
         runs.answerOnly.push(await series([bareHook], env, base, opts.runs));
         runs.launcherFloor.push(launcherSeries(launcher, '/bin/true', env, 0, opts.runs));
         runs.launcherHook.push(launcherSeries(launcher, hook, env, base + 7_000_000, opts.runs));
+        runs.launcherStaticFloor.push(launcherSeries(launcher, staticTrue, env, 0, opts.runs));
+        runs.launcherHookDynamic.push(launcherSeries(launcher, hookDynamic, env, base + 8_000_000, opts.runs));
         runs.launcherHookNoJournal.push(launcherSeries(launcher, hookNoJournal, env, base + 7_000_000, opts.runs));
         for (const [kind, floorHook] of floors) runs[kind].push(launcherSeries(launcher, floorHook, env, 0, opts.runs));
         const synced = fdatasyncSeries(daemon.work, Math.min(opts.runs, 2000));
@@ -194,6 +215,7 @@ export async function hookLatencyBench(opts: { runs: number; nodeRuns: number; s
         note(
           `series ${i + 1}/${opts.series}: p50 /bin/true ${p50('floor')} ms, hook ${p50('hook')} ms, prolog ${p50('prolog')} ms, node ${p50('node')} ms, ` +
             `hook to an answer-only server ${p50('answerOnly')} ms; C launcher: /bin/true ${p50('launcherFloor')} ms, hook ${p50('launcherHook')} ms (${p50('launcherHookNoJournal')} without the journal), ` +
+            `static /bin/true ${p50('launcherStaticFloor')} ms, hook linked dynamically ${p50('launcherHookDynamic')} ms, ` +
             `hook to C ${p50('launcherCAnswer')} ms answering, ${p50('launcherCDurable')} ms syncing, to Node.js ${p50('launcherNodeAnswer')} ms answering, ${p50('launcherNodeDurable')} ms syncing; ` +
             `fdatasync ${p50('fdatasyncAppend')} ms appending, ${p50('fdatasyncOverwrite')} ms overwriting`,
         );
@@ -214,6 +236,8 @@ export async function hookLatencyBench(opts: { runs: number; nodeRuns: number; s
       answerOnly: pooled(runs.answerOnly),
       launcherFloor: pooled(runs.launcherFloor),
       launcherHook: pooled(runs.launcherHook),
+      launcherStaticFloor: pooled(runs.launcherStaticFloor),
+      launcherHookDynamic: pooled(runs.launcherHookDynamic),
       launcherHookNoJournal: pooled(runs.launcherHookNoJournal),
       launcherCAnswer: pooled(runs.launcherCAnswer),
       launcherCDurable: pooled(runs.launcherCDurable),
@@ -263,6 +287,8 @@ export function launcherTable(h: HookLatency): string {
     '|---|---|---|---|---|',
     row('`/bin/true`', h.launcherFloor),
     row('`jobcompd-hook` as jobcomp/script (end record committed, fsync\'d)', h.launcherHook),
+    row('a static `/bin/true` (`static-true.c`, static-pie: no dynamic loader)', h.launcherStaticFloor),
+    row('`jobcompd-hook` linked dynamically (`HOOK_LINK=dynamic`), as jobcomp/script', h.launcherHookDynamic),
     row('`jobcompd-hook` as jobcomp/script, `[hook] JournalBytes=0` (answered after the state file\'s commit, as before the hook journal)', h.launcherHookNoJournal),
     row('`jobcompd-hook` against a C server that answers at once (`durable-answer-server.c --no-sync`)', h.launcherCAnswer),
     row('`jobcompd-hook` against a C server that writes the message and fdatasyncs it before answering (`durable-answer-server.c`)', h.launcherCDurable),

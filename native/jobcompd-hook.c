@@ -34,7 +34,9 @@
  * record already committed, 'I' ignored by configuration, 'E' not committed)
  *   | uint32 big-endian length | a UTF-8 message.
  *
- * Only libc. Failures are logged to syslog (ident jobcompd-hook, facility daemon).
+ * Only libc, and none of its name service lookups: native/Makefile links it static-pie by
+ * default (docs/install.md, "The native hook's build"). Failures are logged to syslog
+ * (ident jobcompd-hook, facility daemon).
  */
 #define _GNU_SOURCE
 #include <errno.h>

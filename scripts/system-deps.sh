@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages jobcompd's build and tests need, only those missing.
-#   build:  g++ make python3 (node-gyp), patch (native/node-rdkafka/apply.sh), libsystemd-dev (sd-notify: Type=notify), and what
+#   build:  g++ make python3 (node-gyp), patch (native/node-rdkafka/apply.sh), libc6-dev (the static libc
+#           native/Makefile links the hook with), libsystemd-dev (sd-notify: Type=notify), and what
 #           librdkafka's configure looks for, so that every build has the same features
 #           (test/producer/librdkafka-features.test.ts): libssl-dev (TLS, SCRAM), zlib1g-dev
 #           (gzip), libzstd-dev (zstd), libsasl2-dev (GSSAPI/Kerberos), libcurl4-openssl-dev
@@ -20,7 +21,7 @@ here=$(dirname "$0")
 mode=${1:-build}
 want=""
 if [ "$mode" != kafka ]; then
-  want="g++ make python3 patch libssl-dev zlib1g-dev libzstd-dev libsasl2-dev libcurl4-openssl-dev libsystemd-dev"
+  want="g++ make python3 patch libc6-dev libssl-dev zlib1g-dev libzstd-dev libsasl2-dev libcurl4-openssl-dev libsystemd-dev"
 fi
 if [ "$mode" = bench ]; then
   want="$want gnuplot-nox rsyslog rsyslog-relp rsyslog-kafka"

@@ -55,6 +55,26 @@ export function capture(prefix: string): Map<string, string> {
   return env;
 }
 
+/**
+ * The program interpreter an ELF executable names (PT_INTERP: the dynamic loader), or null for
+ * a static one. 64-bit little-endian only, as the hook is built here.
+ */
+export function elfInterpreter(path: string): string | null {
+  const elf = readFileSync(path);
+  if (elf.readUInt32BE(0) !== 0x7f454c46 || elf[4] !== 2 || elf[5] !== 1) throw new Error(`${path}: not a 64-bit little-endian ELF file`);
+  const phoff = Number(elf.readBigUInt64LE(0x20));
+  const phentsize = elf.readUInt16LE(0x36);
+  const phnum = elf.readUInt16LE(0x38);
+  for (let i = 0; i < phnum; i++) {
+    const at = phoff + i * phentsize;
+    if (elf.readUInt32LE(at) !== 3) continue; // PT_INTERP
+    const offset = Number(elf.readBigUInt64LE(at + 8));
+    const size = Number(elf.readBigUInt64LE(at + 32));
+    return elf.toString('latin1', offset, offset + size).replace(/\0+$/, '');
+  }
+  return null;
+}
+
 export function withJobId(env: Map<string, string>, key: 'JOBID' | 'SLURM_JOB_ID', id: number): Map<string, string> {
   const copy = new Map(env);
   copy.set(key, String(id));

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Outbox } from '../../src/outbox/outbox';
 import { JobEvent } from '../../src/record/job-record';
 import { PROJECT_ROOT, tempDir, writeFiles, type CliResult } from '../helpers/cli';
+import { elfInterpreter } from '../helpers/hook';
 
 jest.setTimeout(120_000);
 
@@ -110,6 +111,11 @@ it('installs the documented layout, and neither configuration nor development pa
   expect(statSync(join(destdir, 'usr/libexec/jobcompd/jobcompd-hook')).mode & 0o7777).toBe(0o755);
   expect(readlinkSync(join(destdir, 'usr/bin/jobcompd'))).toBe('/usr/lib/jobcompd/bin/jobcompd');
   expect(existsSync(join(destdir, 'etc'))).toBe(false);
+});
+
+it('installs the hook static-pie: it needs no dynamic loader, whatever libc the slurmctld host has', () => {
+  // native/Makefile, HOOK_LINK (docs/install.md#the-native-hooks-build); scripts/system-deps.sh installs the static libc
+  expect(elfInterpreter(join(destdir, 'usr/libexec/jobcompd/jobcompd-hook'))).toBeNull();
 });
 
 it('leaves the source tree as it was: its development packages and its link to native/hook-socket', () => {
