@@ -34,7 +34,7 @@ endif
 
 TS_SOURCES := $(shell find src tools bench -name '*.ts' 2>/dev/null)
 
-.PHONY: build demo test conformance bench deps test-deps bench-deps kafka-jars slurm clean native install
+.PHONY: build demo test conformance bench deps test-deps bench-deps kafka-jars slurm clean native install FORCE
 
 node_modules/.installed: package.json package-lock.json scripts/system-deps.sh native/node-rdkafka/apply.sh native/node-rdkafka/batched-delivery-reports.patch
 	scripts/system-deps.sh build
@@ -53,7 +53,8 @@ dist/.built: node_modules/.installed $(TS_SOURCES) tsconfig.json tsconfig.build.
 	npm run --silent build
 	touch $@
 
-native/build/jobcompd-hook: native/jobcompd-hook.c native/Makefile
+# native/Makefile decides whether the hook is out of date (its source, or HOOK_LINK changed).
+native/build/jobcompd-hook: FORCE
 	$(MAKE) -s -C native
 
 # npm install builds the hook socket's addon with the other native modules; a checkout whose

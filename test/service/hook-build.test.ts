@@ -4,7 +4,7 @@
 // Each build goes into a directory of its own (BUILD=...), so native/build is left alone.
 
 import { spawnSync } from 'node:child_process';
-import { chmodSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROJECT_ROOT, tempDir } from '../helpers/cli';
 import { elfInterpreter } from '../helpers/hook';
@@ -32,6 +32,15 @@ it('links it against the shared libc with HOOK_LINK=dynamic', () => {
   const r = buildHook('dynamic', ['HOOK_LINK=dynamic']);
   expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
   expect(elfInterpreter(r.hook)).toMatch(/\/ld-linux[^/]*\.so\.\d+$/);
+});
+
+it('relinks a built hook when HOOK_LINK changes, and only then', () => {
+  expect(elfInterpreter(buildHook('switched', []).hook)).toBeNull();
+  const dynamic = buildHook('switched', ['HOOK_LINK=dynamic']);
+  expect(elfInterpreter(dynamic.hook)).not.toBeNull();
+  const built = statSync(dynamic.hook).mtimeMs;
+  expect(buildHook('switched', ['HOOK_LINK=dynamic']).code).toBe(0);
+  expect(statSync(dynamic.hook).mtimeMs).toBe(built);
 });
 
 it('links it dynamically, and says so, when the compiler has no static libc', () => {
