@@ -48,10 +48,9 @@ function launcherSeries(launcher: string, program: string, env: Map<string, stri
   return r.stdout.trim().split('\n').map(Number);
 }
 
-/** bench/<name>.c, compiled into `dir` (cc, as the native hook is); the executable's path. */
-function compileBenchProgram(dir: string, name: 'launcher' | 'durable-answer-server' | 'static-true'): string {
+/** bench/<name>.c, compiled into `dir` (cc, as the native hook is) with `link`'s flags; the executable's path. */
+function compileBenchProgram(dir: string, name: 'launcher' | 'durable-answer-server' | 'static-true', link: string[] = []): string {
   const out = join(dir, name);
-  const link = name === 'static-true' ? ['-static-pie'] : [];
   const r = spawnSync('cc', ['-std=c99', '-O2', '-Wall', '-Wextra', '-Werror', ...link, '-o', out, join(root, `bench/${name}.c`)], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`cannot compile bench/${name}.c: ${r.stderr}`);
   return out;
@@ -159,7 +158,7 @@ export async function hookLatencyBench(opts: { runs: number; nodeRuns: number; s
     const nodeEnv = new Map([...env, ['JOBCOMPD_SOCKET', daemon.socketPath]]);
     const launcher = compileBenchProgram(daemon.work, 'launcher');
     const cServer = compileBenchProgram(daemon.work, 'durable-answer-server');
-    const staticTrue = compileBenchProgram(daemon.work, 'static-true');
+    const staticTrue = compileBenchProgram(daemon.work, 'static-true', ['-static-pie']);
     const hookDynamic = join(daemon.work, 'jobcomp-hook-dynamic');
     symlinkSync(buildDynamicHook(daemon.work), hookDynamic);
     writeFileSync(`${hookDynamic}.conf`, `socket = ${daemon.socketPath}\nspool = ${join(daemon.work, 'spool')}\n`);
